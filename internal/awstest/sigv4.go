@@ -274,3 +274,8 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
