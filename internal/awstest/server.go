@@ -82,6 +82,7 @@ type Server struct {
 	mux      *http.ServeMux
 	requests []Request
 	creds    aws.Credentials
+	issued   map[string]aws.Credentials
 }
 
 // New starts a Server, closed at test cleanup.
@@ -111,7 +112,9 @@ func NewServer(opts Options) *Server {
 		actions:  map[string]http.HandlerFunc{},
 		mux:      http.NewServeMux(),
 		creds:    opts.Credentials[0],
+		issued:   map[string]aws.Credentials{},
 	}
+	s.verifier.Lookup = s.lookupIssued
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -138,6 +141,21 @@ func (s *Server) HandleAction(action string, h http.HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.actions[action] = h
+}
+
+// AddCredentials makes the server accept c from now on (for credentials an emulated service issues
+// while it runs). Safe for concurrent use.
+func (s *Server) AddCredentials(c aws.Credentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.issued[c.AccessKeyID] = c
+}
+
+func (s *Server) lookupIssued(accessKeyID string) (aws.Credentials, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.issued[accessKeyID]
+	return c, ok
 }
 
 // Requests returns the requests seen so far (signature-verified or anonymous-allowed).

@@ -42,6 +42,9 @@ type Verifier struct {
 	Region string
 	// Credentials are the known credentials, by access key id.
 	Credentials map[string]aws.Credentials
+	// Lookup, when set, is consulted for access key ids not in Credentials (credentials issued
+	// while the server runs, such as those an emulated STS or EKS Auth hands out).
+	Lookup func(accessKeyID string) (aws.Credentials, bool)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// MaxSkew is the tolerated clock skew for header-signed requests (default 5 minutes).
@@ -83,6 +86,9 @@ func parseCredential(s string) (scope, error) {
 
 func (v *Verifier) checkScope(sc scope, signingTime time.Time) (aws.Credentials, error) {
 	creds, ok := v.Credentials[sc.akid]
+	if !ok && v.Lookup != nil {
+		creds, ok = v.Lookup(sc.akid)
+	}
 	if !ok {
 		return aws.Credentials{}, &SignatureError{"InvalidClientTokenId", "unknown access key id " + sc.akid}
 	}

@@ -160,6 +160,24 @@ func Start(t testing.TB, opts Options) *Env {
 	return env
 }
 
+// New starts a control plane outside a test (the demo uses it). The caller must call Stop.
+func New(opts Options) (*Env, error) {
+	bins, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ekslink-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	env, err := start(bins, dir, opts)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return env, nil
+}
+
 func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 	if len(opts.SigningKeys) == 0 {
 		opts.SigningKeys = []crypto.Signer{NewRSAKey()}
