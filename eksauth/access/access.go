@@ -1,0 +1,402 @@
+package access
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ekslink/ekslink/internal/iamarn"
+)
+
+// Defaults of the rendered objects.
+const (
+	// DefaultConsoleName is the base name of the console objects.
+	DefaultConsoleName = "ekslink-console-read"
+	// DefaultImpersonationName is the name of the impersonation ClusterRole and its binding.
+	DefaultImpersonationName = "eks-connector-impersonation"
+	// DefaultConnectorNamespace is the connector's namespace.
+	DefaultConnectorNamespace = "eks-connector"
+	// DefaultConnectorServiceAccount is the connector's service account.
+	DefaultConnectorServiceAccount = "eks-connector"
+	// DefaultFieldManager is the server-side apply field manager of Apply.
+	DefaultFieldManager = "ekslink"
+
+	// LabelManagedBy is set on every rendered object.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "ekslink"
+
+	// ExtraARN and ExtraSessionName are the impersonated user-extra keys of the connector contract
+	// (headers Impersonate-Extra-arn and Impersonate-Extra-sessionname).
+	ExtraARN         = "arn"
+	ExtraSessionName = "sessionname"
+)
+
+// ErrInvalidOptions is wrapped by every error about the options given to a render function.
+var ErrInvalidOptions = errors.New("access: invalid options")
+
+// ConsoleOptions select who gets read-only console access and where.
+type ConsoleOptions struct {
+	// ARNs are the IAM principal ARNs, exactly as the connector impersonates them (the user name).
+	// At least one is required; they are validated, sorted and deduplicated.
+	ARNs []string
+	// Namespaces restricts the namespaced read access to these namespaces. Empty means every
+	// namespace. Nodes and namespaces can always be listed (the console needs them to navigate).
+	Namespaces []string
+	// Name is the base name of the objects (default DefaultConsoleName). The cluster-scoped part is
+	// named Name+"-cluster".
+	Name string
+	// Labels are added to every object (LabelManagedBy is always set).
+	Labels map[string]string
+}
+
+// ImpersonationOptions select the connector service account and the ARNs it may impersonate.
+type ImpersonationOptions struct {
+	// ARNs are the user names the connector may impersonate. At least one is required.
+	ARNs []string
+	// Namespace and ServiceAccount name the connector's service account (defaults
+	// DefaultConnectorNamespace and DefaultConnectorServiceAccount).
+	Namespace      string
+	ServiceAccount string
+	// Name is the ClusterRole and ClusterRoleBinding name (default DefaultImpersonationName).
+	Name string
+	// Labels are added to every object (LabelManagedBy is always set).
+	Labels map[string]string
+}
+
+// Objects is a set of RBAC objects, in the order Apply writes them.
+type Objects struct {
+	ClusterRoles        []rbacv1.ClusterRole
+	ClusterRoleBindings []rbacv1.ClusterRoleBinding
+	Roles               []rbacv1.Role
+	RoleBindings        []rbacv1.RoleBinding
+}
+
+var readVerbs = []string{"get", "list", "watch"}
+
+// consoleNamespacedRules is what the EKS console shows for workloads, without Secrets.
+func consoleNamespacedRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps", "endpoints", "events", "limitranges", "persistentvolumeclaims", "podtemplates", "pods", "replicationcontrollers", "resourcequotas", "serviceaccounts", "services"}, Verbs: readVerbs},
+		{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments", "replicasets", "statefulsets"}, Verbs: readVerbs},
+		{APIGroups: []string{"batch"}, Resources: []string{"cronjobs", "jobs"}, Verbs: readVerbs},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: readVerbs},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: readVerbs},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: readVerbs},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "networkpolicies"}, Verbs: readVerbs},
+		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: readVerbs},
+		{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"rolebindings", "roles"}, Verbs: readVerbs},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: readVerbs},
+	}
+}
+
+func consoleClusterRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces", "nodes"}, Verbs: readVerbs},
+	}
+}
+
+// normalizeARNs validates, sorts and deduplicates; order and duplicates in the input do not change
+// the output, so repeated renders are byte-identical.
+func normalizeARNs(arns []string) ([]string, error) {
+	if len(arns) == 0 {
+		return nil, fmt.Errorf("%w: no IAM ARNs given", ErrInvalidOptions)
+	}
+	out := make([]string, 0, len(arns))
+	for _, a := range arns {
+		a = strings.TrimSpace(a)
+		if _, err := iamarn.Parse(a); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func checkName(kind, name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Errorf("%w: %s %q: %s", ErrInvalidOptions, kind, name, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func labels(extra map[string]string) map[string]string {
+	l := map[string]string{LabelManagedBy: ManagedByValue}
+	for k, v := range extra {
+		if k != LabelManagedBy {
+			l[k] = v
+		}
+	}
+	return l
+}
+
+func userSubjects(arns []string) []rbacv1.Subject {
+	s := make([]rbacv1.Subject, len(arns))
+	for i, a := range arns {
+		s[i] = rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: a}
+	}
+	return s
+}
+
+func clusterRoleRef(name string) rbacv1.RoleRef {
+	return rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}
+}
+
+var (
+	clusterRoleType        = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}
+	clusterRoleBindingType = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"}
+	roleType               = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"}
+	roleBindingType        = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}
+)
+
+// ConsoleRBAC renders read-only console access for opts.ARNs.
+//
+// Always: ClusterRole Name+"-cluster" (get/list/watch namespaces and nodes) bound cluster-wide.
+// ClusterRole Name holds the namespaced read rules; it is bound with a ClusterRoleBinding when
+// opts.Namespaces is empty, otherwise with one RoleBinding per namespace (so the ARNs read nothing
+// namespaced elsewhere).
+func ConsoleRBAC(opts ConsoleOptions) (*Objects, error) {
+	arns, err := normalizeARNs(opts.ARNs)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.Name
+	if name == "" {
+		name = DefaultConsoleName
+	}
+	if err := checkName("name", name+"-cluster"); err != nil {
+		return nil, err
+	}
+	namespaces := slices.Clone(opts.Namespaces)
+	slices.Sort(namespaces)
+	namespaces = slices.Compact(namespaces)
+	for _, ns := range namespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidOptions, ns, strings.Join(errs, "; "))
+		}
+	}
+	l := labels(opts.Labels)
+	clusterName := name + "-cluster"
+	objs := &Objects{
+		ClusterRoles: []rbacv1.ClusterRole{
+			{TypeMeta: clusterRoleType, ObjectMeta: metav1.ObjectMeta{Name: clusterName, Labels: l}, Rules: consoleClusterRules()},
+			{TypeMeta: clusterRoleType, ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}, Rules: consoleNamespacedRules()},
+		},
+		ClusterRoleBindings: []rbacv1.ClusterRoleBinding{
+			{TypeMeta: clusterRoleBindingType, ObjectMeta: metav1.ObjectMeta{Name: clusterName, Labels: l}, RoleRef: clusterRoleRef(clusterName), Subjects: userSubjects(arns)},
+		},
+	}
+	if len(namespaces) == 0 {
+		objs.ClusterRoleBindings = append(objs.ClusterRoleBindings, rbacv1.ClusterRoleBinding{
+			TypeMeta: clusterRoleBindingType, ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}, RoleRef: clusterRoleRef(name), Subjects: userSubjects(arns),
+		})
+	}
+	for _, ns := range namespaces {
+		objs.RoleBindings = append(objs.RoleBindings, rbacv1.RoleBinding{
+			TypeMeta: roleBindingType, ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: l}, RoleRef: clusterRoleRef(name), Subjects: userSubjects(arns),
+		})
+	}
+	return objs, nil
+}
+
+// ImpersonationClusterRole renders the ClusterRole and ClusterRoleBinding that let the connector's
+// service account impersonate exactly opts.ARNs (users, with resourceNames) and set the user extras
+// "arn" and "sessionname". Groups, service accounts and UIDs cannot be impersonated.
+func ImpersonationClusterRole(opts ImpersonationOptions) (*Objects, error) {
+	arns, err := normalizeARNs(opts.ARNs)
+	if err != nil {
+		return nil, err
+	}
+	name, ns, sa := opts.Name, opts.Namespace, opts.ServiceAccount
+	if name == "" {
+		name = DefaultImpersonationName
+	}
+	if ns == "" {
+		ns = DefaultConnectorNamespace
+	}
+	if sa == "" {
+		sa = DefaultConnectorServiceAccount
+	}
+	if err := checkName("name", name); err != nil {
+		return nil, err
+	}
+	if err := checkName("service account", sa); err != nil {
+		return nil, err
+	}
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidOptions, ns, strings.Join(errs, "; "))
+	}
+	l := labels(opts.Labels)
+	return &Objects{
+		ClusterRoles: []rbacv1.ClusterRole{{
+			TypeMeta:   clusterRoleType,
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: arns},
+				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + ExtraARN, "userextras/" + ExtraSessionName}, Verbs: []string{"impersonate"}},
+			},
+		}},
+		ClusterRoleBindings: []rbacv1.ClusterRoleBinding{{
+			TypeMeta:   clusterRoleBindingType,
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
+			RoleRef:    clusterRoleRef(name),
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}},
+		}},
+	}, nil
+}
+
+// Merge returns a new set holding o's objects followed by others'.
+func (o *Objects) Merge(others ...*Objects) *Objects {
+	out := &Objects{}
+	for _, s := range append([]*Objects{o}, others...) {
+		if s == nil {
+			continue
+		}
+		out.ClusterRoles = append(out.ClusterRoles, s.ClusterRoles...)
+		out.ClusterRoleBindings = append(out.ClusterRoleBindings, s.ClusterRoleBindings...)
+		out.Roles = append(out.Roles, s.Roles...)
+		out.RoleBindings = append(out.RoleBindings, s.RoleBindings...)
+	}
+	return out
+}
+
+// List returns every object, roles before bindings, with apiVersion and kind set.
+func (o *Objects) List() []any {
+	var out []any
+	for i := range o.ClusterRoles {
+		c := o.ClusterRoles[i]
+		c.TypeMeta = clusterRoleType
+		out = append(out, &c)
+	}
+	for i := range o.Roles {
+		c := o.Roles[i]
+		c.TypeMeta = roleType
+		out = append(out, &c)
+	}
+	for i := range o.ClusterRoleBindings {
+		c := o.ClusterRoleBindings[i]
+		c.TypeMeta = clusterRoleBindingType
+		out = append(out, &c)
+	}
+	for i := range o.RoleBindings {
+		c := o.RoleBindings[i]
+		c.TypeMeta = roleBindingType
+		out = append(out, &c)
+	}
+	return out
+}
+
+// manifest is the JSON of obj without server-populated noise (creationTimestamp: null).
+func manifest(obj any) ([]byte, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if md, ok := m["metadata"].(map[string]any); ok {
+		delete(md, "creationTimestamp")
+	}
+	return json.Marshal(m)
+}
+
+// YAML renders the objects as a multi-document YAML stream for kubectl apply -f.
+func (o *Objects) YAML() ([]byte, error) {
+	var b strings.Builder
+	for i, obj := range o.List() {
+		j, err := manifest(obj)
+		if err != nil {
+			return nil, err
+		}
+		y, err := yaml.JSONToYAML(j)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return []byte(b.String()), nil
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// FieldManager is the server-side apply manager (default DefaultFieldManager).
+	FieldManager string
+	// DryRun asks the API server to validate without persisting.
+	DryRun bool
+}
+
+// ApplyError names the object that could not be applied.
+type ApplyError struct {
+	Kind, Namespace, Name string
+	Err                   error
+}
+
+func (e *ApplyError) Error() string {
+	id := e.Name
+	if e.Namespace != "" {
+		id = e.Namespace + "/" + e.Name
+	}
+	return fmt.Sprintf("access: applying %s %s: %v", e.Kind, id, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// Apply writes the objects with server-side apply (forcing ownership of the fields it sets, so a
+// binding's subjects become exactly the rendered ones). Roles are written before bindings. It stops
+// at the first error, returned as *ApplyError.
+func Apply(ctx context.Context, client kubernetes.Interface, objs *Objects, opts ApplyOptions) error {
+	if objs == nil {
+		return nil
+	}
+	fm := opts.FieldManager
+	if fm == "" {
+		fm = DefaultFieldManager
+	}
+	force := true
+	po := metav1.PatchOptions{FieldManager: fm, Force: &force}
+	if opts.DryRun {
+		po.DryRun = []string{metav1.DryRunAll}
+	}
+	rbac := client.RbacV1()
+	for _, obj := range objs.List() {
+		data, err := manifest(obj)
+		if err != nil {
+			return err
+		}
+		var kind, ns, name string
+		switch o := obj.(type) {
+		case *rbacv1.ClusterRole:
+			kind, name = o.Kind, o.Name
+			_, err = rbac.ClusterRoles().Patch(ctx, name, types.ApplyPatchType, data, po)
+		case *rbacv1.Role:
+			kind, ns, name = o.Kind, o.Namespace, o.Name
+			_, err = rbac.Roles(ns).Patch(ctx, name, types.ApplyPatchType, data, po)
+		case *rbacv1.ClusterRoleBinding:
+			kind, name = o.Kind, o.Name
+			_, err = rbac.ClusterRoleBindings().Patch(ctx, name, types.ApplyPatchType, data, po)
+		case *rbacv1.RoleBinding:
+			kind, ns, name = o.Kind, o.Namespace, o.Name
+			_, err = rbac.RoleBindings(ns).Patch(ctx, name, types.ApplyPatchType, data, po)
+		}
+		if err != nil {
+			return &ApplyError{Kind: kind, Namespace: ns, Name: name, Err: err}
+		}
+	}
+	return nil
+}

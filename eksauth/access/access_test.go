@@ -1,0 +1,252 @@
+package access_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	arnA = "arn:aws:iam::111122223333:user/Alice"
+	arnB = "arn:aws:iam::111122223333:role/Bob"
+)
+
+func TestRenderRejectsBadOptions(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func() error
+	}{
+		{"no ARNs for console access", func() error { _, err := access.ConsoleRBAC(access.ConsoleOptions{}); return err }},
+		{"no ARNs for impersonation (never impersonate everyone)", func() error {
+			_, err := access.ImpersonationClusterRole(access.ImpersonationOptions{})
+			return err
+		}},
+		{"malformed ARN", func() error {
+			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{"arn:aws:iam::1:user/x"}})
+			return err
+		}},
+		{"unknown partition", func() error {
+			_, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{"arn:aws-mars:iam::111122223333:user/x"}})
+			return err
+		}},
+		{"bad namespace", func() error {
+			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: []string{"Not_A_Namespace"}})
+			return err
+		}},
+		{"bad object name", func() error {
+			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Name: "UPPER"})
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.run(); !errors.Is(err, access.ErrInvalidOptions) {
+				t.Fatalf("err = %v, want ErrInvalidOptions", err)
+			}
+		})
+	}
+}
+
+func TestImpersonationRoleGrantsExactlyTheARNs(t *testing.T) {
+	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnB, arnA, arnB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs.ClusterRoles) != 1 || len(objs.ClusterRoleBindings) != 1 {
+		t.Fatalf("objects = %+v", objs)
+	}
+	rules := objs.ClusterRoles[0].Rules
+	if len(rules) != 2 {
+		t.Fatalf("rules = %+v", rules)
+	}
+	users := rules[0]
+	if strings.Join(users.Resources, ",") != "users" || strings.Join(users.ResourceNames, ",") != arnB+","+arnA || strings.Join(users.Verbs, ",") != "impersonate" {
+		t.Errorf("users rule = %+v", users)
+	}
+	extras := rules[1]
+	if strings.Join(extras.APIGroups, ",") != "authentication.k8s.io" || strings.Join(extras.Resources, ",") != "userextras/arn,userextras/sessionname" {
+		t.Errorf("extras rule = %+v", extras)
+	}
+	sub := objs.ClusterRoleBindings[0].Subjects
+	if len(sub) != 1 || sub[0].Kind != "ServiceAccount" || sub[0].Namespace != "eks-connector" || sub[0].Name != "eks-connector" {
+		t.Errorf("subjects = %+v", sub)
+	}
+}
+
+func TestYAMLIsDeterministicAndComplete(t *testing.T) {
+	a, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnB, arnA}, Namespaces: []string{"ns2", "ns1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA, arnB, arnA}, Namespaces: []string{"ns1", "ns2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ya, err := a.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	yb, _ := b.YAML()
+	if string(ya) != string(yb) {
+		t.Fatalf("input order changed the output:\n%s\n---vs---\n%s", ya, yb)
+	}
+	s := string(ya)
+	for _, want := range []string{"kind: ClusterRole\n", "kind: ClusterRoleBinding\n", "kind: RoleBinding\n", "namespace: ns1", "namespace: ns2", "name: " + arnA, "app.kubernetes.io/managed-by: ekslink"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("YAML lacks %q:\n%s", want, s)
+		}
+	}
+	for _, unwanted := range []string{"secrets", "creationTimestamp"} {
+		if strings.Contains(s, unwanted) {
+			t.Errorf("YAML contains %q", unwanted)
+		}
+	}
+	if got := strings.Count(s, "\n---\n"); got != 4 { // 2 ClusterRoles, 1 ClusterRoleBinding, 2 RoleBindings
+		t.Errorf("documents = %d, want 5:\n%s", got+1, s)
+	}
+}
+
+// TestConsoleRBACThroughImpersonation is the acceptance test: the connector's service account,
+// holding only the rendered impersonation role, impersonates ARN A, who may read pods in ns1 only.
+func TestConsoleRBACThroughImpersonation(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns1, ns2, connectorNS := env.Namespace(t), env.Namespace(t), env.Namespace(t)
+	env.CreateServiceAccount(t, connectorNS, "eks-connector")
+	for _, ns := range []string{ns1, ns2} {
+		env.CreateServiceAccount(t, ns, "default")
+		_, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	suffix := strings.TrimPrefix(connectorNS, "t")
+	console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: []string{ns1}, Name: "console" + suffix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA}, Namespace: connectorNS, Name: "imp" + suffix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := console.Merge(imp)
+	t.Cleanup(func() { deleteAll(env.Client, all) })
+	for i := 0; i < 2; i++ { // the second apply must converge without conflicts
+		if err := access.Apply(ctx, env.Client, all, access.ApplyOptions{}); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+
+	token := env.Token(t, connectorNS, "eks-connector", nil, 0)
+	asARN := func(arn string) kubernetes.Interface {
+		cfg := env.ConfigForToken(token)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn, Extra: map[string][]string{"arn": {arn}}}
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := asARN(arnA)
+
+	// RBAC caches update asynchronously: poll the allowed case until it holds.
+	var pods *corev1.PodList
+	eventually(t, func() error {
+		pods, err = a.CoreV1().Pods(ns1).List(ctx, metav1.ListOptions{})
+		return err
+	})
+	if len(pods.Items) != 1 || pods.Items[0].Name != "web" {
+		t.Fatalf("A sees %d pods in %s", len(pods.Items), ns1)
+	}
+	if _, err := a.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("A cannot list namespaces: %v", err)
+	}
+	forbidden := map[string]func() error{
+		"pods in another namespace": func() error { _, err := a.CoreV1().Pods(ns2).List(ctx, metav1.ListOptions{}); return err },
+		"pods cluster-wide":         func() error { _, err := a.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); return err },
+		"secrets in the allowed namespace": func() error {
+			_, err := a.CoreV1().Secrets(ns1).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"writing in the allowed namespace": func() error {
+			return a.CoreV1().Pods(ns1).Delete(ctx, "web", metav1.DeleteOptions{})
+		},
+		"impersonating an ARN that was not granted": func() error {
+			_, err := asARN(arnB).CoreV1().Pods(ns1).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"impersonating a group": func() error {
+			cfg := env.ConfigForToken(token)
+			cfg.Impersonate = rest.ImpersonationConfig{UserName: arnA, Groups: []string{"system:masters"}}
+			c, _ := kubernetes.NewForConfig(cfg)
+			_, err := c.CoreV1().Pods(ns2).List(ctx, metav1.ListOptions{})
+			return err
+		},
+	}
+	for name, call := range forbidden {
+		t.Run(name, func(t *testing.T) {
+			if err := call(); !apierrors.IsForbidden(err) {
+				t.Fatalf("err = %v, want Forbidden", err)
+			}
+		})
+	}
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after 10s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func deleteAll(c kubernetes.Interface, objs *access.Objects) {
+	ctx := context.Background()
+	for _, b := range objs.ClusterRoleBindings {
+		_ = c.RbacV1().ClusterRoleBindings().Delete(ctx, b.Name, metav1.DeleteOptions{})
+	}
+	for _, r := range objs.ClusterRoles {
+		_ = c.RbacV1().ClusterRoles().Delete(ctx, r.Name, metav1.DeleteOptions{})
+	}
+}
+
+
+func BenchmarkConsoleRBACYAML(b *testing.B) {
+	arns := make([]string, 50)
+	for i := range arns {
+		arns[i] = "arn:aws:iam::111122223333:role/console-" + strings.Repeat("x", i%10)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		objs, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: arns, Namespaces: []string{"a", "b", "c"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := objs.YAML(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,21 @@
+// Package access renders and applies the Kubernetes RBAC that lets IAM principals see a cluster
+// through the EKS console via the connector.
+//
+// Two object sets are produced, both as typed rbac/v1 objects and as YAML:
+//
+//   - ConsoleRBAC: read-only console access for a list of IAM ARNs (the user names the connector
+//     impersonates), cluster-wide or restricted to namespaces. It replaces the YAML that the EKS
+//     Connector guide has administrators write by hand. Secrets are deliberately not readable: the
+//     connector's own state Secret holds its SSM private key.
+//   - ImpersonationClusterRole: the ClusterRole and ClusterRoleBinding that let the connector's
+//     service account impersonate exactly those ARNs (verb impersonate on users with resourceNames,
+//     plus userextras/arn and userextras/sessionname), and nothing else. An empty ARN list is an
+//     error, never a role that may impersonate everyone.
+//
+// Apply writes an object set with server-side apply under one field manager, so repeated applies
+// converge and fields owned by others are kept.
+//
+// The package does not decide who gets access (that is the caller's policy), does not edit
+// aws-auth (see package awsauth) and does not remove objects left over from earlier, larger object
+// sets: delete those by label (LabelManagedBy) if needed.
+package access
