@@ -233,7 +233,6 @@ func deleteAll(c kubernetes.Interface, objs *access.Objects) {
 	}
 }
 
-
 func BenchmarkConsoleRBACYAML(b *testing.B) {
 	arns := make([]string, 50)
 	for i := range arns {
