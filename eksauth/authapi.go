@@ -1,0 +1,567 @@
+package eksauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/ekslink/ekslink/internal/awspartition"
+)
+
+// AuthSigningName is the SigV4 signing name of the EKS Auth API.
+const AuthSigningName = "eks-auth"
+
+// AuthEndpointEnv is the environment variable that overrides the EKS Auth endpoint, as in the AWS SDKs
+// (service-specific endpoint for the SDK ID "EKS Auth").
+const AuthEndpointEnv = "AWS_ENDPOINT_URL_EKS_AUTH"
+
+// Defaults of AuthOptions.
+const (
+	// AuthDefaultAttemptTimeout bounds one HTTP attempt (connect, send, read the answer).
+	AuthDefaultAttemptTimeout = 5 * time.Second
+	// AuthMaxResponseBytes bounds the body read from EKS Auth.
+	AuthMaxResponseBytes = 1 << 20
+	// AuthMaxTokenBytes is the largest service account token the client sends.
+	AuthMaxTokenBytes = 64 << 10
+)
+
+// AuthOptions configure an AuthClient. The zero value takes everything from the aws.Config.
+type AuthOptions struct {
+	// Region overrides the aws.Config region (the region of the cluster).
+	Region string
+	// BaseEndpoint overrides the endpoint entirely ("https://host[:port]"). When empty the client uses
+	// AWS_ENDPOINT_URL_EKS_AUTH, then aws.Config.BaseEndpoint, then https://eks-auth.<region>.<dual-stack
+	// DNS suffix of the partition>, which is where EKS Auth lives.
+	BaseEndpoint string
+	// UseFIPS selects the FIPS endpoint (eks-auth-fips.<region>...) when the endpoint is resolved.
+	UseFIPS bool
+	// HTTPClient sends the requests (default aws.Config.HTTPClient, else the SDK's buildable client).
+	HTTPClient aws.HTTPClient
+	// Retryer decides retries and backoff (default aws.Config.Retryer, else retry.NewStandard(), which
+	// retries throttling, 5xx and connection errors with jittered exponential backoff).
+	Retryer func() aws.Retryer
+	// AttemptTimeout bounds each attempt (default AuthDefaultAttemptTimeout). A negative value
+	// disables the per-attempt bound (the caller's context still applies).
+	AttemptTimeout time.Duration
+	// Now is the signing clock (default time.Now).
+	Now func() time.Time
+	// LookupEnv reads AWS_ENDPOINT_URL_EKS_AUTH and AWS_IGNORE_CONFIGURED_ENDPOINT_URLS (default
+	// os.LookupEnv). Tests and embedders that must not read the environment pass a stub.
+	LookupEnv func(string) (string, bool)
+	// UserAgent is appended to the User-Agent header.
+	UserAgent string
+}
+
+// AuthClient calls the EKS Auth API (AssumeRoleForPodIdentity). It is safe for concurrent use.
+type AuthClient struct {
+	creds       aws.CredentialsProvider
+	region      string
+	endpoint    *url.URL
+	httpClient  aws.HTTPClient
+	retryer     aws.Retryer
+	attemptTO   time.Duration
+	now         func() time.Time
+	signer      *v4.Signer
+	userAgent   string
+	endpointSrc string
+}
+
+// NewAuthClient builds an AuthClient from an aws.Config. It fails when no region or credentials are
+// configured or when the endpoint cannot be resolved: there is no silent default.
+func NewAuthClient(cfg aws.Config, opts AuthOptions) (*AuthClient, error) {
+	region := opts.Region
+	if region == "" {
+		region = cfg.Region
+	}
+	if region == "" {
+		return nil, fmt.Errorf("eksauth: no region for EKS Auth: set AWS_REGION or AuthOptions.Region to the cluster's region")
+	}
+	if cfg.Credentials == nil {
+		return nil, fmt.Errorf("eksauth: no AWS credentials in aws.Config: EKS Auth requests must be signed (node role credentials)")
+	}
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	endpoint, src, err := authAPIResolveEndpoint(cfg, opts, region, lookup)
+	if err != nil {
+		return nil, err
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = cfg.HTTPClient
+	}
+	if hc == nil {
+		hc = awshttp.NewBuildableClient()
+	}
+	var r aws.Retryer
+	switch {
+	case opts.Retryer != nil:
+		r = opts.Retryer()
+	case cfg.Retryer != nil:
+		r = cfg.Retryer()
+	default:
+		r = retry.NewStandard()
+	}
+	to := opts.AttemptTimeout
+	if to == 0 {
+		to = AuthDefaultAttemptTimeout
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	ua := "ekslink-eksauth"
+	if opts.UserAgent != "" {
+		ua += " " + opts.UserAgent
+	}
+	return &AuthClient{
+		creds:       cfg.Credentials,
+		region:      region,
+		endpoint:    endpoint,
+		httpClient:  hc,
+		retryer:     r,
+		attemptTO:   to,
+		now:         now,
+		signer:      v4.NewSigner(),
+		userAgent:   ua,
+		endpointSrc: src,
+	}, nil
+}
+
+// Endpoint is the resolved EKS Auth endpoint URL.
+func (c *AuthClient) Endpoint() string { return c.endpoint.String() }
+
+// Region is the signing region.
+func (c *AuthClient) Region() string { return c.region }
+
+func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, lookup func(string) (string, bool)) (*url.URL, string, error) {
+	raw, src := opts.BaseEndpoint, "AuthOptions.BaseEndpoint"
+	ignore := false
+	if v, ok := lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); ok && strings.EqualFold(strings.TrimSpace(v), "true") {
+		ignore = true
+	}
+	if raw == "" && !ignore {
+		if v, ok := lookup(AuthEndpointEnv); ok && v != "" {
+			raw, src = v, AuthEndpointEnv
+		}
+	}
+	if raw == "" && cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" {
+		raw, src = *cfg.BaseEndpoint, "aws.Config.BaseEndpoint"
+	}
+	if raw == "" {
+		p, err := awspartition.ForRegion(region)
+		if err != nil {
+			return nil, "", fmt.Errorf("eksauth: resolving the EKS Auth endpoint: %w", err)
+		}
+		if p.DualStackDNSSuffix == "" {
+			return nil, "", fmt.Errorf("eksauth: no known EKS Auth endpoint for region %s (partition %s): set %s or AuthOptions.BaseEndpoint", region, p.ID, AuthEndpointEnv)
+		}
+		host := "eks-auth"
+		if opts.UseFIPS {
+			host = "eks-auth-fips"
+		}
+		raw, src = "https://"+host+"."+region+"."+p.DualStackDNSSuffix, "partition"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, "", fmt.Errorf("eksauth: EKS Auth endpoint %q from %s is not an http(s) URL with a host", raw, src)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawQuery, u.Fragment = "", ""
+	return u, src, nil
+}
+
+// AssumeRoleForPodIdentityOutput is the answer of AssumeRoleForPodIdentity.
+type AssumeRoleForPodIdentityOutput struct {
+	// Credentials are the temporary credentials of the associated IAM role.
+	Credentials AuthCredentials
+	// AssumedRoleUser is the STS identity of the session.
+	AssumedRoleUser AuthAssumedRoleUser
+	// Subject is the Kubernetes service account the token belongs to.
+	Subject AuthSubject
+	// Audience is the audience of the token as EKS Auth validated it.
+	Audience string
+	// PodIdentityAssociation identifies the association that granted the role.
+	PodIdentityAssociation PodIdentityAssociation
+}
+
+// AuthCredentials are temporary AWS credentials.
+type AuthCredentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	SessionToken    string
+	Expiration      time.Time
+}
+
+// AuthAssumedRoleUser is the assumed-role identity of the credentials.
+type AuthAssumedRoleUser struct {
+	ARN          string
+	AssumeRoleID string
+}
+
+// AuthSubject is the service account a token was issued to.
+type AuthSubject struct {
+	Namespace      string
+	ServiceAccount string
+}
+
+// PodIdentityAssociation identifies an EKS Pod Identity association.
+type PodIdentityAssociation struct {
+	AssociationARN string
+	AssociationID  string
+}
+
+// AuthErrorCode is an EKS Auth exception name. It is itself an error so that callers can test
+// errors.Is(err, eksauth.AuthThrottlingException).
+type AuthErrorCode string
+
+// The documented EKS Auth exceptions of AssumeRoleForPodIdentity.
+const (
+	AuthInvalidTokenException       AuthErrorCode = "InvalidTokenException"
+	AuthExpiredTokenException       AuthErrorCode = "ExpiredTokenException"
+	AuthAccessDeniedException       AuthErrorCode = "AccessDeniedException"
+	AuthResourceNotFoundException   AuthErrorCode = "ResourceNotFoundException"
+	AuthThrottlingException         AuthErrorCode = "ThrottlingException"
+	AuthInvalidRequestException     AuthErrorCode = "InvalidRequestException"
+	AuthInternalServerException     AuthErrorCode = "InternalServerException"
+	AuthServiceUnavailableException AuthErrorCode = "ServiceUnavailableException"
+	AuthInvalidParameterException   AuthErrorCode = "InvalidParameterException"
+)
+
+// Error implements error.
+func (c AuthErrorCode) Error() string { return "eksauth: " + string(c) }
+
+// AuthError is an error answer of EKS Auth. It implements smithy.APIError, so the SDK's retryers
+// classify it (throttling codes, HTTP status), and matches its AuthErrorCode with errors.Is.
+type AuthError struct {
+	// Code is the exception name (x-amzn-ErrorType without namespace or URL).
+	Code AuthErrorCode
+	// Message is the service's message.
+	Message string
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// RequestID is the x-amzn-RequestId of the answer.
+	RequestID string
+	// RetryAfter is the Retry-After hint of the answer, if any.
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *AuthError) Error() string {
+	msg := fmt.Sprintf("eksauth: AssumeRoleForPodIdentity: %s (HTTP %d)", e.Code, e.StatusCode)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		msg += " (request id " + e.RequestID + ")"
+	}
+	return msg
+}
+
+// Is reports whether target is this error's AuthErrorCode.
+func (e *AuthError) Is(target error) bool {
+	c, ok := target.(AuthErrorCode)
+	return ok && c == e.Code
+}
+
+// ErrorCode implements smithy.APIError.
+func (e *AuthError) ErrorCode() string { return string(e.Code) }
+
+// ErrorMessage implements smithy.APIError.
+func (e *AuthError) ErrorMessage() string { return e.Message }
+
+// ErrorFault implements smithy.APIError.
+func (e *AuthError) ErrorFault() smithy.ErrorFault {
+	if e.StatusCode >= 500 {
+		return smithy.FaultServer
+	}
+	return smithy.FaultClient
+}
+
+// HTTPStatusCode lets the SDK retryers classify the error by status.
+func (e *AuthError) HTTPStatusCode() int { return e.StatusCode }
+
+// AuthAttemptTimeoutError reports that an attempt (or all of them) ran into the per-attempt timeout.
+type AuthAttemptTimeoutError struct {
+	// Limit is the per-attempt timeout that expired.
+	Limit time.Duration
+	// Err is the transport error.
+	Err error
+}
+
+// Error implements error.
+func (e *AuthAttemptTimeoutError) Error() string {
+	return fmt.Sprintf("eksauth: AssumeRoleForPodIdentity: no answer within %s: %v", e.Limit, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *AuthAttemptTimeoutError) Unwrap() error { return e.Err }
+
+// Timeout marks the error as a timeout (the SDK retryers retry it).
+func (e *AuthAttemptTimeoutError) Timeout() bool { return true }
+
+var authAPIClusterName = regexp.MustCompile(`^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$`)
+
+// AssumeRoleForPodIdentity exchanges a service account token for the credentials of the IAM role
+// associated with it. Throttling, 5xx, connection errors and attempt timeouts are retried as the
+// retryer decides; EKS Auth exceptions come back as *AuthError.
+func (c *AuthClient) AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*AssumeRoleForPodIdentityOutput, error) {
+	if !authAPIClusterName.MatchString(clusterName) {
+		return nil, fmt.Errorf("eksauth: cluster name %q is not a valid EKS cluster name (1-100 letters, digits, - and _)", clusterName)
+	}
+	if token == "" || len(token) > AuthMaxTokenBytes {
+		return nil, fmt.Errorf("eksauth: service account token is empty or longer than %d bytes", AuthMaxTokenBytes)
+	}
+	body, err := json.Marshal(struct {
+		Token string `json:"token"`
+	}{token})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	payloadHash := hex.EncodeToString(sum[:])
+
+	u := *c.endpoint
+	u.Path = c.endpoint.Path + "/clusters/" + clusterName + "/assume-role-for-pod-identity"
+	u.RawPath = ""
+
+	maxAttempts := c.retryer.MaxAttempts()
+	releaseRetry := func(error) error { return nil }
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		releaseAttempt := c.retryer.GetInitialToken()
+		if r2, ok := c.retryer.(aws.RetryerV2); ok {
+			if releaseAttempt, err = r2.GetAttemptToken(ctx); err != nil {
+				return nil, fmt.Errorf("eksauth: retry quota: %w", err)
+			}
+		}
+		out, err := c.attempt(ctx, u.String(), body, payloadHash)
+		_ = releaseRetry(err)
+		_ = releaseAttempt(err)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) {
+			return nil, err
+		}
+		if maxAttempts > 0 && attempt >= maxAttempts {
+			return nil, &retry.MaxAttemptsError{Attempt: attempt, Err: err}
+		}
+		var qerr error
+		if releaseRetry, qerr = c.retryer.GetRetryToken(ctx, err); qerr != nil {
+			return nil, errors.Join(err, qerr)
+		}
+		delay, derr := c.retryer.RetryDelay(attempt, err)
+		if derr != nil {
+			return nil, errors.Join(err, derr)
+		}
+		var ae *AuthError
+		if errors.As(err, &ae) && ae.RetryAfter > delay && ae.RetryAfter <= 20*time.Second {
+			delay = ae.RetryAfter
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, payloadHash string) (*AssumeRoleForPodIdentityOutput, error) {
+	actx := ctx
+	if c.attemptTO > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.attemptTO)
+		defer cancel()
+	}
+	creds, err := c.creds.Retrieve(actx)
+	if err != nil {
+		return nil, fmt.Errorf("eksauth: retrieving the credentials to sign with: %w", err)
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.ContentLength = int64(len(body))
+	if err := c.signer.SignHTTP(actx, creds, req, payloadHash, AuthSigningName, c.region, c.now().UTC()); err != nil {
+		return nil, fmt.Errorf("eksauth: signing: %w", err)
+	}
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
+		}
+		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: sending to %s: %w", c.endpoint.Host, authAPIConnErr{err})
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, AuthMaxResponseBytes+1))
+	if err != nil {
+		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
+		}
+		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: reading the answer: %w", authAPIConnErr{err})
+	}
+	if len(data) > AuthMaxResponseBytes {
+		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer larger than %d bytes", AuthMaxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, authAPIDecodeError(resp, data)
+	}
+	return authAPIDecodeOutput(data)
+}
+
+// authAPIConnErr marks transport failures as connection errors for the SDK retryers.
+type authAPIConnErr struct{ err error }
+
+func (e authAPIConnErr) Error() string         { return e.err.Error() }
+func (e authAPIConnErr) Unwrap() error         { return e.err }
+func (e authAPIConnErr) ConnectionError() bool { return true }
+
+func authAPIDecodeError(resp *http.Response, data []byte) error {
+	var doc struct {
+		Message  string `json:"message"`
+		MessageU string `json:"Message"`
+		Type     string `json:"__type"`
+		Code     string `json:"code"`
+	}
+	_ = json.Unmarshal(data, &doc)
+	code := resp.Header.Get("X-Amzn-ErrorType")
+	if code == "" {
+		code = doc.Type
+	}
+	if code == "" {
+		code = doc.Code
+	}
+	code = authAPISanitizeCode(code)
+	if code == "" {
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests:
+			code = string(AuthThrottlingException)
+		case resp.StatusCode == http.StatusServiceUnavailable:
+			code = string(AuthServiceUnavailableException)
+		case resp.StatusCode >= 500:
+			code = string(AuthInternalServerException)
+		default:
+			code = "UnknownError"
+		}
+	}
+	msg := doc.Message
+	if msg == "" {
+		msg = doc.MessageU
+	}
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	e := &AuthError{Code: AuthErrorCode(code), Message: msg, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Amzn-RequestId")}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(ra)); err == nil && s >= 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+	}
+	return e
+}
+
+// authAPISanitizeCode strips the URL suffix ("Code:http://...") and namespace ("ns#Code") that
+// restJson1 allows in x-amzn-ErrorType.
+func authAPISanitizeCode(code string) string {
+	if i := strings.IndexByte(code, ':'); i >= 0 {
+		code = code[:i]
+	}
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	return strings.TrimSpace(code)
+}
+
+func authAPIDecodeOutput(data []byte) (*AssumeRoleForPodIdentityOutput, error) {
+	var doc struct {
+		Subject *struct {
+			Namespace      string `json:"namespace"`
+			ServiceAccount string `json:"serviceAccount"`
+		} `json:"subject"`
+		Audience               string `json:"audience"`
+		PodIdentityAssociation *struct {
+			AssociationArn string `json:"associationArn"`
+			AssociationID  string `json:"associationId"`
+		} `json:"podIdentityAssociation"`
+		AssumedRoleUser *struct {
+			Arn          string `json:"arn"`
+			AssumeRoleID string `json:"assumeRoleId"`
+		} `json:"assumedRoleUser"`
+		Credentials *struct {
+			SessionToken    string          `json:"sessionToken"`
+			SecretAccessKey string          `json:"secretAccessKey"`
+			AccessKeyID     string          `json:"accessKeyId"`
+			Expiration      json.RawMessage `json:"expiration"`
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer is not JSON: %w", err)
+	}
+	cr := doc.Credentials
+	if cr == nil || cr.AccessKeyID == "" || cr.SecretAccessKey == "" || cr.SessionToken == "" || len(cr.Expiration) == 0 {
+		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer has no complete credentials (accessKeyId, secretAccessKey, sessionToken, expiration)")
+	}
+	exp, err := authAPIParseTimestamp(cr.Expiration)
+	if err != nil {
+		return nil, err
+	}
+	out := &AssumeRoleForPodIdentityOutput{
+		Credentials: AuthCredentials{AccessKeyID: cr.AccessKeyID, SecretAccessKey: cr.SecretAccessKey, SessionToken: cr.SessionToken, Expiration: exp},
+		Audience:    doc.Audience,
+	}
+	if s := doc.Subject; s != nil {
+		out.Subject = AuthSubject{Namespace: s.Namespace, ServiceAccount: s.ServiceAccount}
+	}
+	if a := doc.PodIdentityAssociation; a != nil {
+		out.PodIdentityAssociation = PodIdentityAssociation{AssociationARN: a.AssociationArn, AssociationID: a.AssociationID}
+	}
+	if u := doc.AssumedRoleUser; u != nil {
+		out.AssumedRoleUser = AuthAssumedRoleUser{ARN: u.Arn, AssumeRoleID: u.AssumeRoleID}
+	}
+	return out, nil
+}
+
+// authAPIParseTimestamp reads a restJson1 timestamp: epoch seconds (possibly fractional); an RFC 3339
+// string is accepted too because some emulators send it.
+func authAPIParseTimestamp(raw json.RawMessage) (time.Time, error) {
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+			return t.UTC(), nil
+		}
+		raw = json.RawMessage(str)
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		return time.Time{}, fmt.Errorf("eksauth: credentials expiration %.40q is neither epoch seconds nor RFC 3339", raw)
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond)).UTC(), nil
+}

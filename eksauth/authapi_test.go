@@ -1,0 +1,270 @@
+package eksauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/ekslink/ekslink/internal/awstest"
+)
+
+const authTestToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2ln"
+
+func authTestNoEnv(string) (string, bool) { return "", false }
+
+func authTestFastRetryer(max int) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = max
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		})
+	}
+}
+
+func authTestSuccess(w http.ResponseWriter, r *http.Request) {
+	awstest.WriteJSON(w, "", map[string]any{
+		"subject":  map[string]string{"namespace": "default", "serviceAccount": "app"},
+		"audience": "pods.eks.amazonaws.com",
+		"podIdentityAssociation": map[string]string{
+			"associationArn": "arn:aws:eks:us-west-2:111122223333:podidentityassociation/c1/a-1",
+			"associationId":  "a-1",
+		},
+		"assumedRoleUser": map[string]string{"arn": "arn:aws:sts::111122223333:assumed-role/app/eks-c1-app", "assumeRoleId": "AROA:eks-c1-app"},
+		"credentials": map[string]any{
+			"sessionToken": "SESSION", "secretAccessKey": "SECRET", "accessKeyId": "ASIAEXAMPLE",
+			"expiration": 1798761600.5,
+		},
+	})
+}
+
+func newAuthTestClient(t *testing.T, s *awstest.Server, opts AuthOptions) *AuthClient {
+	t.Helper()
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = authTestNoEnv
+	}
+	if opts.Retryer == nil {
+		opts.Retryer = authTestFastRetryer(3)
+	}
+	c, err := NewAuthClient(s.Config(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestAssumeRoleForPodIdentitySignedRequestAndDecodedAnswer(t *testing.T) {
+	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") != "prod-1" {
+			t.Errorf("cluster in path = %q", r.PathValue("name"))
+		}
+		authTestSuccess(w, r)
+	})
+	c := newAuthTestClient(t, s, AuthOptions{})
+	out, err := c.AssumeRoleForPodIdentity(context.Background(), "prod-1", authTestToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := AuthCredentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "SECRET", SessionToken: "SESSION", Expiration: time.Unix(1798761600, 500e6).UTC()}
+	if out.Credentials != want {
+		t.Errorf("credentials = %+v, want %+v", out.Credentials, want)
+	}
+	if out.Subject != (AuthSubject{Namespace: "default", ServiceAccount: "app"}) || out.Audience != "pods.eks.amazonaws.com" ||
+		out.PodIdentityAssociation.AssociationID != "a-1" || out.AssumedRoleUser.ARN != "arn:aws:sts::111122223333:assumed-role/app/eks-c1-app" {
+		t.Errorf("decoded output = %+v", out)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+	var body map[string]string
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil || body["token"] != authTestToken || len(body) != 1 {
+		t.Errorf("body = %s, want {\"token\": ...}", reqs[0].Body)
+	}
+	if reqs[0].AccessKeyID != awstest.AccessKeyID {
+		t.Errorf("signed by %q", reqs[0].AccessKeyID)
+	}
+	if !strings.Contains(reqs[0].Header.Get("Authorization"), "/eks-auth/aws4_request") {
+		t.Errorf("not signed for eks-auth: %s", reqs[0].Header.Get("Authorization"))
+	}
+}
+
+func TestAssumeRoleForPodIdentityTypedErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		status    int
+		errorType string
+		want      AuthErrorCode
+		attempts  int
+	}{
+		{"invalid token is not retried", 400, "InvalidTokenException", AuthInvalidTokenException, 1},
+		{"expired token is not retried", 401, "ExpiredTokenException", AuthExpiredTokenException, 1},
+		{"access denied is not retried", 403, "AccessDeniedException", AuthAccessDeniedException, 1},
+		{"missing association is not retried", 404, "ResourceNotFoundException", AuthResourceNotFoundException, 1},
+		{"invalid request is not retried", 400, "InvalidRequestException", AuthInvalidRequestException, 1},
+		{"throttling is retried", 429, "ThrottlingException", AuthThrottlingException, 3},
+		{"internal error is retried", 500, "InternalServerException", AuthInternalServerException, 3},
+		{"unavailable is retried", 503, "ServiceUnavailableException", AuthServiceUnavailableException, 3},
+		{"namespaced error type is sanitized", 404, "com.amazonaws.eksauth#ResourceNotFoundException:http://internal", AuthResourceNotFoundException, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+			s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+				awstest.WriteRESTJSONError(w, tc.status, tc.errorType, "nope")
+			})
+			c := newAuthTestClient(t, s, AuthOptions{})
+			_, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want errors.Is %s", err, tc.want)
+			}
+			var ae *AuthError
+			if !errors.As(err, &ae) || ae.StatusCode != tc.status || ae.Message != "nope" {
+				t.Fatalf("errors.As AuthError: %#v", ae)
+			}
+			if n := len(s.Requests()); n != tc.attempts {
+				t.Errorf("%d attempts, want %d", n, tc.attempts)
+			}
+		})
+	}
+}
+
+func TestAssumeRoleForPodIdentityRetriesThrottlingThenSucceeds(t *testing.T) {
+	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	var n atomic.Int32
+	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			awstest.WriteRESTJSONError(w, 429, "ThrottlingException", "slow down")
+			return
+		}
+		authTestSuccess(w, r)
+	})
+	c := newAuthTestClient(t, s, AuthOptions{})
+	if _, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 2 {
+		t.Errorf("%d calls, want 2", n.Load())
+	}
+}
+
+func TestAssumeRoleForPodIdentityAttemptTimeout(t *testing.T) {
+	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := newAuthTestClient(t, s, AuthOptions{AttemptTimeout: 50 * time.Millisecond, Retryer: authTestFastRetryer(2)})
+	start := time.Now()
+	_, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken)
+	var te *AuthAttemptTimeoutError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v, want AuthAttemptTimeoutError", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s; attempts are bounded at 50ms", d)
+	}
+	if n := len(s.Requests()); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+}
+
+func TestAssumeRoleForPodIdentityRefusesBadInputWithoutCalling(t *testing.T) {
+	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	c := newAuthTestClient(t, s, AuthOptions{})
+	for _, tc := range []struct{ name, cluster, token string }{
+		{"empty cluster", "", authTestToken},
+		{"cluster with slash", "a/b", authTestToken},
+		{"empty token", "c1", ""},
+		{"huge token", "c1", strings.Repeat("a", AuthMaxTokenBytes+1)},
+	} {
+		if _, err := c.AssumeRoleForPodIdentity(context.Background(), tc.cluster, tc.token); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("%d requests sent for invalid input", n)
+	}
+}
+
+func TestAuthEndpointResolution(t *testing.T) {
+	creds := credentials.NewStaticCredentialsProvider("a", "b", "")
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	cases := []struct {
+		name    string
+		cfg     aws.Config
+		opts    AuthOptions
+		want    string
+		wantErr bool
+	}{
+		{"commercial region uses the dual-stack suffix", aws.Config{Region: "us-west-2"}, AuthOptions{}, "https://eks-auth.us-west-2.api.aws", false},
+		{"china region", aws.Config{Region: "cn-north-1"}, AuthOptions{}, "https://eks-auth.cn-north-1.api.amazonwebservices.com.cn", false},
+		{"fips", aws.Config{Region: "us-gov-west-1"}, AuthOptions{UseFIPS: true}, "https://eks-auth-fips.us-gov-west-1.api.aws", false},
+		{"options region wins", aws.Config{Region: "us-west-2"}, AuthOptions{Region: "eu-west-1"}, "https://eks-auth.eu-west-1.api.aws", false},
+		{"config base endpoint", aws.Config{Region: "us-west-2", BaseEndpoint: aws.String("https://cfg.example")}, AuthOptions{}, "https://cfg.example", false},
+		{"service env beats config base endpoint", aws.Config{Region: "us-west-2", BaseEndpoint: aws.String("https://cfg.example")},
+			AuthOptions{LookupEnv: env(map[string]string{AuthEndpointEnv: "http://127.0.0.1:9/"})}, "http://127.0.0.1:9", false},
+		{"ignore configured endpoints", aws.Config{Region: "us-west-2"},
+			AuthOptions{LookupEnv: env(map[string]string{AuthEndpointEnv: "https://x", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"})}, "https://eks-auth.us-west-2.api.aws", false},
+		{"explicit option beats env", aws.Config{Region: "us-west-2"},
+			AuthOptions{BaseEndpoint: "https://opt.example", LookupEnv: env(map[string]string{AuthEndpointEnv: "https://x"})}, "https://opt.example", false},
+		{"no region is an error", aws.Config{}, AuthOptions{}, "", true},
+		{"unknown dual-stack suffix is an error", aws.Config{Region: "us-iso-east-1"}, AuthOptions{}, "", true},
+		{"endpoint without scheme is an error", aws.Config{Region: "us-west-2"}, AuthOptions{BaseEndpoint: "eks-auth.local"}, "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Credentials = creds
+			if tc.opts.LookupEnv == nil {
+				tc.opts.LookupEnv = authTestNoEnv
+			}
+			c, err := NewAuthClient(tc.cfg, tc.opts)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("endpoint %s resolved, want an error", c.Endpoint())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Endpoint() != tc.want {
+				t.Errorf("endpoint = %s, want %s", c.Endpoint(), tc.want)
+			}
+		})
+	}
+	if _, err := NewAuthClient(aws.Config{Region: "us-west-2"}, AuthOptions{LookupEnv: authTestNoEnv}); err == nil {
+		t.Error("no credentials accepted")
+	}
+}
+
+func BenchmarkAssumeRoleForPodIdentity(b *testing.B) {
+	s := awstest.New(b, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", authTestSuccess)
+	c, err := NewAuthClient(s.Config(), AuthOptions{LookupEnv: authTestNoEnv})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.AssumeRoleForPodIdentity(ctx, "c1", authTestToken); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
