@@ -28,6 +28,7 @@ func ExampleNewAuthClient() {
 	fmt.Println(errors.Is(err, eksauth.AuthResourceNotFoundException))
 
 	// A real call: out, err := client.AssumeRoleForPodIdentity(ctx, "prod", serviceAccountToken)
+
 	// Output:
 	// https://eks-auth.eu-west-1.api.aws
 	// true
