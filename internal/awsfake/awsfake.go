@@ -1,0 +1,200 @@
+package awsfake
+
+import (
+	"crypto"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/ekslink/ekslink/internal/awstest"
+)
+
+// Options configure a Set. The zero value works: region us-west-2, account 111122223333.
+type Options struct {
+	// Region is the region every endpoint signs for (default awstest.DefaultRegion).
+	Region string
+	// AccountID is the account the endpoints live in (default 111122223333).
+	AccountID string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// ServiceAccountIssuer and ServiceAccountKeys verify the service-account tokens EKS Auth receives
+	// (the cluster's --service-account-issuer and the public halves of its signing keys). Without
+	// keys every AssumeRoleForPodIdentity call fails with InvalidTokenException.
+	ServiceAccountIssuer string
+	ServiceAccountKeys   []crypto.PublicKey
+	// RegistrationLimit is the number of managed instances an activation accepts (default 2).
+	RegistrationLimit int
+	// CredentialTTL is the lifetime of issued credentials (default 1 hour).
+	CredentialTTL time.Duration
+}
+
+// Set is a running set of endpoints. Close it when done.
+type Set struct {
+	// EKS, SSM, EKSAuth and STS are the individual endpoints.
+	EKS, SSM, EKSAuth, STS *awstest.Server
+
+	opts Options
+
+	mu            sync.Mutex
+	clusters      map[string]*cluster
+	activations   map[string]*activation
+	instances     []Instance
+	associations  map[string]Association // by cluster/namespace/serviceAccount
+	issued        map[string]string      // access key id -> assumed-role ARN
+	authCalls     int
+	registerCalls int
+}
+
+// Instance is a managed instance registered through SSM RegisterManagedInstance.
+type Instance struct {
+	InstanceID   string
+	ActivationID string
+	Fingerprint  string
+	PublicKey    string
+	Registered   time.Time
+}
+
+// Association is an EKS Pod Identity association.
+type Association struct {
+	Cluster, Namespace, ServiceAccount, RoleARN string
+}
+
+// Start starts the four endpoints.
+func Start(opts Options) (*Set, error) {
+	if opts.Region == "" {
+		opts.Region = awstest.DefaultRegion
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = "111122223333"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RegistrationLimit == 0 {
+		opts.RegistrationLimit = 2
+	}
+	if opts.CredentialTTL == 0 {
+		opts.CredentialTTL = time.Hour
+	}
+	s := &Set{
+		opts:         opts,
+		clusters:     map[string]*cluster{},
+		activations:  map[string]*activation{},
+		associations: map[string]Association{},
+		issued:       map[string]string{},
+	}
+	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
+	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})
+	s.EKSAuth = awstest.NewServer(awstest.Options{Service: "eks-auth", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
+	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Now: opts.Now})
+	s.registerEKS()
+	s.registerSSM()
+	s.registerEKSAuth()
+	s.registerSTS()
+	return s, nil
+}
+
+// Close stops every endpoint.
+func (s *Set) Close() {
+	for _, srv := range []*awstest.Server{s.EKS, s.SSM, s.EKSAuth, s.STS} {
+		if srv != nil {
+			srv.Close()
+		}
+	}
+}
+
+// Region is the region of every endpoint.
+func (s *Set) Region() string { return s.opts.Region }
+
+// AccountID is the account of every endpoint.
+func (s *Set) AccountID() string { return s.opts.AccountID }
+
+// CallerARN is the identity of the static credentials Config signs with.
+func (s *Set) CallerARN() string {
+	return "arn:aws:iam::" + s.opts.AccountID + ":user/ekslink-demo"
+}
+
+// Config returns an aws.Config with the static test credentials, the endpoints' certificate trusted,
+// and no BaseEndpoint (set one per client, e.g. Set.EKS.URL).
+func (s *Set) Config() aws.Config {
+	c := s.EKS.Credentials()
+	return aws.Config{
+		Region:      s.opts.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
+		HTTPClient:  s.EKS.Client(),
+	}
+}
+
+// CAPEM is the certificate every endpoint serves (they share httptest's localhost certificate).
+func (s *Set) CAPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.EKS.Certificate().Raw})
+}
+
+// Env returns the environment a child process needs to reach the set with the AWS SDK: region,
+// static credentials, AWS_CA_BUNDLE (written under dir) and AWS_ENDPOINT_URL_<SERVICE>.
+func (s *Set) Env(dir string) ([]string, error) {
+	bundle := filepath.Join(dir, "aws-ca-bundle.pem")
+	if err := os.WriteFile(bundle, s.CAPEM(), 0o600); err != nil {
+		return nil, err
+	}
+	c := s.EKS.Credentials()
+	return []string{
+		"AWS_REGION=" + s.opts.Region,
+		"AWS_ACCESS_KEY_ID=" + c.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + c.SecretAccessKey,
+		"AWS_SESSION_TOKEN=" + c.SessionToken,
+		"AWS_CA_BUNDLE=" + bundle,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_EKS=" + s.EKS.URL,
+		"AWS_ENDPOINT_URL_SSM=" + s.SSM.URL,
+		"AWS_ENDPOINT_URL_EKS_AUTH=" + s.EKSAuth.URL,
+		"AWS_ENDPOINT_URL_STS=" + s.STS.URL,
+	}, nil
+}
+
+// Associate creates a pod identity association.
+func (s *Set) Associate(a Association) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.associations[a.Cluster+"/"+a.Namespace+"/"+a.ServiceAccount] = a
+}
+
+// Instances returns the managed instances registered so far, oldest first.
+func (s *Set) Instances() []Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Instance(nil), s.instances...)
+}
+
+// RegisterCalls is the number of RegisterManagedInstance calls, successful or not.
+func (s *Set) RegisterCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.registerCalls
+}
+
+// AuthCalls is the number of AssumeRoleForPodIdentity calls, successful or not.
+func (s *Set) AuthCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authCalls
+}
+
+var errNoRandom = errors.New("awsfake: no randomness")
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Errorf("%w: %v", errNoRandom, err))
+	}
+	return hex.EncodeToString(b)
+}

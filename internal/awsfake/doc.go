@@ -1,0 +1,14 @@
+// Package awsfake is an embedded set of AWS endpoints for the demo and the end-to-end tests: EKS
+// (RegisterCluster, DeregisterCluster, DescribeCluster of registered clusters), SSM
+// (RegisterManagedInstance, anonymous), EKS Auth (AssumeRoleForPodIdentity) and STS
+// (GetCallerIdentity, signed or presigned).
+//
+// Every endpoint is an internal/awstest server: requests are checked with the AWS SDK's own SigV4
+// signer and answered in the service's exact wire shapes, so the production clients run against it
+// unchanged through BaseEndpoint or the AWS_ENDPOINT_URL_<SERVICE> variables (Env).
+//
+// It models only what the connector and pod identity flows observe: activations with an expiry and a
+// registration limit, managed instances keyed by fingerprint, pod identity associations keyed by
+// namespace and service account, and credentials it issues (which STS then recognises). It is not an
+// AWS simulator and deliberately keeps no state beyond the process.
+package awsfake
