@@ -121,4 +121,3 @@ func (s *Set) assumeRoleForPodIdentity(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 }
-
