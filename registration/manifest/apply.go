@@ -1,0 +1,87 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+)
+
+// DefaultFieldManager is the server-side apply field manager of Apply.
+const DefaultFieldManager = "ekslink-manifest"
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// FieldManager (default DefaultFieldManager).
+	FieldManager string
+	// DryRun validates every object on the server (admission, schema, RBAC escalation checks)
+	// without persisting anything. Namespaced objects still need their namespace to exist.
+	DryRun bool
+}
+
+// ApplyError names the object the API server refused.
+type ApplyError struct {
+	Kind, Namespace, Name string
+	Err                   error
+}
+
+func (e *ApplyError) Error() string {
+	id := e.Name
+	if e.Namespace != "" {
+		id = e.Namespace + "/" + e.Name
+	}
+	return fmt.Sprintf("manifest: applying %s %s: %v", e.Kind, id, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// Apply writes the objects in order with server-side apply, forcing ownership of the fields they
+// set, and stops at the first refusal (*ApplyError). Server-side apply rejects fields the API does
+// not know, so a typo in a manifest fails here rather than being dropped silently.
+func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured, opts ApplyOptions) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("manifest: discovery client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("manifest: dynamic client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	fm := opts.FieldManager
+	if fm == "" {
+		fm = DefaultFieldManager
+	}
+	ao := metav1.ApplyOptions{FieldManager: fm, Force: true}
+	if opts.DryRun {
+		ao.DryRun = []string{metav1.DryRunAll}
+	}
+	for _, u := range objs {
+		gvk := u.GroupVersionKind()
+		fail := func(err error) error {
+			return &ApplyError{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), Err: err}
+		}
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fail(err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			if u.GetNamespace() == "" {
+				return fail(fmt.Errorf("namespaced object without metadata.namespace"))
+			}
+			ri = dyn.Resource(mapping.Resource).Namespace(u.GetNamespace())
+		}
+		if _, err := ri.Apply(ctx, u.GetName(), u, ao); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}

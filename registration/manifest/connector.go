@@ -1,0 +1,508 @@
+package manifest
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/internal/awspartition"
+)
+
+// Defaults and fixed names of the connector deployment. They are the cross-package contract with
+// examples/connector (flags), registration/statestore (Secret names) and eksauth/access (RBAC).
+const (
+	// DefaultNamespace is the connector's namespace.
+	DefaultNamespace = "eks-connector"
+	// DefaultName names the StatefulSet, its service account and the prefix of its other objects.
+	DefaultName = "eks-connector"
+	// DefaultReplicas is the StatefulSet's replica count (each replica is one SSM managed instance).
+	DefaultReplicas = 2
+	// DefaultStateSecretPrefix is the prefix of the per-replica state Secrets (<prefix>-<ordinal>).
+	DefaultStateSecretPrefix = "eks-connector-state"
+	// DefaultActivationSecretName is the Secret that holds the activation code under ActivationCodeKey.
+	DefaultActivationSecretName = "eks-connector-activation"
+	// ActivationCodeKey is the key of the activation code in the activation Secret.
+	ActivationCodeKey = "code"
+	// ActivationCodeDir is where the activation Secret is mounted in the init container.
+	ActivationCodeDir = "/var/run/secrets/eks-connector/activation"
+	// VaultDir is the SSM agent vault, an emptyDir shared by the init, agent and proxy containers.
+	VaultDir = "/var/lib/amazon/ssm/Vault"
+	// SharedDir holds the proxy's unix socket; the SSM agent connects to it.
+	SharedDir = "/var/eks/shared"
+	// SocketPath is the proxy's unix socket.
+	SocketPath = SharedDir + "/connector.sock"
+	// ServiceAccountTokenDir is where the projected service-account token, CA and namespace are
+	// mounted (the in-cluster client-go location).
+	ServiceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	// DefaultConnectorImageRepository is the connector image (the tag defaults to DefaultVersion).
+	DefaultConnectorImageRepository = "public.ecr.aws/ekslink/connector"
+	// DefaultSSMAgentImage is the unmodified AWS SSM agent image the EKS Connector ships with.
+	DefaultSSMAgentImage = "public.ecr.aws/amazon-ssm-agent/amazon-ssm-agent:3.1.1927.0"
+	// DefaultVersion is the image tag used when no image or version is given.
+	DefaultVersion = "0.1.0"
+	// DefaultTokenExpirationSeconds is the projected service-account token lifetime requested; the
+	// kubelet rotates it at 80%.
+	DefaultTokenExpirationSeconds = 3607
+	// DefaultHealthPort serves the proxy's /healthz and /readyz.
+	DefaultHealthPort = 8081
+	// DefaultMetricsAddr is the proxy's metrics address: loopback only, scrape it with a sidecar or
+	// change it deliberately.
+	DefaultMetricsAddr = "127.0.0.1:8080"
+	// NonRootUID is the user the connector containers run as.
+	NonRootUID = 65532
+
+	// LabelName, LabelComponent and LabelPartOf are the recommended Kubernetes labels set on every
+	// rendered object; LabelName alone is the pod selector.
+	LabelName      = "app.kubernetes.io/name"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	// PartOf is the value of LabelPartOf.
+	PartOf = "ekslink"
+)
+
+// SSMAgentConfig is the agent configuration the connector ships (amazon-ssm-agent.json): container
+// mode, on-premises identity only, and a 7-day key rotation that the proxy's sync loop persists.
+const SSMAgentConfig = `{"Profile":{"KeyAutoRotateDays":7},"Agent":{"ContainerMode":true},"Identity":{"ConsumptionOrder":["OnPrem"]}}`
+
+// SSMAgentSeelog is the agent's log configuration: console only, so logs reach the container runtime
+// and nothing grows inside the pod.
+const SSMAgentSeelog = `<seelog type="adaptive" mininterval="2000000" maxinterval="100000000" critmsgcount="500" minlevel="info">
+  <outputs formatid="fmtinfo">
+    <console formatid="fmtinfo"/>
+  </outputs>
+  <formats>
+    <format id="fmtinfo" format="%Date %Time %LEVEL %Msg%n"/>
+  </formats>
+</seelog>
+`
+
+// ConnectorOptions configure RenderConnector. Region and ActivationID are required; everything else
+// has a default.
+type ConnectorOptions struct {
+	// Namespace is created by the output (default DefaultNamespace).
+	Namespace string
+	// Name of the StatefulSet and service account (default DefaultName).
+	Name string
+	// Replicas (default DefaultReplicas). Each replica registers its own managed instance.
+	Replicas int32
+	// Region is the AWS region of the activation (required).
+	Region string
+	// ActivationID is the activation id returned by "aws eks register-cluster" (required).
+	ActivationID string
+	// ActivationCode, when set, is rendered into the activation Secret. When empty, no Secret is
+	// rendered and the Secret named ActivationSecretName must exist (created by other means).
+	// It is never put in container arguments or environment.
+	ActivationCode string
+	// ActivationSecretName (default DefaultActivationSecretName).
+	ActivationSecretName string
+	// StateSecretPrefix is the prefix of the per-replica state Secrets (default
+	// DefaultStateSecretPrefix).
+	StateSecretPrefix string
+	// SSMEndpoint overrides the SSM endpoint used by init (private endpoints). Optional.
+	SSMEndpoint string
+	// GrantedARNs are the IAM ARNs the proxy may impersonate. Empty renders no impersonation RBAC:
+	// the proxy then cannot act for anyone (it never falls back to its own identity).
+	GrantedARNs []string
+	// Image is the connector image (default DefaultConnectorImageRepository:Version).
+	Image string
+	// Version is the connector image tag used when Image is empty (default DefaultVersion).
+	Version string
+	// AgentImage is the SSM agent image (default DefaultSSMAgentImage).
+	AgentImage string
+	// ImagePullPolicy (default IfNotPresent).
+	ImagePullPolicy corev1.PullPolicy
+	// Env is added to all three containers, e.g. HTTPS_PROXY and NO_PROXY for an outbound proxy
+	// (NO_PROXY should then include the API server, e.g. kubernetes.default.svc).
+	Env []corev1.EnvVar
+	// NodeSelector and Tolerations are copied to the pod.
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
+	// TokenExpirationSeconds of the projected service-account token (default
+	// DefaultTokenExpirationSeconds, minimum 600).
+	TokenExpirationSeconds int64
+}
+
+// dns1123 is a DNS-1123 label check shared by the option validators.
+func dns1123(field, v string) error {
+	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+		return optionError(field, v, errs[0])
+	}
+	return nil
+}
+
+var activationIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (o ConnectorOptions) withDefaults() ConnectorOptions {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.Replicas == 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.ActivationSecretName == "" {
+		o.ActivationSecretName = DefaultActivationSecretName
+	}
+	if o.StateSecretPrefix == "" {
+		o.StateSecretPrefix = DefaultStateSecretPrefix
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	if o.Image == "" {
+		o.Image = DefaultConnectorImageRepository + ":" + o.Version
+	}
+	if o.AgentImage == "" {
+		o.AgentImage = DefaultSSMAgentImage
+	}
+	if o.ImagePullPolicy == "" {
+		o.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if o.TokenExpirationSeconds == 0 {
+		o.TokenExpirationSeconds = DefaultTokenExpirationSeconds
+	}
+	return o
+}
+
+// validate reports every problem, one error each.
+func (o ConnectorOptions) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(dns1123("Namespace", o.Namespace))
+	add(dns1123("Name", o.Name))
+	if o.Replicas < 1 {
+		add(optionError("Replicas", strconv.Itoa(int(o.Replicas)), "must be at least 1"))
+	}
+	if _, err := awspartition.ForRegion(o.Region); err != nil {
+		add(optionError("Region", o.Region, err.Error()))
+	}
+	if !activationIDPattern.MatchString(o.ActivationID) {
+		add(optionError("ActivationID", o.ActivationID, `must be the UUID "aws eks register-cluster" returned (activationId)`))
+	}
+	if o.ActivationCode != "" && len(o.ActivationCode) < 20 {
+		add(optionError("ActivationCode", "(redacted)", "is shorter than 20 characters: use the activationCode from \"aws eks register-cluster\""))
+	}
+	if errs := validation.IsDNS1123Subdomain(o.ActivationSecretName); len(errs) > 0 {
+		add(optionError("ActivationSecretName", o.ActivationSecretName, errs[0]))
+	}
+	// The longest state Secret name must be valid too.
+	last := stateSecretName(o.StateSecretPrefix, o.Replicas-1)
+	if errs := validation.IsDNS1123Subdomain(last); len(errs) > 0 {
+		add(optionError("StateSecretPrefix", o.StateSecretPrefix, errs[0]))
+	}
+	if o.TokenExpirationSeconds < 600 {
+		add(optionError("TokenExpirationSeconds", strconv.FormatInt(o.TokenExpirationSeconds, 10), "must be at least 600 (the API server's minimum)"))
+	}
+	for _, e := range o.Env {
+		if errs := validation.IsEnvVarName(e.Name); len(errs) > 0 {
+			add(optionError("Env", e.Name, errs[0]))
+		}
+		if reservedEnv[e.Name] {
+			add(optionError("Env", e.Name, "is set by the renderer"))
+		}
+	}
+	return joinOptionErrors(errs)
+}
+
+var reservedEnv = map[string]bool{"POD_NAME": true, "POD_NAMESPACE": true}
+
+// stateSecretName is the StatefulSet-ordinal naming shared with registration/statestore.
+func stateSecretName(prefix string, ordinal int32) string {
+	return prefix + "-" + strconv.Itoa(int(ordinal))
+}
+
+// StateSecretNames returns the state Secret names of replicas 0..replicas-1.
+func StateSecretNames(prefix string, replicas int32) []string {
+	out := make([]string, 0, replicas)
+	for i := int32(0); i < replicas; i++ {
+		out = append(out, stateSecretName(prefix, i))
+	}
+	return out
+}
+
+func commonLabels(name, component string) map[string]string {
+	return map[string]string{LabelName: name, LabelComponent: component, LabelPartOf: PartOf}
+}
+
+// RenderConnector renders the connector deployment, in apply order: Namespace, ServiceAccount,
+// activation Secret (when ActivationCode is set), ConfigMap, Role, RoleBinding, impersonation
+// ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty), StatefulSet.
+//
+// Errors wrap ErrInvalidOptions and list every problem found (errors.As *OptionError).
+func RenderConnector(opts ConnectorOptions) ([]runtime.Object, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return renderConnector(o)
+}
+
+func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
+	labels := commonLabels(o.Name, "connector")
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: copyMap(labels)}
+	}
+	agentConfigName := o.Name + "-agent"
+	objs := []runtime.Object{
+		&corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: copyMap(labels)},
+		},
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: meta(o.Name),
+			// The token reaches only the init and proxy containers, through a projected volume with
+			// an expiry; the SSM agent never sees it.
+			AutomountServiceAccountToken: ptr(false),
+		},
+	}
+	if o.ActivationCode != "" {
+		objs = append(objs, &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: meta(o.ActivationSecretName),
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{ActivationCodeKey: []byte(o.ActivationCode)},
+		})
+	}
+	objs = append(objs,
+		&corev1.ConfigMap{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: meta(agentConfigName),
+			Data:       map[string]string{"amazon-ssm-agent.json": SSMAgentConfig, "seelog.xml": SSMAgentSeelog},
+		},
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: meta(o.Name),
+			Rules: []rbacv1.PolicyRule{
+				// Each replica reads and updates only its own state Secret...
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"},
+					ResourceNames: StateSecretNames(o.StateSecretPrefix, o.Replicas)},
+				// ...but create cannot be restricted by name: RBAC does not know the name of an
+				// object that does not exist yet. The namespace should hold nothing else.
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"},
+					ResourceNames: []string{o.ActivationSecretName}},
+			},
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: meta(o.Name),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: o.Name, Namespace: o.Namespace}},
+		},
+	)
+	if len(o.GrantedARNs) > 0 {
+		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{
+			ARNs: o.GrantedARNs, Namespace: o.Namespace, ServiceAccount: o.Name,
+			Name: o.Name + "-impersonation", Labels: labels,
+		})
+		if err != nil {
+			return nil, optionError("GrantedARNs", fmt.Sprint(o.GrantedARNs), err.Error())
+		}
+		for _, obj := range imp.List() {
+			objs = append(objs, obj.(runtime.Object))
+		}
+	}
+	objs = append(objs, connectorStatefulSet(o, labels, agentConfigName))
+	return objs, nil
+}
+
+func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentConfigName string) *appsv1.StatefulSet {
+	selector := map[string]string{LabelName: o.Name}
+	podEnv := []corev1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}
+	podEnv = append(podEnv, o.Env...)
+	const (
+		volShared     = "eks-connector-shared"
+		volVault      = "eks-agent-vault"
+		volConfig     = "eks-agent-config"
+		volToken      = "service-account-token"
+		volActivation = "activation"
+	)
+	tokenMount := corev1.VolumeMount{Name: volToken, MountPath: ServiceAccountTokenDir, ReadOnly: true}
+	initArgs := []string{
+		"init",
+		"--activation-id=" + o.ActivationID,
+		"--activation-code-file=" + path.Join(ActivationCodeDir, ActivationCodeKey),
+		"--region=" + o.Region,
+		"--state-namespace=$(POD_NAMESPACE)",
+		"--state-secret-prefix=" + o.StateSecretPrefix,
+		"--vault-dir=" + VaultDir,
+		"--pod-name=$(POD_NAME)",
+	}
+	if o.SSMEndpoint != "" {
+		initArgs = append(initArgs, "--ssm-endpoint="+o.SSMEndpoint)
+	}
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: copyMap(labels)},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr(o.Replicas),
+			ServiceName:         o.Name,
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: selector},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: copyMap(labels)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:           o.Name,
+					AutomountServiceAccountToken: ptr(false),
+					NodeSelector:                 o.NodeSelector,
+					Tolerations:                  o.Tolerations,
+					SecurityContext: &corev1.PodSecurityContext{
+						// fsGroup makes the shared emptyDirs and the projected token group-readable
+						// for the non-root init and proxy containers.
+						FSGroup:        ptr(int64(NonRootUID)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+							Weight: 100,
+							PodAffinityTerm: corev1.PodAffinityTerm{
+								LabelSelector: &metav1.LabelSelector{MatchLabels: selector},
+								TopologyKey:   "kubernetes.io/hostname",
+							},
+						}},
+					}},
+					InitContainers: []corev1.Container{{
+						Name:            "connector-init",
+						Image:           o.Image,
+						ImagePullPolicy: o.ImagePullPolicy,
+						Args:            initArgs,
+						Env:             podEnv,
+						SecurityContext: nonRootContext(),
+						VolumeMounts: []corev1.VolumeMount{
+							tokenMount,
+							{Name: volVault, MountPath: VaultDir},
+							{Name: volActivation, MountPath: ActivationCodeDir, ReadOnly: true},
+						},
+					}},
+					Containers: []corev1.Container{
+						{
+							Name:            "connector-agent",
+							Image:           o.AgentImage,
+							ImagePullPolicy: o.ImagePullPolicy,
+							Env:             append([]corev1.EnvVar{{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"}}, o.Env...),
+							// The unmodified agent runs as root and reads the vault files the init
+							// container wrote: DAC_OVERRIDE is the only capability it needs.
+							SecurityContext: &corev1.SecurityContext{
+								AllowPrivilegeEscalation: ptr(false),
+								Capabilities: &corev1.Capabilities{
+									Drop: []corev1.Capability{"ALL"},
+									Add:  []corev1.Capability{"DAC_OVERRIDE"},
+								},
+								SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+							},
+							VolumeMounts: []corev1.VolumeMount{
+								{Name: volShared, MountPath: SharedDir},
+								{Name: volVault, MountPath: VaultDir},
+								{Name: volConfig, MountPath: "/etc/amazon/ssm/amazon-ssm-agent.json", SubPath: "amazon-ssm-agent.json", ReadOnly: true},
+								{Name: volConfig, MountPath: "/etc/amazon/ssm/seelog.xml", SubPath: "seelog.xml", ReadOnly: true},
+							},
+						},
+						{
+							Name:            "connector-proxy",
+							Image:           o.Image,
+							ImagePullPolicy: o.ImagePullPolicy,
+							Args: []string{
+								"proxy",
+								"--listen=unix://" + SocketPath,
+								"--vault-dir=" + VaultDir,
+								"--state-namespace=$(POD_NAMESPACE)",
+								"--state-secret-prefix=" + o.StateSecretPrefix,
+								"--pod-name=$(POD_NAME)",
+								"--health-addr=:" + strconv.Itoa(DefaultHealthPort),
+								"--metrics-addr=" + DefaultMetricsAddr,
+							},
+							Env:             podEnv,
+							Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: DefaultHealthPort, Protocol: corev1.ProtocolTCP}},
+							SecurityContext: nonRootContext(),
+							LivenessProbe:   httpProbe("/healthz", 3),
+							ReadinessProbe:  httpProbe("/readyz", 1),
+							VolumeMounts: []corev1.VolumeMount{
+								tokenMount,
+								{Name: volShared, MountPath: SharedDir},
+								{Name: volVault, MountPath: VaultDir, ReadOnly: true},
+							},
+						},
+					},
+					Volumes: []corev1.Volume{
+						{Name: volShared, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: volVault, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: volConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: agentConfigName},
+						}}},
+						{Name: volActivation, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+							SecretName:  o.ActivationSecretName,
+							Items:       []corev1.KeyToPath{{Key: ActivationCodeKey, Path: ActivationCodeKey}},
+							DefaultMode: ptr(int32(0o440)),
+						}}},
+						{Name: volToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+							DefaultMode: ptr(int32(0o440)),
+							Sources: []corev1.VolumeProjection{
+								{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr(o.TokenExpirationSeconds)}},
+								{ConfigMap: &corev1.ConfigMapProjection{
+									LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+									Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+								}},
+								{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
+									Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"},
+								}}}},
+							},
+						}}},
+					},
+				},
+			},
+		},
+	}
+}
+
+func nonRootContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr(true),
+		RunAsUser:                ptr(int64(NonRootUID)),
+		RunAsGroup:               ptr(int64(NonRootUID)),
+		ReadOnlyRootFilesystem:   ptr(true),
+		AllowPrivilegeEscalation: ptr(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func httpProbe(path string, failureThreshold int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString("health"), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds:    10,
+		TimeoutSeconds:   5,
+		FailureThreshold: failureThreshold,
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+// Package manifest renders the Kubernetes objects that deploy ekslink's agents: the EKS Connector
+// (RenderConnector) and the EKS Pod Identity agent (RenderPodIdentityAgent), as typed objects or
+// as YAML, and applies them with server-side apply (Apply).
+//
+// The connector deployment is least privilege by construction:
+//
+//   - The service account does not automount a token; the init and proxy containers get a
+//     projected token with an expiry (plus kube-root-ca.crt), the SSM agent container gets none.
+//     No legacy service-account token Secret is created.
+//   - The Role allows get/update/patch only on the replicas' own state Secrets
+//     (<prefix>-<ordinal>) and get only on the activation Secret. create on Secrets is granted
+//     without resourceNames because RBAC cannot restrict create by name; keep the namespace free
+//     of other Secrets.
+//   - The impersonation ClusterRole (package eksauth/access) names exactly the granted ARNs. With
+//     no granted ARNs none is rendered, so the proxy can act for nobody.
+//   - The activation code sits in a Secret mounted as a file in the init container only; it is
+//     never in container arguments or environment variables.
+//   - The init and proxy containers run as non-root with a read-only root filesystem, no
+//     capabilities and the RuntimeDefault seccomp profile. The unmodified SSM agent runs as root
+//     (its image expects to) with DAC_OVERRIDE as its only capability.
+//
+// ConnectorTemplate and PodIdentityAgentTemplate produce the checked-in YAML under deploy/ with
+// %PLACEHOLDERS% for sed (Substitute does the same in Go).
+//
+// The package does not register clusters (see registration and eksauth), does not wait for
+// rollouts and does not delete objects that an earlier, different rendering created.
+package manifest

@@ -1,0 +1,284 @@
+package manifest
+
+import (
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/ekslink/ekslink/internal/awspartition"
+)
+
+// Defaults of the EKS Pod Identity agent DaemonSet.
+const (
+	// DefaultPodIdentityNamespace is where the agent runs.
+	DefaultPodIdentityNamespace = "kube-system"
+	// DefaultPodIdentityName names the DaemonSet.
+	DefaultPodIdentityName = "eks-pod-identity-agent"
+	// DefaultPodIdentityImageRepository is the agent image (the tag defaults to DefaultVersion).
+	DefaultPodIdentityImageRepository = "public.ecr.aws/ekslink/pod-identity-agent"
+	// DefaultPodIdentityPort is the port the SDKs call (http://169.254.170.23/v1/credentials).
+	DefaultPodIdentityPort = 80
+	// DefaultPodIdentityProbeAddr serves /healthz and /readyz (loopback on the node).
+	DefaultPodIdentityProbeAddr = "127.0.0.1:2703"
+	// DefaultPodIdentityMetricsAddr serves /metrics (loopback on the node).
+	DefaultPodIdentityMetricsAddr = "127.0.0.1:2705"
+	// DefaultHybridCredentialsDir is where EKS hybrid nodes keep the node's AWS credentials file.
+	DefaultHybridCredentialsDir = "/eks-hybrid/.aws"
+)
+
+// DefaultBindHosts are the link-local addresses the AWS SDKs know for the agent.
+var DefaultBindHosts = []string{"169.254.170.23", "[fd00:ec2::23]"}
+
+// PodIdentityAgentOptions configure RenderPodIdentityAgent. ClusterName and Region are required.
+type PodIdentityAgentOptions struct {
+	// Namespace (default DefaultPodIdentityNamespace). It is not created: kube-system exists.
+	Namespace string
+	// Name of the DaemonSet (default DefaultPodIdentityName).
+	Name string
+	// ClusterName is the EKS cluster name passed to AssumeRoleForPodIdentity (required).
+	ClusterName string
+	// Region is the AWS region of the cluster, set as AWS_REGION (required).
+	Region string
+	// Image (default DefaultPodIdentityImageRepository:Version), Version (default DefaultVersion),
+	// ImagePullPolicy (default IfNotPresent).
+	Image           string
+	Version         string
+	ImagePullPolicy corev1.PullPolicy
+	// BindHosts are the addresses the server listens on (default DefaultBindHosts; IPv6 in
+	// brackets). The init container creates the link-local ones.
+	BindHosts []string
+	// Port (default DefaultPodIdentityPort).
+	Port int32
+	// ProbeAddr and MetricsAddr (defaults DefaultPodIdentityProbeAddr, DefaultPodIdentityMetricsAddr).
+	ProbeAddr   string
+	MetricsAddr string
+	// HybridCredentialsDir, when set, mounts this host directory read-only at the same path and
+	// points AWS_SHARED_CREDENTIALS_FILE at its "credentials" file (EKS hybrid nodes have no
+	// instance profile; use DefaultHybridCredentialsDir).
+	HybridCredentialsDir string
+	// Env is added to the server container.
+	Env []corev1.EnvVar
+	// NodeSelector (default kubernetes.io/os=linux) and Tolerations (default: tolerate everything,
+	// the agent must run on every node).
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
+}
+
+func (o PodIdentityAgentOptions) withDefaults() PodIdentityAgentOptions {
+	if o.Namespace == "" {
+		o.Namespace = DefaultPodIdentityNamespace
+	}
+	if o.Name == "" {
+		o.Name = DefaultPodIdentityName
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion
+	}
+	if o.Image == "" {
+		o.Image = DefaultPodIdentityImageRepository + ":" + o.Version
+	}
+	if o.ImagePullPolicy == "" {
+		o.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if len(o.BindHosts) == 0 {
+		o.BindHosts = DefaultBindHosts
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPodIdentityPort
+	}
+	if o.ProbeAddr == "" {
+		o.ProbeAddr = DefaultPodIdentityProbeAddr
+	}
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = DefaultPodIdentityMetricsAddr
+	}
+	if o.NodeSelector == nil {
+		o.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
+	}
+	if o.Tolerations == nil {
+		o.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	}
+	return o
+}
+
+func (o PodIdentityAgentOptions) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(dns1123("Namespace", o.Namespace))
+	add(dns1123("Name", o.Name))
+	if !clusterNamePattern(o.ClusterName) {
+		add(optionError("ClusterName", o.ClusterName, "must be 1-100 letters, digits, hyphens or underscores, starting with a letter or digit"))
+	}
+	if _, err := awspartition.ForRegion(o.Region); err != nil {
+		add(optionError("Region", o.Region, err.Error()))
+	}
+	for _, h := range o.BindHosts {
+		ip := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+		if net.ParseIP(ip) == nil || (strings.Contains(ip, ":") && !strings.HasPrefix(h, "[")) {
+			add(optionError("BindHosts", h, "must be an IP address, IPv6 in brackets"))
+		}
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		add(optionError("Port", strconv.Itoa(int(o.Port)), "must be 1-65535"))
+	}
+	if _, _, err := probeHostPort(o.ProbeAddr); err != nil {
+		add(optionError("ProbeAddr", o.ProbeAddr, err.Error()))
+	}
+	if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+		add(optionError("MetricsAddr", o.MetricsAddr, err.Error()))
+	}
+	if o.HybridCredentialsDir != "" && !path.IsAbs(o.HybridCredentialsDir) {
+		add(optionError("HybridCredentialsDir", o.HybridCredentialsDir, "must be an absolute path"))
+	}
+	for _, e := range o.Env {
+		if errs := validation.IsEnvVarName(e.Name); len(errs) > 0 {
+			add(optionError("Env", e.Name, errs[0]))
+		}
+	}
+	return joinOptionErrors(errs)
+}
+
+func clusterNamePattern(s string) bool {
+	if len(s) < 1 || len(s) > 100 {
+		return false
+	}
+	for i, r := range s {
+		ok := (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || (i > 0 && (r == '-' || r == '_'))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// probeHostPort splits host:port for an HTTP probe; an unspecified host means the pod (node) IP.
+func probeHostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return "", 0, &strconv.NumError{Func: "port", Num: port, Err: strconv.ErrRange}
+	}
+	if host == "0.0.0.0" || host == "::" {
+		host = ""
+	}
+	return host, p, nil
+}
+
+// RenderPodIdentityAgent renders the EKS Pod Identity agent DaemonSet: host network, an init
+// container with NET_ADMIN that creates the link-local addresses, and the server with
+// NET_BIND_SERVICE only, probed on its probe address.
+//
+// Errors wrap ErrInvalidOptions and list every problem found.
+func RenderPodIdentityAgent(opts PodIdentityAgentOptions) ([]runtime.Object, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return renderPodIdentityAgent(o), nil
+}
+
+func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
+	labels := commonLabels(o.Name, "pod-identity-agent")
+	selector := map[string]string{LabelName: o.Name}
+	probeHost, probePort, _ := probeHostPort(o.ProbeAddr)
+	probe := func(p string, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Host: probeHost, Path: p, Port: intstr.FromInt32(int32(probePort)), Scheme: corev1.URISchemeHTTP,
+			}},
+			PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: failures,
+		}
+	}
+	env := []corev1.EnvVar{{Name: "AWS_REGION", Value: o.Region}}
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	if o.HybridCredentialsDir != "" {
+		env = append(env, corev1.EnvVar{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: path.Join(o.HybridCredentialsDir, "credentials")})
+		mounts = append(mounts, corev1.VolumeMount{Name: "hybrid-credentials", MountPath: o.HybridCredentialsDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "hybrid-credentials", VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: o.HybridCredentialsDir, Type: ptr(corev1.HostPathDirectory)},
+		}})
+	}
+	env = append(env, o.Env...)
+	maxUnavailable := intstr.FromString("10%")
+	ds := &appsv1.DaemonSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: copyMap(labels)},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: selector},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &maxUnavailable},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: copyMap(labels)},
+				Spec: corev1.PodSpec{
+					HostNetwork:                  true,
+					AutomountServiceAccountToken: ptr(false),
+					PriorityClassName:            "system-node-critical",
+					NodeSelector:                 o.NodeSelector,
+					Tolerations:                  o.Tolerations,
+					SecurityContext: &corev1.PodSecurityContext{
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					InitContainers: []corev1.Container{{
+						Name:            "pod-identity-agent-init",
+						Image:           o.Image,
+						ImagePullPolicy: o.ImagePullPolicy,
+						Args:            []string{"init"},
+						SecurityContext: capabilityContext("NET_ADMIN"),
+					}},
+					Containers: []corev1.Container{{
+						Name:            "pod-identity-agent",
+						Image:           o.Image,
+						ImagePullPolicy: o.ImagePullPolicy,
+						Args: []string{
+							"server",
+							"--cluster-name=" + o.ClusterName,
+							"--bind-hosts=" + strings.Join(o.BindHosts, ","),
+							"--port=" + strconv.Itoa(int(o.Port)),
+							"--probe-addr=" + o.ProbeAddr,
+							"--metrics-addr=" + o.MetricsAddr,
+						},
+						Env:             env,
+						VolumeMounts:    mounts,
+						SecurityContext: capabilityContext("NET_BIND_SERVICE"),
+						LivenessProbe:   probe("/healthz", 3),
+						ReadinessProbe:  probe("/readyz", 1),
+					}},
+					Volumes: volumes,
+				},
+			},
+		},
+	}
+	return []runtime.Object{ds}
+}
+
+// capabilityContext is root with exactly one capability: Kubernetes grants added capabilities to
+// non-root users only as permitted, not effective, so a non-root agent could not use them.
+func capabilityContext(capability corev1.Capability) *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		ReadOnlyRootFilesystem:   ptr(true),
+		AllowPrivilegeEscalation: ptr(false),
+		Capabilities: &corev1.Capabilities{
+			Drop: []corev1.Capability{"ALL"},
+			Add:  []corev1.Capability{capability},
+		},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
