@@ -1,0 +1,300 @@
+package impersonation
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+)
+
+// Config configures a Handler. Only Upstream is required.
+type Config struct {
+	// Upstream is the API server and the proxy's own credentials (Host, TLSClientConfig with
+	// CAData or CAFile, BearerToken or BearerTokenFile, or a client certificate). In a pod:
+	// rest.InClusterConfig().
+	Upstream *rest.Config
+	// IdentityHeader is the request header holding the caller's IAM ARN when Identity is nil.
+	// It is never forwarded. Default: DefaultIdentityHeader.
+	IdentityHeader string
+	// Identity extracts the caller's ARN. Default: HeaderIdentity(IdentityHeader).
+	Identity IdentityFunc
+	// Mapper turns the validated ARN into the impersonated identity. Default: DefaultMapper.
+	Mapper Mapper
+	// Registerer receives the proxy's metrics. Optional; never the global registry implicitly.
+	Registerer prometheus.Registerer
+	// Logger receives one line per rejected identity or upstream failure (V(1): every request).
+	Logger logr.Logger
+	// Transport tunes the upstream transport.
+	Transport TransportOptions
+	// Now is the clock for latency metrics. Default: time.Now.
+	Now func() time.Time
+}
+
+// Handler is an http.Handler that authenticates nothing itself but takes the caller's identity
+// (by default the x-aws-eks-identity-arn header, as the EKS console's SSM channel sends it),
+// validates it, and forwards the request to the API server as that identity. It fails closed:
+// a missing, empty, repeated, malformed or "system:" identity gets a 401/403 metav1.Status and
+// never reaches the API server. Bodies, Content-Type, Accept and Content-Encoding pass through
+// unchanged, watches and log follows are flushed as they arrive, and exec/attach/port-forward
+// upgrades (SPDY and WebSocket) are spliced over HTTP/1.1. Upstream failures become 502/503/504
+// Status JSON.
+type Handler struct {
+	proxy     *httputil.ReverseProxy
+	transport *Transport
+	identity  IdentityFunc
+	mapper    Mapper
+	header    string
+	log       logr.Logger
+	metrics   *metrics
+	now       func() time.Time
+}
+
+// NewHandler builds a Handler and starts its background credential reload; Close stops it.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IdentityHeader == "" {
+		cfg.IdentityHeader = DefaultIdentityHeader
+	}
+	if cfg.Identity == nil {
+		cfg.Identity = HeaderIdentity(cfg.IdentityHeader)
+	}
+	if cfg.Mapper == nil {
+		cfg.Mapper = DefaultMapper
+	}
+	m := newMetrics(cfg.Registerer)
+	topts := cfg.Transport
+	topts.metrics = m
+	if topts.Logger.GetSink() == nil {
+		topts.Logger = cfg.Logger
+	}
+	t, err := NewTransport(cfg.Upstream, topts)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		transport: t,
+		identity:  cfg.Identity,
+		mapper:    cfg.Mapper,
+		header:    cfg.IdentityHeader,
+		log:       cfg.Logger,
+		metrics:   m,
+		now:       cfg.Now,
+	}
+	target := t.URL()
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+		},
+		Transport:     NewRoundTripper(t, cfg.IdentityHeader),
+		FlushInterval: -1, // watches and log follows: every write goes out immediately
+		BufferPool:    newBufferPool(8 << 10),
+		ErrorHandler:  h.upstreamError,
+		ErrorLog:      log.New(logWriter{cfg.Logger}, "", 0),
+	}
+	return h, nil
+}
+
+// Transport returns the upstream transport (the proxy's own identity, not impersonating), for
+// example for readiness checks or to build other clients on the same connections.
+func (h *Handler) Transport() *Transport { return h.transport }
+
+// Close stops the background credential reload and closes idle upstream connections.
+func (h *Handler) Close() error { return h.transport.Close() }
+
+// requestKind classifies a request for metrics: "upgrade", "watch" (watches and log follows) or
+// "request".
+func requestKind(r *http.Request) string {
+	if UpgradeType(r.Header) != "" {
+		return "upgrade"
+	}
+	q := r.URL.RawQuery
+	if q != "" && (strings.Contains(q, "watch=") || strings.Contains(q, "follow=")) {
+		v := r.URL.Query()
+		if v.Get("watch") == "true" || v.Get("watch") == "1" || v.Get("follow") == "true" || v.Get("follow") == "1" {
+			return "watch"
+		}
+	}
+	if strings.Contains(r.URL.Path, "/watch/") {
+		return "watch"
+	}
+	return "request"
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	kind := requestKind(r)
+	rec := &recorder{ResponseWriter: w}
+	if kind != "request" {
+		g := h.metrics.activeStreams.WithLabelValues(kind)
+		g.Inc()
+		defer g.Dec()
+	}
+	defer func() {
+		code := rec.code
+		if code == 0 {
+			code = 499 // nothing was written: the client went away
+		}
+		h.metrics.requests.WithLabelValues(codeLabel(code), kind).Inc()
+		h.metrics.duration.WithLabelValues(kind).Observe(h.now().Sub(start).Seconds())
+	}()
+
+	id, err := h.resolve(r)
+	if err != nil {
+		h.reject(rec, r, err)
+		return
+	}
+	if h.log.V(1).Enabled() {
+		h.log.V(1).Info("forwarding", "method", r.Method, "path", r.URL.Path, "user", id.User, "kind", kind)
+	}
+	h.proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
+}
+
+func (h *Handler) resolve(r *http.Request) (Identity, error) {
+	raw, err := h.identity(r)
+	if err != nil {
+		return Identity{}, err
+	}
+	p, err := ParseARN(raw)
+	if err != nil {
+		return Identity{}, err
+	}
+	id, err := h.mapper(p)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: mapping %s: %v", ErrInvalidIdentity, p.ARN, err)
+	}
+	if err := id.Validate(); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
+}
+
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
+	code, reason, label := http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "invalid"
+	switch {
+	case errors.Is(err, ErrReservedIdentity):
+		code, reason, label = http.StatusForbidden, metav1.StatusReasonForbidden, "reserved"
+	case errors.Is(err, ErrNoIdentity):
+		label = "missing"
+	case errors.Is(err, ErrAmbiguousIdentity):
+		label = "ambiguous"
+	}
+	h.metrics.rejected.WithLabelValues(label).Inc()
+	h.log.Info("rejected request without a usable identity", "method", r.Method, "path", r.URL.Path, "reason", label, "error", err.Error())
+	writeStatus(w, code, reason, err.Error())
+}
+
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	code, reason, label := classifyUpstreamError(r.Context(), err)
+	h.metrics.upstreamErrors.WithLabelValues(label).Inc()
+	if code == 0 {
+		return
+	}
+	h.log.Error(err, "upstream request failed", "method", r.Method, "path", r.URL.Path, "code", code)
+	msg := fmt.Sprintf("impersonation proxy: the API server could not be reached: %v", err)
+	writeStatus(w, code, reason, msg)
+}
+
+// Ready reports whether the API server answers /readyz with the proxy's own credentials.
+func (h *Handler) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	u := h.transport.URL().JoinPath("readyz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := h.transport.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("impersonation: API server not reachable: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("impersonation: API server /readyz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func codeLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 201:
+		return "201"
+	case 101:
+		return "101"
+	}
+	return fmt.Sprint(code)
+}
+
+// recorder captures the status code while keeping Flush and Hijack reachable for ReverseProxy.
+type recorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 || r.code < 200 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack is called by ReverseProxy for a 101 Switching Protocols response.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil {
+		r.code = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// bufferPool bounds the copy buffer of every stream (ReverseProxy's default is 32 KiB per copy,
+// held for a watch's whole lifetime).
+type bufferPool struct{ pool *sync.Pool }
+
+func newBufferPool(size int) bufferPool {
+	return bufferPool{pool: &sync.Pool{New: func() any { b := make([]byte, size); return &b }}}
+}
+
+func (p bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
+func (p bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// logWriter sends ReverseProxy's own log lines to logr at V(1).
+type logWriter struct{ log logr.Logger }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	l.log.V(1).Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

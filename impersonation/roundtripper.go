@@ -1,0 +1,211 @@
+package impersonation
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// Impersonation header names (see the Kubernetes authentication documentation).
+const (
+	HeaderUser        = "Impersonate-User"
+	HeaderUID         = "Impersonate-Uid"
+	HeaderGroup       = "Impersonate-Group"
+	HeaderExtraPrefix = "Impersonate-Extra-"
+)
+
+// RoundTripper forwards each request as the Identity found in its context (WithIdentity). It first
+// removes every header a client could use to claim another identity or confuse the upstream
+// (Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*, Forwarded, X-Forwarded-*,
+// X-Real-Ip and all hop-by-hop headers, including those a Connection header names), then sets the
+// Impersonate-* headers. It sits below any reverse proxy logic, so a "Connection: Impersonate-User"
+// trick cannot delete what it set. A request without a valid identity fails with an error
+// wrapping ErrNoIdentity (or another identity error) and never reaches Base.
+//
+// Base authenticates the proxy itself (for example a *Transport, which sets
+// "Authorization: Bearer <own token>", or a client-go rest.TransportFor transport).
+type RoundTripper struct {
+	// Base sends the rewritten request. Required.
+	Base http.RoundTripper
+	// StripHeaders are additional request headers to remove (for example the header the
+	// identity was read from).
+	StripHeaders []string
+}
+
+// NewRoundTripper returns a RoundTripper over base.
+func NewRoundTripper(base http.RoundTripper, stripHeaders ...string) *RoundTripper {
+	return &RoundTripper{Base: base, StripHeaders: stripHeaders}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	id, ok := IdentityFromContext(req.Context())
+	if !ok {
+		closeBody(req)
+		return nil, ErrNoIdentity
+	}
+	if err := id.Validate(); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	out := req.Clone(req.Context())
+	Sanitize(out.Header)
+	for _, h := range rt.StripHeaders {
+		deleteFold(out.Header, h)
+	}
+	SetIdentityHeaders(out.Header, id)
+	return rt.Base.RoundTrip(out)
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// hopByHop are the headers RFC 9110 §7.6.1 says a proxy must not forward, plus the de-facto ones.
+var hopByHop = []string{
+	"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+	"te", "trailer", "transfer-encoding", "upgrade",
+}
+
+// UpgradeType returns the protocol a request asks to upgrade to ("websocket", "SPDY/3.1"), or "".
+func UpgradeType(h http.Header) string {
+	if !headerHasToken(h, "Connection", "upgrade") {
+		return ""
+	}
+	return headerGetFold(h, "Upgrade")
+}
+
+// Sanitize removes, case-insensitively, every header a client could use to spoof an identity or
+// that must not cross a proxy: Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*,
+// Forwarded, X-Forwarded-*, X-Real-Ip, hop-by-hop headers and the headers Connection names. A
+// protocol upgrade request keeps exactly "Connection: Upgrade" and its Upgrade header (the
+// WebSocket and SPDY negotiation headers are end-to-end and kept).
+func Sanitize(h http.Header) {
+	upgrade := UpgradeType(h)
+	var named []string
+	for k, vs := range h {
+		if strings.EqualFold(k, "Connection") {
+			for _, v := range vs {
+				for _, tok := range strings.Split(v, ",") {
+					if tok = strings.TrimSpace(tok); tok != "" {
+						named = append(named, tok)
+					}
+				}
+			}
+		}
+	}
+	for _, n := range named {
+		deleteFold(h, n)
+	}
+	for k := range h {
+		l := strings.ToLower(k)
+		switch {
+		case l == "authorization", l == "forwarded", l == "x-real-ip",
+			strings.HasPrefix(l, "impersonate-"),
+			strings.HasPrefix(l, "x-remote-"),
+			strings.HasPrefix(l, "x-forwarded-"):
+			delete(h, k)
+		default:
+			for _, hb := range hopByHop {
+				if l == hb {
+					delete(h, k)
+					break
+				}
+			}
+		}
+	}
+	if upgrade != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{upgrade}
+	}
+}
+
+// SetIdentityHeaders sets the Impersonate-* headers for id, replacing any present. Extra keys are
+// lowercased and percent-escaped as the API server expects.
+func SetIdentityHeaders(h http.Header, id Identity) {
+	for k := range h {
+		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
+			delete(h, k)
+		}
+	}
+	h[HeaderUser] = []string{id.User}
+	if id.UID != "" {
+		h[HeaderUID] = []string{id.UID}
+	}
+	if len(id.Groups) > 0 {
+		h[HeaderGroup] = append([]string(nil), id.Groups...)
+	}
+	keys := make([]string, 0, len(id.Extra))
+	for k := range id.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if len(id.Extra[k]) == 0 {
+			continue
+		}
+		name := HeaderExtraPrefix + escapeExtraKey(strings.ToLower(k))
+		h[name] = append(h[name], id.Extra[k]...)
+	}
+}
+
+// escapeExtraKey percent-encodes every byte that is not a legal header-name character, and '%'
+// itself, matching the API server's url.PathUnescape of the key.
+func escapeExtraKey(k string) string {
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c != '%' && isTokenChar(c) {
+			b.WriteByte(c)
+			continue
+		}
+		const hex = "0123456789ABCDEF"
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func isTokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func deleteFold(h http.Header, name string) {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+func headerGetFold(h http.Header, name string) string {
+	if vs := h[http.CanonicalHeaderKey(name)]; len(vs) > 0 {
+		return vs[0]
+	}
+	for k, vs := range h {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for k, vs := range h {
+		if !strings.EqualFold(k, name) {
+			continue
+		}
+		for _, v := range vs {
+			for _, tok := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(tok), token) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
