@@ -1,0 +1,154 @@
+package statestore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+)
+
+// File is a Store backed by one JSON file, written atomically: a temporary file in the same
+// directory is written, fsynced and renamed over the target, then the directory is fsynced. The file
+// mode is 0600. The version is a counter kept in the file, so concurrent writers in one process are
+// serialised and compared; across processes the compare-and-swap is guarded by an exclusive lock
+// file next to the document.
+type File struct {
+	path string
+	mu   sync.Mutex
+}
+
+// fileDoc is the on-disk shape: values are base64 (encoding/json's []byte encoding).
+type fileDoc struct {
+	Version uint64            `json:"version"`
+	Data    map[string][]byte `json:"data"`
+}
+
+// NewFile returns a Store backed by the file at path. The directory must exist.
+func NewFile(path string) *File { return &File{path: path} }
+
+// Path is the document's path.
+func (f *File) Path() string { return f.path }
+
+func (f *File) read() (*fileDoc, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("statestore: reading %s: %w", f.path, err)
+	}
+	var d fileDoc
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("statestore: %s is not a state document (corrupt or foreign file): %w", f.path, err)
+	}
+	if d.Data == nil {
+		d.Data = map[string][]byte{}
+	}
+	return &d, nil
+}
+
+// Load implements Store.
+func (f *File) Load(ctx context.Context) (*Document, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	return &Document{Data: d.Data, Version: strconv.FormatUint(d.Version, 10)}, nil
+}
+
+// Save implements Store.
+func (f *File) Save(ctx context.Context, data map[string][]byte, version string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := ValidateKeys(data); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	unlock, err := lockFile(f.path + ".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	current := ""
+	var next uint64 = 1
+	d, err := f.read()
+	switch {
+	case err == nil:
+		current = strconv.FormatUint(d.Version, 10)
+		next = d.Version + 1
+	case errors.Is(err, ErrNotFound):
+	default:
+		return "", err
+	}
+	if version != current {
+		return "", &ConflictError{Store: "file " + f.path, Expected: version, Actual: current}
+	}
+	b, err := json.Marshal(fileDoc{Version: next, Data: data})
+	if err != nil {
+		return "", err
+	}
+	if err := WriteFileAtomic(f.path, b, 0o600); err != nil {
+		return "", err
+	}
+	return strconv.FormatUint(next, 10), nil
+}
+
+// WriteFileAtomic writes b to path so that readers see either the old or the new content, never a
+// mix, and the new content survives a crash once it returns: temp file in the same directory, write,
+// fsync, chmod, rename, fsync of the directory.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	sum := sha256.Sum256([]byte(path))
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"."+base64.RawURLEncoding.EncodeToString(sum[:4])+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("statestore: creating temporary file next to %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("statestore: writing %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("statestore: chmod %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("statestore: fsync %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("statestore: closing %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("statestore: renaming into %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("statestore: opening directory %s for fsync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("statestore: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
