@@ -1,0 +1,159 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func mustUnstructured(t *testing.T, objs []runtime.Object) []*unstructured.Unstructured {
+	t.Helper()
+	u, err := Unstructured(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestRenderedManifestsPassServerSideDryRun(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	o := validConnectorOptions()
+	o.Namespace, o.Name, o.Replicas = ns, "dry-"+ns, 3
+	o.GrantedARNs = []string{testARN, testARN2}
+	o.Env = nil
+	connector, err := RenderConnector(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pia, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1", HybridCredentialsDir: DefaultHybridCredentialsDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := mustUnstructured(t, append(connector, pia...))
+	if err := Apply(ctx, env.Config, objs, ApplyOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Dry run persisted nothing.
+	if _, err := env.Client.AppsV1().StatefulSets(ns).Get(ctx, o.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("dry run created the StatefulSet: %v", err)
+	}
+}
+
+func TestApplyRefusesWhatTheServerRefuses(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	tests := []struct {
+		name string
+		doc  string
+	}{
+		{"unknown field", fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: %s\ndata:\n  a: b\nspecc: {}\n", ns)},
+		{"invalid value", fmt.Sprintf("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: Not_Valid\n  namespace: %s\n", ns)},
+		{"missing namespace", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"},
+		{"unknown kind", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: x\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := Decode([]byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Apply(ctx, env.Config, objs, ApplyOptions{DryRun: true})
+			var ae *ApplyError
+			if !errors.As(err, &ae) || ae.Name != objs[0].GetName() {
+				t.Fatalf("err = %v, want *ApplyError for %s", err, objs[0].GetName())
+			}
+			t.Logf("refused as expected: %v", err)
+		})
+	}
+}
+
+// TestAppliedRBACIsLeastPrivilege applies a rendering for real and asks the authorizer what the
+// connector's service account may do.
+func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	o := validConnectorOptions()
+	o.Namespace, o.Name = ns, "rbac-"+ns
+	o.GrantedARNs = []string{testARN}
+	objs, err := RenderConnector(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, env.Config, mustUnstructured(t, objs), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
+		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
+	})
+	user := "system:serviceaccount:" + ns + ":" + o.Name
+	tests := []struct {
+		name    string
+		attrs   authorizationv1.ResourceAttributes
+		allowed bool
+	}{
+		{"own state Secret can be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-0"}, true},
+		{"own state Secret can be updated", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: "eks-connector-state-1"}, true},
+		{"state Secret of a replica that does not exist cannot", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-2"}, false},
+		{"activation Secret can be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: DefaultActivationSecretName}, true},
+		{"activation Secret cannot be changed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: DefaultActivationSecretName}, false},
+		{"other Secrets cannot be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "other"}, false},
+		{"Secrets cannot be listed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"}, false},
+		{"Secrets elsewhere cannot be read", authorizationv1.ResourceAttributes{Namespace: "kube-system", Verb: "get", Resource: "secrets", Name: "eks-connector-state-0"}, false},
+		{"Secrets can be created (RBAC cannot restrict create by name)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"}, true},
+		{"granted ARN can be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN}, true},
+		{"other ARN cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN2}, false},
+		{"groups cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: "system:masters"}, false},
+		{"arn extra can be set", authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: "arn"}, true},
+		{"pods cannot be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "pods"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := eventuallyAllowed(t, env.Client, user, tt.attrs, tt.allowed); got != tt.allowed {
+				t.Fatalf("allowed = %v, want %v", got, tt.allowed)
+			}
+		})
+	}
+}
+
+// eventuallyAllowed polls the authorizer until it gives the expected answer (RBAC caches update
+// asynchronously) or a short deadline passes, and returns the last answer.
+func eventuallyAllowed(t *testing.T, c kubernetes.Interface, user string, attrs authorizationv1.ResourceAttributes, want bool) bool {
+	t.Helper()
+	var got bool
+	ctx := testenv.Context(t)
+	_ = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		r, err := c.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}, ResourceAttributes: &attrs},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			if strings.Contains(err.Error(), "context") {
+				return false, err
+			}
+			return false, nil
+		}
+		got = r.Status.Allowed
+		return got == want, nil
+	})
+	return got
+}
