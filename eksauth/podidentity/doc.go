@@ -1,0 +1,28 @@
+// Package podidentity is an EKS Pod Identity agent: the node-local credential server that the AWS
+// SDKs in pods reach through AWS_CONTAINER_CREDENTIALS_FULL_URI (http://169.254.170.23/v1/credentials
+// or http://[fd00:ec2::23]/v1/credentials), exchanging the pod's projected service account token
+// for IAM role credentials through the EKS Auth API (eksauth.AuthClient).
+//
+// A Server is an http.Handler plus one credential cache shared by all listeners:
+//
+//   - requests are checked before any upstream call: Host must be an agent address (DNS rebinding),
+//     only GET /v1/credentials, the Authorization header must be a JWS with a valid exp/nbf and a
+//     bounded size;
+//   - the cache is keyed by the SHA-256 of the token (tokens never appear in logs or metrics), bounded
+//     by an LRU, refreshed ahead of expiry from a timer heap by a small worker pool, and entries whose
+//     token is no longer presented lapse instead of being refreshed forever;
+//   - one upstream call per token at a time, detached from the requests that triggered it: a client
+//     that hangs up does not cancel it, and every waiting client gets the same result or error;
+//   - throttle answers are cached briefly; one outbound rate budget is shared, and background
+//     refreshes only spend it while more than half of the burst is left, so cache misses win;
+//   - during an EKS Auth outage cached credentials keep being served until ServeSkew before they
+//     expire; new tokens get 503 or 504 within UpstreamTimeout; readiness (ReadinessHandler) follows
+//     upstream health, liveness (LivenessHandler) does not;
+//   - errors are JSON {"code","message"} with 400/403/404/429/503/504 statuses;
+//   - metrics go to a caller-supplied prometheus.Registerer (or a private registry).
+//
+// What it deliberately does not do: it does not verify token signatures (EKS Auth does, and the
+// agent has no access to the cluster's keys), it does not talk to the Kubernetes API, it does not
+// create the link-local addresses (cmd/pod-identity-agent init does, Linux only), and it keeps no
+// state on disk: a restarted agent starts with an empty cache.
+package podidentity

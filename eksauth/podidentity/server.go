@@ -1,0 +1,538 @@
+package podidentity
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/ekslink/ekslink/eksauth"
+)
+
+// Agent addresses the AWS SDKs allow for container credentials besides loopback.
+const (
+	// AgentIPv4 is the EKS Pod Identity agent's IPv4 address.
+	AgentIPv4 = "169.254.170.23"
+	// AgentIPv6 is the EKS Pod Identity agent's IPv6 address.
+	AgentIPv6 = "fd00:ec2::23"
+	// CredentialsPath is the only path the agent serves.
+	CredentialsPath = "/v1/credentials"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxTokenBytes   = 16 << 10
+	DefaultCacheSize       = 4096
+	DefaultServeSkew       = 2 * time.Minute
+	DefaultRefreshBefore   = time.Hour
+	DefaultIdleTimeout     = 6 * time.Hour
+	DefaultRefreshWorkers  = 4
+	DefaultUpstreamTimeout = 5 * time.Second
+	DefaultThrottleTTL     = time.Second
+	DefaultRate            = 20
+	DefaultBurst           = 40
+	DefaultMissWait        = time.Second
+	DefaultUnhealthyAfter  = 3
+)
+
+// Upstream exchanges a service account token for credentials; *eksauth.AuthClient implements it.
+type Upstream interface {
+	AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*eksauth.AssumeRoleForPodIdentityOutput, error)
+}
+
+// Options configure a Server. ClusterName and Upstream are required; every other zero value means
+// the documented default.
+type Options struct {
+	// ClusterName is the EKS cluster the tokens belong to.
+	ClusterName string
+	// Upstream is the EKS Auth client.
+	Upstream Upstream
+	// Hosts are the accepted Host header hosts (default AgentIPv4 and AgentIPv6). The IP of every
+	// listener given to Serve is accepted as well. Anything else is refused, which defeats DNS rebinding.
+	Hosts []string
+	// MaxTokenBytes bounds the Authorization header (default DefaultMaxTokenBytes).
+	MaxTokenBytes int
+	// CacheSize bounds the number of cached tokens (default DefaultCacheSize); the least recently
+	// used entry is dropped first.
+	CacheSize int
+	// ServeSkew: cached credentials are served only while they are valid for longer than this
+	// (default DefaultServeSkew). During an upstream outage this is how long before expiry the agent
+	// stops answering from the cache.
+	ServeSkew time.Duration
+	// RefreshBefore: credentials are refreshed in the background this long before they expire (never
+	// earlier than half their lifetime; jittered) (default DefaultRefreshBefore).
+	RefreshBefore time.Duration
+	// IdleTimeout: an entry whose token has not been presented for this long is not refreshed any more;
+	// it lapses and is dropped when its credentials stop being servable (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// RefreshWorkers is the number of background refresh workers (default DefaultRefreshWorkers).
+	RefreshWorkers int
+	// UpstreamTimeout bounds one fetch including the client's retries (default DefaultUpstreamTimeout).
+	// Fetches are detached from the requests that caused them: a client hanging up does not cancel them.
+	UpstreamTimeout time.Duration
+	// ThrottleTTL is how long an upstream throttle answer is cached for a token (default
+	// DefaultThrottleTTL, or the Retry-After hint when longer, at most 30s).
+	ThrottleTTL time.Duration
+	// Rate and Burst are the outbound budget of upstream calls per second (defaults DefaultRate,
+	// DefaultBurst). Background refreshes only spend it while more than half the burst is left, so
+	// cache misses always win.
+	Rate  float64
+	Burst int
+	// MissWait is how long a cache miss may wait for the rate budget before it is answered 429
+	// (default DefaultMissWait).
+	MissWait time.Duration
+	// UnhealthyAfter is the number of consecutive upstream calls failing with unavailable or timeout
+	// after which readiness fails (default DefaultUnhealthyAfter). Any upstream answer resets it.
+	UnhealthyAfter int
+	// Logger receives one line per meaningful event (default discard). Tokens are never logged, only
+	// a short hash.
+	Logger logr.Logger
+	// Registerer receives the metrics (default: a private registry, see Server.Registry).
+	Registerer prometheus.Registerer
+	// Now is the clock used for expiry decisions (default time.Now).
+	Now func() time.Time
+}
+
+// Server is the credential server: an http.Handler for GET /v1/credentials plus the cache shared by
+// every listener it serves. Create it with NewServer, serve listeners with Serve, stop with Close.
+type Server struct {
+	opts    Options
+	log     logr.Logger
+	now     func() time.Time
+	metrics *metrics
+	reg     *prometheus.Registry
+	limiter *rate.Limiter
+	hosts   atomic.Pointer[map[string]struct{}]
+	hostsMu sync.Mutex
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	cache *cache
+
+	consecutiveUnavailable atomic.Int64
+	lastUpstreamErr        atomic.Pointer[string]
+}
+
+// NewServer validates the options, fills the defaults and starts the refresh scheduler and workers.
+func NewServer(opts Options) (*Server, error) {
+	if opts.ClusterName == "" {
+		return nil, fmt.Errorf("podidentity: no cluster name: set Options.ClusterName (--cluster-name)")
+	}
+	if opts.Upstream == nil {
+		return nil, fmt.Errorf("podidentity: no upstream: set Options.Upstream (an *eksauth.AuthClient)")
+	}
+	if len(opts.Hosts) == 0 {
+		opts.Hosts = []string{AgentIPv4, AgentIPv6}
+	}
+	setDefault(&opts.MaxTokenBytes, DefaultMaxTokenBytes)
+	setDefault(&opts.CacheSize, DefaultCacheSize)
+	setDefault(&opts.ServeSkew, DefaultServeSkew)
+	setDefault(&opts.RefreshBefore, DefaultRefreshBefore)
+	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&opts.RefreshWorkers, DefaultRefreshWorkers)
+	setDefault(&opts.UpstreamTimeout, DefaultUpstreamTimeout)
+	setDefault(&opts.ThrottleTTL, DefaultThrottleTTL)
+	setDefault(&opts.Rate, DefaultRate)
+	setDefault(&opts.Burst, DefaultBurst)
+	setDefault(&opts.MissWait, DefaultMissWait)
+	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, limiter: rate.NewLimiter(rate.Limit(opts.Rate), opts.Burst)}
+	reg := opts.Registerer
+	if reg == nil {
+		s.reg = prometheus.NewRegistry()
+		reg = s.reg
+	}
+	s.cache = newCache(s)
+	m, err := newMetrics(reg, func() float64 { return float64(s.cache.len()) })
+	if err != nil {
+		return nil, fmt.Errorf("podidentity: registering metrics: %w", err)
+	}
+	s.metrics = m
+	hosts := map[string]struct{}{}
+	for _, h := range opts.Hosts {
+		hosts[normalizeHost(h)] = struct{}{}
+	}
+	s.hosts.Store(&hosts)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.cache.start()
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Registry is the private registry holding the metrics when Options.Registerer was nil.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Close stops background refreshes and cancels in-flight upstream calls. Serve calls return when
+// their own contexts end.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// AllowHost adds a Host header host (an IP or name, with or without port) to the accepted set.
+func (s *Server) AllowHost(host string) {
+	s.hostsMu.Lock()
+	defer s.hostsMu.Unlock()
+	old := *s.hosts.Load()
+	next := make(map[string]struct{}, len(old)+1)
+	for k := range old {
+		next[k] = struct{}{}
+	}
+	next[normalizeHost(host)] = struct{}{}
+	s.hosts.Store(&next)
+}
+
+func normalizeHost(h string) string {
+	h = strings.TrimSpace(strings.ToLower(h))
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			return h[1:i]
+		}
+		return h
+	}
+	if strings.Count(h, ":") == 1 {
+		return h[:strings.IndexByte(h, ':')]
+	}
+	return h
+}
+
+func (s *Server) hostAllowed(host string) bool {
+	_, ok := (*s.hosts.Load())[normalizeHost(host)]
+	return ok
+}
+
+// Error codes of the agent's JSON error answers ({"code","message"}).
+const (
+	CodeInvalidToken        = "InvalidToken"
+	CodeAccessDenied        = "AccessDenied"
+	CodeNoAssociation       = "NoAssociation"
+	CodeThrottled           = "Throttled"
+	CodeUpstreamUnavailable = "UpstreamUnavailable"
+	CodeUpstreamTimeout     = "UpstreamTimeout"
+	CodeNotFound            = "NotFound"
+	CodeMethodNotAllowed    = "MethodNotAllowed"
+	CodeInvalidHost         = "InvalidHost"
+)
+
+// Error is an agent answer other than 200, as sent to the client.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+	// Err is the cause (an *eksauth.AuthError, a timeout, ...), not sent to the client.
+	Err error
+}
+
+// Error implements error.
+func (e *Error) Error() string {
+	return fmt.Sprintf("podidentity: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// errLocalRateLimit is the cause of 429 answers produced by the agent's own rate budget.
+var errLocalRateLimit = errors.New("podidentity: the agent's upstream rate budget is exhausted")
+
+// classify maps an upstream error to the client's answer and a metrics outcome.
+func classify(err error) (*Error, string) {
+	var ae *eksauth.AuthError
+	var te *eksauth.AuthAttemptTimeoutError
+	switch {
+	case errors.Is(err, errLocalRateLimit):
+		return &Error{Status: 429, Code: CodeThrottled, Message: "too many credential requests on this node; retry later", RetryAfter: time.Second, Err: err}, "rate_limited"
+	case errors.As(err, &ae):
+		switch ae.Code {
+		case eksauth.AuthInvalidTokenException, eksauth.AuthExpiredTokenException, eksauth.AuthInvalidRequestException, eksauth.AuthInvalidParameterException:
+			return &Error{Status: 400, Code: CodeInvalidToken, Message: "EKS Auth refused the token: " + string(ae.Code), Err: err}, "invalid_token"
+		case eksauth.AuthAccessDeniedException:
+			return &Error{Status: 403, Code: CodeAccessDenied, Message: "EKS Auth denied the request: AccessDeniedException", Err: err}, "denied"
+		case eksauth.AuthResourceNotFoundException:
+			return &Error{Status: 404, Code: CodeNoAssociation, Message: "no EKS Pod Identity association for this service account", Err: err}, "not_found"
+		case eksauth.AuthThrottlingException:
+			ra := ae.RetryAfter
+			if ra <= 0 {
+				ra = time.Second
+			}
+			return &Error{Status: 429, Code: CodeThrottled, Message: "EKS Auth is throttling; retry later", RetryAfter: ra, Err: err}, "throttled"
+		}
+		if ae.StatusCode >= 500 {
+			return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth is unavailable: " + string(ae.Code), Err: err}, "unavailable"
+		}
+		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "unexpected EKS Auth answer: " + string(ae.Code), Err: err}, "error"
+	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: 504, Code: CodeUpstreamTimeout, Message: "EKS Auth did not answer in time", Err: err}, "timeout"
+	default:
+		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth could not be reached", Err: err}, "unavailable"
+	}
+}
+
+// ServeHTTP implements http.Handler for GET /v1/credentials.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := s.serve(w, r)
+	s.metrics.observe(code, time.Since(start).Seconds())
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
+	if !s.hostAllowed(r.Host) {
+		return writeError(w, &Error{Status: 400, Code: CodeInvalidHost, Message: "Host header is not an agent address"})
+	}
+	if r.URL.Path != CredentialsPath {
+		return writeError(w, &Error{Status: 404, Code: CodeNotFound, Message: "only " + CredentialsPath + " is served"})
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return writeError(w, &Error{Status: 405, Code: CodeMethodNotAllowed, Message: "only GET is allowed"})
+	}
+	token := strings.TrimSpace(r.Header.Get("Authorization"))
+	if err := looksLikeJWT(token, s.opts.MaxTokenBytes); err != nil {
+		return writeError(w, &Error{Status: 400, Code: CodeInvalidToken, Message: err.Error()})
+	}
+	val, err := s.cache.get(r.Context(), token)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			if r.Context().Err() != nil {
+				// The client hung up; the fetch goes on and fills the cache.
+				e = &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "request cancelled"}
+			} else {
+				e, _ = classify(err)
+			}
+		}
+		return writeError(w, e)
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{val.contentLength}
+	_, _ = w.Write(val.body)
+	return http.StatusOK
+}
+
+var jsonContentType = []string{"application/json"}
+
+func writeError(w http.ResponseWriter, e *Error) int {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{e.Code, e.Message})
+	return e.Status
+}
+
+// tokenID is the short hash used for tokens in logs.
+func tokenID(k key) string { return hex.EncodeToString(k[:6]) }
+
+type key [sha256.Size]byte
+
+// Health is the agent's view of EKS Auth.
+type Health struct {
+	// Upstream is "ok" or "unavailable".
+	Upstream string `json:"upstream"`
+	// ConsecutiveFailures counts upstream calls in a row that failed with unavailable or timeout.
+	ConsecutiveFailures int64 `json:"consecutiveFailures"`
+	// LastError is the last such failure, if any.
+	LastError string `json:"lastError,omitempty"`
+	// CacheEntries is the number of cached tokens.
+	CacheEntries int `json:"cacheEntries"`
+}
+
+// Health reports upstream health as seen from the calls the agent made.
+func (s *Server) Health() Health {
+	n := s.consecutiveUnavailable.Load()
+	h := Health{Upstream: "ok", ConsecutiveFailures: n, CacheEntries: s.cache.len()}
+	if n >= int64(s.opts.UnhealthyAfter) {
+		h.Upstream = "unavailable"
+	}
+	if p := s.lastUpstreamErr.Load(); p != nil && n > 0 {
+		h.LastError = *p
+	}
+	return h
+}
+
+// Ready reports whether EKS Auth is considered reachable (readiness). It is independent of liveness:
+// cached credentials keep being served while not ready.
+func (s *Server) Ready() bool { return s.Health().Upstream == "ok" }
+
+// LivenessHandler answers 200 while the server has not been closed; it never depends on EKS Auth.
+func (s *Server) LivenessHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ctx.Err() != nil {
+			http.Error(w, "closed", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}
+
+// ReadinessHandler answers 200 with the Health as JSON while EKS Auth is reachable, 503 otherwise.
+func (s *Server) ReadinessHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := s.Health()
+		w.Header().Set("Content-Type", "application/json")
+		if h.Upstream != "ok" || s.ctx.Err() != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(h)
+	})
+}
+
+// Serve serves the credential handler on ln until ctx ends, then shuts the listener down
+// gracefully. It may be called for several listeners at once; they share the cache. The listener's
+// IP is added to the accepted hosts.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		s.AllowHost(ta.IP.String())
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      s.opts.UpstreamTimeout + s.opts.MissWait + 5*time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    s.opts.MaxTokenBytes + 8<<10,
+		ErrorLog:          nil,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	err := srv.Serve(ln)
+	close(done)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenError reports an address that could not be bound.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+// Error implements error.
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("podidentity: listen on %s: %v", e.Addr, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Listen binds every address it can ("host:port"); the ones that fail are returned as *ListenError
+// without affecting the others.
+func Listen(ctx context.Context, addrs []string) ([]net.Listener, []error) {
+	var lns []net.Listener
+	var errs []error
+	var lc net.ListenConfig
+	for _, a := range addrs {
+		ln, err := lc.Listen(ctx, "tcp", a)
+		if err != nil {
+			errs = append(errs, &ListenError{Addr: a, Err: err})
+			continue
+		}
+		lns = append(lns, ln)
+	}
+	return lns, errs
+}
+
+// ServeAddrs binds every address in addrs and serves those that bind until ctx ends. An address that
+// fails is logged and retried every retryEvery (no retries when 0) while the others keep serving.
+// It returns an error only if no address could be bound at first.
+func (s *Server) ServeAddrs(ctx context.Context, addrs []string, retryEvery time.Duration) error {
+	lns, errs := Listen(ctx, addrs)
+	for _, err := range errs {
+		s.log.Error(err, "listener failed; the other listeners keep serving")
+	}
+	if len(lns) == 0 {
+		return errors.Join(append([]error{fmt.Errorf("podidentity: no listener could be bound")}, errs...)...)
+	}
+	var wg sync.WaitGroup
+	serve := func(ln net.Listener) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.log.Info("serving credentials", "addr", ln.Addr().String())
+			if err := s.Serve(ctx, ln); err != nil {
+				s.log.Error(err, "listener stopped", "addr", ln.Addr().String())
+			}
+		}()
+	}
+	for _, ln := range lns {
+		serve(ln)
+	}
+	var pending []string
+	for _, err := range errs {
+		var le *ListenError
+		if errors.As(err, &le) {
+			pending = append(pending, le.Addr)
+		}
+	}
+	if retryEvery > 0 && len(pending) > 0 {
+		t := time.NewTicker(retryEvery)
+		defer t.Stop()
+	loop:
+		for len(pending) > 0 {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-t.C:
+			}
+			lns, errs := Listen(ctx, pending)
+			for _, ln := range lns {
+				serve(ln)
+			}
+			pending = pending[:0]
+			for _, err := range errs {
+				var le *ListenError
+				if errors.As(err, &le) {
+					pending = append(pending, le.Addr)
+				}
+			}
+		}
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
