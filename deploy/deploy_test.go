@@ -1,0 +1,187 @@
+package deploy
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/registration/manifest"
+)
+
+var update = flag.Bool("update", false, "rewrite the checked-in YAML from registration/manifest")
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestCheckedInYAMLMatchesTheRenderer(t *testing.T) {
+	tests := []struct {
+		file     string
+		render   func() ([]byte, error)
+		embedded []byte
+	}{
+		{"connector/eks-connector.yaml", manifest.ConnectorTemplate, ConnectorTemplate()},
+		{"pod-identity-agent/eks-pod-identity-agent.yaml", manifest.PodIdentityAgentTemplate, PodIdentityAgentTemplate()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			want, err := tt.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(filepath.FromSlash(tt.file), want, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			onDisk, err := os.ReadFile(filepath.FromSlash(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(onDisk) != string(want) {
+				t.Fatalf("%s drifted from registration/manifest: run go test ./deploy -update and review the diff", tt.file)
+			}
+			if string(tt.embedded) != string(onDisk) {
+				t.Fatalf("embedded copy of %s is stale", tt.file)
+			}
+		})
+	}
+}
+
+// sedValues are what the README's sed command substitutes.
+func connectorValues() map[string]string {
+	return map[string]string{
+		manifest.PlaceholderRegion:         "eu-west-1",
+		manifest.PlaceholderActivationID:   "5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
+		manifest.PlaceholderActivationCode: base64.StdEncoding.EncodeToString([]byte("AbCdEfGhIjKlMnOpQrStUvWx")),
+		manifest.PlaceholderConnectorImage: "public.ecr.aws/ekslink/connector:" + manifest.DefaultVersion,
+		manifest.PlaceholderSSMAgentImage:  manifest.DefaultSSMAgentImage,
+		manifest.PlaceholderConsoleARN:     "arn:aws:iam::123456789012:role/Admin",
+	}
+}
+
+func podIdentityValues() map[string]string {
+	return map[string]string{
+		manifest.PlaceholderClusterName:      "prod",
+		manifest.PlaceholderRegion:           "eu-west-1",
+		manifest.PlaceholderPodIdentityImage: "public.ecr.aws/ekslink/pod-identity-agent:" + manifest.DefaultVersion,
+	}
+}
+
+func TestEveryPlaceholderIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, values := range []map[string]string{connectorValues(), podIdentityValues()} {
+		for p := range values {
+			if !strings.Contains(string(doc), p) {
+				t.Errorf("placeholder %s is not documented in doc.go", p)
+			}
+		}
+	}
+	// And the substitution values above cover every placeholder in the files.
+	if _, err := manifest.Substitute(ConnectorTemplate(), connectorValues()); err != nil {
+		t.Error(err)
+	}
+	if _, err := manifest.Substitute(PodIdentityAgentTemplate(), podIdentityValues()); err != nil {
+		t.Error(err)
+	}
+}
+
+// readFile reads the file on disk (not the embedded copy, which is stale right after -update).
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.FromSlash(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCheckedInYAMLPassesServerSideDryRun(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	// The connector YAML creates its own namespace; a dry run does not, so create it for real.
+	_, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manifest.DefaultNamespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), manifest.DefaultNamespace, metav1.DeleteOptions{})
+	})
+	tests := []struct {
+		name     string
+		template []byte
+		values   map[string]string
+		kinds    int
+	}{
+		{"connector", readFile(t, "connector/eks-connector.yaml"), connectorValues(), 9},
+		{"pod identity agent", readFile(t, "pod-identity-agent/eks-pod-identity-agent.yaml"), podIdentityValues(), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := manifest.Substitute(tt.template, tt.values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := manifest.Decode(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(objs) != tt.kinds {
+				t.Fatalf("%d objects, want %d", len(objs), tt.kinds)
+			}
+			if err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The template without substitution must not be accepted by the API server: a forgotten sed
+// must fail loudly, not install a connector for region "%AWS_REGION%".
+func TestUnsubstitutedTemplateIsRefused(t *testing.T) {
+	if _, err := manifest.Substitute(ConnectorTemplate(), nil); err == nil {
+		t.Fatal("Substitute accepted a template with placeholders")
+	}
+	env := testenv.Shared(t)
+	objs, err := manifest.Decode(ConnectorTemplate())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			secret = append(secret, o)
+		}
+	}
+	ns := env.Namespace(t)
+	secret[0].SetNamespace(ns)
+	if err := manifest.Apply(testenv.Context(t), env.Config, secret, manifest.ApplyOptions{DryRun: true}); err == nil {
+		t.Fatal("the API server accepted a Secret whose data is the literal placeholder")
+	}
+}
+
+func BenchmarkSubstituteAndDecodeConnector(b *testing.B) {
+	tmpl, values := ConnectorTemplate(), connectorValues()
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := manifest.Substitute(tmpl, values)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := manifest.Decode(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
