@@ -1,13 +1,323 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/rest"
+
+	"github.com/ekslink/ekslink/impersonation"
 )
 
-// newProxyCommand is replaced by the impersonation issue's implementation.
-func newProxyCommand() *cobra.Command {
-	return &cobra.Command{Use: "proxy", Short: "Serve the impersonating proxy (not implemented yet)",
-		RunE: func(*cobra.Command, []string) error { return errors.New("not implemented yet") }}
+// In-cluster defaults of the proxy role.
+const (
+	defaultListen    = "unix:///var/eks/shared/connector.sock"
+	defaultTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	defaultCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
+// proxyHooks are the integration points of the proxy role. The zero value runs the plain proxy.
+type proxyHooks struct {
+	// extraReadyChecks run on every /readyz after the API server check; any error makes the pod
+	// unready (for example: "the rotated SSM key has not reached the state Secret yet").
+	extraReadyChecks []func() error
+	// startBackground, when set, runs next to the servers (for example the vault key-sync loop)
+	// with a context cancelled at shutdown. A non-nil error other than context.Canceled stops
+	// the proxy and is returned.
+	startBackground func(ctx context.Context) error
+	// listening is told each server's address once it listens ("proxy", "metrics", "health").
+	listening func(name string, addr net.Addr)
+	// stderr receives the JSON logs (default os.Stderr).
+	stderr io.Writer
+}
+
+type proxyOptions struct {
+	listen          string
+	apiServer       string
+	tokenFile       string
+	caFile          string
+	metricsAddr     string
+	healthAddr      string
+	identityHeader  string
+	shutdownTimeout time.Duration
+	verbosity       int
+}
+
+// newProxyCommand is the connector's "proxy" role.
+func newProxyCommand() *cobra.Command { return newProxyCommandWithHooks(proxyHooks{}) }
+
+func newProxyCommandWithHooks(hooks proxyHooks) *cobra.Command {
+	o := &proxyOptions{}
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Serve the fail-closed impersonating proxy the SSM agent forwards console requests to",
+		Long: `Serve the impersonating proxy on a unix socket (or TCP). Each request must carry exactly one
+x-aws-eks-identity-arn header holding a valid IAM principal ARN; it is forwarded to the API server
+as "Impersonate-User: <ARN>" with the ARN (and an assumed role's session name) as user extras,
+authenticated with this pod's service-account token. Requests without a usable identity are refused
+with 401/403 and never reach the API server.
+
+Every flag can also be set with the environment variable shown in its description.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd.Flags(), "CONNECTOR_")
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if hooks.stderr == nil {
+				hooks.stderr = cmd.ErrOrStderr()
+			}
+			return runProxy(cmd.Context(), o, hooks)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port [env CONNECTOR_LISTEN]")
+	fs.StringVar(&o.apiServer, "api-server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, else https://kubernetes.default.svc) [env CONNECTOR_API_SERVER]")
+	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change [env CONNECTOR_TOKEN_FILE]")
+	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change [env CONNECTOR_CA_FILE]")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
+	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
+	return cmd
+}
+
+// applyEnv sets every flag not given on the command line from PREFIX_<UPPER_SNAKE> when set.
+func applyEnv(fs *pflag.FlagSet, prefix string) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func inClusterHost() string {
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host != "" && port != "" {
+		return "https://" + net.JoinHostPort(host, port)
+	}
+	return "https://kubernetes.default.svc"
+}
+
+func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
+	logger := logr.FromSlogHandler(slog.NewJSONHandler(hooks.stderr, &slog.HandlerOptions{Level: slog.Level(-o.verbosity)}))
+	logger = logger.WithName("proxy")
+	if o.apiServer == "" {
+		o.apiServer = inClusterHost()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := impersonation.NewHandler(impersonation.Config{
+		Upstream: &rest.Config{
+			Host:            o.apiServer,
+			BearerTokenFile: o.tokenFile,
+			TLSClientConfig: rest.TLSClientConfig{CAFile: o.caFile},
+		},
+		IdentityHeader: o.identityHeader,
+		Registerer:     reg,
+		Logger:         logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	ln, err := listen(o.listen)
+	if err != nil {
+		return err
+	}
+	var draining atomic.Bool
+	servers := map[string]*http.Server{}
+	listeners := map[string]net.Listener{"proxy": ln}
+	errLog := log.New(logWriter{logger}, "", 0)
+	servers["proxy"] = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+		// No WriteTimeout: watches, log follows and exec sessions are long-lived.
+	}
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if err := h.Ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		for _, check := range hooks.extraReadyChecks {
+			if err := check(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	// One address for both (":0" means two distinct ephemeral ports).
+	if o.metricsAddr != "" && o.metricsAddr == o.healthAddr && !strings.HasSuffix(o.metricsAddr, ":0") {
+		health.Handle("/metrics", metricsHandler)
+	} else if o.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metricsHandler)
+		servers["metrics"] = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		if listeners["metrics"], err = net.Listen("tcp", o.metricsAddr); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+	}
+	if o.healthAddr != "" {
+		servers["health"] = &http.Server{Handler: health, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+		if listeners["health"], err = net.Listen("tcp", o.healthAddr); err != nil {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return fmt.Errorf("health listener: %w", err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for name, srv := range servers {
+		l := listeners[name]
+		logger.Info("serving", "server", name, "address", l.Addr().String())
+		if hooks.listening != nil {
+			hooks.listening(name, l.Addr())
+		}
+		g.Go(func() error {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s server: %w", name, err)
+			}
+			return nil
+		})
+	}
+	if hooks.startBackground != nil {
+		g.Go(func() error {
+			if err := hooks.startBackground(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("background task: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		draining.Store(true)
+		logger.Info("shutting down: draining in-flight requests", "timeout", o.shutdownTimeout.String())
+		dctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+		defer cancel()
+		// The proxy first, so probes keep answering (unready) while it drains.
+		if err := servers["proxy"].Shutdown(dctx); err != nil {
+			logger.Info("drain timed out; closing the remaining connections", "error", err.Error())
+			_ = servers["proxy"].Close()
+		}
+		for name, srv := range servers {
+			if name != "proxy" {
+				_ = srv.Shutdown(dctx)
+			}
+		}
+		return nil
+	})
+	err = g.Wait()
+	if err == nil && ctx.Err() != nil {
+		logger.Info("stopped")
+	}
+	return err
+}
+
+// listen opens unix:///path (replacing a stale socket, mode 0660) or tcp://host:port.
+func listen(spec string) (net.Listener, error) {
+	u, err := url.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", spec, err)
+	}
+	switch u.Scheme {
+	case "tcp":
+		if u.Host == "" {
+			return nil, fmt.Errorf("--listen %q: want tcp://host:port", spec)
+		}
+		return net.Listen("tcp", u.Host)
+	case "unix":
+		path := u.Path
+		if path == "" {
+			path = u.Opaque
+		}
+		if path == "" {
+			return nil, fmt.Errorf("--listen %q: want unix:///absolute/path", spec)
+		}
+		if err := removeStaleSocket(path); err != nil {
+			return nil, err
+		}
+		// Create the socket without group/other write access from the first moment, then set
+		// the final mode explicitly (the umask is process-wide, so restore it at once).
+		old := syscall.Umask(0o177)
+		l, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+		return l, nil
+	default:
+		return nil, fmt.Errorf("--listen %q: scheme must be unix or tcp", spec)
+	}
+}
+
+// removeStaleSocket deletes a socket left by a previous process, refusing to touch anything that
+// is not a socket or a socket someone still serves on.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket; refusing to replace it", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return fmt.Errorf("%s is in use by another process", path)
+	}
+	return os.Remove(path)
+}
+
+type logWriter struct{ log logr.Logger }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	l.log.V(1).Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

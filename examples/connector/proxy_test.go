@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+type runningProxy struct {
+	socket string
+	addrs  map[string]string
+	cancel context.CancelFunc
+	done   chan error
+	client *http.Client
+}
+
+// startProxyCommand runs "proxy" in-process against env, as the cobra command a pod would run.
+func startProxyCommand(t *testing.T, env *testenv.Env, ns string, hooks proxyHooks, extraArgs ...string) *runningProxy {
+	t.Helper()
+	dir := t.TempDir()
+	token := env.Token(t, ns, "eks-connector", nil, time.Hour)
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600))
+	p := &runningProxy{socket: filepath.Join(dir, "connector.sock"), addrs: map[string]string{}, done: make(chan error, 1)}
+	var mu sync.Mutex
+	ready := make(chan struct{})
+	hooks.listening = func(name string, addr net.Addr) {
+		mu.Lock()
+		defer mu.Unlock()
+		p.addrs[name] = addr.String()
+		if len(p.addrs) == 3 {
+			close(ready)
+		}
+	}
+	logs := &syncBuffer{}
+	hooks.stderr = logs
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", logs.String())
+		}
+	})
+	cmd := newProxyCommandWithHooks(hooks)
+	cmd.SetArgs(append([]string{
+		"--listen=unix://" + p.socket,
+		"--api-server=" + env.URL,
+		"--token-file=" + filepath.Join(dir, "token"),
+		"--metrics-addr=127.0.0.1:0",
+		"--health-addr=127.0.0.1:0",
+		"--shutdown-timeout=5s",
+	}, extraArgs...))
+	t.Setenv("CONNECTOR_CA_FILE", env.CAFile) // the env fallback, exercised
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { p.done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-p.done:
+		t.Fatalf("proxy exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not start listening")
+	}
+	t.Cleanup(func() { p.cancel(); <-p.done })
+	p.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", p.socket)
+	}}}
+	return p
+}
+
+func (p *runningProxy) stop(t *testing.T) error {
+	t.Helper()
+	p.cancel()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not stop")
+		return nil
+	}
+}
+
+func (p *runningProxy) get(t *testing.T, path, arn string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://connector"+path, nil)
+	if arn != "" {
+		req.Header.Set("x-aws-eks-identity-arn", arn)
+	}
+	resp, err := p.client.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	ns := env.Namespace(t)
+	arn := "arn:aws:iam::123456789012:role/console-viewer"
+	env.CreateServiceAccount(t, ns, "eks-connector")
+	env.Grant(t, "", ns+"-impersonator", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{arn}},
+		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}},
+	})
+	env.Grant(t, ns, "viewer", testenv.UserSubject(arn), []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
+	})
+	_, err := env.Client.CoreV1().ConfigMaps(ns).Create(testenv.Context(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}}, metav1.CreateOptions{})
+	must(t, err)
+
+	// A socket left behind by a crashed predecessor.
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	must(t, err)
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+
+	var background sync.WaitGroup
+	background.Add(1)
+	p := startProxyCommand(t, env, ns, proxyHooks{
+		extraReadyChecks: []func() error{func() error { return nil }},
+		startBackground: func(ctx context.Context) error {
+			defer background.Done()
+			<-ctx.Done()
+			return ctx.Err()
+		},
+	})
+
+	t.Run("socket is 0660 or tighter", func(t *testing.T) {
+		fi, err := os.Stat(p.socket)
+		must(t, err)
+		if fi.Mode().Perm()&^0o660 != 0 {
+			t.Fatalf("mode %v", fi.Mode().Perm())
+		}
+	})
+	t.Run("allowed ARN reads through the socket", func(t *testing.T) {
+		code, body := p.get(t, "/api/v1/namespaces/"+ns+"/configmaps/cm", arn)
+		if code != 200 || !strings.Contains(body, `"name":"cm"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("missing identity is refused", func(t *testing.T) {
+		code, body := p.get(t, "/api/v1/namespaces/"+ns+"/configmaps/cm", "")
+		if code != 401 || !strings.Contains(body, `"kind":"Status"`) {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+	t.Run("probes and metrics", func(t *testing.T) {
+		if code, _ := httpGet(t, "http://"+p.addrs["health"]+"/healthz"); code != 200 {
+			t.Errorf("/healthz %d", code)
+		}
+		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 200 {
+			t.Errorf("/readyz %d %s", code, body)
+		}
+		code, body := httpGet(t, "http://"+p.addrs["metrics"]+"/metrics")
+		for _, want := range []string{
+			`ekslink_impersonation_requests_total{code="200",kind="request"} 1`,
+			`ekslink_impersonation_requests_total{code="401",kind="request"} 1`,
+			`ekslink_impersonation_request_duration_seconds_bucket`,
+			`ekslink_impersonation_rejected_identities_total{reason="missing"} 1`,
+			`go_goroutines`,
+		} {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+	t.Run("shutdown drains an in-flight watch", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://connector/api/v1/namespaces/"+ns+"/configmaps?watch=true&timeoutSeconds=2", nil)
+		req.Header.Set("x-aws-eks-identity-arn", arn)
+		resp, err := p.client.Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		line, err := bufio.NewReader(resp.Body).ReadString('\n') // the initial ADDED event
+		if err != nil || !strings.Contains(line, `"type":"ADDED"`) {
+			t.Fatalf("first event %q: %v", line, err)
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- p.stop(t) }()
+		// The watch ends when the API server closes it (timeoutSeconds), not when we stop.
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatalf("watch was cut during drain: %v", err)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatalf("proxy returned %v", err)
+		}
+		background.Wait()
+		if _, err := os.Stat(p.socket); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket still exists after shutdown: %v", err)
+		}
+	})
+
+	t.Run("stale socket is replaced", func(t *testing.T) {
+		q := startProxyCommand(t, env, ns, proxyHooks{}, "--listen=unix://"+stale)
+		q.socket = stale
+		if code, body := q.get(t, "/api/v1/namespaces/"+ns+"/configmaps/cm", arn); code != 200 {
+			t.Fatalf("%d %s", code, body)
+		}
+	})
+}
+
+func TestListenRefusesToReplaceWhatIsNotAStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	must(t, os.WriteFile(file, nil, 0o600))
+	if _, err := listen("unix://" + file); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("regular file: %v", err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	l, err := listen("unix://" + live)
+	must(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := listen("unix://" + live); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("live socket: %v", err)
+	}
+	for _, bad := range []string{"http://x", "tcp://", "unix://"} {
+		if _, err := listen(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestProxyFlagsFallBackToEnvironment(t *testing.T) {
+	cmd := newProxyCommandWithHooks(proxyHooks{})
+	t.Setenv("CONNECTOR_LISTEN", "tcp://127.0.0.1:9999")
+	t.Setenv("CONNECTOR_SHUTDOWN_TIMEOUT", "3s")
+	must(t, cmd.ParseFlags([]string{"--metrics-addr=:1234"}))
+	t.Setenv("CONNECTOR_METRICS_ADDR", ":5678") // a flag on the command line wins
+	must(t, applyEnv(cmd.Flags(), "CONNECTOR_"))
+	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": ":8081"} {
+		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
+			t.Errorf("--%s = %q, want %q", flag, got, want)
+		}
+	}
+	for _, flag := range []string{"listen", "api-server", "token-file", "ca-file", "metrics-addr", "health-addr"} {
+		f := cmd.Flags().Lookup(flag)
+		env := "CONNECTOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+		if !strings.Contains(f.Usage, env) {
+			t.Errorf("--%s help does not document %s", flag, env)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
