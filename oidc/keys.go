@@ -20,8 +20,19 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// MinRSABits is the smallest RSA modulus ParseKeys accepts.
-const MinRSABits = 2048
+// MinRSABits is the smallest RSA modulus ParseKeys accepts; MaxRSABits the largest.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 8192
+)
+
+// Size limits keep hostile input from turning key validation into a CPU sink: an RSA-8192 private
+// key is under 5 KiB of DER.
+const (
+	maxKeyDER  = 16 << 10
+	maxCertDER = 64 << 10
+	maxJWKS    = 1 << 20
+)
 
 // Key errors, matched with errors.Is.
 var (
@@ -110,6 +121,9 @@ func NewKey(k any) (Key, error) {
 			}
 			return Key{}, fmt.Errorf("%w: RSA key has %d bits, need at least %d", ErrWeakKey, bits, MinRSABits)
 		}
+		if pub.N.BitLen() > MaxRSABits {
+			return Key{}, fmt.Errorf("%w: RSA key has %d bits, at most %d are supported", ErrUnsupportedKey, pub.N.BitLen(), MaxRSABits)
+		}
 		if pub.E < 3 || pub.E%2 == 0 {
 			return Key{}, fmt.Errorf("%w: RSA public exponent %d", ErrMalformedKey, pub.E)
 		}
@@ -167,6 +181,9 @@ func ParseKeyFiles(paths ...string) ([]Key, error) {
 func parseKeys(source string, data []byte) ([]Key, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
+		if len(trimmed) > maxJWKS {
+			return nil, &KeyError{Source: source, Type: "JWKS", Err: fmt.Errorf("%w: %d bytes is larger than any key set", ErrMalformedKey, len(trimmed))}
+		}
 		keys, err := parseJWKs(source, trimmed)
 		if err != nil {
 			return nil, err
@@ -186,6 +203,9 @@ func parseKeys(source string, data []byte) ([]Key, error) {
 			if _, ok := block.Headers["Proc-Type"]; ok {
 				return nil, fail(fmt.Errorf("%w: encrypted PEM is not supported; decrypt the key first", ErrUnsupportedKey))
 			}
+		}
+		if len(block.Bytes) > maxKeyDER && block.Type != "CERTIFICATE" || len(block.Bytes) > maxCertDER {
+			return nil, fail(fmt.Errorf("%w: %d-byte block is larger than any supported key", ErrMalformedKey, len(block.Bytes)))
 		}
 		var parsed any
 		var err error
