@@ -1,0 +1,96 @@
+package impersonation
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseARNCanonicalizesSessionsAndKeepsTheRest(t *testing.T) {
+	tests := []struct {
+		name, arn, canonical, kind, session string
+	}{
+		{"user", "arn:aws:iam::123456789012:user/alice", "arn:aws:iam::123456789012:user/alice", KindUser, ""},
+		{"user with path", "arn:aws:iam::123456789012:user/dev/alice", "arn:aws:iam::123456789012:user/dev/alice", KindUser, ""},
+		{"role with path kept as given", "arn:aws-us-gov:iam::123456789012:role/svc/Deployer", "arn:aws-us-gov:iam::123456789012:role/svc/Deployer", KindRole, ""},
+		{"assumed role to role without path", "arn:aws:sts::123456789012:assumed-role/Admin/alice@example.com", "arn:aws:iam::123456789012:role/Admin", KindAssumedRole, "alice@example.com"},
+		{"assumed role in China", "arn:aws-cn:sts::123456789012:assumed-role/Admin/s", "arn:aws-cn:iam::123456789012:role/Admin", KindAssumedRole, "s"},
+		{"assumed role in ISO-B", "arn:aws-iso-b:sts::123456789012:assumed-role/Admin/s", "arn:aws-iso-b:iam::123456789012:role/Admin", KindAssumedRole, "s"},
+		{"assumed role in EUSC", "arn:aws-eusc:sts::123456789012:assumed-role/Admin/s", "arn:aws-eusc:iam::123456789012:role/Admin", KindAssumedRole, "s"},
+		{"root", "arn:aws-iso:iam::123456789012:root", "arn:aws-iso:iam::123456789012:root", KindRoot, ""},
+		{"federated user", "arn:aws-iso-f:sts::123456789012:federated-user/bob", "arn:aws-iso-f:sts::123456789012:federated-user/bob", KindFederatedUser, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseARN(tc.arn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.ARN != tc.arn || p.CanonicalARN != tc.canonical || p.Kind != tc.kind || p.SessionName != tc.session {
+				t.Fatalf("%+v", p)
+			}
+			id, _ := DefaultMapper(p)
+			if id.User != tc.arn || id.Extra[ExtraARN][0] != tc.arn || len(id.Groups) != 0 {
+				t.Errorf("default mapping %+v", id)
+			}
+			if (tc.session != "") != (len(id.Extra[ExtraSessionName]) == 1) {
+				t.Errorf("session extra %+v", id.Extra)
+			}
+			if id, _ := CanonicalMapper(p); id.User != tc.canonical {
+				t.Errorf("canonical mapping %+v", id)
+			}
+		})
+	}
+}
+
+func TestParseARNRejects(t *testing.T) {
+	for _, tc := range []struct {
+		arn  string
+		want error
+	}{
+		{"", ErrInvalidIdentity},
+		{"system:masters", ErrReservedIdentity},
+		{"System:Node:foo", ErrReservedIdentity},
+		{"arn:aws:iam::123456789012:group/admins", ErrInvalidIdentity},
+		{"arn:aws:sts::123456789012:assumed-role/Admin", ErrInvalidIdentity},
+		{"arn:aws:sts::123456789012:assumed-role/Admin/a/b", ErrInvalidIdentity},
+		{"arn:aws:iam::123456789012:user/al ice", ErrInvalidIdentity},
+		{"arn:aws:iam::123456789012:user/", ErrInvalidIdentity},
+		{"arn:aws:ec2::123456789012:instance/i-1", ErrInvalidIdentity},
+	} {
+		if _, err := ParseARN(tc.arn); !errors.Is(err, tc.want) {
+			t.Errorf("ParseARN(%q) = %v, want %v", tc.arn, err, tc.want)
+		}
+	}
+}
+
+func TestSanitizeHandlesNonCanonicalKeysAndUpgrades(t *testing.T) {
+	h := map[string][]string{
+		"connection":                {"Upgrade, impersonate-user"},
+		"upgrade":                   {"SPDY/3.1"},
+		"impersonate-user":          {"system:admin"},
+		"IMPERSONATE-GROUP":         {"system:masters"},
+		"x-remote-user":             {"root"},
+		"X-Forwarded-Client-Cert":   {"x"},
+		"Sec-Websocket-Protocol":    {"v5.channel.k8s.io"},
+		"X-Stream-Protocol-Version": {"v4.channel.k8s.io"},
+		"Content-Type":              {"application/json"},
+		"Proxy-Connection":          {"keep-alive"},
+		"Transfer-Encoding":         {"chunked"},
+	}
+	Sanitize(h)
+	want := map[string]string{
+		"Connection":                "Upgrade",
+		"Upgrade":                   "SPDY/3.1",
+		"Sec-Websocket-Protocol":    "v5.channel.k8s.io",
+		"X-Stream-Protocol-Version": "v4.channel.k8s.io",
+		"Content-Type":              "application/json",
+	}
+	if len(h) != len(want) {
+		t.Errorf("headers left: %v", h)
+	}
+	for k, v := range want {
+		if len(h[k]) != 1 || h[k][0] != v {
+			t.Errorf("%s = %v, want %s", k, h[k], v)
+		}
+	}
+}
