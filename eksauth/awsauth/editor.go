@@ -1,0 +1,237 @@
+package awsauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// DefaultMaxAttempts bounds the read-modify-write attempts of one edit under contention.
+const DefaultMaxAttempts = 30
+
+// Options configure an Editor. The zero value edits kube-system/aws-auth.
+type Options struct {
+	// Namespace and Name locate the ConfigMap (defaults Namespace and Name).
+	Namespace, Name string
+	// FieldManager is recorded on writes (default "ekslink").
+	FieldManager string
+	// MaxAttempts bounds retries on conflicts (default DefaultMaxAttempts).
+	MaxAttempts int
+	// Logger receives one line per write and the warnings (default: discard).
+	Logger logr.Logger
+}
+
+// EditOptions tune one edit.
+type EditOptions struct {
+	// DryRun computes the result and diff without writing.
+	DryRun bool
+	// Force allows removing the last system:masters mapping or a node role mapping.
+	Force bool
+}
+
+// Result describes an edit.
+type Result struct {
+	// Changed is true when the edit changed the content (for a dry run: would change it).
+	Changed bool
+	// Created is true when the ConfigMap did not exist (and, unless DryRun, was created).
+	Created bool
+	// DryRun echoes EditOptions.DryRun.
+	DryRun bool
+	// Diff is a unified-style diff of the changed data keys ("" when nothing changes).
+	Diff string
+	// Warnings are non-fatal findings: stripped role paths, collapsed duplicates, problems in
+	// entries this edit did not touch.
+	Warnings []string
+	// ResourceVersion is the ConfigMap's resourceVersion after the edit.
+	ResourceVersion string
+	// Attempts is the number of read-modify-write rounds (more than one under contention).
+	Attempts int
+}
+
+// Editor edits the aws-auth ConfigMap. It is safe for concurrent use; concurrent edits, in this
+// process or elsewhere, are serialized by the API server's resourceVersion check.
+type Editor struct {
+	client kubernetes.Interface
+	opts   Options
+}
+
+// NewEditor returns an Editor.
+func NewEditor(client kubernetes.Interface, opts Options) *Editor {
+	if opts.Namespace == "" {
+		opts.Namespace = Namespace
+	}
+	if opts.Name == "" {
+		opts.Name = Name
+	}
+	if opts.FieldManager == "" {
+		opts.FieldManager = "ekslink"
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	return &Editor{client: client, opts: opts}
+}
+
+// Get reads and parses the ConfigMap. A missing ConfigMap is an empty Config; a malformed one is
+// an error wrapping ErrMalformed.
+func (e *Editor) Get(ctx context.Context) (*Config, error) {
+	cm, err := e.client.CoreV1().ConfigMaps(e.opts.Namespace).Get(ctx, e.opts.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return ParseData(nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("awsauth: reading %s/%s: %w", e.opts.Namespace, e.opts.Name, err)
+	}
+	return ParseData(cm.Data)
+}
+
+// Edit applies fn to the current Config and writes the result if it changed. fn may run more than
+// once (after a conflict) and must be deterministic in its input. Nothing is written when fn fails,
+// the result is invalid (ErrInvalid), a guard refuses (ErrLastMasters, ErrNodeRole), or the existing
+// ConfigMap is malformed (ErrMalformed).
+func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, error) {
+	cms := e.client.CoreV1().ConfigMaps(e.opts.Namespace)
+	id := e.opts.Namespace + "/" + e.opts.Name
+	for attempt := 1; ; attempt++ {
+		cm, err := cms.Get(ctx, e.opts.Name, metav1.GetOptions{})
+		created := apierrors.IsNotFound(err)
+		if err != nil && !created {
+			return nil, fmt.Errorf("awsauth: reading %s: %w", id, err)
+		}
+		if created {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name}}
+		}
+		before, err := ParseData(cm.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
+		}
+		after := before.Clone()
+		warnings, err := fn(after)
+		if err != nil {
+			return nil, err
+		}
+		res := &Result{DryRun: opts.DryRun, Created: created, ResourceVersion: cm.ResourceVersion, Attempts: attempt}
+		newData := after.Data(before)
+		oldData := map[string]string{}
+		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+			if v, ok := cm.Data[k]; ok {
+				oldData[k] = v
+			}
+		}
+		res.Diff = diffData(id, oldData, newData)
+		res.Changed = res.Diff != ""
+		// Problems already present before the edit are warnings; new ones block the write.
+		old := before.Problems()
+		var fresh []string
+		for _, p := range after.Problems() {
+			if slices.Contains(old, p) {
+				warnings = append(warnings, "existing entry: "+p)
+			} else {
+				fresh = append(fresh, p)
+			}
+		}
+		res.Warnings = warnings
+		if !res.Changed {
+			return res, nil
+		}
+		if len(fresh) > 0 {
+			return res, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))
+		}
+		if !opts.Force {
+			if err := guard(before, after); err != nil {
+				return res, err
+			}
+		}
+		if opts.DryRun {
+			return res, nil
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+			v, ok := newData[k]
+			if !ok || (v == "" && cm.Data[k] != "") {
+				delete(cm.Data, k)
+				continue
+			}
+			cm.Data[k] = v
+		}
+		var out *corev1.ConfigMap
+		if created {
+			out, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: e.opts.FieldManager})
+		} else {
+			// Update carries cm.ResourceVersion: the API server refuses it if anyone wrote since.
+			out, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: e.opts.FieldManager})
+		}
+		if err == nil {
+			res.ResourceVersion = out.ResourceVersion
+			for _, w := range warnings {
+				e.opts.Logger.Info("aws-auth warning", "configmap", id, "warning", w)
+			}
+			e.opts.Logger.Info("aws-auth updated", "configmap", id, "created", created, "resourceVersion", out.ResourceVersion, "attempts", attempt)
+			return res, nil
+		}
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("awsauth: writing %s: %w", id, err)
+		}
+		if attempt >= e.opts.MaxAttempts {
+			return nil, fmt.Errorf("awsauth: writing %s: still conflicting after %d attempts: %w", id, attempt, err)
+		}
+		e.opts.Logger.V(1).Info("aws-auth write conflict, re-reading", "configmap", id, "attempt", attempt)
+		// Jittered backoff so that contending editors do not keep colliding.
+		delay := time.Duration(rand.Int64N(int64(5*time.Millisecond)*int64(min(attempt, 8)))) + time.Millisecond
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// UpsertRole adds or updates a role mapping.
+func (e *Editor) UpsertRole(ctx context.Context, m RoleMapping, opts EditOptions) (*Result, error) {
+	return e.Edit(ctx, opts, func(c *Config) ([]string, error) {
+		_, w, err := c.UpsertRole(m)
+		return w, err
+	})
+}
+
+// UpsertUser adds or updates a user mapping.
+func (e *Editor) UpsertUser(ctx context.Context, m UserMapping, opts EditOptions) (*Result, error) {
+	return e.Edit(ctx, opts, func(c *Config) ([]string, error) {
+		_, w, err := c.UpsertUser(m)
+		return w, err
+	})
+}
+
+// ErrNotFound is returned by Remove when no mapping of the ARN exists.
+var ErrNotFound = errors.New("awsauth: no mapping for this ARN")
+
+// Remove deletes the role or user mappings of arn.
+func (e *Editor) Remove(ctx context.Context, arn string, opts EditOptions) (*Result, error) {
+	return e.Edit(ctx, opts, func(c *Config) ([]string, error) {
+		n, err := c.Remove(arn)
+		if err == nil && n == 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, arn)
+		}
+		return nil, err
+	})
+}
+
+// Upsert adds or updates a role mapping in kube-system/aws-auth with default options.
+func Upsert(ctx context.Context, client kubernetes.Interface, m RoleMapping) (*Result, error) {
+	return NewEditor(client, Options{}).UpsertRole(ctx, m, EditOptions{})
+}
