@@ -177,8 +177,11 @@ func TestUpsertRules(t *testing.T) {
 				"arn:aws-cn:iam::111122223333:role/ci|ci|"},
 		},
 		{
-			name:        "accounts are added once",
-			edit:        func(c *awsauth.Config) (bool, []string, error) { ok, err := c.AddAccount("777788889999"); return ok, nil, err },
+			name: "accounts are added once",
+			edit: func(c *awsauth.Config) (bool, []string, error) {
+				ok, err := c.AddAccount("777788889999")
+				return ok, nil, err
+			},
 			changed:     true,
 			wantAccount: []string{"444455556666", "777788889999"},
 		},
