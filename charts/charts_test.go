@@ -1,0 +1,341 @@
+package charts
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/registration/manifest"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	activationID   = "5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f"
+	activationCode = "AbCdEfGhIjKlMnOpQrStUvWx"
+	arnAdmin       = "arn:aws:iam::123456789012:role/Admin"
+	arnAlice       = "arn:aws:iam::123456789012:user/alice"
+)
+
+// chartCase is one set of chart values and the renderer options that must produce the same
+// objects.
+type chartCase struct {
+	name      string
+	namespace string
+	values    map[string]any
+	render    func(namespace string) ([]runtime.Object, error)
+}
+
+func connectorCases() []chartCase {
+	return []chartCase{
+		{
+			name:      "required values only",
+			namespace: "eks-connector",
+			values: map[string]any{
+				"activation": map[string]any{"id": activationID, "code": activationCode},
+				"region":     "eu-west-1",
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "eu-west-1", ActivationID: activationID, ActivationCode: activationCode})
+			},
+		},
+		{
+			name:      "every value changed",
+			namespace: "edge",
+			values: map[string]any{
+				"activation":        map[string]any{"id": activationID, "code": activationCode},
+				"region":            "cn-north-1",
+				"replicas":          3,
+				"grantedARNs":       []any{arnAlice, arnAdmin, arnAlice},
+				"name":              "edge-connector",
+				"stateSecretPrefix": "edge-state",
+				"ssmEndpoint":       "https://vpce-1.ssm.cn-north-1.vpce.amazonaws.com.cn",
+				"images": map[string]any{
+					"pullPolicy": "Always",
+					"connector":  map[string]any{"repository": "registry.example/connector", "tag": "1.2.3"},
+					"ssmAgent":   map[string]any{"repository": "registry.example/ssm-agent", "tag": "3.3.0.0"},
+				},
+				"env":                                  map[string]any{"NO_PROXY": "kubernetes.default.svc", "HTTPS_PROXY": "http://proxy:3128"},
+				"serviceAccountTokenExpirationSeconds": 7200,
+				"nodeSelector":                         map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":                          []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{
+					Namespace: ns, Name: "edge-connector", Replicas: 3, Region: "cn-north-1",
+					ActivationID: activationID, ActivationCode: activationCode,
+					StateSecretPrefix: "edge-state", SSMEndpoint: "https://vpce-1.ssm.cn-north-1.vpce.amazonaws.com.cn",
+					GrantedARNs: []string{arnAlice, arnAdmin, arnAlice},
+					Image:       "registry.example/connector:1.2.3", AgentImage: "registry.example/ssm-agent:3.3.0.0",
+					ImagePullPolicy: corev1.PullAlways,
+					Env: []corev1.EnvVar{ // Helm ranges over maps in key order
+						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc"},
+					},
+					TokenExpirationSeconds: 7200,
+					NodeSelector:           map[string]string{"kubernetes.io/os": "linux"},
+					Tolerations:            []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
+				})
+			},
+		},
+		{
+			name:      "existing activation secret",
+			namespace: "eks-connector",
+			values: map[string]any{
+				"activation": map[string]any{"id": activationID, "existingSecret": "my-activation"},
+				"region":     "us-gov-west-1",
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "us-gov-west-1", ActivationID: activationID, ActivationSecretName: "my-activation"})
+			},
+		},
+	}
+}
+
+func podIdentityCases() []chartCase {
+	return []chartCase{
+		{
+			name:      "required values only",
+			namespace: "kube-system",
+			values:    map[string]any{"clusterName": "prod", "region": "eu-west-1"},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{Namespace: ns, ClusterName: "prod", Region: "eu-west-1"})
+			},
+		},
+		{
+			name:      "hybrid nodes and custom addresses",
+			namespace: "pod-identity",
+			values: map[string]any{
+				"clusterName": "hybrid_1", "region": "us-east-2", "name": "pia",
+				"image":     map[string]any{"repository": "registry.example/pia", "tag": "9", "pullPolicy": "Always"},
+				"bindHosts": []any{"169.254.170.23"}, "port": 8080, "probeAddr": "0.0.0.0:9000",
+				"metrics":      map[string]any{"addr": "[::1]:9001"},
+				"hybrid":       map[string]any{"enabled": true, "credentialsDir": "/eks-hybrid/.aws"},
+				"env":          map[string]any{"AWS_STS_REGIONAL_ENDPOINTS": "regional"},
+				"nodeSelector": map[string]any{"eks.amazonaws.com/compute-type": "hybrid"},
+				"tolerations":  []any{map[string]any{"key": "hybrid", "operator": "Exists"}},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{
+					Namespace: ns, Name: "pia", ClusterName: "hybrid_1", Region: "us-east-2",
+					Image: "registry.example/pia:9", ImagePullPolicy: corev1.PullAlways,
+					BindHosts: []string{"169.254.170.23"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
+					HybridCredentialsDir: "/eks-hybrid/.aws",
+					Env:                  []corev1.EnvVar{{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"}},
+					// Helm merges maps over the defaults: the default os selector stays.
+					NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
+					Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},
+				})
+			},
+		},
+	}
+}
+
+func renderChart(t testing.TB, name, namespace string, values map[string]any) []*unstructured.Unstructured {
+	t.Helper()
+	ch, err := Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := Render(ch, Release{Namespace: namespace}, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.Decode(y)
+	if err != nil {
+		t.Fatalf("chart output is not valid YAML: %v\n%s", err, y)
+	}
+	return objs
+}
+
+// helmOnlyLabels are what Helm adds; the renderer's labels must otherwise be identical.
+var helmOnlyLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version"}
+
+func normalized(t *testing.T, objs []*unstructured.Unstructured) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, o := range objs {
+		o = o.DeepCopy()
+		if l := o.GetLabels(); l != nil {
+			for _, k := range helmOnlyLabels {
+				delete(l, k)
+			}
+			o.SetLabels(l)
+		}
+		y, err := manifest.CanonicalYAML(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[fmt.Sprintf("%s %s/%s", o.GetKind(), o.GetNamespace(), o.GetName())] = y
+	}
+	return out
+}
+
+func compareWithRenderer(t *testing.T, chartName string, c chartCase) {
+	fromChart := normalized(t, renderChart(t, chartName, c.namespace, c.values))
+	typed, err := c.render(c.namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := manifest.Unstructured(typed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rendered []*unstructured.Unstructured
+	for _, o := range u {
+		if o.GetKind() != "Namespace" { // helm install --create-namespace owns the namespace
+			rendered = append(rendered, o)
+		}
+	}
+	fromRenderer := normalized(t, rendered)
+	var keys []string
+	for k := range fromRenderer {
+		keys = append(keys, k)
+	}
+	for k := range fromChart {
+		if _, ok := fromRenderer[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fromChart[k] != fromRenderer[k] {
+			t.Errorf("%s differs\n--- chart:\n%s\n--- renderer:\n%s", k, fromChart[k], fromRenderer[k])
+		}
+	}
+}
+
+func TestConnectorChartMatchesTheRenderer(t *testing.T) {
+	for _, c := range connectorCases() {
+		t.Run(c.name, func(t *testing.T) { compareWithRenderer(t, Connector, c) })
+	}
+}
+
+func TestPodIdentityAgentChartMatchesTheRenderer(t *testing.T) {
+	for _, c := range podIdentityCases() {
+		t.Run(c.name, func(t *testing.T) { compareWithRenderer(t, PodIdentityAgent, c) })
+	}
+}
+
+func TestChartsRefuseBadValues(t *testing.T) {
+	valid := func() map[string]any {
+		return map[string]any{"activation": map[string]any{"id": activationID, "code": activationCode}, "region": "eu-west-1"}
+	}
+	tests := []struct {
+		name   string
+		chart  string
+		values func() map[string]any
+		want   []string
+	}{
+		{"connector without any values", Connector, func() map[string]any { return nil },
+			[]string{"activation.id is required", "activation.code or activation.existingSecret is required", "region is required"}},
+		{"activation id not a UUID", Connector, func() map[string]any {
+			v := valid()
+			v["activation"] = map[string]any{"id": "abc", "code": activationCode}
+			return v
+		}, []string{"activation"}},
+		{"activation code too short", Connector, func() map[string]any {
+			v := valid()
+			v["activation"] = map[string]any{"id": activationID, "code": "tiny-secret-9"}
+			return v
+		}, []string{"activation.code is shorter than 20 characters"}},
+		{"code and existing secret", Connector, func() map[string]any {
+			v := valid()
+			v["activation"] = map[string]any{"id": activationID, "code": activationCode, "existingSecret": "x"}
+			return v
+		}, []string{"not both"}},
+		{"region that is not a region", Connector, func() map[string]any { v := valid(); v["region"] = "Europe"; return v }, []string{"region"}},
+		{"zero replicas", Connector, func() map[string]any { v := valid(); v["replicas"] = 0; return v }, []string{"replicas"}},
+		{"granted ARN that is not an ARN", Connector, func() map[string]any { v := valid(); v["grantedARNs"] = []any{"alice"}; return v }, []string{"grantedARNs"}},
+		{"misspelt value", Connector, func() map[string]any { v := valid(); v["grantedArns"] = []any{arnAdmin}; return v }, []string{"grantedArns"}},
+		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
+		{"agent without any values", PodIdentityAgent, func() map[string]any { return nil }, []string{"clusterName is required", "region is required"}},
+		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"fd00:ec2::23"}}
+		}, []string{"bindHosts"}},
+		{"port out of range", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "port": 70000}
+		}, []string{"port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, err := Load(tt.chart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Render(ch, Release{Namespace: "ns"}, tt.values())
+			if err == nil {
+				t.Fatal("rendered")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "tiny-secret-9") {
+				t.Errorf("error leaks the activation code: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadUnknownChart(t *testing.T) {
+	if _, err := Load("nope"); err == nil {
+		t.Fatal("loaded an unknown chart")
+	}
+	ch, _ := Load(Connector)
+	if _, err := Render(ch, Release{}, nil); err == nil || errors.Is(err, nil) {
+		t.Fatal("rendered without a namespace")
+	}
+}
+
+func TestChartOutputPassesServerSideDryRun(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	for chartName, cases := range map[string][]chartCase{Connector: connectorCases(), PodIdentityAgent: podIdentityCases()} {
+		for _, c := range cases {
+			t.Run(chartName+"/"+c.name, func(t *testing.T) {
+				ns := env.Namespace(t) // a dry run needs the release namespace to exist
+				objs := renderChart(t, chartName, ns, c.values)
+				if err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkRenderConnectorChart(b *testing.B) {
+	ch, err := Load(Connector)
+	if err != nil {
+		b.Fatal(err)
+	}
+	values := connectorCases()[1].values
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(ch, Release{Namespace: "edge"}, values); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
+	ch, err := Load(PodIdentityAgent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	values := podIdentityCases()[1].values
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(ch, Release{Namespace: "kube-system"}, values); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+

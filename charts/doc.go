@@ -1,0 +1,20 @@
+// Package charts holds ekslink's two Helm charts and renders them in Go, without a helm binary.
+//
+//   - eks-connector: the connector (service account with a projected token, least-privilege
+//     RBAC, the impersonation ClusterRole for grantedARNs, the activation Secret, the SSM agent
+//     ConfigMap, the StatefulSet). Install into its own namespace:
+//     helm install eks-connector ./charts/eks-connector -n eks-connector --create-namespace
+//     --set activation.id=... --set activation.code=... --set region=...
+//   - eks-pod-identity-agent: the EKS Pod Identity agent DaemonSet (cluster name, bind hosts,
+//     ports, metrics address, hybrid-node credentials mount). Install into kube-system.
+//
+// Both charts validate their values up front (values.schema.json plus one message per missing
+// value) and render the same objects as package registration/manifest, apart from Helm's own
+// labels and the connector's Namespace (Helm creates namespaces with --create-namespace). The
+// tests enforce that equivalence and apply every rendering with server-side dry run against a
+// real API server.
+//
+// Render and Load embed the charts so programs can render them without the source tree. The
+// package does not install releases (use helm, or manifest.Apply on the rendered YAML) and does not
+// publish the charts to a repository.
+package charts

@@ -1,0 +1,63 @@
+{{/* Labels the library renderer (registration/manifest) sets; the pod selector is the name alone. */}}
+{{- define "eks-connector.labels" -}}
+app.kubernetes.io/component: connector
+app.kubernetes.io/name: {{ .Values.name }}
+app.kubernetes.io/part-of: ekslink
+{{- end }}
+
+{{/* Object labels: the renderer's plus Helm's. */}}
+{{- define "eks-connector.objectLabels" -}}
+{{ include "eks-connector.labels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end }}
+
+{{- define "eks-connector.image" -}}
+{{ .Values.images.connector.repository }}:{{ .Values.images.connector.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{- define "eks-connector.agentImage" -}}
+{{ .Values.images.ssmAgent.repository }}:{{ .Values.images.ssmAgent.tag }}
+{{- end }}
+
+{{- define "eks-connector.activationSecret" -}}
+{{ .Values.activation.existingSecret | default "eks-connector-activation" }}
+{{- end }}
+
+{{/* Fail early, one message per problem, before anything reaches the cluster. */}}
+{{- define "eks-connector.validate" -}}
+{{- $problems := list -}}
+{{- if not .Values.activation.id -}}
+{{- $problems = append $problems "activation.id is required (the activationId from \"aws eks register-cluster\")" -}}
+{{- end -}}
+{{- if and (not .Values.activation.code) (not .Values.activation.existingSecret) -}}
+{{- $problems = append $problems "activation.code or activation.existingSecret is required" -}}
+{{- end -}}
+{{- if and .Values.activation.code .Values.activation.existingSecret -}}
+{{- $problems = append $problems "set activation.code or activation.existingSecret, not both" -}}
+{{- end -}}
+{{- if and .Values.activation.code (lt (len .Values.activation.code) 20) -}}
+{{- /* Checked here, not in the schema: schema errors echo the value, and this one is secret. */ -}}
+{{- $problems = append $problems "activation.code is shorter than 20 characters: use the activationCode from \"aws eks register-cluster\"" -}}
+{{- end -}}
+{{- if not .Values.region -}}
+{{- $problems = append $problems "region is required (the region of the activation, e.g. eu-west-1)" -}}
+{{- end -}}
+{{- range $k, $v := .Values.env -}}
+{{- if or (eq $k "POD_NAME") (eq $k "POD_NAMESPACE") -}}
+{{- $problems = append $problems (printf "env.%s is set by the chart" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if $problems -}}
+{{- fail (printf "\n%s" (join "\n" $problems)) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "eks-connector.extraEnv" -}}
+{{- range $k, $v := .Values.env }}
+- name: {{ $k }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end }}
