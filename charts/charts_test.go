@@ -338,4 +338,3 @@ func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
 		}
 	}
 }
-
