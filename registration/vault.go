@@ -85,9 +85,12 @@ func VaultFromState(st *State, agentVaultDir string) (*Vault, error) {
 	if !path.IsAbs(agentVaultDir) {
 		return nil, fmt.Errorf("%w: agent vault directory %q is not absolute", ErrInvalidVault, agentVaultDir)
 	}
+	if err := st.Key.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: state key: %w", ErrInvalidVault, err)
+	}
 	key, err := st.Key.WithPublicKey()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalidVault, err)
 	}
 	v := &Vault{
 		Manifest: map[string]string{
