@@ -114,7 +114,7 @@ func podIdentityCases() []chartCase {
 			values: map[string]any{
 				"clusterName": "hybrid_1", "region": "us-east-2", "name": "pia",
 				"image":     map[string]any{"repository": "registry.example/pia", "tag": "9", "pullPolicy": "Always"},
-				"bindHosts": []any{"169.254.170.23"}, "port": 8080, "probeAddr": "0.0.0.0:9000",
+				"bindHosts": []any{"169.254.170.23", "[fd00:ec2::99]"}, "port": 8080, "probeAddr": "0.0.0.0:9000",
 				"metrics":      map[string]any{"addr": "[::1]:9001"},
 				"hybrid":       map[string]any{"enabled": true, "credentialsDir": "/eks-hybrid/.aws"},
 				"env":          map[string]any{"AWS_STS_REGIONAL_ENDPOINTS": "regional"},
@@ -125,7 +125,7 @@ func podIdentityCases() []chartCase {
 				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{
 					Namespace: ns, Name: "pia", ClusterName: "hybrid_1", Region: "us-east-2",
 					Image: "registry.example/pia:9", ImagePullPolicy: corev1.PullAlways,
-					BindHosts: []string{"169.254.170.23"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
+					BindHosts: []string{"169.254.170.23", "[fd00:ec2::99]"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
 					HybridCredentialsDir: "/eks-hybrid/.aws",
 					Env:                  []corev1.EnvVar{{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"}},
 					// Helm merges maps over the defaults: the default os selector stays.

@@ -53,7 +53,8 @@ type PodIdentityAgentOptions struct {
 	Version         string
 	ImagePullPolicy corev1.PullPolicy
 	// BindHosts are the addresses the server listens on (default DefaultBindHosts; IPv6 in
-	// brackets). The init container creates the link-local ones.
+	// brackets). The init container creates them on the node (a dummy link), so they must be
+	// addresses reserved for the agent, not addresses the node already has.
 	BindHosts []string
 	// Port (default DefaultPodIdentityPort).
 	Port int32
@@ -240,7 +241,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 						Name:            "pod-identity-agent-init",
 						Image:           o.Image,
 						ImagePullPolicy: o.ImagePullPolicy,
-						Args:            []string{"init"},
+						Args:            initArgs(o.BindHosts),
 						SecurityContext: capabilityContext("NET_ADMIN"),
 					}},
 					Containers: []corev1.Container{{
@@ -281,4 +282,22 @@ func capabilityContext(capability corev1.Capability) *corev1.SecurityContext {
 		},
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
+}
+
+// initArgs tells the init container which addresses to create when they are not the defaults it
+// knows: the bind hosts as host routes (/32, /128). Bind hosts are therefore addresses meant for
+// the agent alone, not existing node addresses.
+func initArgs(bindHosts []string) []string {
+	if strings.Join(bindHosts, ",") == strings.Join(DefaultBindHosts, ",") {
+		return []string{"init"}
+	}
+	cidrs := make([]string, len(bindHosts))
+	for i, h := range bindHosts {
+		if strings.HasPrefix(h, "[") {
+			cidrs[i] = strings.Trim(h, "[]") + "/128"
+		} else {
+			cidrs[i] = h + "/32"
+		}
+	}
+	return []string{"init", "--addresses=" + strings.Join(cidrs, ",")}
 }

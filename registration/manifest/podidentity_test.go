@@ -57,6 +57,10 @@ func TestPodIdentityAgentHybridCredentialsAndCustomAddresses(t *testing.T) {
 	if srv.Image != "registry.example/pia:1" || !slices.Contains(srv.Args, "--bind-hosts=169.254.170.23") || !slices.Contains(srv.Args, "--port=8080") {
 		t.Errorf("server = %s %v", srv.Image, srv.Args)
 	}
+	init := container(t, pod.InitContainers, "pod-identity-agent-init")
+	if !slices.Equal(init.Args, []string{"init", "--addresses=169.254.170.23/32"}) {
+		t.Errorf("init must create exactly the custom bind hosts: %q", init.Args)
+	}
 	if srv.LivenessProbe.HTTPGet.Host != "" || srv.LivenessProbe.HTTPGet.Port.IntValue() != 9000 {
 		t.Errorf("a wildcard probe address must probe the node IP: %+v", srv.LivenessProbe.HTTPGet)
 	}
