@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/eksauth/podidentity"
+)
+
+type serverOptions struct {
+	clusterName     string
+	region          string
+	endpoint        string
+	fips            bool
+	bindHosts       []string
+	port            int
+	probeAddr       string
+	metricsAddr     string
+	cacheSize       int
+	serveSkew       time.Duration
+	refreshBefore   time.Duration
+	idleTimeout     time.Duration
+	refreshWorkers  int
+	upstreamTimeout time.Duration
+	attemptTimeout  time.Duration
+	maxAttempts     int
+	rate            float64
+	burst           int
+	missWait        time.Duration
+	throttleTTL     time.Duration
+	maxTokenBytes   int
+	bindRetry       time.Duration
+	verbosity       int
+}
+
+func newServerCommand() *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve /v1/credentials on the agent addresses",
+		Long: `Serve GET /v1/credentials on every bind host that can be bound (the others are logged and
+retried), /healthz and /readyz on --probe-addr (readiness follows EKS Auth health, liveness does
+not), and /metrics on --metrics-addr. AWS credentials (the node role) and region come from the
+default AWS SDK chain; AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return runServer(cmd.Context(), o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.clusterName, "cluster-name", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
+	fs.StringVar(&o.region, "region", "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS) [env POD_IDENTITY_REGION]")
+	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws) [env POD_IDENTITY_EKS_AUTH_ENDPOINT]")
+	fs.BoolVar(&o.fips, "fips", false, "use the FIPS EKS Auth endpoint [env POD_IDENTITY_FIPS]")
+	fs.StringSliceVar(&o.bindHosts, "bind-hosts", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "comma-separated hosts to serve credentials on [env POD_IDENTITY_BIND_HOSTS]")
+	fs.IntVar(&o.port, "port", 80, "port of the credential listeners [env POD_IDENTITY_PORT]")
+	fs.StringVar(&o.probeAddr, "probe-addr", "127.0.0.1:2703", "address of /healthz and /readyz (empty: off) [env POD_IDENTITY_PROBE_ADDR]")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:2705", "address of /metrics (empty: off) [env POD_IDENTITY_METRICS_ADDR]")
+	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU) [env POD_IDENTITY_CACHE_SIZE]")
+	fs.DurationVar(&o.serveSkew, "serve-skew", podidentity.DefaultServeSkew, "stop serving cached credentials this long before they expire [env POD_IDENTITY_SERVE_SKEW]")
+	fs.DurationVar(&o.refreshBefore, "refresh-before", podidentity.DefaultRefreshBefore, "refresh credentials in the background this long before expiry [env POD_IDENTITY_REFRESH_BEFORE]")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", podidentity.DefaultIdleTimeout, "stop refreshing tokens not presented for this long [env POD_IDENTITY_IDLE_TIMEOUT]")
+	fs.IntVar(&o.refreshWorkers, "refresh-workers", podidentity.DefaultRefreshWorkers, "background refresh workers [env POD_IDENTITY_REFRESH_WORKERS]")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", podidentity.DefaultUpstreamTimeout, "bound of one EKS Auth exchange including retries (then 504) [env POD_IDENTITY_UPSTREAM_TIMEOUT]")
+	fs.DurationVar(&o.attemptTimeout, "attempt-timeout", 2*time.Second, "bound of one EKS Auth HTTP attempt [env POD_IDENTITY_ATTEMPT_TIMEOUT]")
+	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "EKS Auth attempts per exchange (throttling, 5xx, timeouts are retried with jitter) [env POD_IDENTITY_MAX_ATTEMPTS]")
+	fs.Float64Var(&o.rate, "rate", podidentity.DefaultRate, "EKS Auth calls per second from this node [env POD_IDENTITY_RATE]")
+	fs.IntVar(&o.burst, "burst", podidentity.DefaultBurst, "EKS Auth call burst; refreshes only use the upper half [env POD_IDENTITY_BURST]")
+	fs.DurationVar(&o.missWait, "miss-wait", podidentity.DefaultMissWait, "how long a cache miss waits for the rate budget before 429 [env POD_IDENTITY_MISS_WAIT]")
+	fs.DurationVar(&o.throttleTTL, "throttle-ttl", podidentity.DefaultThrottleTTL, "how long an EKS Auth throttle is cached per token [env POD_IDENTITY_THROTTLE_TTL]")
+	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token [env POD_IDENTITY_MAX_TOKEN_BYTES]")
+	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: upstream failures and lapses) [env POD_IDENTITY_V]")
+	return cmd
+}
+
+func runServer(ctx context.Context, o *serverOptions) error {
+	log := newLogger(o.verbosity)
+	if o.clusterName == "" {
+		return fmt.Errorf("--cluster-name (EKS_CLUSTER_NAME) is required")
+	}
+	if len(o.bindHosts) == 0 {
+		return fmt.Errorf("--bind-hosts is empty")
+	}
+	var loadOpts []func(*config.LoadOptions) error
+	if o.region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(o.region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	maxAttempts := o.maxAttempts
+	client, err := eksauth.NewAuthClient(cfg, eksauth.AuthOptions{
+		BaseEndpoint:   o.endpoint,
+		UseFIPS:        o.fips,
+		AttemptTimeout: o.attemptTimeout,
+		UserAgent:      "pod-identity-agent",
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
+		},
+	})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := podidentity.NewServer(podidentity.Options{
+		ClusterName:     o.clusterName,
+		Upstream:        client,
+		MaxTokenBytes:   o.maxTokenBytes,
+		CacheSize:       o.cacheSize,
+		ServeSkew:       o.serveSkew,
+		RefreshBefore:   o.refreshBefore,
+		IdleTimeout:     o.idleTimeout,
+		RefreshWorkers:  o.refreshWorkers,
+		UpstreamTimeout: o.upstreamTimeout,
+		ThrottleTTL:     o.throttleTTL,
+		Rate:            o.rate,
+		Burst:           o.burst,
+		MissWait:        o.missWait,
+		Logger:          log.WithName("podidentity"),
+		Registerer:      reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	log.Info("starting", "cluster", o.clusterName, "region", client.Region(), "eksAuthEndpoint", client.Endpoint(), "bindHosts", o.bindHosts, "port", o.port)
+
+	addrs := make([]string, 0, len(o.bindHosts))
+	for _, h := range o.bindHosts {
+		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(h), "["), "]")
+		if h == "" {
+			continue
+		}
+		addrs = append(addrs, net.JoinHostPort(h, strconv.Itoa(o.port)))
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	side := func(name, addr string, h http.Handler) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", name, err)
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.Info("serving", "endpoint", name, "addr", ln.Addr().String())
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+		return nil
+	}
+	probes := http.NewServeMux()
+	probes.Handle("GET /healthz", srv.LivenessHandler())
+	probes.Handle("GET /readyz", srv.ReadinessHandler())
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if o.probeAddr != "" && o.probeAddr == o.metricsAddr {
+		probes.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		o.metricsAddr = ""
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := side("probes", o.probeAddr, probes); err != nil {
+		return err
+	}
+	if err := side("metrics", o.metricsAddr, metricsMux); err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeAddrs(ctx, addrs, o.bindRetry) }()
+	select {
+	case err = <-serveErr:
+		cancel()
+	case err = <-errc:
+		cancel()
+		<-serveErr
+	case <-ctx.Done():
+		err = <-serveErr
+	}
+	wg.Wait()
+	if err == nil {
+		log.Info("stopped")
+	}
+	return err
+}
