@@ -1,0 +1,98 @@
+package eksauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+
+	"github.com/ekslink/ekslink/internal/iamarn"
+)
+
+// Well-known EKS access policies (the partition is filled in by AccessPolicyARN).
+const (
+	AccessPolicyClusterAdmin = "AmazonEKSClusterAdminPolicy"
+	AccessPolicyAdmin        = "AmazonEKSAdminPolicy"
+	AccessPolicyEdit         = "AmazonEKSEditPolicy"
+	AccessPolicyView         = "AmazonEKSViewPolicy"
+)
+
+// AccessPolicyARN returns the ARN of an EKS access policy in a partition.
+func AccessPolicyARN(partition, policy string) string {
+	return fmt.Sprintf("arn:%s:eks::aws:cluster-access-policy/%s", partition, policy)
+}
+
+// ErrAccessEntriesUnsupported is returned for clusters in CONFIG_MAP mode.
+var ErrAccessEntriesUnsupported = errors.New("eksauth: the cluster's authentication mode is CONFIG_MAP: access entries are not read; switch to API_AND_CONFIG_MAP or edit aws-auth")
+
+// AccessGrant is one principal's access entry and optional policy association.
+type AccessGrant struct {
+	// PrincipalARN is the IAM role or user ARN (not an assumed-role session).
+	PrincipalARN string
+	// Username and Groups set the entry's Kubernetes identity (optional; EKS picks defaults).
+	Username string
+	Groups   []string
+	// Policy is an access policy name (AccessPolicyView, ...) or full ARN; empty means no association.
+	Policy string
+	// Namespaces scope the policy; empty means the whole cluster.
+	Namespaces []string
+}
+
+// AccessEntries grants access through the EKS access entry API.
+type AccessEntries struct {
+	client  EKSAPI
+	cluster *Cluster
+}
+
+// NewAccessEntries returns helpers for the cluster (as returned by DescribeCluster). It fails for
+// clusters that do not read access entries.
+func NewAccessEntries(client EKSAPI, cluster *Cluster) (*AccessEntries, error) {
+	if !cluster.AccessEntriesSupported() {
+		return nil, fmt.Errorf("%w (cluster %s)", ErrAccessEntriesUnsupported, cluster.Name)
+	}
+	return &AccessEntries{client: client, cluster: cluster}, nil
+}
+
+// Grant creates the access entry (an existing one is kept) and associates the policy. It is
+// idempotent: EKS treats re-association of the same policy as an update.
+func (a *AccessEntries) Grant(ctx context.Context, g AccessGrant) error {
+	p, err := iamarn.Parse(g.PrincipalARN)
+	if err != nil {
+		return fmt.Errorf("eksauth: access entry principal: %w", err)
+	}
+	if p.Kind != iamarn.Role && p.Kind != iamarn.User {
+		return fmt.Errorf("eksauth: access entry principal %s is a %s ARN; use the IAM role or user ARN", g.PrincipalARN, p.Kind)
+	}
+	in := &eks.CreateAccessEntryInput{ClusterName: aws.String(a.cluster.Name), PrincipalArn: aws.String(p.ARN), KubernetesGroups: g.Groups}
+	if g.Username != "" {
+		in.Username = aws.String(g.Username)
+	}
+	if _, err := a.client.CreateAccessEntry(ctx, in); err != nil {
+		var inUse *ekstypes.ResourceInUseException
+		if !errors.As(err, &inUse) {
+			return fmt.Errorf("eksauth: creating the access entry of %s on %s: %w", p.ARN, a.cluster.Name, err)
+		}
+	}
+	if g.Policy == "" {
+		return nil
+	}
+	policy := g.Policy
+	if !strings.HasPrefix(policy, "arn:") {
+		policy = AccessPolicyARN(p.Partition, policy)
+	}
+	scope := &ekstypes.AccessScope{Type: ekstypes.AccessScopeTypeCluster}
+	if len(g.Namespaces) > 0 {
+		scope = &ekstypes.AccessScope{Type: ekstypes.AccessScopeTypeNamespace, Namespaces: g.Namespaces}
+	}
+	_, err = a.client.AssociateAccessPolicy(ctx, &eks.AssociateAccessPolicyInput{
+		ClusterName: aws.String(a.cluster.Name), PrincipalArn: aws.String(p.ARN), PolicyArn: aws.String(policy), AccessScope: scope,
+	})
+	if err != nil {
+		return fmt.Errorf("eksauth: associating %s with %s on %s: %w", policy, p.ARN, a.cluster.Name, err)
+	}
+	return nil
+}

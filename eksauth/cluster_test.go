@@ -1,0 +1,237 @@
+package eksauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/internal/awstest"
+)
+
+// localEKS serves DescribeCluster for the given clusters (name -> JSON "cluster" object) and records
+// access entry calls.
+type localEKS struct {
+	*awstest.Server
+	mu      sync.Mutex
+	entries map[string]bool
+	calls   []string
+	bodies  []map[string]any
+}
+
+func newLocalEKS(t *testing.T, clusters map[string]map[string]any) *localEKS {
+	e := &localEKS{Server: awstest.New(t, awstest.Options{Service: "eks", Region: "eu-west-1", Protocol: awstest.RESTJSON}), entries: map[string]bool{}}
+	e.Handle("GET /clusters/{name}", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := clusters[r.PathValue("name")]
+		if !ok {
+			awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "No cluster found for name: "+r.PathValue("name"))
+			return
+		}
+		awstest.WriteJSON(w, "application/json", map[string]any{"cluster": c})
+	})
+	e.Handle("POST /clusters/{name}/access-entries", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		arn, _ := body["principalArn"].(string)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.calls = append(e.calls, "CreateAccessEntry "+r.PathValue("name")+" "+arn)
+		e.bodies = append(e.bodies, body)
+		if e.entries[arn] {
+			awstest.WriteRESTJSONError(w, 409, "ResourceInUseException", "The specified access entry resource is already in use on this cluster.")
+			return
+		}
+		e.entries[arn] = true
+		awstest.WriteJSON(w, "application/json", map[string]any{"accessEntry": map[string]any{"principalArn": arn, "clusterName": r.PathValue("name")}})
+	})
+	e.Handle("POST /clusters/{name}/access-entries/{principal}/access-policies", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.calls = append(e.calls, "AssociateAccessPolicy "+r.PathValue("name")+" "+r.PathValue("principal"))
+		e.bodies = append(e.bodies, body)
+		awstest.WriteJSON(w, "application/json", map[string]any{"clusterName": r.PathValue("name"), "principalArn": r.PathValue("principal")})
+	})
+	return e
+}
+
+func clusterJSON(endpoint string, caPEM []byte, status, mode string) map[string]any {
+	return map[string]any{
+		"name": "prod", "arn": "arn:aws:eks:eu-west-1:111122223333:cluster/prod", "status": status,
+		"endpoint": endpoint, "certificateAuthority": map[string]any{"data": base64.StdEncoding.EncodeToString(caPEM)},
+		"accessConfig": map[string]any{"authenticationMode": mode},
+	}
+}
+
+func TestRESTConfigFromDescribeCluster(t *testing.T) {
+	clock := newFakeClock(time.Now())
+	api := newTokenCheckingAPIServer(t, clock)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
+	local := map[string]any{"name": "edge", "id": "2f1e7c3a-0d5b-4c1e-9a51-3b2d9f8e7a10", "status": "ACTIVE", "endpoint": api.URL,
+		"certificateAuthority": map[string]any{"data": base64.StdEncoding.EncodeToString(caPEM)}, "outpostConfig": map[string]any{"outpostArns": []string{"arn:aws:outposts:eu-west-1:111122223333:outpost/op-1"}}}
+	srv := newLocalEKS(t, map[string]map[string]any{
+		"prod":     clusterJSON(api.URL, caPEM, "ACTIVE", "API_AND_CONFIG_MAP"),
+		"creating": clusterJSON("", nil, "CREATING", "API"),
+		"http":     clusterJSON(strings.Replace(api.URL, "https", "http", 1), caPEM, "ACTIVE", "API"),
+		"noca":     clusterJSON(api.URL, nil, "ACTIVE", "API"),
+		"edge":     local,
+		"badca":    clusterJSON(api.URL, []byte("garbage"), "ACTIVE", "API"),
+	})
+	cfg := srv.Config()
+	ctx := context.Background()
+	opts := eksauth.ClusterOptions{Token: eksauth.TokenOptions{Now: clock.Now}}
+
+	rc, err := eksauth.RESTConfig(ctx, cfg, "prod", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CA from DescribeCluster verifies the server; the token refreshes across expiry.
+	for i := 0; i < 3; i++ {
+		if _, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		clock.Advance(20 * time.Minute)
+	}
+	if api.distinctTokens() != 3 {
+		t.Errorf("tokens = %d, want 3 (one per expiry)", api.distinctTokens())
+	}
+
+	c, err := eksauth.DescribeCluster(ctx, cfg, "edge", eksauth.ClusterOptions{})
+	if err != nil || !c.Local || c.TokenCluster() != "2f1e7c3a-0d5b-4c1e-9a51-3b2d9f8e7a10" {
+		t.Fatalf("local cluster: %+v, %v", c, err)
+	}
+
+	for name, check := range map[string]func(error) bool{
+		"creating": func(err error) bool { return errors.Is(err, eksauth.ErrClusterNotActive) },
+		"http":     func(err error) bool { return err != nil && strings.Contains(err.Error(), "https") },
+		"noca":     func(err error) bool { return err != nil && strings.Contains(err.Error(), "certificate authority") },
+		"badca":    func(err error) bool { return err != nil && strings.Contains(err.Error(), "PEM") },
+		"missing":  func(err error) bool { return err != nil && strings.Contains(err.Error(), "ResourceNotFoundException") },
+	} {
+		t.Run(name+" is refused", func(t *testing.T) {
+			if _, err := eksauth.RESTConfig(ctx, cfg, name, opts); !check(err) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	t.Run("no region is refused", func(t *testing.T) {
+		noRegion := cfg.Copy()
+		noRegion.Region = ""
+		if _, err := eksauth.DescribeCluster(ctx, noRegion, "prod", eksauth.ClusterOptions{}); !errors.Is(err, eksauth.ErrNoRegion) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestKubeconfigRendersAnExecStanza(t *testing.T) {
+	c := &eksauth.Cluster{Name: "prod", ARN: "arn:aws:eks:eu-west-1:111122223333:cluster/prod", Region: "eu-west-1", Endpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+		CAData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2, 3}})}
+	data, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{Profile: "ci", RoleARN: "arn:aws:iam::111122223333:role/deployer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := clientcmd.Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo]
+	if ai == nil || ai.Exec == nil {
+		t.Fatalf("no exec stanza:\n%s", data)
+	}
+	e := ai.Exec
+	want := "token --cluster-name prod --region eu-west-1 --role-arn arn:aws:iam::111122223333:role/deployer"
+	if e.Command != "ekslink" || strings.Join(e.Args, " ") != want || e.InteractiveMode != "Never" || e.APIVersion != eksauth.ExecCredentialV1beta1 {
+		t.Errorf("exec = %+v", e)
+	}
+	if len(e.Env) != 1 || e.Env[0].Name != "AWS_PROFILE" || e.Env[0].Value != "ci" {
+		t.Errorf("env = %+v", e.Env)
+	}
+	if kc.Clusters[kc.Contexts[kc.CurrentContext].Cluster].Server != c.Endpoint {
+		t.Errorf("server lost")
+	}
+
+	dir := t.TempDir()
+	p1, cleanup1, err := eksauth.WriteTempKubeconfig(dir, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, cleanup2, err := eksauth.WriteTempKubeconfig(dir, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 == p2 || filepath.Dir(p1) != dir {
+		t.Fatalf("paths %s %s", p1, p2)
+	}
+	st, err := os.Stat(p1)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+	f, _ := os.Open(p1)
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if string(got) != string(data) {
+		t.Fatal("content differs")
+	}
+	if err := cleanup1(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cleanup2()
+	if _, err := os.Stat(p1); !os.IsNotExist(err) {
+		t.Fatal("not removed")
+	}
+}
+
+func TestAccessEntriesGrant(t *testing.T) {
+	srv := newLocalEKS(t, nil)
+	client := eks.NewFromConfig(srv.Config())
+	ctx := context.Background()
+	role := "arn:aws:iam::111122223333:role/console-viewer"
+
+	if _, err := eksauth.NewAccessEntries(client, &eksauth.Cluster{Name: "prod", AuthenticationMode: eksauth.AuthModeConfigMap}); !errors.Is(err, eksauth.ErrAccessEntriesUnsupported) {
+		t.Fatalf("CONFIG_MAP cluster: %v", err)
+	}
+	ae, err := eksauth.NewAccessEntries(client, &eksauth.Cluster{Name: "prod", AuthenticationMode: eksauth.AuthModeAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := eksauth.AccessGrant{PrincipalARN: role, Groups: []string{"viewers"}, Policy: eksauth.AccessPolicyView, Namespaces: []string{"team-a"}}
+	for i := 0; i < 2; i++ { // the second grant meets an existing entry and still succeeds
+		if err := ae.Grant(ctx, g); err != nil {
+			t.Fatalf("grant %d: %v", i, err)
+		}
+	}
+	srv.mu.Lock()
+	calls, bodies := srv.calls, srv.bodies
+	srv.mu.Unlock()
+	want := []string{"CreateAccessEntry prod " + role, "AssociateAccessPolicy prod " + role, "CreateAccessEntry prod " + role, "AssociateAccessPolicy prod " + role}
+	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("calls:\n%s", strings.Join(calls, "\n"))
+	}
+	assoc, _ := json.Marshal(bodies[1])
+	if !strings.Contains(string(assoc), `"policyArn":"arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"`) || !strings.Contains(string(assoc), `"type":"namespace"`) || !strings.Contains(string(assoc), `"team-a"`) {
+		t.Errorf("association body %s", assoc)
+	}
+	if err := ae.Grant(ctx, eksauth.AccessGrant{PrincipalARN: "arn:aws:sts::111122223333:assumed-role/x/y"}); err == nil {
+		t.Error("an assumed-role session ARN was accepted")
+	}
+}
