@@ -116,6 +116,17 @@ func (k *KeySync) Ready() error {
 	return k.readyErr
 }
 
+// KeySyncMetrics are the collectors of a KeySync (also registered on KeySyncOptions.Registerer).
+type KeySyncMetrics struct {
+	Unsynced, LastSync prometheus.Gauge
+	Syncs, Failures    prometheus.Counter
+}
+
+// Metrics returns the KeySync's collectors.
+func (k *KeySync) Metrics() KeySyncMetrics {
+	return KeySyncMetrics{Unsynced: k.unsynced, LastSync: k.lastSync, Syncs: k.syncs, Failures: k.failures}
+}
+
 // Trigger asks for a check soon (for example after the caller wrote the vault).
 func (k *KeySync) Trigger() {
 	select {
