@@ -49,12 +49,11 @@ type KeySync struct {
 	readyErr      error
 	unsyncedSince time.Time
 
-	unsynced  prometheus.Gauge
-	syncs     prometheus.Counter
-	failures  prometheus.Counter
-	lastSync  prometheus.Gauge
-	checks    chan struct{}
-	startOnce sync.Once
+	unsynced prometheus.Gauge
+	syncs    prometheus.Counter
+	failures prometheus.Counter
+	lastSync prometheus.Gauge
+	checks   chan struct{}
 }
 
 // ErrUnsynced is matched by Ready while the vault's key is not (known to be) in the store.
