@@ -102,7 +102,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		},
 		Transport:     NewRoundTripper(t, cfg.IdentityHeader),
 		FlushInterval: -1, // watches and log follows: every write goes out immediately
-		BufferPool:    newBufferPool(8 << 10),
+		BufferPool:    newBufferPool(4 << 10),
 		ErrorHandler:  h.upstreamError,
 		ErrorLog:      log.New(logWriter{cfg.Logger}, "", 0),
 	}

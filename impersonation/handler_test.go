@@ -455,3 +455,32 @@ func TestBrokenTokenFileKeepsTheLastGoodToken(t *testing.T) {
 		t.Fatalf("status %d, Authorization %q", resp.StatusCode, up.last(t).Get("Authorization"))
 	}
 }
+
+func TestHTTP1UpstreamIsNotBoundByTheConnectionLimit(t *testing.T) {
+	const streams = 6
+	release := make(chan struct{})
+	var inFlight atomic.Int64
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 1 {
+			t.Errorf("proto %s", r.Proto)
+		}
+		inFlight.Add(1)
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	cfg, _ := upstreamConfig(t, up, "tok")
+	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{MaxConnections: 2}})
+	proxy := serveHandler(t, h)
+	// The first request discovers that the upstream speaks only HTTP/1.1.
+	resp := identityGet(t, proxy, "/api", testUserARN)
+	inFlight.Store(0)
+	close(release)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	release = make(chan struct{})
+	defer close(release)
+	for i := 0; i < streams; i++ {
+		identityGet(t, proxy, "/api/v1/pods?watch=true", testUserARN)
+	}
+	waitFor(t, 5*time.Second, "all streams to reach the upstream", func() bool { return inFlight.Load() == streams })
+}

@@ -43,6 +43,11 @@ type recordingUpstream struct {
 
 func newRecordingUpstream(t testing.TB, handle func(w http.ResponseWriter, r *http.Request)) *recordingUpstream {
 	t.Helper()
+	return newUpstream(t, true, handle)
+}
+
+func newUpstream(t testing.TB, http2 bool, handle func(w http.ResponseWriter, r *http.Request)) *recordingUpstream {
+	t.Helper()
 	u := &recordingUpstream{handle: handle}
 	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.count.Add(1)
@@ -59,7 +64,7 @@ func newRecordingUpstream(t testing.TB, handle func(w http.ResponseWriter, r *ht
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Success"}`)
 	}))
-	u.srv.EnableHTTP2 = true
+	u.srv.EnableHTTP2 = http2
 	u.srv.StartTLS()
 	t.Cleanup(u.srv.Close)
 	return u

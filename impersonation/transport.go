@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,6 +35,10 @@ type TransportOptions struct {
 	// ResponseHeaderTimeout bounds the wait for response headers (not the body, so watches and
 	// log streams are unaffected). Default: 90 s, longer than the API server's own 60 s limit.
 	ResponseHeaderTimeout time.Duration
+	// MaxConnections bounds the HTTP/2 connections to the API server (each multiplexes up to the
+	// server's --http2-max-streams-per-connection streams, default 100; requests beyond that
+	// wait). Default: 16. Upgrades use their own HTTP/1.1 connections and are not counted.
+	MaxConnections int
 	// Logger receives reload and error events. Default: discard.
 	Logger logr.Logger
 	// Registerer receives the credential reload counter (optional).
@@ -57,10 +64,59 @@ type Transport struct {
 	base    *url.URL
 	creds   *credentials
 	h2, h1  *http.Transport
-	static  string // static bearer token (rest.Config.BearerToken without a file)
+	h1pool  *http.Transport // normal requests when the upstream does not speak HTTP/2
+	static  string          // static bearer token (rest.Config.BearerToken without a file)
 	cancel  context.CancelFunc
 	done    chan struct{}
 	metrics *metrics
+	gate    dialGate
+}
+
+// dialGate stops a burst of requests on a cold HTTP/2 transport from dialing one connection each
+// (net/http dials per waiting request until it learns the server speaks HTTP/2; 500 watches
+// started together otherwise cost hundreds of TLS handshakes). While no connection is known to be
+// alive, requests pass one at a time until one gets a connection; an HTTP/2 connection then
+// serves everyone. It switches itself off for HTTP/1.1 upstreams, and the Transport then sends
+// normal requests over a pooled HTTP/1.1 transport without the connection bound.
+type dialGate struct {
+	mu        sync.Mutex
+	warmUntil atomic.Int64 // unix nanoseconds until which a live HTTP/2 connection is assumed
+	off       atomic.Bool
+}
+
+// warmFor is how long a successful response vouches for the connection (less than typical idle
+// timeouts, so a burst after a quiet period is gated again).
+const warmFor = 30 * time.Second
+
+// enter returns the request to send and a release function to call once it has its response.
+func (g *dialGate) enter(req *http.Request) (*http.Request, func()) {
+	if g.off.Load() || time.Now().UnixNano() < g.warmUntil.Load() {
+		return req, func() {}
+	}
+	g.mu.Lock()
+	if g.off.Load() || time.Now().UnixNano() < g.warmUntil.Load() {
+		g.mu.Unlock()
+		return req, func() {}
+	}
+	var once sync.Once
+	release := func() { once.Do(g.mu.Unlock) }
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if tc, ok := info.Conn.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != "h2" {
+			g.off.Store(true)
+		} else {
+			g.warmUntil.Store(time.Now().Add(warmFor).UnixNano())
+		}
+		release()
+	}}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), release
+}
+
+func (g *dialGate) done(err error) {
+	if err != nil {
+		g.warmUntil.Store(0)
+	} else if !g.off.Load() {
+		g.warmUntil.Store(time.Now().Add(warmFor).UnixNano())
+	}
 }
 
 // NewTransport builds the upstream transport for cfg (Host, TLSClientConfig, BearerToken,
@@ -92,6 +148,9 @@ func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 	}
 	if opts.ResponseHeaderTimeout <= 0 {
 		opts.ResponseHeaderTimeout = 90 * time.Second
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 16
 	}
 	if opts.readFile == nil {
 		opts.readFile = defaultReadFile
@@ -149,7 +208,11 @@ func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
+		// net/http dials a connection per waiting request whenever no HTTP/2 connection has a
+		// free stream; bounding connections bounds those dial storms. Each carries up to the API
+		// server's stream limit (100 by default), so 16 allow 1,600 concurrent streams.
+		MaxConnsPerHost: opts.MaxConnections,
+		IdleConnTimeout: 90 * time.Second,
 		// The API server's responses are already compressed or small; pass Accept-Encoding through
 		// untouched instead of letting the transport negotiate and transparently decompress.
 		DisableCompression: true,
@@ -173,6 +236,10 @@ func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 		DisableCompression:    true,
 		MaxIdleConnsPerHost:   -1, // upgraded connections are never reused
 	}
+
+	t.h1pool = t.h1.Clone()
+	t.h1pool.MaxIdleConnsPerHost = 32
+	t.h1pool.IdleConnTimeout = 90 * time.Second
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
@@ -270,10 +337,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rt := t.h2
 	upgrade := UpgradeType(req.Header) != ""
+	var resp *http.Response
+	var err error
 	if upgrade {
 		rt = t.h1
+		resp, err = rt.RoundTrip(out)
+	} else if t.gate.off.Load() {
+		rt = t.h1pool
+		resp, err = rt.RoundTrip(out)
+	} else {
+		gated, release := t.gate.enter(out)
+		resp, err = rt.RoundTrip(gated)
+		release()
+		t.gate.done(err)
 	}
-	resp, err := rt.RoundTrip(out)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || t.creds.tokenFile == "" {
 		return resp, err
 	}
@@ -308,6 +385,7 @@ func drain(resp *http.Response) {
 func (t *Transport) CloseIdleConnections() {
 	t.h2.CloseIdleConnections()
 	t.h1.CloseIdleConnections()
+	t.h1pool.CloseIdleConnections()
 }
 
 // Close stops the background credential reload and closes idle connections.
