@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/oidc"
+)
+
+// runOIDC executes `ekslink oidc <args>` in-process.
+func runOIDC(t *testing.T, ctx context.Context, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newOIDCCommand()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	err = cmd.ExecuteContext(ctx)
+	return out.String(), errb.String(), err
+}
+
+func TestOIDCKeygenDiscoveryJWKS(t *testing.T) {
+	dir := t.TempDir()
+	out, _, err := runOIDC(t, nil, "", "keygen", "--type", "p-256", "--out-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kg map[string]string
+	if err := json.Unmarshal([]byte(out), &kg); err != nil || kg["alg"] != "ES256" || kg["kid"] == "" {
+		t.Fatalf("keygen output %q: %v", out, err)
+	}
+	for _, f := range []string{"sa.key", "sa.pub"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v mode %v", f, err, st.Mode())
+		}
+	}
+	if out, _, err := runOIDC(t, nil, "", "keygen", "--out-dir", dir); err == nil || out != "" {
+		t.Fatalf("keygen overwrote an existing key: out %q err %v", out, err)
+	}
+
+	const issuer = "https://s3.eu-west-1.amazonaws.com/cli-test"
+	keys, err := oidc.ParseKeyFiles(filepath.Join(dir, "sa.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDisc, wantJWKS, err := oidc.Documents(issuer, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runOIDC(t, nil, "", "discovery", "--issuer", issuer, "--key-file", filepath.Join(dir, "sa.key"))
+	if err != nil || out != string(wantDisc) {
+		t.Fatalf("discovery %q, %v; want %s", out, err, wantDisc)
+	}
+	t.Setenv("EKSLINK_OIDC_KEY_FILE", filepath.Join(dir, "sa.pub"))
+	out, _, err = runOIDC(t, nil, "", "jwks")
+	if err != nil || out != string(wantJWKS) {
+		t.Fatalf("jwks from env %q, %v; want %s", out, err, wantJWKS)
+	}
+	out, errOut, err := runOIDC(t, nil, "", "discovery", "--issuer", issuer+"/")
+	if err != nil || !strings.Contains(errOut, "ends with a slash") || !strings.HasPrefix(out, `{"issuer":"`+issuer+`/"`) {
+		t.Fatalf("trailing slash: out %q stderr %q err %v", out, errOut, err)
+	}
+}
+
+func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
+	dir := t.TempDir()
+	weak := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(weak, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"malformed key file", []string{"jwks", "--key-file", weak}, "malformed key"},
+		{"missing key file flag", []string{"jwks"}, "--key-file is required"},
+		{"http issuer", []string{"discovery", "--issuer", "http://x.example.com", "--key-file", weak}, "scheme"},
+		{"no thumbprint source", []string{"thumbprint"}, "exactly one"},
+		{"trust policy without provider", []string{"trust-policy", "--issuer", "https://x.example.com", "--namespace", "a", "--service-account", "b"}, "--provider-arn or --account-id"},
+		{"unknown key type", []string{"keygen", "--type", "ed25519", "--out-dir", dir}, "unsupported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runOIDC(t, nil, "", tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if out != "" {
+				t.Fatalf("stdout %q on failure", out)
+			}
+		})
+	}
+}
+
+func TestOIDCTrustPolicyAndThumbprint(t *testing.T) {
+	out, _, err := runOIDC(t, nil, "", "trust-policy", "--issuer", "https://oidc.example.com/c1", "--account-id", "123456789012", "--namespace", "apps", "--service-account", "reader")
+	if err != nil || !strings.Contains(out, `"oidc.example.com/c1:sub": "system:serviceaccount:apps:reader"`) || !strings.Contains(out, "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/c1") {
+		t.Fatalf("trust-policy %q: %v", out, err)
+	}
+
+	srv := awstest.New(t, awstest.Options{Service: "s3"}) // any TLS server with a known certificate
+	chain := filepath.Join(t.TempDir(), "chain.pem")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(chain, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	offline, _, err := runOIDC(t, nil, "", "thumbprint", "--chain-file", chain)
+	if err != nil || len(strings.TrimSpace(offline)) != 40 {
+		t.Fatalf("offline %q: %v", offline, err)
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
+	live, _, err := runOIDC(t, nil, "", "thumbprint", "--url", "https://127.0.0.1:"+port+"/keys", "--ca-file", ca)
+	if err != nil || live != offline {
+		t.Fatalf("live %q (err %v), offline %q", live, err, offline)
+	}
+}
+
+func TestOIDCVerifyTokenAgainstAPIServer(t *testing.T) {
+	const issuer = "https://oidc.ekslink.example/cli"
+	key := testenv.NewECKey()
+	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
+	ns := env.Namespace(t)
+	env.CreateServiceAccount(t, ns, "app")
+	pub, err := testenv.PublicKeyPEM(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "sa.pub")
+	if err := os.WriteFile(keyFile, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := env.Token(t, ns, "app", []string{oidc.DefaultAudience}, 10*time.Minute)
+
+	out, _, err := runOIDC(t, nil, tok, "verify-token", "--token-file", "-", "--key-file", keyFile, "--issuer", issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims oidc.Claims
+	if err := json.Unmarshal([]byte(out), &claims); err != nil || claims.Namespace != ns || claims.ServiceAccount != "app" {
+		t.Fatalf("claims %q: %v", out, err)
+	}
+	out, _, err = runOIDC(t, nil, tok, "verify-token", "--token-file", "-", "--key-file", keyFile, "--issuer", issuer, "--audience", "other")
+	if !errors.Is(err, oidc.ErrAudience) || out != "" {
+		t.Fatalf("wrong audience: out %q err %v", out, err)
+	}
+}
+
+func TestOIDCServe(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := runOIDC(t, nil, "", "keygen", "--type", "p-256", "--out-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runOIDC(t, ctx, "", "serve", "--issuer", "https://oidc.example.com/c1", "--key-file", filepath.Join(dir, "sa.pub"), "--listen", addr)
+		done <- err
+	}()
+	get := func(path string) (*http.Response, string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + path)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp, string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	resp, body := get("/c1/openid/v1/jwks")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/jwk-set+json" || !strings.Contains(body, `"kty":"EC"`) {
+		t.Fatalf("jwks: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = get("/c1/.well-known/openid-configuration")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"jwks_uri":"https://oidc.example.com/c1/openid/v1/jwks"`) {
+		t.Fatalf("discovery: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = get("/metrics"); !strings.Contains(body, "ekslink_oidc_requests_total") {
+		t.Fatalf("metrics: %s", body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
