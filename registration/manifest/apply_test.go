@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -156,4 +160,57 @@ func eventuallyAllowed(t *testing.T, c kubernetes.Interface, user string, attrs 
 		return got == want, nil
 	})
 	return got
+}
+
+// TestPodsPassPodSecurityAdmission creates pods from the rendered template with server-side dry
+// run: the whole pod under the baseline level the rendered namespace enforces, and the init and
+// proxy containers alone under restricted.
+func TestPodsPassPodSecurityAdmission(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	o := validConnectorOptions()
+	o.Namespace = env.Namespace(t)
+	o.Name = "psa-" + o.Namespace
+	objs, err := RenderConnector(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, env.Config, mustUnstructured(t, objs[:2]), ApplyOptions{}); err != nil { // Namespace (PSA labels), ServiceAccount
+		t.Fatal(err)
+	}
+	restricted := env.Namespace(t)
+	if _, err := env.Client.CoreV1().Namespaces().Patch(ctx, restricted, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"pod-security.kubernetes.io/enforce":"restricted"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.CreateServiceAccount(t, restricted, o.Name)
+	spec := find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec
+	withoutAgent := *spec.DeepCopy()
+	withoutAgent.Containers = slices.DeleteFunc(withoutAgent.Containers, func(c corev1.Container) bool { return c.Name == "connector-agent" })
+	privileged := *spec.DeepCopy()
+	privileged.Containers[0].SecurityContext.Privileged = ptr(true)
+	privileged.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+	tests := []struct {
+		name      string
+		namespace string
+		spec      corev1.PodSpec
+		allowed   bool
+	}{
+		{"connector pod under baseline", o.Namespace, spec, true},
+		{"init and proxy under restricted", restricted, withoutAgent, true},
+		{"whole pod under restricted is refused (the agent runs as root)", restricted, spec, false},
+		{"privileged agent under baseline is refused", o.Namespace, privileged, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "psa", Namespace: tt.namespace}, Spec: tt.spec}
+			_, err := env.Client.CoreV1().Pods(tt.namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if tt.allowed && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tt.allowed && (!apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "violates PodSecurity")) {
+				t.Fatalf("err = %v, want Forbidden by Pod Security Admission", err)
+			}
+		})
+	}
 }

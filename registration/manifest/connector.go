@@ -262,7 +262,7 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 	objs := []runtime.Object{
 		&corev1.Namespace{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-			ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: copyMap(labels)},
+			ObjectMeta: metav1.ObjectMeta{Name: o.Namespace, Labels: namespaceLabels(labels)},
 		},
 		&corev1.ServiceAccount{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
@@ -472,6 +472,15 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 			},
 		},
 	}
+}
+
+// namespaceLabels adds Pod Security Admission: baseline is enforced (the unmodified SSM agent
+// runs as root with DAC_OVERRIDE, which restricted forbids); restricted is only warned about.
+func namespaceLabels(labels map[string]string) map[string]string {
+	l := copyMap(labels)
+	l["pod-security.kubernetes.io/enforce"] = "baseline"
+	l["pod-security.kubernetes.io/warn"] = "restricted"
+	return l
 }
 
 func nonRootContext() *corev1.SecurityContext {

@@ -15,6 +15,8 @@
 //     no granted ARNs none is rendered, so the proxy can act for nobody.
 //   - The activation code sits in a Secret mounted as a file in the init container only; it is
 //     never in container arguments or environment variables.
+//   - The namespace enforces Pod Security "baseline" (the SSM agent needs root) and warns at
+//     "restricted", which the init and proxy containers satisfy.
 //   - The init and proxy containers run as non-root with a read-only root filesystem, no
 //     capabilities and the RuntimeDefault seccomp profile. The unmodified SSM agent runs as root
 //     (its image expects to) with DAC_OVERRIDE as its only capability.
