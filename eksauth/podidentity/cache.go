@@ -275,6 +275,9 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 		}
 		if e != nil {
 			e.val, e.negUntil, e.negErr, e.failures = v, time.Time{}, nil, 0
+			if kind == kindMiss {
+				e.lastAccess = now
+			}
 			c.scheduleLocked(e, now)
 		}
 	case outcome == "throttled":

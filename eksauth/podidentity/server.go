@@ -424,7 +424,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      s.opts.UpstreamTimeout + s.opts.MissWait + 5*time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    s.opts.MaxTokenBytes + 8<<10,
-		ErrorLog:          nil,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	done := make(chan struct{})

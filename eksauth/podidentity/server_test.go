@@ -525,3 +525,63 @@ func TestNewServerRefusesMissingClusterOrUpstream(t *testing.T) {
 		t.Error("no upstream accepted")
 	}
 }
+
+func TestFailedBindIsRetriedUntilItSucceeds(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyAddr := busy.Addr().String()
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	freeAddr := free.Addr().String()
+	_ = free.Close()
+	up := newUpstream(t, time.Now)
+	s, err := NewServer(Options{ClusterName: "c1", Upstream: up.client(t, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeAddrs(ctx, []string{freeAddr, busyAddr}, 20*time.Millisecond) }()
+	a := &agent{Server: s, url: "http://" + freeAddr + CredentialsPath}
+	eventually(t, 5*time.Second, "first listener serving", func() bool {
+		return a.get(t, makeToken(time.Now().Add(time.Hour), nil)).status == 200
+	})
+	_ = busy.Close() // the address becomes available
+	b := &agent{Server: s, url: "http://" + busyAddr + CredentialsPath}
+	eventually(t, 5*time.Second, "second listener bound by a retry", func() bool {
+		return b.get(t, makeToken(time.Now().Add(time.Hour), nil)).status == 200
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedRefreshIsRetriedAndRecoversBeforeExpiry(t *testing.T) {
+	clock := newFakeClock()
+	up := newUpstream(t, clock.Now)
+	up.lifetime.Store(int64(time.Hour))
+	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+	token := makeToken(clock.Now().Add(24*time.Hour), nil)
+	first := a.get(t, token)
+	up.mode.Store("unavailable")
+	clock.Advance(46 * time.Minute)
+	a.poke()
+	eventually(t, 5*time.Second, "refresh attempted", func() bool {
+		return metricValue(t, a.reg, "ekslink_pod_identity_upstream_calls_total", map[string]string{"kind": "refresh", "outcome": "unavailable"}) >= 1
+	})
+	if ans := a.get(t, token); ans.status != 200 || ans.body["AccessKeyId"] != first.body["AccessKeyId"] {
+		t.Fatalf("old credentials not served while refresh fails: %d %s", ans.status, ans.raw)
+	}
+	up.mode.Store("ok")
+	clock.Advance(3 * time.Minute) // past the first backoff (5s +- 20%)
+	a.poke()
+	eventually(t, 5*time.Second, "refresh retried and succeeded", func() bool {
+		return metricValue(t, a.reg, "ekslink_pod_identity_upstream_calls_total", map[string]string{"kind": "refresh", "outcome": "success"}) == 1
+	})
+	if ans := a.get(t, token); ans.body["AccessKeyId"] == first.body["AccessKeyId"] {
+		t.Fatalf("refreshed credentials not served: %s", ans.raw)
+	}
+}
