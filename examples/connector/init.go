@@ -1,13 +1,264 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/registration"
+	"github.com/ekslink/ekslink/statestore"
 )
 
-// newInitCommand is replaced by the registration issue's implementation.
+// Defaults shared by the init and sync roles.
+const (
+	defaultStateNamespace = "eks-connector"
+	inClusterNamespace    = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+)
+
+// stateFlags locate the per-pod state Secret; init and sync share them.
+type stateFlags struct {
+	statePrefix    string
+	stateNamespace string
+	podName        string
+	kubeconfig     string
+	vaultDir       string
+}
+
+func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
+	fs.StringVar(&o.statePrefix, "state-secret-prefix", statestore.DefaultStatePrefix, "name prefix of the state Secret; the pod's StatefulSet ordinal is appended (<prefix>-<ordinal>) [env CONNECTOR_STATE_SECRET_PREFIX]")
+	fs.StringVar(&o.stateNamespace, "state-namespace", "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+") [env CONNECTOR_STATE_NAMESPACE]")
+	fs.StringVar(&o.podName, "pod-name", "", "this pod's name, which must end in a StatefulSet ordinal (default: $POD_NAME, then the hostname) [env CONNECTOR_POD_NAME]")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account) [env CONNECTOR_KUBECONFIG]")
+	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system [env CONNECTOR_VAULT_DIR]")
+}
+
+// envFallback sets every flag not given on the command line from CONNECTOR_<UPPER_SNAKE>, then from
+// the listed extra variables (flag name -> variables, first set wins).
+func envFallback(fs *pflag.FlagSet, extra map[string][]string) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		names := append([]string{"CONNECTOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))}, extra[f.Name]...)
+		for _, name := range names {
+			if v, ok := os.LookupEnv(name); ok && v != "" {
+				if err := fs.Set(f.Name, v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				}
+				return
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// resolve fills defaults that depend on the environment and validates; each problem is one error.
+func (o *stateFlags) resolve() (stateName string, problems []error) {
+	if o.podName == "" {
+		if h, err := os.Hostname(); err == nil {
+			o.podName = h
+		}
+	}
+	if o.stateNamespace == "" {
+		o.stateNamespace = defaultStateNamespace
+		if b, err := os.ReadFile(inClusterNamespace); err == nil && strings.TrimSpace(string(b)) != "" {
+			o.stateNamespace = strings.TrimSpace(string(b))
+		}
+	}
+	name, err := statestore.OrdinalName(o.statePrefix, o.podName)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("--pod-name/--state-secret-prefix: %w", err))
+	}
+	if o.vaultDir == "" {
+		problems = append(problems, errors.New("--vault-dir is empty"))
+	}
+	if o.kubeconfig != "" {
+		if _, err := os.Stat(o.kubeconfig); err != nil {
+			problems = append(problems, fmt.Errorf("--kubeconfig: %w", err))
+		}
+	}
+	return name, problems
+}
+
+func (o *stateFlags) restConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if o.kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	cfg.UserAgent = "ekslink-connector"
+	return cfg, nil
+}
+
+func (o *stateFlags) store(stateName string) (*statestore.Secret, error) {
+	cfg, err := o.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return statestore.NewSecret(client, o.stateNamespace, stateName,
+		statestore.WithLabels(map[string]string{"app.kubernetes.io/name": "eks-connector", "app.kubernetes.io/component": "state"}),
+		statestore.WithOwner("eks-connector init/sync")), nil
+}
+
+func newLogger(w io.Writer, verbosity int, name string) logr.Logger {
+	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.Level(-verbosity)})).WithName(name)
+}
+
+type initOptions struct {
+	stateFlags
+	activationID       string
+	activationCodeFile string
+	region             string
+	ssmEndpoint        string
+	agentVaultDir      string
+	timeout            time.Duration
+	verbosity          int
+}
+
+// newInitCommand is the connector's "init" role: register with SSM once (crash-safe, recorded in
+// the state Secret) and write the SSM agent's vault.
 func newInitCommand() *cobra.Command {
-	return &cobra.Command{Use: "init", Short: "Register with SSM (not implemented yet)",
-		RunE: func(*cobra.Command, []string) error { return errors.New("not implemented yet") }}
+	o := &initOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Register the SSM agent with the activation (once, recorded in the state Secret) and write its vault",
+		Long: `Register the cluster's SSM agent with the hybrid activation from "aws eks register-cluster" and
+write the agent's vault. The registration is recorded in the Secret <state-secret-prefix>-<ordinal>
+before and after SSM is called, so a restart reuses it and a crash never registers different key
+material twice. If the activation id changes, the old registration is kept in the Secret as an
+orphan for the operator. The activation code is read from --activation-code-file or
+$EKS_ACTIVATION_CODE and is never logged; do not pass it as an argument.
+
+Every flag can also be set with the environment variable shown in its description.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return envFallback(cmd.Flags(), map[string][]string{
+				"activation-id": {"EKS_ACTIVATION_ID"},
+				"region":        {"AWS_REGION"},
+				"ssm-endpoint":  {"AWS_ENDPOINT_URL_SSM"},
+				"pod-name":      {"POD_NAME"},
+			})
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInit(cmd.Context(), o, newLogger(cmd.ErrOrStderr(), o.verbosity, "init"))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.activationID, "activation-id", "", "SSM activation id from register-cluster (required) [env CONNECTOR_ACTIVATION_ID, EKS_ACTIVATION_ID]")
+	fs.StringVar(&o.activationCodeFile, "activation-code-file", "", "file holding the activation code, e.g. the mounted key \"code\" of the Secret eks-connector-activation (default: $EKS_ACTIVATION_CODE) [env CONNECTOR_ACTIVATION_CODE_FILE]")
+	fs.StringVar(&o.region, "region", "", "region of the activation (required) [env CONNECTOR_REGION, AWS_REGION]")
+	fs.StringVar(&o.ssmEndpoint, "ssm-endpoint", "", "SSM endpoint URL (default: https://ssm.<region>.<partition domain>) [env CONNECTOR_SSM_ENDPOINT, AWS_ENDPOINT_URL_SSM]")
+	fs.StringVar(&o.agentVaultDir, "agent-vault-dir", registration.DefaultVaultDir, "the vault directory as the SSM agent sees it, used for the paths in Vault/Manifest [env CONNECTOR_AGENT_VAULT_DIR]")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long (the next start resumes safely) [env CONNECTOR_TIMEOUT]")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity [env CONNECTOR_V]")
+	addStateFlags(fs, &o.stateFlags)
+	return cmd
+}
+
+// validate resolves defaults and returns every problem at once.
+func (o *initOptions) validate() (stateName, code string, err error) {
+	stateName, problems := o.stateFlags.resolve()
+	if o.activationID == "" {
+		problems = append(problems, errors.New("--activation-id is required (or $CONNECTOR_ACTIVATION_ID / $EKS_ACTIVATION_ID)"))
+	} else if len(o.activationID) < 36 {
+		problems = append(problems, fmt.Errorf("--activation-id has %d characters, an SSM activation id has at least 36", len(o.activationID)))
+	}
+	var readErr error
+	if o.activationCodeFile != "" {
+		var b []byte
+		if b, readErr = os.ReadFile(o.activationCodeFile); readErr != nil {
+			problems = append(problems, fmt.Errorf("--activation-code-file: %w", readErr))
+		}
+		code = strings.TrimSpace(string(b))
+	} else {
+		code = strings.TrimSpace(os.Getenv("EKS_ACTIVATION_CODE"))
+	}
+	switch {
+	case readErr != nil:
+	case code == "" && o.activationCodeFile != "":
+		problems = append(problems, fmt.Errorf("--activation-code-file %s is empty", o.activationCodeFile))
+	case code == "":
+		problems = append(problems, errors.New("no activation code: set --activation-code-file or $EKS_ACTIVATION_CODE"))
+	case len(code) < 20:
+		problems = append(problems, fmt.Errorf("the activation code has %d characters, an SSM activation code has at least 20", len(code)))
+	}
+	if o.region == "" {
+		problems = append(problems, errors.New("--region is required (or $CONNECTOR_REGION / $AWS_REGION)"))
+	} else if _, perr := awspartition.ForRegion(o.region); perr != nil {
+		problems = append(problems, fmt.Errorf("--region: %w", perr))
+	}
+	if o.ssmEndpoint != "" {
+		if u, perr := url.Parse(o.ssmEndpoint); perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, fmt.Errorf("--ssm-endpoint %q is not an http(s) URL", o.ssmEndpoint))
+		}
+	}
+	if !strings.HasPrefix(o.agentVaultDir, "/") {
+		problems = append(problems, fmt.Errorf("--agent-vault-dir %q must be absolute", o.agentVaultDir))
+	}
+	if o.timeout <= 0 {
+		problems = append(problems, errors.New("--timeout must be positive"))
+	}
+	return stateName, code, errors.Join(problems...)
+}
+
+func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
+	stateName, code, err := o.validate()
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	store, err := o.store(stateName)
+	if err != nil {
+		return err
+	}
+	client, err := registration.NewClient(registration.ClientOptions{Region: o.region, Endpoint: o.ssmEndpoint})
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "activationID", o.activationID, "region", o.region, "ssmEndpoint", client.Endpoint(),
+		"stateSecret", store.Namespace()+"/"+store.Name(), "vaultDir", o.vaultDir)
+	reg, err := registration.New(store, registration.Activation{ID: o.activationID, Code: code},
+		registration.Options{Region: o.region, Client: client, Logger: log})
+	if err != nil {
+		return err
+	}
+	st, err := reg.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	if err := registration.WriteVault(ctx, o.vaultDir, st, &registration.VaultOptions{AgentVaultDir: o.agentVaultDir}); err != nil {
+		return err
+	}
+	for _, orphan := range st.Orphans {
+		log.Info("orphaned registration recorded in the state Secret; deregister it in SSM when no longer used",
+			"activationID", orphan.ActivationID, "instanceID", orphan.InstanceID, "fingerprint", orphan.Fingerprint)
+	}
+	log.Info("vault written; the SSM agent can start", "instanceID", st.InstanceID, "vaultDir", o.vaultDir)
+	return nil
 }

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/registration"
+)
+
+const (
+	testActivationID   = "11111111-2222-4333-8444-555555555555"
+	testActivationCode = "SecretActivationCode-0123456789"
+)
+
+// clearConnectorEnv keeps the host's environment out of flag resolution.
+func clearConnectorEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "CONNECTOR_") || name == "EKS_ACTIVATION_CODE" || name == "EKS_ACTIVATION_ID" ||
+			name == "AWS_REGION" || name == "POD_NAME" || name == "AWS_ENDPOINT_URL_SSM" {
+			t.Setenv(name, "")
+		}
+	}
+}
+
+func runCommand(ctx context.Context, t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCommand()
+	root.AddCommand(newSyncCommand())
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestInitReportsEveryProblemUpFront(t *testing.T) {
+	clearConnectorEnv(t)
+	_, err := runCommand(context.Background(), t, "init", "--pod-name", "eks-connector-7d9f8b6c5-x2x4z",
+		"--activation-code-file", filepath.Join(t.TempDir(), "missing"), "--ssm-endpoint", "ftp://x", "--region", "nowhere")
+	if err == nil {
+		t.Fatal("init without configuration succeeded")
+	}
+	for _, want := range []string{"--activation-id is required", "--activation-code-file", "--region", "--ssm-endpoint", "--pod-name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestInitFlagsFallBackToEnvironment(t *testing.T) {
+	clearConnectorEnv(t)
+	t.Setenv("CONNECTOR_ACTIVATION_ID", testActivationID)
+	t.Setenv("EKS_ACTIVATION_CODE", testActivationCode)
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("POD_NAME", "eks-connector-3")
+	t.Setenv("CONNECTOR_STATE_NAMESPACE", "ns1")
+	cmd := newInitCommand()
+	if err := cmd.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.PreRunE(cmd, nil); err != nil {
+		t.Fatal(err)
+	}
+	o := &initOptions{}
+	get := func(n string) string { return cmd.Flags().Lookup(n).Value.String() }
+	o.activationID, o.region, o.podName, o.stateNamespace = get("activation-id"), get("region"), get("pod-name"), get("state-namespace")
+	o.statePrefix, o.vaultDir, o.agentVaultDir, o.timeout = get("state-secret-prefix"), get("vault-dir"), get("agent-vault-dir"), time.Minute
+	name, code, err := o.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "eks-connector-state-3" || code != testActivationCode || o.region != "eu-west-1" || o.stateNamespace != "ns1" {
+		t.Fatalf("resolved %q %q %+v", name, code, o)
+	}
+	if !strings.Contains(cmd.Flags().Lookup("region").Usage, "AWS_REGION") {
+		t.Error("--help does not document the env fallback")
+	}
+}
+
+// fakeSSM is a plain-HTTP RegisterManagedInstance endpoint.
+type fakeSSM struct {
+	*httptest.Server
+	mu    sync.Mutex
+	calls int
+}
+
+func newFakeSSM(t *testing.T) *fakeSSM {
+	f := &fakeSSM{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		f.mu.Lock()
+		f.calls++
+		f.mu.Unlock()
+		if r.Header.Get("X-Amz-Target") != "AmazonSSM.RegisterManagedInstance" || in["ActivationCode"] != testActivationCode {
+			w.WriteHeader(400)
+			fmt.Fprint(w, `{"__type":"InvalidActivation","message":"no"}`)
+			return
+		}
+		fmt.Fprint(w, `{"InstanceId":"mi-0123456789abcdef0"}`)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// connectorKubeconfig writes a kubeconfig for the eks-connector service account, which may only get
+// and update its own, pre-created state Secret (as the manifests grant).
+func connectorKubeconfig(t *testing.T, env *testenv.Env, ns string) string {
+	t.Helper()
+	env.CreateServiceAccount(t, ns, "eks-connector")
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(testenv.Context(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-0"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.Grant(t, ns, "eks-connector-state", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"eks-connector-state-0"},
+	}})
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
+	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: env.Token(t, ns, "eks-connector", nil, 0)}
+	cfg.Contexts["x"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
+	cfg.CurrentContext = "x"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
+	clearConnectorEnv(t)
+	env := testenv.Start(t, testenv.Options{})
+	ns := env.Namespace(t)
+	kubeconfig := connectorKubeconfig(t, env, ns)
+	ssm := newFakeSSM(t)
+	vault := filepath.Join(t.TempDir(), "Vault")
+	codeFile := filepath.Join(t.TempDir(), "code")
+	if err := os.WriteFile(codeFile, []byte(testActivationCode+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t)
+	args := []string{"init", "--activation-id", testActivationID, "--activation-code-file", codeFile, "--region", "eu-west-1",
+		"--ssm-endpoint", ssm.URL, "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0", "--kubeconfig", kubeconfig}
+	var logs string
+	for run := 0; run < 2; run++ {
+		out, err := runCommand(ctx, t, args...)
+		if err != nil {
+			t.Fatalf("init run %d: %v\n%s", run, err, out)
+		}
+		logs += out
+	}
+	if ssm.calls != 1 {
+		t.Fatalf("SSM called %d times over two runs, want 1", ssm.calls)
+	}
+	v, err := registration.ReadVault(vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RegistrationKey.InstanceID != "mi-0123456789abcdef0" {
+		t.Fatalf("vault instance %q", v.RegistrationKey.InstanceID)
+	}
+	if !strings.Contains(logs, "mi-0123456789abcdef0") {
+		t.Error("logs do not name the instance id")
+	}
+	if strings.Contains(logs, testActivationCode) || strings.Contains(logs, v.RegistrationKey.PrivateKey[:40]) {
+		t.Fatal("logs contain the activation code or the private key")
+	}
+	sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "eks-connector-state-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(sec.Data[registration.StateKey], []byte("mi-0123456789abcdef0")) {
+		t.Fatal("state Secret does not record the instance")
+	}
+
+	// The standalone sync role picks up a key the agent rotates.
+	syncCtx, cancel := context.WithCancel(ctx)
+	addr := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		root := newRootCommand()
+		root.AddCommand(newSyncCommandWith(func(a net.Addr) { addr <- a }))
+		root.SetArgs([]string{"sync", "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0",
+			"--kubeconfig", kubeconfig, "--health-addr", "127.0.0.1:0", "--key-sync-interval", "200ms"})
+		var out bytes.Buffer
+		root.SetErr(&out)
+		done <- root.ExecuteContext(syncCtx)
+	}()
+	var health string
+	select {
+	case a := <-addr:
+		health = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("sync exited: %v", err)
+	}
+	waitReady := func() bool {
+		resp, err := http.Get(health + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	poll(t, "sync ready", 10*time.Second, waitReady)
+	key, err := registration.GenerateKey(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk := v.RegistrationKey
+	rk.PrivateKey, rk.PublicKey, rk.PrivateKeyCreatedDate = key.PrivateKey, key.PublicKey, key.CreatedDate
+	b, _ := json.Marshal(rk)
+	if err := os.WriteFile(filepath.Join(vault, registration.RegistrationKeyFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "rotated key in the Secret", 10*time.Second, func() bool {
+		sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "eks-connector-state-0", metav1.GetOptions{})
+		return err == nil && bytes.Contains(sec.Data[registration.StateKey], []byte(key.PrivateKey[:60]))
+	})
+	poll(t, "sync ready again", 10*time.Second, waitReady)
+	resp, err := http.Get(health + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(metrics.String(), "ekslink_registration_key_syncs_total 1") {
+		t.Errorf("metrics:\n%s", metrics.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+}
+
+func TestStartKeySyncDisabled(t *testing.T) {
+	ready, err := startKeySync(context.Background(), newLogger(&bytes.Buffer{}, 0, "t"), nil, keySyncFlags{enabled: false})
+	if ready != nil || err != nil {
+		t.Fatal("disabled key sync started")
+	}
+	if _, err := startKeySync(context.Background(), newLogger(&bytes.Buffer{}, 0, "t"), nil, keySyncFlags{enabled: true, stateFlags: stateFlags{podName: "bad", statePrefix: "p", vaultDir: "/v"}}); err == nil {
+		t.Fatal("invalid pod name accepted")
+	}
+}
+
+func poll(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
