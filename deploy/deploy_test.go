@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,5 +184,66 @@ func BenchmarkSubstituteAndDecodeConnector(b *testing.B) {
 		if _, err := manifest.Decode(out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestREADMESedCommandsProduceTheSubstitutedYAML runs the sed commands of the README fragment
+// literally, so the documented install path cannot rot.
+func TestREADMESedCommandsProduceTheSubstitutedYAML(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "readme", "deploy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("sed"); err != nil {
+		t.Fatalf("sed is needed to check the documented command: %v", err)
+	}
+	code := "AbCdEfGhIjKlMnOpQrStUvWx"
+	env := append(os.Environ(),
+		"EKS_AWS_REGION=eu-west-1",
+		"EKS_ACTIVATION_ID=5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
+		"EKS_ACTIVATION_CODE="+code,
+		"EKS_CONNECTOR_IMAGE=public.ecr.aws/ekslink/connector:"+manifest.DefaultVersion,
+		"SSM_AGENT_IMAGE="+manifest.DefaultSSMAgentImage,
+		"EKS_CONSOLE_ARN=arn:aws:iam::123456789012:role/Admin",
+		"EKS_CLUSTER_NAME=prod",
+		"EKS_POD_IDENTITY_AGENT_IMAGE=public.ecr.aws/ekslink/pod-identity-agent:"+manifest.DefaultVersion,
+	)
+	want := map[string]map[string]string{
+		"deploy/connector/eks-connector.yaml":                   connectorValues(),
+		"deploy/pod-identity-agent/eks-pod-identity-agent.yaml": podIdentityValues(),
+	}
+	lines := strings.Split(string(doc), "\n")
+	found := 0
+	for i, line := range lines {
+		if !strings.HasPrefix(line, `sed "`) || i+1 >= len(lines) {
+			continue
+		}
+		file := strings.Fields(lines[i+1])[0]
+		values, ok := want[file]
+		if !ok {
+			t.Fatalf("README sed command for unknown file %q", file)
+		}
+		found++
+		cmd := exec.Command("sh", "-c", strings.TrimSuffix(line, ` \`)+" "+file)
+		cmd.Dir = ".."
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		tmpl, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expected, err := manifest.Substitute(tmpl, values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != string(expected) {
+			t.Errorf("the README's sed command for %s does not produce the substituted YAML", file)
+		}
+	}
+	if found != len(want) {
+		t.Fatalf("found %d sed commands in the README fragment, want %d", found, len(want))
 	}
 }
