@@ -1,6 +1,576 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
 
-// newEKSCommands is replaced by the eksauth issue's implementation.
-func newEKSCommands() []*cobra.Command { return nil }
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/eksauth/awsauth"
+)
+
+// newEKSCommands returns the EKS commands: token, kubeconfig, aws-auth, access.
+func newEKSCommands() []*cobra.Command {
+	cmds := []*cobra.Command{newEKSTokenCommand(), newEKSKubeconfigCommand(), newEKSAWSAuthCommand(), newEKSAccessCommand()}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		eksDefaultEnv(c)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	for _, c := range cmds {
+		walk(c)
+	}
+	return cmds
+}
+
+// eksEnv binds flags to environment variables used when the flag is not given, and says so in
+// the flag's help. The names are kept in the flag's annotations, so inherited flags carry them.
+type eksEnv struct{ flags *pflag.FlagSet }
+
+const eksEnvAnnotation = "ekslink-env"
+
+func newEKSEnv(fs *pflag.FlagSet) *eksEnv { return &eksEnv{flags: fs} }
+
+func (e *eksEnv) bind(flag string, vars ...string) {
+	f := e.flags.Lookup(flag)
+	if f == nil {
+		panic("unknown flag " + flag)
+	}
+	f.Usage += " (env " + strings.Join(vars, ", ") + ")"
+	if f.Annotations == nil {
+		f.Annotations = map[string][]string{}
+	}
+	f.Annotations[eksEnvAnnotation] = vars
+}
+
+// eksDefaultEnv binds every still-unbound flag of cmd to EKSLINK_<FLAG_NAME>.
+func eksDefaultEnv(cmd *cobra.Command) {
+	for _, fs := range []*pflag.FlagSet{cmd.LocalFlags(), cmd.PersistentFlags()} {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if f.Name == "help" || f.Annotations[eksEnvAnnotation] != nil {
+				return
+			}
+			newEKSEnv(fs).bind(f.Name, "EKSLINK_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
+		})
+	}
+}
+
+// eksApplyEnv sets unset flags from their environment variables (first non-empty wins).
+func eksApplyEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		for _, v := range f.Annotations[eksEnvAnnotation] {
+			val, ok := os.LookupEnv(v)
+			if !ok || val == "" {
+				continue
+			}
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				err = sv.Replace(strings.Split(val, ","))
+			} else {
+				err = f.Value.Set(val)
+			}
+			if err != nil {
+				err = fmt.Errorf("%s=%q: %w", v, val, err)
+			}
+			return
+		}
+	})
+	return err
+}
+
+func eksLogger(cmd *cobra.Command) logr.Logger {
+	return logr.FromSlogHandler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
+}
+
+// eksAWSFlags are the flags that pick AWS credentials and the STS endpoint.
+type eksAWSFlags struct {
+	region, profile, roleARN string
+	fips, dualStack, global  bool
+}
+
+func (f *eksAWSFlags) register(fs *pflag.FlagSet, env *eksEnv) {
+	fs.StringVar(&f.region, "region", "", "AWS region of the cluster; required, there is no default")
+	fs.StringVar(&f.profile, "profile", "", "shared config profile")
+	fs.StringVar(&f.roleARN, "role-arn", "", "IAM role to assume before signing")
+	fs.BoolVar(&f.fips, "fips", false, "use the FIPS STS endpoint")
+	fs.BoolVar(&f.dualStack, "dual-stack", false, "use the dual-stack STS endpoint")
+	fs.BoolVar(&f.global, "global-endpoint", false, "use the legacy global STS endpoint sts.amazonaws.com (aws partition only)")
+	env.bind("region", "AWS_REGION", "AWS_DEFAULT_REGION")
+	env.bind("profile", "AWS_PROFILE")
+	env.bind("role-arn", "EKSLINK_ROLE_ARN")
+	env.bind("fips", "EKSLINK_FIPS")
+	env.bind("dual-stack", "EKSLINK_DUAL_STACK")
+	env.bind("global-endpoint", "EKSLINK_GLOBAL_ENDPOINT")
+}
+
+func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
+	if f.region == "" {
+		return aws.Config{}, errors.New("--region is required (there is no default region)")
+	}
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(f.region)}
+	if f.profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(f.profile))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if f.roleARN != "" {
+		// The assume-role call goes to the regional STS endpoint of --region.
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.roleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "ekslink"
+		}))
+	}
+	return cfg, nil
+}
+
+func (f *eksAWSFlags) tokenOptions() eksauth.TokenOptions {
+	return eksauth.TokenOptions{Region: f.region, FIPS: f.fips, DualStack: f.dualStack, GlobalEndpoint: f.global}
+}
+
+func newEKSTokenCommand() *cobra.Command {
+	var aws eksAWSFlags
+	var cluster string
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print an EKS bearer token as an ExecCredential (kubectl exec plugin)",
+		Long: `Print an ExecCredential holding a k8s-aws-v1 token for the cluster, as kubectl's exec
+plugin protocol expects. The apiVersion follows KUBERNETES_EXEC_INFO (v1 or v1beta1; v1beta1 when
+unset). The token expires 14 minutes after signing or when the AWS credentials do, if earlier.`,
+		Args: cobra.NoArgs,
+	}
+	env := newEKSEnv(cmd.Flags())
+	cmd.Flags().StringVar(&cluster, "cluster-name", "", "cluster name (or, for local clusters on Outposts, the cluster ID)")
+	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
+	aws.register(cmd.Flags(), env)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := eksApplyEnv(cmd); err != nil {
+			return err
+		}
+		version, err := eksauth.ExecCredentialVersion(os.Getenv)
+		if err != nil {
+			return err
+		}
+		cfg, err := aws.config(cmd.Context())
+		if err != nil {
+			return err
+		}
+		gen, err := eksauth.NewTokenGenerator(cfg, aws.tokenOptions())
+		if err != nil {
+			return err
+		}
+		tok, err := gen.Token(cmd.Context(), cluster)
+		if err != nil {
+			return err
+		}
+		out, err := eksauth.ExecCredential(tok, version)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(cmd.OutOrStdout(), string(out))
+		return err
+	}
+	return cmd
+}
+
+func newEKSKubeconfigCommand() *cobra.Command {
+	var aws eksAWSFlags
+	var cluster, output, command, contextName string
+	var temp bool
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Write a kubeconfig for an EKS cluster (DescribeCluster + exec stanza)",
+		Long: `Describe the cluster and write a kubeconfig whose user runs "ekslink token" (interactiveMode
+Never). By default the kubeconfig is printed; --output writes it to a file with mode 0600, --temp to a
+new private temporary file whose path is printed.`,
+		Args: cobra.NoArgs,
+	}
+	env := newEKSEnv(cmd.Flags())
+	cmd.Flags().StringVar(&cluster, "cluster-name", "", "cluster name")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (mode 0600); default stdout")
+	cmd.Flags().BoolVar(&temp, "temp", false, "write to a new private temporary file and print its path")
+	cmd.Flags().StringVar(&command, "exec-command", "ekslink", "exec plugin command written into the kubeconfig")
+	cmd.Flags().StringVar(&contextName, "context-name", "", "context name (default: the cluster ARN)")
+	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
+	env.bind("output", "EKSLINK_KUBECONFIG_OUTPUT")
+	aws.register(cmd.Flags(), env)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := eksApplyEnv(cmd); err != nil {
+			return err
+		}
+		if cluster == "" {
+			return errors.New("--cluster-name is required")
+		}
+		cfg, err := aws.config(cmd.Context())
+		if err != nil {
+			return err
+		}
+		c, err := eksauth.DescribeCluster(cmd.Context(), cfg, cluster, eksauth.ClusterOptions{})
+		if err != nil {
+			return err
+		}
+		var extra []string
+		if aws.fips {
+			extra = append(extra, "--fips")
+		}
+		if aws.dualStack {
+			extra = append(extra, "--dual-stack")
+		}
+		data, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{Command: command, Profile: aws.profile, RoleARN: aws.roleARN, Context: contextName, ExtraArgs: extra})
+		if err != nil {
+			return err
+		}
+		eksLogger(cmd).Info(c.AuthModeNotice(), "cluster", c.Name)
+		switch {
+		case temp:
+			path, _, err := eksauth.WriteTempKubeconfig("", data)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), path)
+			return err
+		case output != "":
+			return eksWritePrivate(output, data)
+		default:
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
+		}
+	}
+	return cmd
+}
+
+// eksWritePrivate writes data to path with mode 0600, replacing the file atomically.
+func eksWritePrivate(path string, data []byte) error {
+	dir := "."
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir = path[:i+1]
+	}
+	tmp, cleanup, err := eksauth.WriteTempKubeconfig(dir, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = cleanup()
+		return err
+	}
+	return nil
+}
+
+// eksKubeFlags pick the Kubernetes API server: a kubeconfig, or an EKS cluster reached directly.
+type eksKubeFlags struct {
+	kubeconfig, context, cluster string
+	aws                          eksAWSFlags
+}
+
+func (f *eksKubeFlags) register(fs *pflag.FlagSet, env *eksEnv) {
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file")
+	fs.StringVar(&f.context, "context", "", "kubeconfig context")
+	fs.StringVar(&f.cluster, "cluster-name", "", "reach this EKS cluster directly (DescribeCluster + token) instead of using a kubeconfig")
+	env.bind("kubeconfig", "KUBECONFIG")
+	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
+	f.aws.register(fs, env)
+}
+
+func (f *eksKubeFlags) client(ctx context.Context) (kubernetes.Interface, *eksauth.Cluster, error) {
+	var rc *rest.Config
+	var cluster *eksauth.Cluster
+	if f.cluster != "" {
+		cfg, err := f.aws.config(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cluster, err = eksauth.DescribeCluster(ctx, cfg, f.cluster, eksauth.ClusterOptions{}); err != nil {
+			return nil, nil, err
+		}
+		gen, err := eksauth.NewTokenGenerator(cfg, f.aws.tokenOptions())
+		if err != nil {
+			return nil, nil, err
+		}
+		rc = cluster.RESTConfig(eksauth.NewTokenSource(gen, cluster.TokenCluster(), eksauth.TokenSourceOptions{}))
+	} else {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if f.kubeconfig != "" {
+			rules.ExplicitPath = f.kubeconfig
+		}
+		var err error
+		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
+		}
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	return c, cluster, err
+}
+
+func newEKSAWSAuthCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "aws-auth",
+		Short: "Read and safely edit the kube-system/aws-auth ConfigMap",
+		Long: `Edit kube-system/aws-auth with a typed model: entries are matched by canonical ARN, edits are
+idempotent and use optimistic concurrency, invalid results are refused, and removing the last
+system:masters mapping or a node role needs --force. A malformed ConfigMap is reported and left alone.`,
+	}
+	var kf eksKubeFlags
+	var dryRun, force bool
+	var username string
+	var groups []string
+	env := newEKSEnv(cmd.PersistentFlags())
+	kf.register(cmd.PersistentFlags(), env)
+
+	editor := func(c *cobra.Command) (*awsauth.Editor, error) {
+		if err := eksApplyEnv(c); err != nil {
+			return nil, err
+		}
+		client, cluster, err := kf.client(c.Context())
+		if err != nil {
+			return nil, err
+		}
+		if cluster != nil && cluster.AWSAuthIgnored() {
+			eksLogger(c).Info("warning: "+cluster.AuthModeNotice(), "cluster", cluster.Name)
+		}
+		return awsauth.NewEditor(client, awsauth.Options{Logger: eksLogger(c)}), nil
+	}
+	report := func(c *cobra.Command, res *awsauth.Result, err error) error {
+		if res != nil {
+			for _, w := range res.Warnings {
+				fmt.Fprintln(c.ErrOrStderr(), "warning:", w)
+			}
+			if res.Diff != "" && (res.DryRun || err != nil) {
+				fmt.Fprint(c.OutOrStdout(), res.Diff)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case !res.Changed:
+			fmt.Fprintln(c.OutOrStdout(), "aws-auth: no change")
+		case res.DryRun:
+			fmt.Fprintln(c.OutOrStdout(), "aws-auth: dry run, nothing written")
+		default:
+			fmt.Fprintf(c.OutOrStdout(), "aws-auth: updated (resourceVersion %s)\n", res.ResourceVersion)
+		}
+		return nil
+	}
+	mutating := func(c *cobra.Command) {
+		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the diff, write nothing")
+		c.Flags().BoolVar(&force, "force", false, "allow removing the last system:masters mapping or a node role mapping")
+	}
+	identity := func(c *cobra.Command) {
+		c.Flags().StringVar(&username, "username", "", "Kubernetes username (templates: {{SessionName}}, {{AccountID}}, ...)")
+		c.Flags().StringSliceVar(&groups, "group", nil, "Kubernetes group (repeatable)")
+	}
+
+	get := &cobra.Command{
+		Use: "get", Short: "Print the parsed mappings as YAML", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ed, err := editor(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := ed.Get(c.Context())
+			if err != nil {
+				return err
+			}
+			out, err := yaml.Marshal(eksAWSAuthView(cfg))
+			if err != nil {
+				return err
+			}
+			_, err = c.OutOrStdout().Write(out)
+			for _, p := range cfg.Problems() {
+				fmt.Fprintln(c.ErrOrStderr(), "problem:", p)
+			}
+			return err
+		},
+	}
+	addRole := &cobra.Command{
+		Use: "add-role ROLE_ARN", Short: "Add or update a role mapping", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ed, err := editor(c)
+			if err != nil {
+				return err
+			}
+			res, err := ed.UpsertRole(c.Context(), awsauth.RoleMapping{RoleARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force})
+			return report(c, res, err)
+		},
+	}
+	addUser := &cobra.Command{
+		Use: "add-user USER_ARN", Short: "Add or update a user mapping", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ed, err := editor(c)
+			if err != nil {
+				return err
+			}
+			res, err := ed.UpsertUser(c.Context(), awsauth.UserMapping{UserARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force})
+			return report(c, res, err)
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove ARN", Short: "Remove the mappings of a role or user", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ed, err := editor(c)
+			if err != nil {
+				return err
+			}
+			res, err := ed.Remove(c.Context(), args[0], awsauth.EditOptions{DryRun: dryRun, Force: force})
+			return report(c, res, err)
+		},
+	}
+	var removeDiff bool
+	diff := &cobra.Command{
+		Use: "diff ARN", Short: "Show what add-role/add-user (or --remove) would change, without writing", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ed, err := editor(c)
+			if err != nil {
+				return err
+			}
+			opts := awsauth.EditOptions{DryRun: true, Force: force}
+			var res *awsauth.Result
+			switch {
+			case removeDiff:
+				res, err = ed.Remove(c.Context(), args[0], opts)
+			case strings.Contains(args[0], ":user/") || strings.HasSuffix(args[0], ":root"):
+				res, err = ed.UpsertUser(c.Context(), awsauth.UserMapping{UserARN: args[0], Username: username, Groups: groups}, opts)
+			default:
+				res, err = ed.UpsertRole(c.Context(), awsauth.RoleMapping{RoleARN: args[0], Username: username, Groups: groups}, opts)
+			}
+			if res != nil && err == nil {
+				res.DryRun = true
+			}
+			return report(c, res, err)
+		},
+	}
+	diff.Flags().BoolVar(&removeDiff, "remove", false, "diff a removal instead of an upsert")
+	diff.Flags().BoolVar(&force, "force", false, "allow removing the last system:masters mapping or a node role mapping")
+	for _, c := range []*cobra.Command{addRole, addUser, remove} {
+		mutating(c)
+	}
+	for _, c := range []*cobra.Command{addRole, addUser, diff} {
+		identity(c)
+	}
+	cmd.AddCommand(get, addRole, addUser, remove, diff)
+	return cmd
+}
+
+type eksAWSAuthMapping struct {
+	ARN      string   `json:"arn"`
+	Username string   `json:"username"`
+	Groups   []string `json:"groups,omitempty"`
+}
+
+func eksAWSAuthView(c *awsauth.Config) map[string]any {
+	var roles, users []eksAWSAuthMapping
+	for _, r := range c.Roles {
+		roles = append(roles, eksAWSAuthMapping{r.RoleARN, r.Username, r.Groups})
+	}
+	for _, u := range c.Users {
+		users = append(users, eksAWSAuthMapping{u.UserARN, u.Username, u.Groups})
+	}
+	return map[string]any{"mapRoles": roles, "mapUsers": users, "mapAccounts": c.Accounts}
+}
+
+func newEKSAccessCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "access", Short: "Console access for IAM principals through the EKS connector"}
+	var kf eksKubeFlags
+	var arns, namespaces []string
+	var connNS, connSA, name string
+	var apply, entries bool
+	var policy string
+	grant := &cobra.Command{
+		Use:   "grant",
+		Short: "Render (or --apply) read-only console RBAC and the connector's impersonation ClusterRole",
+		Long: `Render the ClusterRoles and bindings that give the IAM ARNs read-only console access (all
+namespaces, or only --namespace ones; Secrets are never readable) and the ClusterRole that lets the
+connector's service account impersonate exactly these ARNs. Prints YAML unless --apply is given.
+With --access-entry and --cluster-name, also create EKS access entries (clusters in API modes).`,
+		Args: cobra.NoArgs,
+	}
+	env := newEKSEnv(grant.Flags())
+	grant.Flags().StringSliceVar(&arns, "arn", nil, "IAM principal ARN to grant (repeatable)")
+	grant.Flags().StringSliceVar(&namespaces, "namespace", nil, "restrict namespaced read access to this namespace (repeatable)")
+	grant.Flags().StringVar(&connNS, "connector-namespace", access.DefaultConnectorNamespace, "namespace of the connector's service account")
+	grant.Flags().StringVar(&connSA, "connector-service-account", access.DefaultConnectorServiceAccount, "connector's service account")
+	grant.Flags().StringVar(&name, "name", access.DefaultConsoleName, "base name of the console RBAC objects")
+	grant.Flags().BoolVar(&apply, "apply", false, "apply to the cluster (server-side apply) instead of printing")
+	grant.Flags().BoolVar(&entries, "access-entry", false, "also create EKS access entries for the ARNs (needs --cluster-name)")
+	grant.Flags().StringVar(&policy, "access-policy", eksauth.AccessPolicyView, "access policy associated with --access-entry")
+	env.bind("arn", "EKSLINK_ACCESS_ARNS")
+	env.bind("namespace", "EKSLINK_ACCESS_NAMESPACES")
+	env.bind("connector-namespace", "EKSLINK_CONNECTOR_NAMESPACE")
+	kf.register(grant.Flags(), env)
+	grant.RunE = func(c *cobra.Command, _ []string) error {
+		if err := eksApplyEnv(c); err != nil {
+			return err
+		}
+		console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: arns, Namespaces: namespaces, Name: name})
+		if err != nil {
+			return err
+		}
+		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: arns, Namespace: connNS, ServiceAccount: connSA})
+		if err != nil {
+			return err
+		}
+		objs := console.Merge(imp)
+		if !apply && !entries {
+			out, err := objs.YAML()
+			if err != nil {
+				return err
+			}
+			_, err = c.OutOrStdout().Write(out)
+			return err
+		}
+		client, cluster, err := kf.client(c.Context())
+		if err != nil {
+			return err
+		}
+		if apply {
+			if err := access.Apply(c.Context(), client, objs, access.ApplyOptions{}); err != nil {
+				return err
+			}
+			eksLogger(c).Info("console access applied", "arns", len(arns), "namespaces", namespaces)
+		}
+		if entries {
+			if cluster == nil {
+				return errors.New("--access-entry needs --cluster-name")
+			}
+			cfg, err := kf.aws.config(c.Context())
+			if err != nil {
+				return err
+			}
+			ae, err := eksauth.NewAccessEntries(eks.NewFromConfig(cfg), cluster)
+			if err != nil {
+				return err
+			}
+			for _, a := range arns {
+				if err := ae.Grant(c.Context(), eksauth.AccessGrant{PrincipalARN: a, Policy: policy, Namespaces: namespaces}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	cmd.AddCommand(grant)
+	return cmd
+}
