@@ -52,7 +52,8 @@ type Config struct {
 // upgrades (SPDY and WebSocket) are spliced over HTTP/1.1. Upstream failures become 502/503/504
 // Status JSON.
 type Handler struct {
-	proxy     *httputil.ReverseProxy
+	proxy     *httputil.ReverseProxy // requests and upgrades
+	streams   *httputil.ReverseProxy // watches and log follows: small copy buffers
 	transport *Transport
 	identity  IdentityFunc
 	mapper    Mapper
@@ -102,10 +103,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 		},
 		Transport:     NewRoundTripper(t, cfg.IdentityHeader),
 		FlushInterval: -1, // watches and log follows: every write goes out immediately
-		BufferPool:    newBufferPool(4 << 10),
+		BufferPool:    newBufferPool(32 << 10),
 		ErrorHandler:  h.upstreamError,
 		ErrorLog:      log.New(logWriter{cfg.Logger}, "", 0),
 	}
+	// A watch holds its copy buffer for its whole life, and events are small: 2 KiB keeps
+	// hundreds of idle watches cheap (larger events just take several reads).
+	streams := *h.proxy
+	streams.BufferPool = newBufferPool(2 << 10)
+	h.streams = &streams
 	return h, nil
 }
 
@@ -162,7 +168,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.log.V(1).Enabled() {
 		h.log.V(1).Info("forwarding", "method", r.Method, "path", r.URL.Path, "user", id.User, "kind", kind)
 	}
-	h.proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
+	proxy := h.proxy
+	if kind == "watch" {
+		proxy = h.streams
+	}
+	proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
 }
 
 func (h *Handler) resolve(r *http.Request) (Identity, error) {
@@ -280,8 +290,7 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// bufferPool bounds the copy buffer of every stream (ReverseProxy's default is 32 KiB per copy,
-// held for a watch's whole lifetime).
+// bufferPool recycles ReverseProxy's copy buffers (one per response, held until it ends).
 type bufferPool struct{ pool *sync.Pool }
 
 func newBufferPool(size int) bufferPool {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -176,8 +178,113 @@ func heapAndStacks() uint64 {
 	return m.HeapInuse + m.StackInuse
 }
 
+// watchers are minimal watch clients: a raw connection and small buffers each.
+type watchers struct {
+	conns       []net.Conn
+	wg          sync.WaitGroup
+	established atomic.Int64
+	modified    atomic.Int64
+	errs        chan error
+}
+
+func openWatchers(t *testing.T, sock, request string, n int) *watchers {
+	t.Helper()
+	w := &watchers{errs: make(chan error, n)}
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("unix", sock)
+		must(t, err)
+		w.conns = append(w.conns, c)
+		if _, err := io.WriteString(c, request); err != nil {
+			t.Fatal(err)
+		}
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
+			if err != nil {
+				w.errs <- err
+				return
+			}
+			if resp.StatusCode != 200 {
+				w.errs <- fmt.Errorf("watch status %d", resp.StatusCode)
+				return
+			}
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 0, 2048), 64<<10)
+			first := true
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case first && strings.Contains(line, `"type":"ADDED"`):
+					first = false
+					w.established.Add(1)
+				case strings.Contains(line, `"type":"MODIFIED"`):
+					w.modified.Add(1)
+				}
+			}
+		}()
+	}
+	t.Cleanup(w.close)
+	waitFor(t, 30*time.Second, "all watches to be established", func() bool {
+		select {
+		case err := <-w.errs:
+			t.Fatal(err)
+		default:
+		}
+		return w.established.Load() == int64(n)
+	})
+	return w
+}
+
+func (w *watchers) close() {
+	for _, c := range w.conns {
+		c.Close()
+	}
+	w.wg.Wait()
+}
+
+// TestLoadHelperStreamServer is not a test: run as a child process, it serves endless one-event
+// watches, so the clients' own memory can be measured without a proxy in the same process.
+func TestLoadHelperStreamServer(t *testing.T) {
+	sock := os.Getenv("EKSLINK_LOAD_HELPER_SOCKET")
+	if sock == "" {
+		return
+	}
+	l, err := net.Listen("unix", sock)
+	must(t, err)
+	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"type":"ADDED","object":{"kind":"ConfigMap"}}`+"\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+}
+
+// clientCostPerWatch measures what n minimal watch clients cost this process, against a server
+// in a child process.
+func clientCostPerWatch(t *testing.T, request string, n int) float64 {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "helper.sock")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadHelperStreamServer$")
+	cmd.Env = append(os.Environ(), "EKSLINK_LOAD_HELPER_SOCKET="+sock)
+	must(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitFor(t, 10*time.Second, "the helper server", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	before := heapAndStacks()
+	w := openWatchers(t, sock, request, n)
+	after := heapAndStacks()
+	w.close()
+	return float64(int64(after)-int64(before)) / float64(n) / 1024
+}
+
 func TestLoadFiveHundredWatches(t *testing.T) {
-	const watches, updates = 500, 3
+	const n, updates = 500, 3
 	env := testenv.Shared(t)
 	f := setupAPI(t, env)
 	ctx := testenv.Context(t)
@@ -192,76 +299,23 @@ func TestLoadFiveHundredWatches(t *testing.T) {
 	}, Transport: TransportOptions{DialContext: dialer.DialContext}})
 	sock, _ := serveUnix(t, h)
 
-	// Minimal clients (a raw connection and a small reader each), so the measured growth is
-	// mostly the proxy's.
 	request := "GET /api/v1/namespaces/" + f.ns + "/configmaps?watch=true&fieldSelector=metadata.name%3Dwatched HTTP/1.1\r\n" +
 		"Host: connector\r\n" + DefaultIdentityHeader + ": " + f.allowed + "\r\n\r\n"
+	clientCost := clientCostPerWatch(t, request, n)
+
 	before := heapAndStacks()
-	var established, modified atomic.Int64
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	errs := make(chan error, watches)
-	for i := 0; i < watches; i++ {
-		c, err := net.Dial("unix", sock)
-		must(t, err)
-		conns = append(conns, c)
-		if _, err := io.WriteString(c, request); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			br := bufio.NewReaderSize(c, 1024)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			if resp.StatusCode != 200 {
-				errs <- fmt.Errorf("watch status %d", resp.StatusCode)
-				return
-			}
-			sc := bufio.NewScanner(resp.Body)
-			sc.Buffer(make([]byte, 0, 2048), 64<<10)
-			first := true
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case first && strings.Contains(line, `"type":"ADDED"`):
-					first = false
-					established.Add(1)
-				case strings.Contains(line, `"type":"MODIFIED"`):
-					modified.Add(1)
-				}
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		wg.Wait()
-	})
-	waitFor(t, 30*time.Second, "all watches to be established", func() bool {
-		select {
-		case err := <-errs:
-			t.Fatal(err)
-		default:
-		}
-		return established.Load() == watches
-	})
-	after := heapAndStacks()
-	perWatch := float64(int64(after)-int64(before)) / watches / 1024
+	w := openWatchers(t, sock, request, n)
+	total := float64(int64(heapAndStacks())-int64(before)) / n / 1024
 
 	start := time.Now()
 	for i := 0; i < updates; i++ {
 		_, err := env.Client.CoreV1().ConfigMaps(f.ns).Patch(ctx, "watched", types.MergePatchType, []byte(fmt.Sprintf(`{"data":{"n":"%d"}}`, i)), metav1.PatchOptions{})
 		must(t, err)
 	}
-	waitFor(t, 30*time.Second, "every watcher to see every update", func() bool { return modified.Load() == watches*updates })
-	t.Logf("LOAD watches=%d upstream connections=%d (dials %d; target <=6, today's connector 501)", watches, dialer.open.Load(), dialer.dials.Load())
-	t.Logf("LOAD memory growth per watch=%.1f KB (heap+stacks, includes the minimal in-process clients; target <=50 KB, today's connector ~108 KB)", perWatch)
-	t.Logf("LOAD events delivered=%d/%d in %s", modified.Load(), watches*updates, time.Since(start))
+	waitFor(t, 30*time.Second, "every watcher to see every update", func() bool { return w.modified.Load() == n*updates })
+	t.Logf("LOAD watches=%d upstream connections=%d (dials %d; target <=6, today's connector 501)", n, dialer.open.Load(), dialer.dials.Load())
+	t.Logf("LOAD memory growth per watch=%.1f KB proxy (%.1f KB in-process total minus %.1f KB the clients cost alone; target <=50 KB, today's connector ~108 KB)", total-clientCost, total, clientCost)
+	t.Logf("LOAD events delivered=%d/%d in %s", w.modified.Load(), n*updates, time.Since(start))
 	if dialer.open.Load() > 6 {
 		t.Errorf("%d upstream connections", dialer.open.Load())
 	}
