@@ -22,7 +22,7 @@ type metrics struct {
 var responseCodes = []int{
 	http.StatusOK, http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound,
 	http.StatusMethodNotAllowed, http.StatusTooManyRequests, http.StatusInternalServerError,
-	http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+	http.StatusServiceUnavailable, http.StatusGatewayTimeout, statusClientClosed,
 }
 
 func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, error) {
@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 	m := &metrics{
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
-			Help:    "Latency of /v1/credentials requests by HTTP status code.",
+			Help:    "Latency of /v1/credentials requests by HTTP status code (499: the client hung up first).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"code"}),
 		hits: prometheus.NewCounter(prometheus.CounterOpts{

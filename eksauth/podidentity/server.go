@@ -322,11 +322,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 		var e *Error
 		if !errors.As(err, &e) {
 			if r.Context().Err() != nil {
-				// The client hung up; the fetch goes on and fills the cache.
-				e = &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "request cancelled"}
-			} else {
-				e, _ = classify(err)
+				// The client hung up; the fetch goes on and fills the cache. Nobody reads an answer.
+				return statusClientClosed
 			}
+			e, _ = classify(err)
 		}
 		return writeError(w, e)
 	}
@@ -338,6 +337,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 }
 
 var jsonContentType = []string{"application/json"}
+
+// statusClientClosed labels requests whose client hung up before the answer (nginx's 499).
+const statusClientClosed = 499
 
 func writeError(w http.ResponseWriter, e *Error) int {
 	h := w.Header()

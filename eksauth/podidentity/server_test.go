@@ -257,6 +257,9 @@ func TestClientThatHangsUpStillLeavesACachedResult(t *testing.T) {
 	if ans := <-done; ans.status != -1 {
 		t.Fatalf("cancelled request got %d", ans.status)
 	}
+	eventually(t, 5*time.Second, "hang-up recorded", func() bool {
+		return metricValue(t, a.reg, "ekslink_pod_identity_request_duration_seconds", map[string]string{"code": "499"}) == 1
+	})
 	close(up.gate)
 	eventually(t, 5*time.Second, "result cached", func() bool { return a.Health().CacheEntries == 1 })
 	if ans := a.get(t, token); ans.status != 200 || up.calls.Load() != 1 {
