@@ -179,11 +179,15 @@ func toJWK(k Key) (jwk, error) {
 		j.N = b64(pub.N.Bytes())
 		j.E = b64(big.NewInt(int64(pub.E)).Bytes())
 	case *ecdsa.PublicKey:
-		size := (pub.Curve.Params().BitSize + 7) / 8
+		point, err := pub.Bytes() // 0x04 || X || Y, each coordinate padded to the curve size
+		if err != nil {
+			return jwk{}, fmt.Errorf("%w: %v", ErrMalformedKey, err)
+		}
+		size := (len(point) - 1) / 2
 		j.Kty = "EC"
 		j.Crv = pub.Curve.Params().Name
-		j.X = b64(pub.X.FillBytes(make([]byte, size)))
-		j.Y = b64(pub.Y.FillBytes(make([]byte, size)))
+		j.X = b64(point[1 : 1+size])
+		j.Y = b64(point[1+size:])
 	}
 	return j, nil
 }

@@ -129,8 +129,8 @@ func NewKey(k any) (Key, error) {
 		}
 		key.Algorithm = "RS256"
 	case *ecdsa.PublicKey:
-		if pub.Curve == nil || pub.X == nil || pub.Y == nil {
-			return Key{}, fmt.Errorf("%w: incomplete ECDSA key", ErrMalformedKey)
+		if pub.Curve == nil {
+			return Key{}, fmt.Errorf("%w: ECDSA key without a curve", ErrMalformedKey)
 		}
 		switch pub.Curve {
 		case elliptic.P256():
@@ -141,6 +141,9 @@ func NewKey(k any) (Key, error) {
 			key.Algorithm = "ES512"
 		default:
 			return Key{}, fmt.Errorf("%w: ECDSA curve %s; use P-256, P-384 or P-521", ErrUnsupportedKey, pub.Curve.Params().Name)
+		}
+		if _, err := pub.Bytes(); err != nil {
+			return Key{}, fmt.Errorf("%w: %v", ErrMalformedKey, err)
 		}
 	}
 	id, err := KeyID(key.Public)

@@ -209,7 +209,7 @@ func TestOIDCServe(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"jwks_uri":"https://oidc.example.com/c1/openid/v1/jwks"`) {
 		t.Fatalf("discovery: %d %s", resp.StatusCode, body)
 	}
-	if resp, body = get("/metrics"); !strings.Contains(body, "ekslink_oidc_requests_total") {
+	if _, body = get("/metrics"); !strings.Contains(body, "ekslink_oidc_requests_total") {
 		t.Fatalf("metrics: %s", body)
 	}
 	cancel()
