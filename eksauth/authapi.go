@@ -207,35 +207,46 @@ type AssumeRoleForPodIdentityOutput struct {
 
 // AuthCredentials are temporary AWS credentials.
 type AuthCredentials struct {
-	AccessKeyID     string
+	// AccessKeyID is the temporary access key id (ASIA...).
+	AccessKeyID string
+	// SecretAccessKey is the secret key; never log it.
 	SecretAccessKey string
-	SessionToken    string
-	Expiration      time.Time
+	// SessionToken is the STS session token; never log it.
+	SessionToken string
+	// Expiration is when the credentials stop working.
+	Expiration time.Time
 }
 
 // AuthAssumedRoleUser is the assumed-role identity of the credentials.
 type AuthAssumedRoleUser struct {
-	ARN          string
+	// ARN is the assumed-role ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>).
+	ARN string
+	// AssumeRoleID is the role id and session name (AROA...:session).
 	AssumeRoleID string
 }
 
 // AuthSubject is the service account a token was issued to.
 type AuthSubject struct {
-	Namespace      string
+	// Namespace of the service account.
+	Namespace string
+	// ServiceAccount is the service account name.
 	ServiceAccount string
 }
 
 // PodIdentityAssociation identifies an EKS Pod Identity association.
 type PodIdentityAssociation struct {
+	// AssociationARN is the association's ARN.
 	AssociationARN string
-	AssociationID  string
+	// AssociationID is the association's id (a-...).
+	AssociationID string
 }
 
 // AuthErrorCode is an EKS Auth exception name. It is itself an error so that callers can test
 // errors.Is(err, eksauth.AuthThrottlingException).
 type AuthErrorCode string
 
-// The documented EKS Auth exceptions of AssumeRoleForPodIdentity.
+// The documented EKS Auth exceptions of AssumeRoleForPodIdentity (InvalidParameterException is
+// listed for completeness: other EKS APIs use it for malformed input).
 const (
 	AuthInvalidTokenException       AuthErrorCode = "InvalidTokenException"
 	AuthExpiredTokenException       AuthErrorCode = "ExpiredTokenException"

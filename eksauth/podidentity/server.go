@@ -34,18 +34,30 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultMaxTokenBytes   = 16 << 10
-	DefaultCacheSize       = 4096
-	DefaultServeSkew       = 2 * time.Minute
-	DefaultRefreshBefore   = time.Hour
-	DefaultIdleTimeout     = 6 * time.Hour
-	DefaultRefreshWorkers  = 4
+	// DefaultMaxTokenBytes bounds the Authorization header.
+	DefaultMaxTokenBytes = 16 << 10
+	// DefaultCacheSize is the number of tokens cached (a node runs at most a few hundred pods).
+	DefaultCacheSize = 4096
+	// DefaultServeSkew: cached credentials are not served in their last two minutes.
+	DefaultServeSkew = 2 * time.Minute
+	// DefaultRefreshBefore: refresh an hour before expiry (EKS Auth credentials last six hours).
+	DefaultRefreshBefore = time.Hour
+	// DefaultIdleTimeout: tokens not presented for a credential lifetime stop being refreshed.
+	DefaultIdleTimeout = 6 * time.Hour
+	// DefaultRefreshWorkers is the size of the refresh worker pool.
+	DefaultRefreshWorkers = 4
+	// DefaultUpstreamTimeout bounds one exchange with EKS Auth including retries.
 	DefaultUpstreamTimeout = 5 * time.Second
-	DefaultThrottleTTL     = time.Second
-	DefaultRate            = 20
-	DefaultBurst           = 40
-	DefaultMissWait        = time.Second
-	DefaultUnhealthyAfter  = 3
+	// DefaultThrottleTTL is how long a throttled token is answered 429 without asking again.
+	DefaultThrottleTTL = time.Second
+	// DefaultRate is the node's EKS Auth call rate per second.
+	DefaultRate = 20
+	// DefaultBurst is the node's EKS Auth call burst.
+	DefaultBurst = 40
+	// DefaultMissWait is how long a miss waits for the rate budget.
+	DefaultMissWait = time.Second
+	// DefaultUnhealthyAfter is the number of failed upstream calls in a row that fails readiness.
+	DefaultUnhealthyAfter = 3
 )
 
 // Upstream exchanges a service account token for credentials; *eksauth.AuthClient implements it.
@@ -230,22 +242,35 @@ func (s *Server) hostAllowed(host string) bool {
 
 // Error codes of the agent's JSON error answers ({"code","message"}).
 const (
-	CodeInvalidToken        = "InvalidToken"
-	CodeAccessDenied        = "AccessDenied"
-	CodeNoAssociation       = "NoAssociation"
-	CodeThrottled           = "Throttled"
+	// CodeInvalidToken (400): the token is malformed, expired, or EKS Auth refused it.
+	CodeInvalidToken = "InvalidToken"
+	// CodeAccessDenied (403): EKS Auth denied the exchange.
+	CodeAccessDenied = "AccessDenied"
+	// CodeNoAssociation (404): no Pod Identity association for the service account.
+	CodeNoAssociation = "NoAssociation"
+	// CodeThrottled (429): EKS Auth or the agent's own budget is throttling; see Retry-After.
+	CodeThrottled = "Throttled"
+	// CodeUpstreamUnavailable (503): EKS Auth could not be reached or answered 5xx.
 	CodeUpstreamUnavailable = "UpstreamUnavailable"
-	CodeUpstreamTimeout     = "UpstreamTimeout"
-	CodeNotFound            = "NotFound"
-	CodeMethodNotAllowed    = "MethodNotAllowed"
-	CodeInvalidHost         = "InvalidHost"
+	// CodeUpstreamTimeout (504): EKS Auth did not answer within the upstream timeout.
+	CodeUpstreamTimeout = "UpstreamTimeout"
+	// CodeNotFound (404): a path other than /v1/credentials.
+	CodeNotFound = "NotFound"
+	// CodeMethodNotAllowed (405): a method other than GET.
+	CodeMethodNotAllowed = "MethodNotAllowed"
+	// CodeInvalidHost (400): the Host header is not an agent address.
+	CodeInvalidHost = "InvalidHost"
 )
 
 // Error is an agent answer other than 200, as sent to the client.
 type Error struct {
-	Status     int
-	Code       string
-	Message    string
+	// Status is the HTTP status.
+	Status int
+	// Code is one of the Code constants.
+	Code string
+	// Message explains the refusal; it never contains token material.
+	Message string
+	// RetryAfter is sent as Retry-After (429 only).
 	RetryAfter time.Duration
 	// Err is the cause (an *eksauth.AuthError, a timeout, ...), not sent to the client.
 	Err error
@@ -449,8 +474,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // ListenError reports an address that could not be bound.
 type ListenError struct {
+	// Addr is the address as given.
 	Addr string
-	Err  error
+	// Err is the bind error.
+	Err error
 }
 
 // Error implements error.
