@@ -119,7 +119,7 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 		{"own state Secret can be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-0"}, true},
 		{"own state Secret can be updated", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: "eks-connector-state-1"}, true},
 		{"state Secret of a replica that does not exist cannot", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-2"}, false},
-		{"activation Secret can be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: DefaultActivationSecretName}, true},
+		{"activation Secret cannot be read through the API (the kubelet mounts it)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: DefaultActivationSecretName}, false},
 		{"activation Secret cannot be changed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: DefaultActivationSecretName}, false},
 		{"other Secrets cannot be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "other"}, false},
 		{"Secrets cannot be listed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"}, false},

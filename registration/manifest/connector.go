@@ -296,8 +296,9 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 				// ...but create cannot be restricted by name: RBAC does not know the name of an
 				// object that does not exist yet. The namespace should hold nothing else.
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
-				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"},
-					ResourceNames: []string{o.ActivationSecretName}},
+				// No rule for the activation Secret: the kubelet mounts it into the init container,
+				// so the service account never needs to read it (a stolen token cannot register
+				// more instances with the activation).
 			},
 		},
 		&rbacv1.RoleBinding{

@@ -169,7 +169,6 @@ func TestRoleIsLimitedToTheReplicasSecrets(t *testing.T) {
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"}, ResourceNames: []string{"state-0", "state-1", "state-2"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{DefaultActivationSecretName}},
 	}
 	gotJSON, _ := json.Marshal(role.Rules)
 	wantJSON, _ := json.Marshal(want)

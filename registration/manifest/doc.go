@@ -8,9 +8,10 @@
 //     projected token with an expiry (plus kube-root-ca.crt), the SSM agent container gets none.
 //     No legacy service-account token Secret is created.
 //   - The Role allows get/update/patch only on the replicas' own state Secrets
-//     (<prefix>-<ordinal>) and get only on the activation Secret. create on Secrets is granted
-//     without resourceNames because RBAC cannot restrict create by name; keep the namespace free
-//     of other Secrets.
+//     (<prefix>-<ordinal>). create on Secrets is granted without resourceNames because RBAC
+//     cannot restrict create by name; keep the namespace free of other Secrets. The activation
+//     Secret is not readable through the API at all: the kubelet mounts it into the init
+//     container, so a stolen token cannot register further instances with the activation.
 //   - The impersonation ClusterRole (package eksauth/access) names exactly the granted ARNs. With
 //     no granted ARNs none is rendered, so the proxy can act for nobody.
 //   - The activation code sits in a Secret mounted as a file in the init container only; it is
