@@ -1,6 +1,3 @@
-// Package storetest is the conformance suite every statestore.Store implementation passes: absent
-// documents, create-if-absent, compare-and-swap on the loaded version, removal of keys, isolation of
-// loaded copies, key validation and concurrent read-modify-write without lost updates.
 package storetest
 
 import (
