@@ -245,8 +245,10 @@ type PodIdentityAssociation struct {
 // errors.Is(err, eksauth.AuthThrottlingException).
 type AuthErrorCode string
 
-// The documented EKS Auth exceptions of AssumeRoleForPodIdentity (InvalidParameterException is
-// listed for completeness: other EKS APIs use it for malformed input).
+// The documented EKS Auth exceptions of AssumeRoleForPodIdentity. EKS Auth answers
+// AccessDenied, ExpiredToken, InvalidParameter, InvalidRequest and InvalidToken with HTTP 400,
+// ResourceNotFound 404, Throttling 429, InternalServer 500, ServiceUnavailable 503: match on the
+// code, never on the status.
 const (
 	AuthInvalidTokenException       AuthErrorCode = "InvalidTokenException"
 	AuthExpiredTokenException       AuthErrorCode = "ExpiredTokenException"

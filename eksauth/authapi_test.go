@@ -107,10 +107,11 @@ func TestAssumeRoleForPodIdentityTypedErrors(t *testing.T) {
 		attempts  int
 	}{
 		{"invalid token is not retried", 400, "InvalidTokenException", AuthInvalidTokenException, 1},
-		{"expired token is not retried", 401, "ExpiredTokenException", AuthExpiredTokenException, 1},
-		{"access denied is not retried", 403, "AccessDeniedException", AuthAccessDeniedException, 1},
+		{"expired token is not retried", 400, "ExpiredTokenException", AuthExpiredTokenException, 1},
+		{"access denied is not retried", 400, "AccessDeniedException", AuthAccessDeniedException, 1},
 		{"missing association is not retried", 404, "ResourceNotFoundException", AuthResourceNotFoundException, 1},
 		{"invalid request is not retried", 400, "InvalidRequestException", AuthInvalidRequestException, 1},
+		{"invalid parameter is not retried", 400, "InvalidParameterException", AuthInvalidParameterException, 1},
 		{"throttling is retried", 429, "ThrottlingException", AuthThrottlingException, 3},
 		{"internal error is retried", 500, "InternalServerException", AuthInternalServerException, 3},
 		{"unavailable is retried", 503, "ServiceUnavailableException", AuthServiceUnavailableException, 3},

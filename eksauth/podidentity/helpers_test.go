@@ -85,7 +85,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		awstest.WriteRESTJSONError(w, 429, "ThrottlingException", "slow down")
 		return
 	case "denied":
-		awstest.WriteRESTJSONError(w, 403, "AccessDeniedException", "no")
+		awstest.WriteRESTJSONError(w, 400, "AccessDeniedException", "no")
 		return
 	case "notfound":
 		awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "no association")
