@@ -60,7 +60,8 @@ type Release struct {
 
 // Render renders a chart like "helm template": values are merged over the chart's defaults and
 // validated against its schema; the result is one multi-document YAML stream of the manifests
-// in file-name order, without NOTES.txt.
+// in file-name order, without NOTES.txt. It is stricter than helm: a template that refers to a
+// value that does not exist fails instead of rendering an empty string.
 func Render(ch *chart.Chart, rel Release, values map[string]any) ([]byte, error) {
 	if rel.Name == "" {
 		rel.Name = ch.Name()
@@ -74,7 +75,7 @@ func Render(ch *chart.Chart, rel Release, values map[string]any) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("charts: values for %s: %w", ch.Name(), err)
 	}
-	out, err := engine.Engine{Strict: false, LintMode: false}.Render(ch, vals)
+	out, err := engine.Engine{Strict: true}.Render(ch, vals)
 	if err != nil {
 		return nil, fmt.Errorf("charts: rendering %s: %w", ch.Name(), err)
 	}
