@@ -28,10 +28,13 @@ type ApplyOptions struct {
 
 // ApplyError names the object the API server refused.
 type ApplyError struct {
+	// Kind, Namespace and Name identify the object.
 	Kind, Namespace, Name string
-	Err                   error
+	// Err is the API server's (or the REST mapper's) error.
+	Err error
 }
 
+// Error names the object and the server's reason.
 func (e *ApplyError) Error() string {
 	id := e.Name
 	if e.Namespace != "" {
@@ -40,6 +43,7 @@ func (e *ApplyError) Error() string {
 	return fmt.Sprintf("manifest: applying %s %s: %v", e.Kind, id, e.Err)
 }
 
+// Unwrap returns the API error (use apierrors.IsForbidden and friends on it).
 func (e *ApplyError) Unwrap() error { return e.Err }
 
 // Apply writes the objects in order with server-side apply, forcing ownership of the fields they

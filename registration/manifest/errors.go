@@ -19,6 +19,7 @@ type OptionError struct {
 	Reason string
 }
 
+// Error says which option is wrong and what was expected.
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("manifest: %s %q: %s", e.Field, e.Value, e.Reason)
 }
