@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/streaming/pkg/httpstream/spdy"
 
 	"github.com/ekslink/ekslink/internal/testenv"
 )
@@ -232,6 +233,22 @@ func TestRequestsKeepTheirSemantics(t *testing.T) {
 			t.Fatalf("body %s", body)
 		}
 	})
+}
+
+func TestForbiddenSPDYExecPassesTheAPIServers403Back(t *testing.T) {
+	f := setupAPI(t, testenv.Shared(t))
+	rt, err := spdy.NewRoundTripper(nil)
+	must(t, err)
+	req, _ := http.NewRequest(http.MethodPost, f.proxyURL+"/api/v1/namespaces/"+f.ns+"/pods/p/exec?command=sh&stdout=true", nil)
+	req.Header.Set(DefaultIdentityHeader, f.allowed)
+	req.Header.Set("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+	resp, err := rt.RoundTrip(req)
+	must(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "pods/exec") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
 }
 
 func (f *apiFixture) get(t *testing.T, path, accept string) ([]byte, string) {
