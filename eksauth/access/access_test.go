@@ -3,6 +3,9 @@ package access_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/impersonation"
 	"github.com/ekslink/ekslink/internal/testenv"
 )
 
@@ -22,6 +26,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const (
 	arnA = "arn:aws:iam::111122223333:user/Alice"
 	arnB = "arn:aws:iam::111122223333:role/Bob"
+	arnC = "arn:aws:sts::111122223333:assumed-role/ConsoleViewer/carol"
 )
 
 func TestRenderRejectsBadOptions(t *testing.T) {
@@ -137,11 +142,11 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		}
 	}
 	suffix := strings.TrimPrefix(connectorNS, "t")
-	console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: []string{ns1}, Name: "console" + suffix})
+	console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA, arnC}, Namespaces: []string{ns1}, Name: "console" + suffix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA}, Namespace: connectorNS, Name: "imp" + suffix})
+	imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,6 +211,56 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 			}
 		})
 	}
+
+	// The same grants through the connector's real proxy (package impersonation), as the EKS
+	// console reaches it: identity in x-aws-eks-identity-arn, the proxy holding the SA token.
+	t.Run("through the connector proxy", func(t *testing.T) {
+		h, err := impersonation.NewHandler(impersonation.Config{Upstream: env.ConfigForToken(token)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Close() })
+		proxy := httptest.NewServer(h)
+		t.Cleanup(proxy.Close)
+		get := func(arn, path string) (int, string) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, proxy.URL+path, nil)
+			if arn != "" {
+				req.Header.Set("x-aws-eks-identity-arn", arn)
+			}
+			resp, err := proxy.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		cases := []struct {
+			name, arn, path string
+			status          int
+		}{
+			{"A sees pods in the allowed namespace", arnA, "/api/v1/namespaces/" + ns1 + "/pods", 200},
+			{"an assumed-role session granted by its session ARN sees them too", arnC, "/api/v1/namespaces/" + ns1 + "/pods", 200},
+			{"A is forbidden in another namespace", arnA, "/api/v1/namespaces/" + ns2 + "/pods", 403},
+			{"A is forbidden cluster-wide", arnA, "/api/v1/pods", 403},
+			{"A cannot read secrets", arnA, "/api/v1/namespaces/" + ns1 + "/secrets", 403},
+			{"an ARN without a grant is forbidden", arnB, "/api/v1/namespaces/" + ns1 + "/pods", 403},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := get(tc.arn, tc.path)
+				if status != tc.status {
+					t.Fatalf("status %d, want %d: %s", status, tc.status, body)
+				}
+				if tc.status == 200 && !strings.Contains(body, `"name":"web"`) {
+					t.Fatalf("pod not listed: %s", body)
+				}
+			})
+		}
+		if status, _ := get("", "/api/v1/namespaces/"+ns1+"/pods"); status < 400 {
+			t.Fatalf("a request without identity got %d", status)
+		}
+	})
 }
 
 func eventually(t *testing.T, f func() error) {
