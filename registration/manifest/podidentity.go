@@ -34,8 +34,13 @@ const (
 	DefaultHybridCredentialsDir = "/eks-hybrid/.aws"
 )
 
-// DefaultBindHosts are the link-local addresses the AWS SDKs know for the agent.
-var DefaultBindHosts = []string{"169.254.170.23", "[fd00:ec2::23]"}
+// The link-local addresses the AWS SDKs know for the agent, the default BindHosts.
+const (
+	DefaultBindHostIPv4 = "169.254.170.23"
+	DefaultBindHostIPv6 = "[fd00:ec2::23]"
+)
+
+func defaultBindHosts() []string { return []string{DefaultBindHostIPv4, DefaultBindHostIPv6} }
 
 // PodIdentityAgentOptions configure RenderPodIdentityAgent. ClusterName and Region are required.
 type PodIdentityAgentOptions struct {
@@ -52,7 +57,7 @@ type PodIdentityAgentOptions struct {
 	Image           string
 	Version         string
 	ImagePullPolicy corev1.PullPolicy
-	// BindHosts are the addresses the server listens on (default DefaultBindHosts; IPv6 in
+	// BindHosts are the addresses the server listens on (default DefaultBindHostIPv4 and DefaultBindHostIPv6; IPv6 in
 	// brackets). The init container creates them on the node (a dummy link), so they must be
 	// addresses reserved for the agent, not addresses the node already has.
 	BindHosts []string
@@ -90,7 +95,7 @@ func (o PodIdentityAgentOptions) withDefaults() PodIdentityAgentOptions {
 		o.ImagePullPolicy = corev1.PullIfNotPresent
 	}
 	if len(o.BindHosts) == 0 {
-		o.BindHosts = DefaultBindHosts
+		o.BindHosts = defaultBindHosts()
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPodIdentityPort
@@ -288,7 +293,7 @@ func capabilityContext(capability corev1.Capability) *corev1.SecurityContext {
 // knows: the bind hosts as host routes (/32, /128). Bind hosts are therefore addresses meant for
 // the agent alone, not existing node addresses.
 func initArgs(bindHosts []string) []string {
-	if strings.Join(bindHosts, ",") == strings.Join(DefaultBindHosts, ",") {
+	if strings.Join(bindHosts, ",") == strings.Join(defaultBindHosts(), ",") {
 		return []string{"init"}
 	}
 	cidrs := make([]string, len(bindHosts))
