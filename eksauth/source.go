@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 	"k8s.io/client-go/rest"
 )
@@ -26,6 +27,9 @@ type TokenSource struct {
 	refreshBefore time.Duration
 	now           func() time.Time
 
+	refreshes *prometheus.CounterVec
+	resets    prometheus.Counter
+
 	mu  sync.Mutex
 	cur Token
 }
@@ -35,6 +39,21 @@ type TokenSourceOptions struct {
 	// RefreshBefore is the margin before Expiration at which a new token is made
 	// (default DefaultRefreshBefore).
 	RefreshBefore time.Duration
+	// Registerer, when set, receives ekslink_eksauth_token_refreshes_total{cluster,result} and
+	// ekslink_eksauth_token_unauthorized_total{cluster}. Sources for the same cluster share them.
+	Registerer prometheus.Registerer
+}
+
+func registerCounter[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }
 
 // NewTokenSource returns a refreshing source of tokens for the cluster. It uses the generator's clock.
@@ -43,7 +62,17 @@ func NewTokenSource(gen *TokenGenerator, cluster string, opts TokenSourceOptions
 	if rb <= 0 {
 		rb = DefaultRefreshBefore
 	}
-	return &TokenSource{gen: gen, cluster: cluster, refreshBefore: rb, now: gen.now}
+	s := &TokenSource{gen: gen, cluster: cluster, refreshBefore: rb, now: gen.now}
+	if opts.Registerer != nil {
+		labels := prometheus.Labels{"cluster": cluster}
+		s.refreshes = registerCounter(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ekslink_eksauth_token_refreshes_total", Help: "EKS tokens made by the refreshing token source, by result.", ConstLabels: labels,
+		}, []string{"result"}))
+		s.resets = registerCounter(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ekslink_eksauth_token_unauthorized_total", Help: "401 answers that reset the cached EKS token.", ConstLabels: labels,
+		}))
+	}
+	return s
 }
 
 // Token returns the cached token, or a new one when the cached one is within RefreshBefore of its
@@ -55,6 +84,13 @@ func (s *TokenSource) Token(ctx context.Context) (Token, error) {
 		return s.cur, nil
 	}
 	tok, err := s.gen.Token(ctx, s.cluster)
+	if s.refreshes != nil {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		s.refreshes.WithLabelValues(result).Inc()
+	}
 	if err != nil {
 		return Token{}, err
 	}
@@ -69,6 +105,9 @@ func (s *TokenSource) Reset(value string) {
 	defer s.mu.Unlock()
 	if value == "" || s.cur.Value == value {
 		s.cur = Token{}
+	}
+	if s.resets != nil {
+		s.resets.Inc()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
@@ -114,7 +115,8 @@ func TestTransportResetsAndRetriesOn401(t *testing.T) {
 	clock := newFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	srv := newTokenCheckingAPIServer(t, clock)
 	gen := generator(t, "us-west-2", staticCreds(aws.Credentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "s"}), eksauth.TokenOptions{Now: clock.Now})
-	src := eksauth.NewTokenSource(gen, "prod", eksauth.TokenSourceOptions{})
+	reg := prometheus.NewRegistry()
+	src := eksauth.NewTokenSource(gen, "prod", eksauth.TokenSourceOptions{Registerer: reg})
 	first, err := src.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +139,25 @@ func TestTransportResetsAndRetriesOn401(t *testing.T) {
 	if firstSeen != 1 || srv.distinctTokens() != 2 {
 		t.Fatalf("seen = %d distinct, first %d times", srv.distinctTokens(), firstSeen)
 	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	if got["ekslink_eksauth_token_refreshes_total,cluster=prod,result=ok"] != 2 || got["ekslink_eksauth_token_unauthorized_total,cluster=prod"] != 1 {
+		t.Errorf("metrics = %v", got)
+	}
+	// A second source for the same cluster on the same registry shares the counters.
+	_ = eksauth.NewTokenSource(gen, "prod", eksauth.TokenSourceOptions{Registerer: reg})
 }
 
 func TestTokenSourceSharesOneRefresh(t *testing.T) {
