@@ -489,11 +489,12 @@ func (e *ListenError) Error() string {
 func (e *ListenError) Unwrap() error { return e.Err }
 
 // Listen binds every address it can ("host:port"); the ones that fail are returned as *ListenError
-// without affecting the others.
+// without affecting the others. On Linux the sockets set SO_REUSEPORT, so a replacement agent can
+// bind while the previous one drains.
 func Listen(ctx context.Context, addrs []string) ([]net.Listener, []error) {
 	var lns []net.Listener
 	var errs []error
-	var lc net.ListenConfig
+	lc := net.ListenConfig{Control: listenControl}
 	for _, a := range addrs {
 		ln, err := lc.Listen(ctx, "tcp", a)
 		if err != nil {
