@@ -1,0 +1,92 @@
+package demo_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ekslink/ekslink/internal/demo"
+	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/registration"
+)
+
+// binDir holds the reference binaries, built once for the package's tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ekslink-demo-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	if err := demo.BuildBinaries(ctx, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cancel()
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireControlPlane fails under CI and skips elsewhere when the control-plane binaries are missing.
+func requireControlPlane(t *testing.T) {
+	t.Helper()
+	if _, err := testenv.FindBinaries(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v (CI is set, so this is a failure)", err)
+		}
+		t.Skipf("skipping end-to-end test: %v", err)
+	}
+}
+
+// TestEndToEnd is `make demo` without the transcript: every step must behave as expected.
+func TestEndToEnd(t *testing.T) {
+	requireControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir}))
+}
+
+// TestConnectorRestartRestoresRegistration kills the connector's processes and loses the vault
+// (an emptyDir) and runs init again: the registration comes back from the state Secret and SSM
+// sees no second registration.
+func TestConnectorRestartRestoresRegistration(t *testing.T) {
+	requireControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := demo.New(demo.Options{BinDir: binDir})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	for _, step := range []func(context.Context) error{d.StartControlPlane, d.StartAWS, d.RegisterCluster, d.InstallConnector, d.ConnectorInit, d.ConnectorProxy} {
+		require.NoError(t, step(ctx))
+	}
+	before, err := d.State(ctx)
+	require.NoError(t, err)
+	vaultBefore, err := registration.ReadVault(d.VaultDir())
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Instances())
+
+	require.NoError(t, d.KillConnector(true))
+	_, err = os.Stat(d.VaultDir())
+	require.True(t, os.IsNotExist(err), "the vault is gone")
+
+	require.NoError(t, d.ConnectorInit(ctx))
+	after, err := d.State(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before.InstanceID, after.InstanceID)
+	require.Equal(t, before.Key, after.Key)
+	require.Equal(t, 1, d.Instances(), "SSM saw no second registration")
+	vaultAfter, err := registration.ReadVault(d.VaultDir())
+	require.NoError(t, err)
+	require.Equal(t, vaultBefore, vaultAfter, "the vault is restored byte for byte")
+
+	// The proxy comes back on the same socket (the stale socket file is replaced).
+	require.NoError(t, d.ConnectorProxy(ctx))
+}
