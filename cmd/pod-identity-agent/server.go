@@ -101,7 +101,8 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	if len(o.bindHosts) == 0 {
 		return fmt.Errorf("--bind-hosts is empty")
 	}
-	var loadOpts []func(*config.LoadOptions) error
+	// The region falls back to the instance's (IMDS) only when nothing else names one.
+	loadOpts := []func(*config.LoadOptions) error{config.WithEC2IMDSRegion()}
 	if o.region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.region))
 	}
