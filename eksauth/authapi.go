@@ -364,11 +364,13 @@ func (c *AuthClient) AssumeRoleForPodIdentity(ctx context.Context, clusterName, 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		releaseAttempt := c.retryer.GetInitialToken()
+		var releaseAttempt func(error) error
 		if r2, ok := c.retryer.(aws.RetryerV2); ok {
 			if releaseAttempt, err = r2.GetAttemptToken(ctx); err != nil {
 				return nil, fmt.Errorf("eksauth: retry quota: %w", err)
 			}
+		} else {
+			releaseAttempt = c.retryer.GetInitialToken()
 		}
 		out, err := c.attempt(ctx, u.String(), body, payloadHash)
 		_ = releaseRetry(err)
