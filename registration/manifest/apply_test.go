@@ -19,8 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/statestore"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -213,4 +215,81 @@ func TestPodsPassPodSecurityAdmission(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy runs the real state store and an
+// impersonating client with the connector service account's own token after applying the
+// rendering: what the connector needs works, the rest is refused.
+func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	o := validConnectorOptions()
+	o.Namespace, o.Name = ns, "real-"+ns
+	o.GrantedARNs = []string{testARN}
+	objs, err := RenderConnector(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, env.Config, mustUnstructured(t, objs), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
+		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
+	})
+	sa := testenv.ServiceAccountSubject(ns, o.Name)
+	env.WaitAllowed(t, sa, ns, "create", "", "secrets", "")
+	env.WaitAllowed(t, sa, ns, "update", "", "secrets", "eks-connector-state-1")
+	env.WaitAllowed(t, sa, "", "impersonate", "", "users", testARN)
+	token := env.Token(t, ns, o.Name, nil, 0)
+	client := env.ClientForToken(t, token)
+
+	t.Run("state Secret of its own ordinal is created and updated", func(t *testing.T) {
+		store := statestore.NewSecret(client, ns, "eks-connector-state-1")
+		for i, v := range []string{"pending", "registered"} {
+			doc, err := statestore.Update(ctx, store, func(d *statestore.Document) error {
+				d.Data["phase"] = []byte(v)
+				return nil
+			}, nil)
+			if err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			if string(doc.Data["phase"]) != v {
+				t.Fatalf("phase = %q", doc.Data["phase"])
+			}
+		}
+	})
+	t.Run("a Secret that is not a state Secret is refused", func(t *testing.T) {
+		if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := statestore.NewSecret(client, ns, "other").Load(ctx)
+		if !apierrors.IsForbidden(errors.Unwrap(err)) {
+			t.Fatalf("err = %v, want Forbidden", err)
+		}
+	})
+	impersonating := func(arn string) error {
+		cfg := env.ConfigForToken(token)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn, Extra: map[string][]string{"arn": {arn}}}
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}
+	t.Run("the granted ARN is impersonated (and then has only its own RBAC)", func(t *testing.T) {
+		err := impersonating(testARN)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `User "`+testARN+`" cannot get resource "namespaces"`) {
+			t.Fatalf("err = %v, want the impersonated user to be refused by its own RBAC", err)
+		}
+	})
+	t.Run("another ARN cannot be impersonated", func(t *testing.T) {
+		err := impersonating(testARN2)
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "cannot impersonate") {
+			t.Fatalf("err = %v, want impersonation refused", err)
+		}
+	})
 }
