@@ -3,7 +3,6 @@ package publish_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -12,18 +11,22 @@ import (
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
+	"github.com/ekslink/ekslink/oidc/publish/publishtest"
 )
 
-const issuer = "https://s3.eu-west-1.amazonaws.com/ekslink-irsa"
+const (
+	issuer      = "https://s3.eu-west-1.amazonaws.com/ekslink-irsa"
+	providerARN = "arn:aws:iam::123456789012:oidc-provider/s3.eu-west-1.amazonaws.com/ekslink-irsa"
+)
 
 type world struct {
-	s3  *fakeS3
-	iam *fakeIAM
+	s3  *publishtest.S3
+	iam *publishtest.IAM
 	pub *publish.Publisher
 }
 
-func newWorld(t *testing.T) *world {
-	w := &world{s3: newFakeS3(t), iam: newFakeIAM(t)}
+func newWorld(t testing.TB) *world {
+	w := &world{s3: publishtest.NewS3(t, "eu-west-1"), iam: publishtest.NewIAM(t, "us-east-1")}
 	// One aws.Config per endpoint: the production constructor, pointed at local servers.
 	s3Pub := publish.New(w.s3.Config(), logr.Discard())
 	iamPub := publish.New(w.iam.Config(), logr.Discard())
@@ -31,21 +34,7 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) writes() []string {
-	var out []string
-	for _, r := range w.s3.Requests() {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			out = append(out, "s3 "+r.Method+" "+r.Path+"?"+r.Query.Encode())
-		}
-	}
-	for _, r := range w.iam.Requests() {
-		body := string(r.Body)
-		if !strings.Contains(body, "Action=List") && !strings.Contains(body, "Action=Get") {
-			out = append(out, "iam "+body[:min(len(body), 60)])
-		}
-	}
-	return out
-}
+func (w *world) writes() []string { return publishtest.Writes(w.s3, w.iam) }
 
 func (w *world) reset() { w.s3.Reset(); w.iam.Reset() }
 
@@ -85,19 +74,19 @@ func TestPublishIsIdempotent(t *testing.T) {
 	if res.DiscoveryKey != ".well-known/openid-configuration" || res.JWKSKey != "openid/v1/jwks" || res.Bucket != "ekslink-irsa" {
 		t.Fatalf("result = %+v", res)
 	}
-	b := w.s3.buckets["ekslink-irsa"]
-	if o := b.objects[".well-known/openid-configuration"]; string(o.body) != string(s.Discovery) || o.contentType != "application/json" || o.cacheControl != oidc.CacheControl {
+	b, _ := w.s3.Bucket("ekslink-irsa")
+	if o := b.Objects[".well-known/openid-configuration"]; string(o.Body) != string(s.Discovery) || o.ContentType != "application/json" || o.CacheControl != oidc.CacheControl {
 		t.Fatalf("discovery object = %+v", o)
 	}
-	if o := b.objects["openid/v1/jwks"]; string(o.body) != string(s.JWKS) || o.contentType != "application/jwk-set+json" {
+	if o := b.Objects["openid/v1/jwks"]; string(o.Body) != string(s.JWKS) || o.ContentType != "application/jwk-set+json" {
 		t.Fatalf("jwks object = %+v", o)
 	}
-	if !strings.Contains(b.policy, `"Principal":"*"`) || !strings.Contains(b.policy, "arn:aws:s3:::ekslink-irsa/openid/v1/jwks") {
-		t.Fatalf("policy = %s", b.policy)
+	if !strings.Contains(b.Policy, `"Principal":"*"`) || !strings.Contains(b.Policy, "arn:aws:s3:::ekslink-irsa/openid/v1/jwks") {
+		t.Fatalf("policy = %s", b.Policy)
 	}
-	p := w.iam.providers["arn:aws:iam::123456789012:oidc-provider/s3.eu-west-1.amazonaws.com/ekslink-irsa"]
-	if p == nil || p.clientIDs[0] != "sts.amazonaws.com" || p.thumbprints[0] != "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" {
-		t.Fatalf("providers = %+v", w.iam.providers)
+	p, ok := w.iam.Provider(providerARN)
+	if !ok || p.ClientIDs[0] != "sts.amazonaws.com" || p.Thumbprints[0] != "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" {
+		t.Fatalf("provider = %+v", p)
 	}
 	if res.ProviderARN == "" {
 		t.Fatal("no provider ARN")
@@ -134,22 +123,22 @@ func TestPublishIsIdempotent(t *testing.T) {
 func TestPublishKeepsOtherPolicyStatementsAndClientIDs(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	w.s3.buckets["ekslink-irsa"] = &bucket{objects: map[string]object{},
-		policy: `{"Version":"2012-10-17","Statement":[{"Sid":"Other","Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::ekslink-irsa/*"}]}`}
-	w.iam.providers["arn:aws:iam::123456789012:oidc-provider/s3.eu-west-1.amazonaws.com/ekslink-irsa"] = &provider{url: "s3.eu-west-1.amazonaws.com/ekslink-irsa", clientIDs: []string{"other-client"}}
+	w.s3.PutBucket("ekslink-irsa", publishtest.Bucket{
+		Policy: `{"Version":"2012-10-17","Statement":[{"Sid":"Other","Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::ekslink-irsa/*"}]}`})
+	w.iam.PutProvider(providerARN, publishtest.Provider{URL: "s3.eu-west-1.amazonaws.com/ekslink-irsa", ClientIDs: []string{"other-client"}})
 	s := site(t)
 	s.Thumbprints = nil
 	res, err := w.pub.Publish(ctx, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := w.s3.buckets["ekslink-irsa"]
-	if !strings.Contains(b.policy, `"Sid":"Other"`) || !strings.Contains(b.policy, publish.PolicySid) {
-		t.Fatalf("policy = %s", b.policy)
+	b, _ := w.s3.Bucket("ekslink-irsa")
+	if !strings.Contains(b.Policy, `"Sid":"Other"`) || !strings.Contains(b.Policy, publish.PolicySid) {
+		t.Fatalf("policy = %s", b.Policy)
 	}
-	p := w.iam.providers["arn:aws:iam::123456789012:oidc-provider/s3.eu-west-1.amazonaws.com/ekslink-irsa"]
-	if strings.Join(p.clientIDs, ",") != "other-client,sts.amazonaws.com" {
-		t.Fatalf("client ids = %v (changes %q)", p.clientIDs, res.Changes)
+	p, _ := w.iam.Provider(providerARN)
+	if strings.Join(p.ClientIDs, ",") != "other-client,sts.amazonaws.com" {
+		t.Fatalf("client ids = %v (changes %q)", p.ClientIDs, res.Changes)
 	}
 }
 
@@ -168,7 +157,7 @@ func TestPublishRefusals(t *testing.T) {
 	})
 	t.Run("block public access stops before the policy", func(t *testing.T) {
 		w := newWorld(t)
-		w.s3.buckets["ekslink-irsa"] = &bucket{objects: map[string]object{}, pab: map[string]bool{"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true}}
+		w.s3.PutBucket("ekslink-irsa", publishtest.Bucket{PublicAccessBlock: map[string]bool{"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true}})
 		s := site(t)
 		if _, err := w.pub.Publish(ctx, s); !errors.Is(err, publish.ErrPublicAccessBlocked) {
 			t.Fatalf("err = %v", err)
@@ -177,8 +166,8 @@ func TestPublishRefusals(t *testing.T) {
 		if _, err := w.pub.Publish(ctx, s); err != nil {
 			t.Fatal(err)
 		}
-		if pab := w.s3.buckets["ekslink-irsa"].pab; pab["BlockPublicPolicy"] || !pab["BlockPublicAcls"] {
-			t.Fatalf("public access block = %v", pab)
+		if b, _ := w.s3.Bucket("ekslink-irsa"); b.PublicAccessBlock["BlockPublicPolicy"] || !b.PublicAccessBlock["BlockPublicAcls"] {
+			t.Fatalf("public access block = %v", b.PublicAccessBlock)
 		}
 	})
 	t.Run("dry run writes nothing", func(t *testing.T) {
@@ -213,8 +202,7 @@ func TestPublishRefusals(t *testing.T) {
 }
 
 func BenchmarkPublishUpToDate(b *testing.B) {
-	w := &world{s3: newFakeS3Bench(b), iam: newFakeIAMBench(b)}
-	w.pub = &publish.Publisher{S3: publish.New(w.s3.Config(), logr.Discard()).S3, IAM: publish.New(w.iam.Config(), logr.Discard()).IAM, Region: "eu-west-1", Log: logr.Discard()}
+	w := newWorld(b)
 	k, err := oidc.GenerateKey(oidc.P256)
 	if err != nil {
 		b.Fatal(err)
