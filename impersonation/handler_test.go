@@ -484,3 +484,33 @@ func TestHTTP1UpstreamIsNotBoundByTheConnectionLimit(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "all streams to reach the upstream", func() bool { return inFlight.Load() == streams })
 }
+
+func TestBodiesAndEncodingsPassThroughUnchanged(t *testing.T) {
+	gz := []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xffalready-compressed")
+	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) != `{"spec":{"replicas":3}}` || r.Header.Get("Content-Type") != "application/strategic-merge-patch+json" ||
+			r.Header.Get("Content-Encoding") != "identity" || r.Header.Get("Accept-Encoding") != "gzip" {
+			t.Errorf("upstream got %q %v", body, r.Header)
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(gz)
+	})
+	cfg, _ := upstreamConfig(t, up, "tok")
+	proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
+	req, _ := http.NewRequest(http.MethodPatch, proxy+"/apis/apps/v1/namespaces/default/deployments/d", strings.NewReader(`{"spec":{"replicas":3}}`))
+	req.Header.Set(DefaultIdentityHeader, testUserARN)
+	req.Header.Set("Content-Type", "application/strategic-merge-patch+json")
+	req.Header.Set("Content-Encoding", "identity")
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "gzip" || string(body) != string(gz) {
+		t.Fatalf("%d %v %q", resp.StatusCode, resp.Header, body)
+	}
+}
