@@ -459,3 +459,25 @@ func BenchmarkUpsertRole(b *testing.B) {
 		_ = c.Problems()
 	}
 }
+
+func TestRenderingRoundTripsAwkwardValues(t *testing.T) {
+	for _, v := range []string{"yes", "No", "null", "123", "0x1F", "a: b", "#hash", "-dash", "{{SessionName}}", "ci:{{SessionName}}", "'quoted'", "x #y", "~", "name with space", "日本"} {
+		t.Run(v, func(t *testing.T) {
+			orig := parse(t, nil)
+			c := orig.Clone()
+			c.Roles = append(c.Roles, awsauth.RoleMapping{RoleARN: ciRole, Username: v, Groups: []string{v}})
+			data := c.Data(orig)
+			back, err := awsauth.ParseData(data)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, data["mapRoles"])
+			}
+			if len(back.Roles) != 1 || back.Roles[0].Username != v || len(back.Roles[0].Groups) != 1 || back.Roles[0].Groups[0] != v {
+				t.Fatalf("round trip of %q gave %+v\n%s", v, back.Roles, data["mapRoles"])
+			}
+			roles, _, _ := reference(t, data)
+			if roles[0] != ciRole+"|"+v+"|"+v {
+				t.Fatalf("authenticator view %q", roles[0])
+			}
+		})
+	}
+}

@@ -131,6 +131,10 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 				oldData[k] = v
 			}
 		}
+		// Fail closed on a rendering bug: what is written must parse back to what was meant.
+		if back, err := ParseData(newData); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
+			return nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
+		}
 		res.Diff = diffData(id, oldData, newData)
 		res.Changed = res.Diff != ""
 		// Problems already present before the edit are warnings; new ones block the write.

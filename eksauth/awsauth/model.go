@@ -276,7 +276,17 @@ func sameUsers(a, b []UserMapping) bool {
 	return true
 }
 
+// plainScalar matches strings that YAML reads back as the same string without quotes: ARNs,
+// usernames with templates, group names. Anything else goes through the YAML encoder.
+var plainScalar = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9:/_.@+=,{}-]*$`)
+
+// yamlWords are plain scalars YAML 1.1 would read as booleans or null.
+var yamlWords = map[string]bool{"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true, "on": true, "off": true, "null": true}
+
 func q(s string) string {
+	if plainScalar.MatchString(s) && !yamlWords[strings.ToLower(s)] && !strings.Contains(s, ": ") {
+		return s
+	}
 	b, err := yaml.Marshal(s)
 	if err != nil {
 		return strconv.Quote(s)
