@@ -247,3 +247,42 @@ func TestREADMESedCommandsProduceTheSubstitutedYAML(t *testing.T) {
 		t.Fatalf("found %d sed commands in the README fragment, want %d", found, len(want))
 	}
 }
+
+// TestTheEKSConnectorSedCommandStillWorks runs the sed command from the EKS Connector's own README
+// (which knows nothing of %EKS_CONSOLE_ARN%) on our template: the result applies, and the one
+// placeholder it leaves is a user name nobody has, so nobody can be impersonated until an ARN is
+// granted.
+func TestTheEKSConnectorSedCommandStillWorks(t *testing.T) {
+	const seedSed = `sed "s~%AWS_REGION%~$EKS_AWS_REGION~g; s~%EKS_CONNECTOR_IMAGE%~$EKS_CONNECTOR_IMAGE~g; s~%SSM_AGENT_IMAGE%~$SSM_AGENT_IMAGE~g; s~%EKS_ACTIVATION_ID%~$EKS_ACTIVATION_ID~g; s~%EKS_ACTIVATION_CODE%~$(echo -n $EKS_ACTIVATION_CODE | base64)~g" connector/eks-connector.yaml`
+	cmd := exec.Command("sh", "-c", seedSed)
+	cmd.Env = append(os.Environ(),
+		"EKS_AWS_REGION=eu-west-1",
+		"EKS_ACTIVATION_ID=5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
+		"EKS_ACTIVATION_CODE=AbCdEfGhIjKlMnOpQrStUvWx",
+		"EKS_CONNECTOR_IMAGE=public.ecr.aws/ekslink/connector:"+manifest.DefaultVersion,
+		"SSM_AGENT_IMAGE="+manifest.DefaultSSMAgentImage,
+	)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	_, err = manifest.Substitute(out, nil)
+	if err == nil || !strings.Contains(err.Error(), manifest.PlaceholderConsoleARN) || strings.Count(err.Error(), "%") != 2 {
+		t.Fatalf("leftover placeholders: %v, want only %s", err, manifest.PlaceholderConsoleARN)
+	}
+	objs, err := manifest.Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	for _, o := range objs {
+		if o.GetNamespace() != "" {
+			o.SetNamespace(ns)
+		}
+	}
+	if err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+}
