@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ type stateFlags struct {
 	podName        string
 	kubeconfig     string
 	vaultDir       string
+	encryptionKey  string
 }
 
 func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
@@ -43,6 +45,7 @@ func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
 	fs.StringVar(&o.stateNamespace, "state-namespace", "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+") [env CONNECTOR_STATE_NAMESPACE]")
 	fs.StringVar(&o.podName, "pod-name", "", "this pod's name, which must end in a StatefulSet ordinal (default: $POD_NAME, then the hostname) [env CONNECTOR_POD_NAME]")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account) [env CONNECTOR_KUBECONFIG]")
+	fs.StringVar(&o.encryptionKey, "state-encryption-key-file", "", "optional file with a 32-byte AES-256 key (raw or base64) sealing the values of the state Secret, so the SSM private key is not stored in the clear; init and sync must use the same key [env CONNECTOR_STATE_ENCRYPTION_KEY_FILE]")
 	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system [env CONNECTOR_VAULT_DIR]")
 }
 
@@ -92,7 +95,29 @@ func (o *stateFlags) resolve() (stateName string, problems []error) {
 			problems = append(problems, fmt.Errorf("--kubeconfig: %w", err))
 		}
 	}
+	if o.encryptionKey != "" {
+		if _, err := o.sealer(); err != nil {
+			problems = append(problems, err)
+		}
+	}
 	return name, problems
+}
+
+// sealer reads --state-encryption-key-file.
+func (o *stateFlags) sealer() (statestore.Sealer, error) {
+	b, err := os.ReadFile(o.encryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("--state-encryption-key-file: %w", err)
+	}
+	key := b
+	if len(key) != 32 {
+		dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(dec) != 32 {
+			return nil, fmt.Errorf("--state-encryption-key-file: want 32 raw bytes or their base64, found %d bytes", len(b))
+		}
+		key = dec
+	}
+	return statestore.NewAESGCM(key)
 }
 
 func (o *stateFlags) restConfig() (*rest.Config, error) {
@@ -111,18 +136,29 @@ func (o *stateFlags) restConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
-func (o *stateFlags) store(stateName string) (*statestore.Secret, error) {
+// store returns the state store and a description for logs.
+func (o *stateFlags) store(stateName string) (statestore.Store, string, error) {
 	cfg, err := o.restConfig()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return statestore.NewSecret(client, o.stateNamespace, stateName,
+	var store statestore.Store = statestore.NewSecret(client, o.stateNamespace, stateName,
 		statestore.WithLabels(map[string]string{"app.kubernetes.io/name": "eks-connector", "app.kubernetes.io/component": "state"}),
-		statestore.WithOwner("eks-connector init/sync")), nil
+		statestore.WithOwner("eks-connector init/sync"))
+	desc := "secret " + o.stateNamespace + "/" + stateName
+	if o.encryptionKey != "" {
+		sealer, err := o.sealer()
+		if err != nil {
+			return nil, "", err
+		}
+		store = statestore.Sealed(store, sealer)
+		desc += " (sealed)"
+	}
+	return store, desc, nil
 }
 
 func newLogger(w io.Writer, verbosity int, name string) logr.Logger {
@@ -233,7 +269,7 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	store, err := o.store(stateName)
+	store, storeDesc, err := o.store(stateName)
 	if err != nil {
 		return err
 	}
@@ -242,7 +278,7 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 		return err
 	}
 	log.Info("starting", "activationID", o.activationID, "region", o.region, "ssmEndpoint", client.Endpoint(),
-		"stateSecret", store.Namespace()+"/"+store.Name(), "vaultDir", o.vaultDir)
+		"stateStore", storeDesc, "vaultDir", o.vaultDir)
 	reg, err := registration.New(store, registration.Activation{ID: o.activationID, Code: code},
 		registration.Options{Region: o.region, Client: client, Logger: log})
 	if err != nil {

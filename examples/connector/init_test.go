@@ -250,6 +250,48 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("sync: %v", err)
 	}
+
+	t.Run("sealed state Secret", func(t *testing.T) {
+		ns := env.Namespace(t)
+		kubeconfig := connectorKubeconfig(t, env, ns)
+		keyFile := filepath.Join(t.TempDir(), "state.key")
+		if err := os.WriteFile(keyFile, []byte("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		vault := filepath.Join(t.TempDir(), "Vault")
+		args := []string{"init", "--activation-id", testActivationID, "--activation-code-file", codeFile, "--region", "eu-west-1",
+			"--ssm-endpoint", ssm.URL, "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0",
+			"--kubeconfig", kubeconfig, "--state-encryption-key-file", keyFile}
+		before := ssm.calls
+		for run := 0; run < 2; run++ {
+			if out, err := runCommand(ctx, t, args...); err != nil {
+				t.Fatalf("sealed init run %d: %v\n%s", run, err, out)
+			}
+		}
+		if ssm.calls != before+1 {
+			t.Fatalf("%d SSM calls over two sealed runs, want 1", ssm.calls-before)
+		}
+		v, err := registration.ReadVault(vault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "eks-connector-state-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw := sec.Data[registration.StateKey]; len(raw) == 0 || bytes.Contains(raw, []byte(v.RegistrationKey.PrivateKey[:40])) || bytes.Contains(raw, []byte("mi-")) {
+			t.Fatal("state Secret is not sealed")
+		}
+		if err := os.WriteFile(keyFile, bytes.Repeat([]byte{9}, 32), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runCommand(ctx, t, args...); err == nil || !strings.Contains(err.Error(), "cannot open sealed value") {
+			t.Fatalf("init with the wrong key: %v", err)
+		}
+		if ssm.calls != before+1 {
+			t.Fatal("init with the wrong key called SSM")
+		}
+	})
 }
 
 func TestStartKeySyncDisabled(t *testing.T) {

@@ -47,8 +47,8 @@ type keySyncFlags struct {
 }
 
 // addKeySyncFlags adds the key-sync flags (--key-sync, --vault-dir, --state-secret-prefix,
-// --state-namespace, --pod-name, --kubeconfig, --key-sync-interval, --key-sync-max-backoff,
-// --key-sync-timeout) to fs.
+// --state-namespace, --pod-name, --kubeconfig, --state-encryption-key-file, --key-sync-interval,
+// --key-sync-max-backoff, --key-sync-timeout) to fs.
 func addKeySyncFlags(fs *pflag.FlagSet, o *keySyncFlags) {
 	fs.BoolVar(&o.enabled, "key-sync", true, "copy keys the SSM agent rotates in the vault into the state Secret [env CONNECTOR_KEY_SYNC]")
 	fs.DurationVar(&o.interval, "key-sync-interval", 30*time.Second, "periodic vault check in addition to file events [env CONNECTOR_KEY_SYNC_INTERVAL]")
@@ -72,11 +72,11 @@ func newKeySync(log logr.Logger, reg prometheus.Registerer, o keySyncFlags) (*re
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("invalid key-sync configuration:\n%w", err)
 	}
-	store, err := o.store(stateName)
+	store, storeDesc, err := o.store(stateName)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("key sync configured", "vaultDir", o.vaultDir, "stateSecret", store.Namespace()+"/"+store.Name())
+	log.Info("key sync configured", "vaultDir", o.vaultDir, "stateStore", storeDesc)
 	return registration.NewKeySync(registration.KeySyncOptions{
 		VaultDir: o.vaultDir, Store: store, Logger: log, Registerer: reg,
 		Interval: o.interval, MaxBackoff: o.maxBackoff, CheckTimeout: o.checkTimeout,
