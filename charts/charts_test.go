@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -64,8 +65,12 @@ func connectorCases() []chartCase {
 				},
 				"env":                                  map[string]any{"NO_PROXY": "kubernetes.default.svc", "HTTPS_PROXY": "http://proxy:3128"},
 				"serviceAccountTokenExpirationSeconds": 7200,
-				"nodeSelector":                         map[string]any{"kubernetes.io/os": "linux"},
-				"tolerations":                          []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}},
+				"resources": map[string]any{
+					"connector": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}, "limits": map[string]any{"memory": "128Mi"}},
+					"agent":     map[string]any{"requests": map[string]any{"cpu": "20m", "memory": "64Mi"}},
+				},
+				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":  []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}},
 			},
 			render: func(ns string) ([]runtime.Object, error) {
 				return manifest.RenderConnector(manifest.ConnectorOptions{
@@ -79,8 +84,15 @@ func connectorCases() []chartCase {
 						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc"},
 					},
 					TokenExpirationSeconds: 7200,
-					NodeSelector:           map[string]string{"kubernetes.io/os": "linux"},
-					Tolerations:            []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+					},
+					AgentResources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+					},
+					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
+					Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
 				})
 			},
 		},
@@ -118,6 +130,7 @@ func podIdentityCases() []chartCase {
 				"metrics":      map[string]any{"addr": "[::1]:9001"},
 				"hybrid":       map[string]any{"enabled": true, "credentialsDir": "/eks-hybrid/.aws"},
 				"env":          map[string]any{"AWS_STS_REGIONAL_ENDPOINTS": "regional"},
+				"resources":    map[string]any{"requests": map[string]any{"cpu": "5m", "memory": "16Mi"}},
 				"nodeSelector": map[string]any{"eks.amazonaws.com/compute-type": "hybrid"},
 				"tolerations":  []any{map[string]any{"key": "hybrid", "operator": "Exists"}},
 			},
@@ -128,6 +141,9 @@ func podIdentityCases() []chartCase {
 					BindHosts: []string{"169.254.170.23", "[fd00:ec2::99]"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
 					HybridCredentialsDir: "/eks-hybrid/.aws",
 					Env:                  []corev1.EnvVar{{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"}},
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+						corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
+					}},
 					// Helm merges maps over the defaults: the default os selector stays.
 					NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
 					Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},

@@ -127,6 +127,10 @@ type ConnectorOptions struct {
 	// NodeSelector and Tolerations are copied to the pod.
 	NodeSelector map[string]string
 	Tolerations  []corev1.Toleration
+	// Resources apply to the init and proxy containers, AgentResources to the SSM agent
+	// container (default: none set).
+	Resources      corev1.ResourceRequirements
+	AgentResources corev1.ResourceRequirements
 	// TokenExpirationSeconds of the projected service-account token (default
 	// DefaultTokenExpirationSeconds, minimum 600).
 	TokenExpirationSeconds int64
@@ -388,6 +392,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 						ImagePullPolicy: o.ImagePullPolicy,
 						Args:            initArgs,
 						Env:             podEnv,
+						Resources:       o.Resources,
 						SecurityContext: nonRootContext(),
 						VolumeMounts: []corev1.VolumeMount{
 							tokenMount,
@@ -401,6 +406,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 							Image:           o.AgentImage,
 							ImagePullPolicy: o.ImagePullPolicy,
 							Env:             append([]corev1.EnvVar{{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"}}, o.Env...),
+							Resources:       o.AgentResources,
 							// The unmodified agent runs as root and reads the vault files the init
 							// container wrote: DAC_OVERRIDE is the only capability it needs.
 							SecurityContext: &corev1.SecurityContext{
@@ -433,6 +439,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 								"--metrics-addr=" + DefaultMetricsAddr,
 							},
 							Env:             podEnv,
+							Resources:       o.Resources,
 							Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: DefaultHealthPort, Protocol: corev1.ProtocolTCP}},
 							SecurityContext: nonRootContext(),
 							LivenessProbe:   httpProbe("/healthz", 3),

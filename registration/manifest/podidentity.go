@@ -72,6 +72,8 @@ type PodIdentityAgentOptions struct {
 	HybridCredentialsDir string
 	// Env is added to the server container.
 	Env []corev1.EnvVar
+	// Resources of the server container (default: none set).
+	Resources corev1.ResourceRequirements
 	// NodeSelector (default kubernetes.io/os=linux) and Tolerations (default: tolerate everything,
 	// the agent must run on every node).
 	NodeSelector map[string]string
@@ -262,6 +264,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 							"--metrics-addr=" + o.MetricsAddr,
 						},
 						Env:             env,
+						Resources:       o.Resources,
 						VolumeMounts:    mounts,
 						SecurityContext: capabilityContext("NET_BIND_SERVICE"),
 						LivenessProbe:   probe("/healthz", 3),
