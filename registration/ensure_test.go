@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
 	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/statestore"
 )
 
@@ -104,80 +105,101 @@ var errCrash = errors.New("injected crash")
 func TestEnsureSurvivesACrashAfterEveryStep(t *testing.T) {
 	for _, crashAt := range []string{"", stepPendingSaved, stepRegistered, stepPersisted, "before-vault"} {
 		for _, idempotent := range []bool{true, false} {
-			name := fmt.Sprintf("crash %q, SSM idempotent=%v", crashAt, idempotent)
-			t.Run(name, func(t *testing.T) {
-				ctx := context.Background()
-				f := newFakeSSM(t, idempotent)
+			t.Run(fmt.Sprintf("crash %q, SSM idempotent=%v", crashAt, idempotent), func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "state.json")
-				vault := filepath.Join(t.TempDir(), "Vault")
-
-				// First process: crashes at the step (nothing after it runs).
-				r := newRegistrar(t, statestore.NewFile(path), f, actA)
-				r.crash = func(step string) error {
-					if step == crashAt {
-						return errCrash
-					}
-					return nil
-				}
-				st, err := r.Ensure(ctx)
-				if crashAt != "" && crashAt != "before-vault" {
-					if !errors.Is(err, errCrash) {
-						t.Fatalf("first run: %v", err)
-					}
-				} else if err != nil {
-					t.Fatal(err)
-				} else if crashAt == "" {
-					if err := WriteVault(ctx, vault, st, nil); err != nil {
-						t.Fatal(err)
-					}
-				}
-
-				// Second process: a fresh store handle on the same file.
-				r2 := newRegistrar(t, statestore.NewFile(path), f, actA)
-				st, err = r2.Ensure(ctx)
-				if crashAt == stepRegistered && !idempotent {
-					// SSM refuses the same material again: Ensure must report it, not register new material.
-					if !errors.Is(err, ErrInstanceAlreadyRegistered) {
-						t.Fatalf("restart after lost instance id: got %v, want ErrInstanceAlreadyRegistered", err)
-					}
-					if n := len(f.registrations()); n != 1 {
-						t.Fatalf("%d registrations, want 1", n)
-					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("restart: %v", err)
-				}
-				if err := WriteVault(ctx, vault, st, nil); err != nil {
-					t.Fatal(err)
-				}
-
-				regs := f.registrations()
-				if len(regs) != 1 {
-					t.Fatalf("SSM has %d registrations, want exactly 1: %v", len(regs), regs)
-				}
-				reg := regs[st.Fingerprint]
-				if reg.id == "" || reg.id != st.InstanceID || reg.publicKey != st.Key.PublicKey {
-					t.Fatalf("state (%s, %s) does not match SSM's registration %+v", st.InstanceID, st.Fingerprint, reg)
-				}
-				v, err := ReadVault(vault)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if v.RegistrationKey.InstanceID != st.InstanceID || v.RegistrationKey.PrivateKey != st.Key.PrivateKey || v.InstanceFingerprint.Fingerprint != st.Fingerprint {
-					t.Fatal("vault does not match the state")
-				}
-				stored, _, err := LoadState(ctx, statestore.NewFile(path))
-				if err != nil || !stored.Registered() || stored.InstanceID != st.InstanceID {
-					t.Fatalf("stored state %+v, %v", stored, err)
-				}
-				// A third start does not call SSM at all.
-				before := f.calls
-				if _, err := newRegistrar(t, statestore.NewFile(path), f, actA).Ensure(ctx); err != nil || f.calls != before {
-					t.Fatalf("third start: %v, %d new SSM calls", err, f.calls-before)
-				}
+				crashScenario(t, func() statestore.Store { return statestore.NewFile(path) }, crashAt, idempotent)
 			})
 		}
+	}
+}
+
+func TestEnsureSurvivesACrashWithTheSecretStore(t *testing.T) {
+	env := testenv.Shared(t)
+	for _, crashAt := range []string{stepPendingSaved, stepRegistered, stepPersisted} {
+		t.Run(fmt.Sprintf("crash %q", crashAt), func(t *testing.T) {
+			ns := env.Namespace(t)
+			crashScenario(t, func() statestore.Store { return statestore.NewSecret(env.Client, ns, "eks-connector-state-0") }, crashAt, true)
+		})
+	}
+}
+
+// crashScenario runs Ensure in a "process" that crashes at crashAt, then in a fresh one on the same
+// durable state, and checks SSM saw one registration and state, SSM and vault agree.
+func crashScenario(t *testing.T, newStore func() statestore.Store, crashAt string, idempotent bool) {
+	ctx := context.Background()
+	f := newFakeSSM(t, idempotent)
+	vault := filepath.Join(t.TempDir(), "Vault")
+
+	// First process: crashes at the step (nothing after it runs).
+	r := newRegistrar(t, newStore(), f, actA)
+	r.crash = func(step string) error {
+		if step == crashAt {
+			return errCrash
+		}
+		return nil
+	}
+	st, err := r.Ensure(ctx)
+	if crashAt != "" && crashAt != "before-vault" {
+		if !errors.Is(err, errCrash) {
+			t.Fatalf("first run: %v", err)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	} else if crashAt == "" {
+		if err := WriteVault(ctx, vault, st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Second process: a fresh store handle on the same durable state.
+	st, err = newRegistrar(t, newStore(), f, actA).Ensure(ctx)
+	if crashAt == stepRegistered && !idempotent {
+		// SSM refuses the same material again: Ensure must report it, not register new material.
+		if !errors.Is(err, ErrInstanceAlreadyRegistered) {
+			t.Fatalf("restart after lost instance id: got %v, want ErrInstanceAlreadyRegistered", err)
+		}
+		if n := len(f.registrations()); n != 1 {
+			t.Fatalf("%d registrations, want 1", n)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := WriteVault(ctx, vault, st, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	regs := f.registrations()
+	if len(regs) != 1 {
+		t.Fatalf("SSM has %d registrations, want exactly 1: %v", len(regs), regs)
+	}
+	reg := regs[st.Fingerprint]
+	if reg.id == "" || reg.id != st.InstanceID || reg.publicKey != st.Key.PublicKey {
+		t.Fatalf("state (%s, %s) does not match SSM's registration %+v", st.InstanceID, st.Fingerprint, reg)
+	}
+	v, err := ReadVault(vault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RegistrationKey.InstanceID != st.InstanceID || v.RegistrationKey.PrivateKey != st.Key.PrivateKey || v.InstanceFingerprint.Fingerprint != st.Fingerprint {
+		t.Fatal("vault does not match the state")
+	}
+	stored, _, err := LoadState(ctx, newStore())
+	if err != nil || !stored.Registered() || stored.InstanceID != st.InstanceID {
+		t.Fatalf("stored state %+v, %v", stored, err)
+	}
+	// A third start does not call SSM at all.
+	f.mu.Lock()
+	before := f.calls
+	f.mu.Unlock()
+	if _, err := newRegistrar(t, newStore(), f, actA).Ensure(ctx); err != nil {
+		t.Fatalf("third start: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls != before {
+		t.Fatalf("third start made %d SSM calls", f.calls-before)
 	}
 }
 
@@ -198,6 +220,8 @@ func (s *failingStore) Save(ctx context.Context, data map[string][]byte, version
 	s.mu.Unlock()
 	return s.Store.Save(ctx, data, version)
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func TestEnsureRetriesRecordingTheInstanceID(t *testing.T) {
 	ctx := context.Background()
