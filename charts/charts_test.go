@@ -270,6 +270,11 @@ func TestChartsRefuseBadValues(t *testing.T) {
 		{"zero replicas", Connector, func() map[string]any { v := valid(); v["replicas"] = 0; return v }, []string{"replicas"}},
 		{"granted ARN that is not an ARN", Connector, func() map[string]any { v := valid(); v["grantedARNs"] = []any{"alice"}; return v }, []string{"grantedARNs"}},
 		{"misspelt value", Connector, func() map[string]any { v := valid(); v["grantedArns"] = []any{arnAdmin}; return v }, []string{"grantedArns"}},
+		{"unknown pull policy", Connector, func() map[string]any {
+			v := valid()
+			v["images"] = map[string]any{"pullPolicy": "Sometimes"}
+			return v
+		}, []string{"pullPolicy"}},
 		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
 		{"agent without any values", PodIdentityAgent, func() map[string]any { return nil }, []string{"clusterName is required", "region is required"}},
 		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {

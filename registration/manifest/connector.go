@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"net/url"
 	"path"
 	"regexp"
 	"strconv"
@@ -210,6 +211,12 @@ func (o ConnectorOptions) validate() error {
 	if errs := validation.IsDNS1123Subdomain(last); len(errs) > 0 {
 		add(optionError("StateSecretPrefix", o.StateSecretPrefix, errs[0]))
 	}
+	if o.SSMEndpoint != "" {
+		if u, err := url.Parse(o.SSMEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add(optionError("SSMEndpoint", o.SSMEndpoint, "must be an absolute http(s) URL"))
+		}
+	}
+	add(pullPolicy(o.ImagePullPolicy))
 	if o.TokenExpirationSeconds < 600 {
 		add(optionError("TokenExpirationSeconds", strconv.FormatInt(o.TokenExpirationSeconds, 10), "must be at least 600 (the API server's minimum)"))
 	}
@@ -225,6 +232,14 @@ func (o ConnectorOptions) validate() error {
 }
 
 var reservedEnv = map[string]bool{"POD_NAME": true, "POD_NAMESPACE": true}
+
+func pullPolicy(p corev1.PullPolicy) error {
+	switch p {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+		return nil
+	}
+	return optionError("ImagePullPolicy", string(p), "must be Always, IfNotPresent or Never")
+}
 
 // stateSecretName is the StatefulSet-ordinal naming shared with registration/statestore.
 func stateSecretName(prefix string, ordinal int32) string {

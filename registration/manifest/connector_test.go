@@ -271,6 +271,8 @@ func TestInvalidConnectorOptionsAreAllReported(t *testing.T) {
 		{"bad namespace", func(o *ConnectorOptions) { o.Namespace = "Not_A_Namespace" }, []string{"Namespace"}},
 		{"bad granted ARN", func(o *ConnectorOptions) { o.GrantedARNs = []string{"alice"} }, []string{"GrantedARNs"}},
 		{"reserved env", func(o *ConnectorOptions) { o.Env = []corev1.EnvVar{{Name: "POD_NAME", Value: "x"}} }, []string{"Env"}},
+		{"SSM endpoint that is not a URL", func(o *ConnectorOptions) { o.SSMEndpoint = "ssm.example" }, []string{"SSMEndpoint"}},
+		{"unknown pull policy", func(o *ConnectorOptions) { o.ImagePullPolicy = "Sometimes" }, []string{"ImagePullPolicy"}},
 		{"short token lifetime", func(o *ConnectorOptions) { o.TokenExpirationSeconds = 60 }, []string{"TokenExpirationSeconds"}},
 		{"several problems at once", func(o *ConnectorOptions) { o.Region, o.ActivationID = "", "" }, []string{"Region", "ActivationID"}},
 	}

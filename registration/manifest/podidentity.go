@@ -147,6 +147,7 @@ func (o PodIdentityAgentOptions) validate() error {
 	if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
 		add(optionError("MetricsAddr", o.MetricsAddr, err.Error()))
 	}
+	add(pullPolicy(o.ImagePullPolicy))
 	if o.HybridCredentialsDir != "" && !path.IsAbs(o.HybridCredentialsDir) {
 		add(optionError("HybridCredentialsDir", o.HybridCredentialsDir, "must be an absolute path"))
 	}
