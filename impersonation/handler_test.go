@@ -514,3 +514,79 @@ func TestBodiesAndEncodingsPassThroughUnchanged(t *testing.T) {
 		t.Fatalf("%d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }
+
+func TestLogFollowIsFlushedAsItArrives(t *testing.T) {
+	next := make(chan struct{})
+	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	cfg, _ := upstreamConfig(t, up, "tok")
+	proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
+	resp := identityGet(t, proxy, "/api/v1/namespaces/default/pods/p/log?follow=true", testUserARN)
+	br := bufio.NewReader(resp.Body)
+	for i := 0; i < 3; i++ {
+		// Each line must arrive while the upstream is still waiting to write the next one.
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("line %d\n", i) {
+			t.Fatalf("line %d: %q %v", i, line, err)
+		}
+		next <- struct{}{}
+	}
+}
+
+func TestRotatedCAIsPickedUpWithoutRestart(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, dir := upstreamConfig(t, up, "tok")
+	dir.update(t, map[string]string{"token": "tok", "ca.crt": string(selfSignedPEM(t))})
+	h := newTestHandler(t, Config{Upstream: cfg})
+	proxy := serveHandler(t, h)
+	if resp := identityGet(t, proxy, "/api", testUserARN); resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d with the wrong CA", resp.StatusCode)
+	}
+	dir.update(t, map[string]string{"token": "tok", "ca.crt": string(up.caPEM())})
+	waitFor(t, 5*time.Second, "the rotated CA", func() bool {
+		return identityGet(t, proxy, "/api", testUserARN).StatusCode == http.StatusOK
+	})
+}
+
+func TestColdBurstDialsOnce(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, _ := upstreamConfig(t, up, "tok")
+	var dials atomic.Int64
+	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}})
+	proxy := serveHandler(t, h)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	errs := make(chan error, 40)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, proxy+"/api", nil)
+			req.Header.Set(DefaultIdentityHeader, testUserARN)
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		must(t, <-errs)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d dials for a burst of %d requests, want 1", n, cap(errs))
+	}
+}
