@@ -196,6 +196,7 @@ func retryable(ctx context.Context, err error) bool {
 // responseError is a 200 answer that could not be understood.
 type responseError struct{ msg string }
 
+// Error returns the message.
 func (e *responseError) Error() string { return e.msg }
 
 func (c *Client) attempt(ctx context.Context, body []byte) (string, error) {

@@ -75,6 +75,7 @@ type APIError struct {
 	RequestID string
 }
 
+// Error describes the failure with the code, message, request id and what to do.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "registration: RegisterManagedInstance failed: HTTP %d %s", e.StatusCode, e.Code)

@@ -89,6 +89,7 @@ func (s *Secret) Namespace() string { return s.namespace }
 // Name is the Secret's name.
 func (s *Secret) Name() string { return s.name }
 
+// String names the Secret for messages.
 func (s *Secret) String() string { return "secret " + s.namespace + "/" + s.name }
 
 func ownedKeys(sec *corev1.Secret) []string {

@@ -27,6 +27,7 @@ type ConflictError struct {
 	Actual string
 }
 
+// Error says which versions clashed and what to do.
 func (e *ConflictError) Error() string {
 	exp := e.Expected
 	if exp == "" {
