@@ -49,6 +49,7 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	out := req.Clone(req.Context())
+	out.Trailer = nil // the API server never reads request trailers; do not carry headers there
 	Sanitize(out.Header)
 	for _, h := range rt.StripHeaders {
 		deleteFold(out.Header, h)
