@@ -246,6 +246,9 @@ func (g *TokenGenerator) Token(ctx context.Context, cluster string) (Token, erro
 	if err != nil {
 		return Token{}, fmt.Errorf("eksauth: retrieving AWS credentials: %w", err)
 	}
+	if !creds.HasKeys() {
+		return Token{}, errors.New("eksauth: the AWS credentials have no access key (anonymous credentials cannot sign a token)")
+	}
 	now := g.now().UTC().Truncate(time.Second)
 	exp := now.Add(TokenLifetime)
 	if creds.CanExpire {

@@ -257,6 +257,12 @@ func TestGeneratorRefusesWhatEKSWouldReject(t *testing.T) {
 			}
 		})
 	}
+	t.Run("anonymous credentials", func(t *testing.T) {
+		g := generator(t, "eu-west-1", aws.AnonymousCredentials{}, eksauth.TokenOptions{})
+		if _, err := g.Token(context.Background(), "c"); err == nil || !strings.Contains(err.Error(), "access key") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("oversized session token", func(t *testing.T) {
 		g := generator(t, "eu-west-1", staticCreds(aws.Credentials{AccessKeyID: "ASIA", SecretAccessKey: "s", SessionToken: strings.Repeat("x", 3000)}), eksauth.TokenOptions{})
 		_, err := g.Token(context.Background(), "c")
