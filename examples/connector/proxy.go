@@ -36,14 +36,28 @@ const (
 )
 
 // proxyHooks are the integration points of the proxy role. The zero value runs the plain proxy.
+// Running the vault key sync inside the proxy container is, with sync.go's helpers:
+//
+//	var ks keySyncFlags
+//	newProxyCommandWithHooks(proxyHooks{
+//		addFlags: func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
+//		applyEnv: applyKeySyncEnv,
+//		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
+//			return startKeySync(ctx, log, reg, ks)
+//		},
+//	})
 type proxyHooks struct {
+	// addFlags adds more flags to the command (after the proxy's own).
+	addFlags func(fs *pflag.FlagSet)
+	// applyEnv applies environment fallbacks for the added flags (after the proxy's own).
+	applyEnv func(fs *pflag.FlagSet) error
 	// extraReadyChecks run on every /readyz after the API server check; any error makes the pod
 	// unready (for example: "the rotated SSM key has not reached the state Secret yet").
 	extraReadyChecks []func() error
-	// startBackground, when set, runs next to the servers (for example the vault key-sync loop)
-	// with a context cancelled at shutdown. A non-nil error other than context.Canceled stops
-	// the proxy and is returned.
-	startBackground func(ctx context.Context) error
+	// startBackground, when set, starts background work (for example the vault key-sync loop)
+	// before the servers, with a context cancelled at shutdown, the proxy's logger and metrics
+	// registry. Its error aborts the start; a non-nil ready function joins /readyz.
+	startBackground func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (ready func() error, err error)
 	// listening is told each server's address once it listens ("proxy", "metrics", "health").
 	listening func(name string, addr net.Addr)
 	// stderr receives the JSON logs (default os.Stderr).
@@ -79,7 +93,13 @@ with 401/403 and never reach the API server.
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags(), "CONNECTOR_")
+			if err := applyEnv(cmd.Flags(), "CONNECTOR_"); err != nil {
+				return err
+			}
+			if hooks.applyEnv != nil {
+				return hooks.applyEnv(cmd.Flags())
+			}
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if hooks.stderr == nil {
@@ -98,6 +118,9 @@ Every flag can also be set with the environment variable shown in its descriptio
 	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
+	if hooks.addFlags != nil {
+		hooks.addFlags(fs)
+	}
 	return cmd
 }
 
@@ -149,6 +172,20 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	}
 	defer h.Close()
 
+	// Background work lives as long as the servers; cancelled after they have drained.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	readyChecks := hooks.extraReadyChecks
+	if hooks.startBackground != nil {
+		ready, err := hooks.startBackground(bgCtx, logger, reg)
+		if err != nil {
+			return fmt.Errorf("starting background work: %w", err)
+		}
+		if ready != nil {
+			readyChecks = append(readyChecks, ready)
+		}
+	}
+
 	ln, err := listen(o.listen)
 	if err != nil {
 		return err
@@ -176,7 +213,7 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		for _, check := range hooks.extraReadyChecks {
+		for _, check := range readyChecks {
 			if err := check(); err != nil {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
@@ -217,14 +254,6 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 		g.Go(func() error {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("%s server: %w", name, err)
-			}
-			return nil
-		})
-	}
-	if hooks.startBackground != nil {
-		g.Go(func() error {
-			if err := hooks.startBackground(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("background task: %w", err)
 			}
 			return nil
 		})

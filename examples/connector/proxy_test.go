@@ -11,9 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,12 +150,21 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 
 	var background sync.WaitGroup
 	background.Add(1)
+	var backgroundReady atomic.Bool
 	p := startProxyCommand(t, env, ns, proxyHooks{
 		extraReadyChecks: []func() error{func() error { return nil }},
-		startBackground: func(ctx context.Context) error {
-			defer background.Done()
-			<-ctx.Done()
-			return ctx.Err()
+		startBackground: func(ctx context.Context, _ logr.Logger, reg prometheus.Registerer) (func() error, error) {
+			reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "background_test_total", Help: "test"}))
+			go func() {
+				defer background.Done()
+				<-ctx.Done()
+			}()
+			return func() error {
+				if !backgroundReady.Load() {
+					return errors.New("background not ready")
+				}
+				return nil
+			}, nil
 		},
 	})
 
@@ -179,6 +191,10 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 		if code, _ := httpGet(t, "http://"+p.addrs["health"]+"/healthz"); code != 200 {
 			t.Errorf("/healthz %d", code)
 		}
+		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 503 || !strings.Contains(body, "background not ready") {
+			t.Errorf("/readyz with the background hook unready: %d %s", code, body)
+		}
+		backgroundReady.Store(true)
 		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 200 {
 			t.Errorf("/readyz %d %s", code, body)
 		}
@@ -189,6 +205,7 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 			`ekslink_impersonation_request_duration_seconds_bucket`,
 			`ekslink_impersonation_rejected_identities_total{reason="missing"} 1`,
 			`go_goroutines`,
+			`background_test_total 0`,
 		} {
 			if code != 200 || !strings.Contains(body, want) {
 				t.Errorf("/metrics lacks %s", want)
