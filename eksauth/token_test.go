@@ -258,7 +258,7 @@ func TestGeneratorRefusesWhatEKSWouldReject(t *testing.T) {
 		})
 	}
 	t.Run("anonymous credentials", func(t *testing.T) {
-		g := generator(t, "eu-west-1", aws.AnonymousCredentials{}, eksauth.TokenOptions{})
+		g := generator(t, "eu-west-1", aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return aws.Credentials{}, nil }), eksauth.TokenOptions{})
 		if _, err := g.Token(context.Background(), "c"); err == nil || !strings.Contains(err.Error(), "access key") {
 			t.Fatalf("err = %v", err)
 		}
