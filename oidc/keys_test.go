@@ -190,10 +190,52 @@ func TestGenerateKeyRoundTrips(t *testing.T) {
 	}
 }
 
+// Fixed seed keys keep the fuzz worker's start-up cheap.
+const (
+	fuzzRSAKey = `-----BEGIN RSA PRIVATE KEY-----
+MIIEpQIBAAKCAQEAnlBDkPJnzypI36aEjOVkKGgVs9IhEVt3i+tTng23Z9GFqFSd
+MCm1uD/YuNISvxBq3tCF6ssiSpkI3quHE4bK98kFvW/j2l/CBOj7cj7tscBq/pbh
++8xS9Imd8/P7HeYaWAGzoQIIyxWE6O9YgUVzvbmiZDCPMpEF7a9YgbiQglgh5xNj
+DoQenpyJTqdCxFCdqpcjNvjaYAjl0aj0cC0kiV9q7F3k2M07XfqFrArMwi/W+3Ie
+M6dsexs/Z2RPjbB1NQcnJdmWLdzt9gTkdfNDp4YlXvvgZPgAlOs1WAwin9a133zJ
+erHxgMN+MBrvlegTvad/RrumFX2yyBA+vPQkVQIDAQABAoIBAAjeXN/yfxeUj38y
+ktuvFgygGBHPbwQhPZyG/ajYV908WDfKgFZsX75cmprFRJY+KIkm4U76kNyLn3rp
+3P1JCyG/uc9CRLS9BzTDNc178lDc2KGTzkEO0dmFGWYggCwinHiFpTcbKBGduP5b
+j3ezw6dt43JSuL2PxjyUcBQu71l92SGRaIbLXJozdBdsZukwfjSlOM62dOxm3XtD
+O/LGq1wJ+m9+uEpG/pUHD9/BhuXXBE2aBmumhn5xjICYqWbPJoq0DMEO6QAuYp1T
+o44GoSBFQJqV91Tx3ux2D20zy9KEm7H3KMv8gO8CNoKppLw47pVBHSx/GLJGrV3H
+2kdMElkCgYEA2m9TK/P1lLNPFYyBPF8n9VDkuVbqKeLPk1EEnDLQ11XCkT1F6GKl
+Siczb6GYA5pHNMNJYQMGwwlJjGKzzw0DSF/M2KXnW3UJqCQlmSrldX/uFb7Buzpw
+ZMIopfkkSVayzWFybY2mbZcRLmt2Pz/xFwTz+6wDa3o0HcJYAHN2DgsCgYEAuYoT
+R5ec2iN0P3JX+XQ3KDOGbeCqoTpwF1zv5Lh1rHL5I5ZgGfURJog/GOmT7m+A6awS
+s/Y4qXhTATK5AlRKQEY9vOuhwevFRXfPhTEl8b80tJIOOKxgAvQFpcg0buc1ymAu
+5AEhHR6EmkVmTLmbra6Ktzs3zA84r6CG6s988x8CgYEAoOP+zxESgkTQq36icmVk
+eTzsO9fZAqEdY9T5IFQNn457kZ8gLtr6BHR7Xm4YGg85A5QUKHCiOmZM1iqdZpSf
+Jl/p8mnAz4yVYFO/neIKwVFJfJrU96NDxfN9HUM1hw9lBAIS1r7PJ0luTlK49j2S
+xvHPBEDfA/svB/xt9WcWPaECgYEArhZ0CJSlQ7hIds+e5By7NClEVQycjTL7wbAe
+FwlMwEYQpeeOvExJj1H/giyH9Q0CdD5UPi8k8z5HA7TICvtzv+MoQn8FA6NpMck9
+GcgHxlCV72ermFmErMCyG99B811WB1FALgcxPtVHrki3t/3fqJNA7LPPotQVaBTD
+Asc0ghkCgYEArdjXVcB+vYeIv3T4KGCHfXKBTCA3YdoNuC4QJiLyY/w9JXCShdJi
+qOgD2SaOUloH6ismgK3pHupiQlkDn65RjKZq3seZnv1GHandBMIdK+GCHx1Fh02y
+7CY3zHz2gkyjB3WVw6PW5Fb4Ydv4TOVfRkdJ0kRnJwIzS+/5X3mXfnM=
+-----END RSA PRIVATE KEY-----
+`
+	fuzzECKey = `-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIFWppgKaCsivC/Rm+BIkTxz+bkYnhOH6f2jTQm6Bk6PdoAoGCCqGSM49
+AwEHoUQDQgAEF7I7SYcM2tgD9B9t7nn+PjYOePfqq/OYbnT9ig2Tm00Az/cn+qX8
+d+zkddisnHFRW0wIjZL8uXOuCCOK+msV8Q==
+-----END EC PRIVATE KEY-----
+`
+)
+
 func FuzzParseKeys(f *testing.F) {
-	rsaKey := mustRSA(f, 2048)
-	ecKey := mustEC(f, elliptic.P256())
-	f.Add(pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)))
+	rsaBlock, _ := pem.Decode([]byte(fuzzRSAKey))
+	rsaKey := must(x509.ParsePKCS1PrivateKey(rsaBlock.Bytes))
+	ecBlock, _ := pem.Decode([]byte(fuzzECKey))
+	ecKey := must(x509.ParseECPrivateKey(ecBlock.Bytes))
+	// No RSA private key seed: Go validates mutated RSA private keys with expensive arithmetic that,
+	// under coverage instrumentation, stalls the fuzzer for minutes. TestParseKeysAcceptsEveryEncoding
+	// and TestParseKeysRejects cover RSA private keys.
 	f.Add(pemBlock("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&ecKey.PublicKey))))
 	f.Add(pemBlock("EC PRIVATE KEY", must(x509.MarshalECPrivateKey(ecKey))))
 	f.Add(pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&rsaKey.PublicKey)))

@@ -71,23 +71,23 @@ type Expect struct {
 
 // Claims are the verified claims of a service-account token.
 type Claims struct {
-	Issuer    string
-	Subject   string
-	Audience  []string
-	Expiry    time.Time
-	NotBefore time.Time
-	IssuedAt  time.Time
+	Issuer    string    `json:"iss"`
+	Subject   string    `json:"sub"`
+	Audience  []string  `json:"aud"`
+	Expiry    time.Time `json:"exp"`
+	NotBefore time.Time `json:"nbf,omitzero"`
+	IssuedAt  time.Time `json:"iat,omitzero"`
 	// Namespace and ServiceAccount are parsed from sub.
-	Namespace      string
-	ServiceAccount string
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount"`
 	// ServiceAccountUID, PodName, PodUID and NodeName come from the kubernetes.io claim when present.
-	ServiceAccountUID string
-	PodName           string
-	PodUID            string
-	NodeName          string
+	ServiceAccountUID string `json:"serviceAccountUID,omitempty"`
+	PodName           string `json:"podName,omitempty"`
+	PodUID            string `json:"podUID,omitempty"`
+	NodeName          string `json:"nodeName,omitempty"`
 	// KeyID and Algorithm are from the verified header.
-	KeyID     string
-	Algorithm string
+	KeyID     string `json:"kid"`
+	Algorithm string `json:"alg"`
 }
 
 type kubeClaims struct {
@@ -216,7 +216,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, reject(ErrMalformedToken, "claims: %v", err)
 	}
 	if c.Issuer != v.expect.Issuer {
-		return nil, reject(ErrIssuer, "iss %q, want %q (must match byte for byte, including any trailing slash)", c.Issuer, v.expect.Issuer)
+		hint := "must match byte for byte"
+		if strings.TrimSuffix(c.Issuer, "/") == strings.TrimSuffix(v.expect.Issuer, "/") {
+			hint = "they differ only by a trailing slash; --service-account-issuer, discovery, token iss and the IAM provider URL must all agree"
+		}
+		return nil, reject(ErrIssuer, "iss %q, want %q (%s)", c.Issuer, v.expect.Issuer, hint)
 	}
 	if !c.Audience.Contains(v.expect.Audience) {
 		return nil, reject(ErrAudience, "aud %q does not contain %q (mint the token with that audience, e.g. a projected token with audience %s)", []string(c.Audience), v.expect.Audience, v.expect.Audience)
