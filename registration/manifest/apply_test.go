@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -165,8 +163,7 @@ func eventuallyAllowed(t *testing.T, c kubernetes.Interface, user string, attrs 
 }
 
 // TestPodsPassPodSecurityAdmission creates pods from the rendered template with server-side dry
-// run: the whole pod under the baseline level the rendered namespace enforces, and the init and
-// proxy containers alone under restricted.
+// run in the rendered namespace, which enforces the baseline level.
 func TestPodsPassPodSecurityAdmission(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
@@ -180,33 +177,25 @@ func TestPodsPassPodSecurityAdmission(t *testing.T) {
 	if err := Apply(ctx, env.Config, mustUnstructured(t, objs[:2]), ApplyOptions{}); err != nil { // Namespace (PSA labels), ServiceAccount
 		t.Fatal(err)
 	}
-	restricted := env.Namespace(t)
-	if _, err := env.Client.CoreV1().Namespaces().Patch(ctx, restricted, types.MergePatchType,
-		[]byte(`{"metadata":{"labels":{"pod-security.kubernetes.io/enforce":"restricted"}}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	env.CreateServiceAccount(t, restricted, o.Name)
 	spec := find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec
-	withoutAgent := *spec.DeepCopy()
-	withoutAgent.Containers = slices.DeleteFunc(withoutAgent.Containers, func(c corev1.Container) bool { return c.Name == "connector-agent" })
 	privileged := *spec.DeepCopy()
 	privileged.Containers[0].SecurityContext.Privileged = ptr(true)
 	privileged.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+	moreCaps := *spec.DeepCopy()
+	moreCaps.InitContainers[0].SecurityContext.Capabilities.Add = append(moreCaps.InitContainers[0].SecurityContext.Capabilities.Add, "NET_ADMIN")
 	tests := []struct {
-		name      string
-		namespace string
-		spec      corev1.PodSpec
-		allowed   bool
+		name    string
+		spec    corev1.PodSpec
+		allowed bool
 	}{
-		{"connector pod under baseline", o.Namespace, spec, true},
-		{"init and proxy under restricted", restricted, withoutAgent, true},
-		{"whole pod under restricted is refused (the agent runs as root)", restricted, spec, false},
-		{"privileged agent under baseline is refused", o.Namespace, privileged, false},
+		{"connector pod under baseline", spec, true},
+		{"privileged agent is refused", privileged, false},
+		{"a capability beyond baseline is refused", moreCaps, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "psa", Namespace: tt.namespace}, Spec: tt.spec}
-			_, err := env.Client.CoreV1().Pods(tt.namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "psa", Namespace: o.Namespace}, Spec: tt.spec}
+			_, err := env.Client.CoreV1().Pods(o.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if tt.allowed && err != nil {
 				t.Fatalf("refused: %v", err)
 			}

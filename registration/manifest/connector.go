@@ -59,8 +59,6 @@ const (
 	// DefaultMetricsAddr is the proxy's metrics address: loopback only, scrape it with a sidecar or
 	// change it deliberately.
 	DefaultMetricsAddr = "127.0.0.1:8080"
-	// NonRootUID is the user the connector containers run as.
-	NonRootUID = 65532
 
 	// LabelName, LabelComponent and LabelPartOf are the recommended Kubernetes labels set on every
 	// rendered object; LabelName alone is the pod selector.
@@ -387,9 +385,6 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 					NodeSelector:                 o.NodeSelector,
 					Tolerations:                  o.Tolerations,
 					SecurityContext: &corev1.PodSecurityContext{
-						// fsGroup makes the shared emptyDirs and the projected token group-readable
-						// for the non-root init and proxy containers.
-						FSGroup:        ptr(int64(NonRootUID)),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
@@ -408,7 +403,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 						Args:            initArgs,
 						Env:             podEnv,
 						Resources:       o.Resources,
-						SecurityContext: nonRootContext(),
+						SecurityContext: vaultContext(),
 						VolumeMounts: []corev1.VolumeMount{
 							tokenMount,
 							{Name: volVault, MountPath: VaultDir},
@@ -422,8 +417,8 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 							ImagePullPolicy: o.ImagePullPolicy,
 							Env:             append([]corev1.EnvVar{{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"}}, o.Env...),
 							Resources:       o.AgentResources,
-							// The unmodified agent runs as root and reads the vault files the init
-							// container wrote: DAC_OVERRIDE is the only capability it needs.
+							// The unmodified agent runs as root and hardens the vault (see
+							// vaultContext): DAC_OVERRIDE is the only capability it needs.
 							SecurityContext: &corev1.SecurityContext{
 								AllowPrivilegeEscalation: ptr(false),
 								Capabilities: &corev1.Capabilities{
@@ -456,7 +451,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 							Env:             podEnv,
 							Resources:       o.Resources,
 							Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: DefaultHealthPort, Protocol: corev1.ProtocolTCP}},
-							SecurityContext: nonRootContext(),
+							SecurityContext: vaultContext(),
 							LivenessProbe:   httpProbe("/healthz", 3),
 							ReadinessProbe:  httpProbe("/readyz", 1),
 							VolumeMounts: []corev1.VolumeMount{
@@ -497,24 +492,32 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 	}
 }
 
-// namespaceLabels adds Pod Security Admission: baseline is enforced (the unmodified SSM agent
-// runs as root with DAC_OVERRIDE, which restricted forbids); restricted is only warned about.
+// namespaceLabels adds Pod Security Admission: baseline is enforced. Restricted is out of reach:
+// the unmodified SSM agent needs root and DAC_OVERRIDE for its vault (see vaultContext).
 func namespaceLabels(labels map[string]string) map[string]string {
 	l := copyMap(labels)
 	l["pod-security.kubernetes.io/enforce"] = "baseline"
-	l["pod-security.kubernetes.io/warn"] = "restricted"
 	return l
 }
 
-func nonRootContext() *corev1.SecurityContext {
+// vaultContext is the security context of the init and proxy containers. They share the vault
+// with the unmodified SSM agent, which "hardens" it on every start: it chmods every file and
+// directory to 0600 and chowns them to root:root, and fails if it cannot. Files a non-root init
+// wrote could not be hardened (the agent has neither CHOWN nor FOWNER), and a non-root proxy
+// could not read the hardened key the agent rotates. So both run as root with DAC_OVERRIDE as
+// their only capability (what the EKS Connector uses), a read-only root filesystem and no
+// privilege escalation.
+func vaultContext() *corev1.SecurityContext {
 	return &corev1.SecurityContext{
-		RunAsNonRoot:             ptr(true),
-		RunAsUser:                ptr(int64(NonRootUID)),
-		RunAsGroup:               ptr(int64(NonRootUID)),
+		RunAsUser:                ptr(int64(0)),
+		RunAsNonRoot:             ptr(false),
 		ReadOnlyRootFilesystem:   ptr(true),
 		AllowPrivilegeEscalation: ptr(false),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		Capabilities: &corev1.Capabilities{
+			Drop: []corev1.Capability{"ALL"},
+			Add:  []corev1.Capability{"DAC_OVERRIDE"},
+		},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 }
 

@@ -233,8 +233,11 @@ func TestContainersCommandLinesAndSecurity(t *testing.T) {
 	}
 	for _, c := range []corev1.Container{init, proxy} {
 		sc := c.SecurityContext
-		if !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
-			!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 ||
+		// Root with DAC_OVERRIDE only: the agent hardens the vault to root:root 0600 (see
+		// vaultContext), which a non-root init or proxy could not cope with.
+		if *sc.RunAsUser != 0 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
+			!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+			!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"DAC_OVERRIDE"}) ||
 			sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			t.Errorf("%s security context = %+v", c.Name, sc)
 		}

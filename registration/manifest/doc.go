@@ -16,11 +16,13 @@
 //     no granted ARNs none is rendered, so the proxy can act for nobody.
 //   - The activation code sits in a Secret mounted as a file in the init container only; it is
 //     never in container arguments or environment variables.
-//   - The namespace enforces Pod Security "baseline" (the SSM agent needs root) and warns at
-//     "restricted", which the init and proxy containers satisfy.
-//   - The init and proxy containers run as non-root with a read-only root filesystem, no
-//     capabilities and the RuntimeDefault seccomp profile. The unmodified SSM agent runs as root
-//     (its image expects to) with DAC_OVERRIDE as its only capability.
+//   - The namespace enforces Pod Security "baseline".
+//   - Every container drops all capabilities but DAC_OVERRIDE, cannot escalate privileges and
+//     uses the RuntimeDefault seccomp profile; init and proxy also have a read-only root
+//     filesystem, and the proxy mounts the vault read-only. They run as root because the
+//     unmodified SSM agent "hardens" its vault on every start (chmod 0600, chown root:root, fatal
+//     on failure): a non-root init would write files the agent cannot harden, and a non-root
+//     proxy could not read the key the agent rotates. This is the EKS Connector's own model.
 //
 // ConnectorTemplate and PodIdentityAgentTemplate produce the checked-in YAML under deploy/ with
 // %PLACEHOLDERS% for sed (Substitute does the same in Go).
