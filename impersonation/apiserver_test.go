@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,4 +317,42 @@ func TestAPIServerOutageAndRecovery(t *testing.T) {
 	must(t, env.StartAPIServer())
 	waitFor(t, 20*time.Second, "recovery", func() bool { return list().StatusCode == 200 })
 	must(t, f.h.Ready(context.Background()))
+}
+
+func TestRealAPIServerConnectionIsReusedWithoutFileReads(t *testing.T) {
+	f := setupAPI(t, testenv.Shared(t))
+	var reads atomic.Int64
+	h := newTestHandler(t, Config{
+		Upstream: &rest.Config{Host: f.env.URL, BearerTokenFile: f.tokens.path("token"), TLSClientConfig: rest.TLSClientConfig{CAFile: f.tokens.path("ca.crt")}},
+		Transport: TransportOptions{readFile: func(name string) ([]byte, error) {
+			reads.Add(1)
+			return defaultReadFile(name)
+		}},
+	})
+	var fresh, reused atomic.Int64
+	proxy := serveHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+			if i.Reused {
+				reused.Add(1)
+			} else {
+				fresh.Add(1)
+			}
+		}})
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	readsAtStart := reads.Load()
+	const n = 20
+	for i := 0; i < n; i++ {
+		resp := identityGet(t, proxy, "/api/v1/namespaces/"+f.ns+"/configmaps", f.allowed)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if fresh.Load() != 1 || reused.Load() != n-1 {
+		t.Errorf("fresh connections %d, reused %d; want 1 and %d", fresh.Load(), reused.Load(), n-1)
+	}
+	if d := reads.Load() - readsAtStart; d != 0 {
+		t.Errorf("%d file reads during %d requests", d, n)
+	}
 }
