@@ -189,6 +189,10 @@ func (o ConnectorOptions) validate() error {
 	}
 	add(dns1123("Namespace", o.Namespace))
 	add(dns1123("Name", o.Name))
+	if len(o.Name) > 52 {
+		// The StatefulSet controller appends a revision hash to a 63-character label value.
+		add(optionError("Name", o.Name, "must be at most 52 characters (StatefulSet name limit)"))
+	}
 	if o.Replicas < 1 {
 		add(optionError("Replicas", strconv.Itoa(int(o.Replicas)), "must be at least 1"))
 	}
@@ -246,6 +250,9 @@ func stateSecretName(prefix string, ordinal int32) string {
 
 // StateSecretNames returns the state Secret names of replicas 0..replicas-1.
 func StateSecretNames(prefix string, replicas int32) []string {
+	if replicas < 1 {
+		return nil
+	}
 	out := make([]string, 0, replicas)
 	for i := int32(0); i < replicas; i++ {
 		out = append(out, stateSecretName(prefix, i))

@@ -271,6 +271,7 @@ func TestInvalidConnectorOptionsAreAllReported(t *testing.T) {
 		{"activation id not a UUID", func(o *ConnectorOptions) { o.ActivationID = "abc" }, []string{"ActivationID"}},
 		{"activation code too short", func(o *ConnectorOptions) { o.ActivationCode = "tiny-secret-9" }, []string{"ActivationCode"}},
 		{"negative replicas", func(o *ConnectorOptions) { o.Replicas = -1 }, []string{"Replicas"}},
+		{"name too long for a StatefulSet", func(o *ConnectorOptions) { o.Name = strings.Repeat("a", 53) }, []string{"Name"}},
 		{"bad namespace", func(o *ConnectorOptions) { o.Namespace = "Not_A_Namespace" }, []string{"Namespace"}},
 		{"bad granted ARN", func(o *ConnectorOptions) { o.GrantedARNs = []string{"alice"} }, []string{"GrantedARNs"}},
 		{"reserved env", func(o *ConnectorOptions) { o.Env = []corev1.EnvVar{{Name: "POD_NAME", Value: "x"}} }, []string{"Env"}},
