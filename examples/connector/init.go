@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -273,7 +274,13 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	client, err := registration.NewClient(registration.ClientOptions{Region: o.region, Endpoint: o.ssmEndpoint})
+	// The SDK's shared configuration supplies the HTTP client: it honours AWS_CA_BUNDLE and the
+	// proxy environment the way every AWS tool does. RegisterManagedInstance itself is anonymous.
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.region))
+	if err != nil {
+		return fmt.Errorf("loading the AWS SDK configuration: %w", err)
+	}
+	client, err := registration.NewClient(registration.ClientOptions{Region: o.region, Endpoint: o.ssmEndpoint, HTTPClient: awsCfg.HTTPClient})
 	if err != nil {
 		return err
 	}

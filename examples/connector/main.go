@@ -10,8 +10,25 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
+
+// newProxyWithKeySyncCommand is the proxy role (proxy.go) with the rotated-key sync (sync.go) running
+// in the same process, so the container that mounts the vault keeps the state Secret current.
+// --key-sync=false turns the sync off.
+func newProxyWithKeySyncCommand() *cobra.Command {
+	var ks keySyncFlags
+	return newProxyCommandWithHooks(proxyHooks{
+		addFlags: func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
+		applyEnv: applyKeySyncEnv,
+		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
+			return startKeySync(ctx, log, reg, ks)
+		},
+	})
+}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -33,8 +50,9 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCommand())  // init.go
-	root.AddCommand(newProxyCommand()) // proxy.go
+	root.AddCommand(newInitCommand()) // init.go
+	root.AddCommand(newProxyWithKeySyncCommand())
+	root.AddCommand(newSyncCommand()) // sync.go: the key sync on its own
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -22,6 +22,10 @@ func (d *Demo) ConsoleAccess(ctx context.Context) error {
 		if _, err := d.Env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
+		// No controller manager runs here, so the namespace's default service account is created by hand.
+		if _, err := d.Env.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ns + "-web", Namespace: ns},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "public.ecr.aws/nginx/nginx:stable"}}}}
 		if _, err := d.Env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -118,8 +122,8 @@ func statusMessage(body string) string {
 		return body
 	}
 	msg := st.Message
-	if len(msg) > 110 {
-		msg = msg[:110] + "…"
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
 	}
 	return fmt.Sprintf("Status %s: %s", st.Reason, msg)
 }
