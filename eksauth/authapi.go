@@ -442,6 +442,13 @@ func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, 
 		}
 		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: reading the answer: %w", authAPIConnErr{err})
 	}
+	if actx.Err() != nil {
+		// The deadline passed while the answer arrived: it may be truncated, so it is not trusted.
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: %w", ctx.Err())
+		}
+		return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: actx.Err()}
+	}
 	if len(data) > AuthMaxResponseBytes {
 		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer larger than %d bytes", AuthMaxResponseBytes)
 	}

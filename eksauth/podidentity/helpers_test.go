@@ -79,7 +79,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-u.hangDone:
 		}
-		return
+		panic(http.ErrAbortHandler) // a hung server never answers
 	case "throttle":
 		w.Header().Set("Retry-After", "2")
 		awstest.WriteRESTJSONError(w, 429, "ThrottlingException", "slow down")
