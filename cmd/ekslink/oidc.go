@@ -525,7 +525,14 @@ endpoints (private endpoints, tests).`,
 			}
 			site.Issuer, site.Discovery, site.JWKS = k.issuer, disc, jwks
 			if autoThumbprint && len(site.Thumbprints) == 0 {
-				tp, err := oidc.Thumbprint(cmd.Context(), k.issuer, oidc.ThumbprintOptions{})
+				// IAM takes the thumbprint of the host that serves the keys.
+				var d struct {
+					JWKSURI string `json:"jwks_uri"`
+				}
+				if err := json.Unmarshal(disc, &d); err != nil {
+					return err
+				}
+				tp, err := oidc.Thumbprint(cmd.Context(), d.JWKSURI, oidc.ThumbprintOptions{})
 				if err != nil {
 					return err
 				}
@@ -550,7 +557,7 @@ endpoints (private endpoints, tests).`,
 	c.Flags().StringVar(&site.Bucket, "bucket", "", "bucket (default: derived from an S3 issuer URL)")
 	c.Flags().StringSliceVar(&site.ClientIDs, "client-id", []string{oidc.DefaultAudience}, "client ids (audiences) of the IAM provider")
 	c.Flags().StringSliceVar(&site.Thumbprints, "thumbprint", nil, "IAM provider thumbprints (default: leave them to IAM)")
-	c.Flags().BoolVar(&autoThumbprint, "auto-thumbprint", false, "compute the thumbprint from the issuer host over TLS")
+	c.Flags().BoolVar(&autoThumbprint, "auto-thumbprint", false, "compute the thumbprint from the jwks_uri host over TLS")
 	c.Flags().BoolVar(&site.CreateBucket, "create-bucket", false, "create the bucket when missing")
 	c.Flags().BoolVar(&site.UnblockPublicPolicy, "unblock-public-policy", false, "turn off BlockPublicPolicy/RestrictPublicBuckets on the bucket if set")
 	c.Flags().BoolVar(&site.DryRun, "dry-run", false, "print the changes without making them")
