@@ -76,9 +76,8 @@ type proxyOptions struct {
 	verbosity       int
 }
 
-// newProxyCommand is the connector's "proxy" role.
-func newProxyCommand() *cobra.Command { return newProxyCommandWithHooks(proxyHooks{}) }
-
+// newProxyCommandWithHooks is the connector's "proxy" role; proxyHooks{} runs the plain proxy
+// (main.go adds the key sync).
 func newProxyCommandWithHooks(hooks proxyHooks) *cobra.Command {
 	o := &proxyOptions{}
 	cmd := &cobra.Command{
