@@ -44,6 +44,7 @@ type serverOptions struct {
 	burst           int
 	missWait        time.Duration
 	throttleTTL     time.Duration
+	refusalTTL      time.Duration
 	maxTokenBytes   int
 	bindRetry       time.Duration
 	verbosity       int
@@ -87,6 +88,7 @@ default AWS SDK chain; AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint
 	fs.IntVar(&o.burst, "burst", podidentity.DefaultBurst, "EKS Auth call burst; refreshes only use the upper half [env POD_IDENTITY_BURST]")
 	fs.DurationVar(&o.missWait, "miss-wait", podidentity.DefaultMissWait, "how long a cache miss waits for the rate budget before 429 [env POD_IDENTITY_MISS_WAIT]")
 	fs.DurationVar(&o.throttleTTL, "throttle-ttl", podidentity.DefaultThrottleTTL, "how long an EKS Auth throttle is cached per token [env POD_IDENTITY_THROTTLE_TTL]")
+	fs.DurationVar(&o.refusalTTL, "refusal-ttl", podidentity.DefaultRefusalTTL, "how long an EKS Auth refusal (bad token, denied, no association) is repeated per token (negative: off) [env POD_IDENTITY_REFUSAL_TTL]")
 	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token [env POD_IDENTITY_MAX_TOKEN_BYTES]")
 	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: upstream failures and lapses) [env POD_IDENTITY_V]")
@@ -136,6 +138,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		RefreshWorkers:  o.refreshWorkers,
 		UpstreamTimeout: o.upstreamTimeout,
 		ThrottleTTL:     o.throttleTTL,
+		RefusalTTL:      o.refusalTTL,
 		Rate:            o.rate,
 		Burst:           o.burst,
 		MissWait:        o.missWait,

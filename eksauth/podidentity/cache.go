@@ -280,10 +280,13 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 			}
 			c.scheduleLocked(e, now)
 		}
-	case outcome == "throttled":
-		ttl := s.opts.ThrottleTTL
-		if perr.RetryAfter > ttl {
-			ttl = min(perr.RetryAfter, 30*time.Second)
+	case outcome == "throttled" || (s.opts.RefusalTTL > 0 && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found")):
+		ttl := s.opts.RefusalTTL
+		if outcome == "throttled" {
+			ttl = s.opts.ThrottleTTL
+			if perr.RetryAfter > ttl {
+				ttl = min(perr.RetryAfter, 30*time.Second)
+			}
 		}
 		if e == nil && kind == kindMiss {
 			e = c.insertLocked(k, token, claims, now)

@@ -13,7 +13,8 @@
 //     token is no longer presented lapse instead of being refreshed forever;
 //   - one upstream call per token at a time, detached from the requests that triggered it: a client
 //     that hangs up does not cancel it, and every waiting client gets the same result or error;
-//   - throttle answers are cached briefly; one outbound rate budget is shared, and background
+//   - throttle answers and definitive refusals (400/403/404) are cached briefly per token, so a pod
+//     retrying in a loop cannot spend the node's budget; one outbound rate budget is shared, and background
 //     refreshes only spend it while more than half of the burst is left, so cache misses win;
 //   - during an EKS Auth outage cached credentials keep being served until ServeSkew before they
 //     expire; new tokens get 503 or 504 within UpstreamTimeout; readiness (ReadinessHandler) follows

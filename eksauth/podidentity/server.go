@@ -50,6 +50,8 @@ const (
 	DefaultUpstreamTimeout = 5 * time.Second
 	// DefaultThrottleTTL is how long a throttled token is answered 429 without asking again.
 	DefaultThrottleTTL = time.Second
+	// DefaultRefusalTTL is how long a refused token is answered from the cache.
+	DefaultRefusalTTL = 5 * time.Second
 	// DefaultRate is the node's EKS Auth call rate per second.
 	DefaultRate = 20
 	// DefaultBurst is the node's EKS Auth call burst.
@@ -98,10 +100,14 @@ type Options struct {
 	// ThrottleTTL is how long an upstream throttle answer is cached for a token (default
 	// DefaultThrottleTTL, or the Retry-After hint when longer, at most 30s).
 	ThrottleTTL time.Duration
-	// Rate and Burst are the outbound budget of upstream calls per second (defaults DefaultRate,
-	// DefaultBurst). Background refreshes only spend it while more than half the burst is left, so
-	// cache misses always win.
-	Rate  float64
+	// RefusalTTL is how long a definitive refusal from EKS Auth (invalid token, access denied, no
+	// association) is repeated for the same token without asking again, so that a misconfigured pod
+	// retrying in a loop cannot spend the node's budget (default DefaultRefusalTTL; negative: off).
+	RefusalTTL time.Duration
+	// Rate is the outbound budget of upstream calls per second (default DefaultRate).
+	Rate float64
+	// Burst is the budget's burst (default DefaultBurst). Background refreshes only spend it while
+	// more than half the burst is left, so cache misses win.
 	Burst int
 	// MissWait is how long a cache miss may wait for the rate budget before it is answered 429
 	// (default DefaultMissWait).
@@ -159,6 +165,7 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.RefreshWorkers, DefaultRefreshWorkers)
 	setDefault(&opts.UpstreamTimeout, DefaultUpstreamTimeout)
 	setDefault(&opts.ThrottleTTL, DefaultThrottleTTL)
+	setDefault(&opts.RefusalTTL, DefaultRefusalTTL)
 	setDefault(&opts.Rate, DefaultRate)
 	setDefault(&opts.Burst, DefaultBurst)
 	setDefault(&opts.MissWait, DefaultMissWait)

@@ -588,3 +588,30 @@ func TestFailedRefreshIsRetriedAndRecoversBeforeExpiry(t *testing.T) {
 		t.Fatalf("refreshed credentials not served: %s", ans.raw)
 	}
 }
+
+func TestRefusalsAreCachedBrieflyPerToken(t *testing.T) {
+	for _, mode := range []string{"notfound", "denied", "invalid"} {
+		t.Run(mode, func(t *testing.T) {
+			clock := newFakeClock()
+			up := newUpstream(t, clock.Now)
+			up.attempts = 1
+			up.mode.Store(mode)
+			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefusalTTL: 5 * time.Second})
+			token := makeToken(clock.Now().Add(time.Hour), nil)
+			first := a.get(t, token)
+			for range 3 {
+				if ans := a.get(t, token); ans.status != first.status || ans.body["code"] != first.body["code"] {
+					t.Fatalf("cached refusal %d %s, first was %d %s", ans.status, ans.raw, first.status, first.raw)
+				}
+			}
+			if c := up.calls.Load(); c != 1 {
+				t.Fatalf("%d upstream calls within the refusal TTL", c)
+			}
+			up.mode.Store("ok") // the association was created
+			clock.Advance(6 * time.Second)
+			if ans := a.get(t, token); ans.status != 200 {
+				t.Fatalf("after the refusal TTL: %d %s", ans.status, ans.raw)
+			}
+		})
+	}
+}
