@@ -131,7 +131,8 @@ func applyEnv(fs *pflag.FlagSet, prefix string) error {
 			return
 		}
 		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
+		// An empty value means "unset" except for strings, where it can switch a server off.
+		if v, ok := os.LookupEnv(name); ok && (v != "" || f.Value.Type() == "string") {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
