@@ -19,6 +19,7 @@ type IssuerError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *IssuerError) Error() string {
 	return fmt.Sprintf("oidc: invalid issuer %q: %s", e.Issuer, e.Reason)
 }

@@ -14,14 +14,14 @@ import (
 // KeyType names a key GenerateKey can make.
 type KeyType string
 
-// Key types.
+// Key types: RSA with a modulus size (signing RS256), ECDSA on a NIST curve (ES256/384/512).
 const (
-	RSA2048 KeyType = "rsa-2048"
-	RSA3072 KeyType = "rsa-3072"
-	RSA4096 KeyType = "rsa-4096"
-	P256    KeyType = "p-256"
-	P384    KeyType = "p-384"
-	P521    KeyType = "p-521"
+	RSA2048 KeyType = "rsa-2048" // RSA2048 is the default and what most clusters use.
+	RSA3072 KeyType = "rsa-3072" // RSA3072 is RSA with a 3072-bit modulus.
+	RSA4096 KeyType = "rsa-4096" // RSA4096 is RSA with a 4096-bit modulus.
+	P256    KeyType = "p-256"    // P256 is ECDSA P-256 (ES256), small and fast.
+	P384    KeyType = "p-384"    // P384 is ECDSA P-384 (ES384).
+	P521    KeyType = "p-521"    // P521 is ECDSA P-521 (ES512).
 )
 
 // GenerateKey makes a new signing key (crypto/rand).

@@ -58,6 +58,7 @@ type KeyError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *KeyError) Error() string {
 	where := "input"
 	if e.Source != "" {

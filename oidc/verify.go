@@ -25,16 +25,26 @@ var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "ES256", "ES384", 
 
 // Token rules; a *TokenError wraps exactly one of them, so errors.Is tells which rule failed.
 var (
+	// ErrMalformedToken: not a compact JWS with JSON header and claims.
 	ErrMalformedToken = errors.New("malformed token")
-	ErrAlgorithm      = errors.New("algorithm not allowed")
-	ErrMissingKeyID   = errors.New("no kid in token header")
-	ErrUnknownKeyID   = errors.New("kid not in key set")
-	ErrSignature      = errors.New("signature invalid")
-	ErrIssuer         = errors.New("issuer mismatch")
-	ErrAudience       = errors.New("audience mismatch")
-	ErrExpired        = errors.New("token expired")
-	ErrNotYetValid    = errors.New("token not yet valid")
-	ErrSubject        = errors.New("subject invalid")
+	// ErrAlgorithm: alg not in SupportedAlgorithms (none, HS256, ...) or not the JWK's alg.
+	ErrAlgorithm = errors.New("algorithm not allowed")
+	// ErrMissingKeyID: the header has no kid.
+	ErrMissingKeyID = errors.New("no kid in token header")
+	// ErrUnknownKeyID: the kid is not in the JWKS.
+	ErrUnknownKeyID = errors.New("kid not in key set")
+	// ErrSignature: the signature does not verify with the key the kid names.
+	ErrSignature = errors.New("signature invalid")
+	// ErrIssuer: iss differs from Expect.Issuer.
+	ErrIssuer = errors.New("issuer mismatch")
+	// ErrAudience: aud lacks Expect.Audience.
+	ErrAudience = errors.New("audience mismatch")
+	// ErrExpired: exp is missing or past (beyond the leeway).
+	ErrExpired = errors.New("token expired")
+	// ErrNotYetValid: nbf or iat is in the future (beyond the leeway).
+	ErrNotYetValid = errors.New("token not yet valid")
+	// ErrSubject: sub is not a service account, or not Expect.Subject.
+	ErrSubject = errors.New("subject invalid")
 )
 
 // TokenError is a rejected token: Rule is one of the Err* rule errors, Detail says what was
@@ -44,6 +54,7 @@ type TokenError struct {
 	Detail string
 }
 
+// Error implements error.
 func (e *TokenError) Error() string {
 	return fmt.Sprintf("oidc: token rejected: %v: %s", e.Rule, e.Detail)
 }
