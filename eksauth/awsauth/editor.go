@@ -63,6 +63,7 @@ type Result struct {
 type Editor struct {
 	client kubernetes.Interface
 	opts   Options
+	cache  *itemCache
 }
 
 // NewEditor returns an Editor.
@@ -82,7 +83,7 @@ func NewEditor(client kubernetes.Interface, opts Options) *Editor {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	return &Editor{client: client, opts: opts}
+	return &Editor{client: client, opts: opts, cache: &itemCache{}}
 }
 
 // Get reads and parses the ConfigMap. A missing ConfigMap is an empty Config; a malformed one is
@@ -114,7 +115,7 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		if created {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name}}
 		}
-		before, err := ParseData(cm.Data)
+		before, err := parseData(cm.Data, e.cache)
 		if err != nil {
 			return nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
 		}
@@ -132,15 +133,18 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 			}
 		}
 		// Fail closed on a rendering bug: what is written must parse back to what was meant.
-		if back, err := ParseData(newData); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
+		if back, err := parseData(newData, e.cache); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
 			return nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
 		}
 		res.Diff = diffData(id, oldData, newData)
 		res.Changed = res.Diff != ""
 		// Problems already present before the edit are warnings; new ones block the write.
-		old := before.Problems()
-		var fresh []string
-		for _, p := range after.Problems() {
+		var fresh, old []string
+		problems := after.Problems()
+		if len(problems) > 0 {
+			old = before.Problems()
+		}
+		for _, p := range problems {
 			if slices.Contains(old, p) {
 				warnings = append(warnings, "existing entry: "+p)
 			} else {
@@ -196,7 +200,7 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		}
 		e.opts.Logger.V(1).Info("aws-auth write conflict, re-reading", "configmap", id, "attempt", attempt)
 		// Jittered backoff so that contending editors do not keep colliding.
-		delay := time.Duration(rand.Int64N(int64(5*time.Millisecond)*int64(min(attempt, 8)))) + time.Millisecond
+		delay := time.Duration(rand.Int64N(int64(time.Millisecond) * int64(min(attempt, 5))))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

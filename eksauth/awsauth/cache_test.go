@@ -1,0 +1,58 @@
+package awsauth
+
+import (
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestItemCacheParsesLikeTheWholeDocument(t *testing.T) {
+	docs := map[string]string{
+		"typical":              "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  groups:\n    - system:masters\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: system:node:{{EC2PrivateDNSName}}\n  groups: [system:nodes, system:bootstrappers]\n",
+		"no trailing newline":  "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a",
+		"blank lines":          "- rolearn: arn:aws:iam::111122223333:role/a\n\n  username: a\n\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n",
+		"block scalar":         "- rolearn: arn:aws:iam::111122223333:role/a\n  username: |\n    multi\n\n    line\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n",
+		"comments":             "# header\n- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n",
+		"indented list":        "  - rolearn: arn:aws:iam::111122223333:role/a\n    username: a\n",
+		"flow list":            "[{rolearn: 'arn:aws:iam::111122223333:role/a', username: a}]",
+		"anchors":              "- &x\n  rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n- rolearn: arn:aws:iam::111122223333:role/b\n  username: b\n",
+		"sso entry and extras": "- sso:\n    permissionSetName: Admin\n    accountID: \"111122223333\"\n  username: admin\n  groups: [system:masters]\n- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n  userid: AROA\n",
+	}
+	cache := &itemCache{}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			want, wantErr := ParseData(map[string]string{KeyMapRoles: doc})
+			for round := 0; round < 2; round++ { // cold, then warm cache
+				got, err := parseData(map[string]string{KeyMapRoles: doc}, cache)
+				if (err == nil) != (wantErr == nil) {
+					t.Fatalf("round %d: err %v, want %v", round, err, wantErr)
+				}
+				if err == nil && !reflect.DeepEqual(got.Roles, want.Roles) {
+					t.Fatalf("round %d: %+v, want %+v", round, got.Roles, want.Roles)
+				}
+			}
+		})
+	}
+	t.Run("malformed items are still malformed", func(t *testing.T) {
+		doc := "- rolearn: arn:aws:iam::111122223333:role/a\n  username: a\n- rolearn: x\n  groups: [a\n"
+		if _, err := parseData(map[string]string{KeyMapRoles: doc}, cache); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("the cache is bounded", func(t *testing.T) {
+		var b strings.Builder
+		for i := 0; i < maxCachedItems+10; i++ {
+			b.WriteString("- rolearn: arn:aws:iam::111122223333:role/r")
+			b.WriteString(strings.Repeat("x", i%50))
+			b.WriteString("\n  username: u" + string(rune('a'+i%26)) + "\n  groups: [g" + strings.Repeat("1", i%7) + "]\n  userid: U" + strconv.Itoa(i) + "\n")
+		}
+		if _, err := parseData(map[string]string{KeyMapRoles: b.String()}, cache); err != nil {
+			t.Fatal(err)
+		}
+		if len(cache.m) > maxCachedItems+10 {
+			t.Fatalf("cache holds %d items", len(cache.m))
+		}
+	})
+}
