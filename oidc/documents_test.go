@@ -101,6 +101,7 @@ func TestValidateIssuer(t *testing.T) {
 		{"https://my.dotted.bucket.s3.amazonaws.com", true, 0},
 		{"", true, 0},
 		{"oidc.example.com", true, 0},
+		{"https://oidc.example.com/" + strings.Repeat("a", 250), true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.issuer, func(t *testing.T) {

@@ -46,6 +46,9 @@ func ValidateIssuer(issuer string) (warnings []string, err error) {
 	if issuer == "" {
 		return bad("empty; use https://<host>[/<path>]")
 	}
+	if len(issuer) > 255 {
+		return bad("%d characters; IAM allows at most 255", len(issuer))
+	}
 	u, err := url.Parse(issuer)
 	if err != nil {
 		return bad("not a URL: %v", err)

@@ -262,3 +262,14 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseKeys(b *testing.B) {
+	input := append(pemBlock("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&mustRSA(b, 2048).PublicKey))),
+		pemBlock("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&mustEC(b, elliptic.P256()).PublicKey)))...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseKeys(input); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

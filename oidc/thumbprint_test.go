@@ -127,3 +127,16 @@ func TestThumbprintLive(t *testing.T) {
 		t.Fatalf("http URL: %v", err)
 	}
 }
+
+func BenchmarkThumbprintFromPEM(b *testing.B) {
+	root := issue(b, nil, "root", true)
+	inter := issue(b, root, "intermediate", true)
+	leaf := issue(b, inter, "leaf", false, "oidc.example.com")
+	chain := append(pemBlock("CERTIFICATE", leaf.cert.Raw), pemBlock("CERTIFICATE", inter.cert.Raw)...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ThumbprintFromPEM(chain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
