@@ -47,6 +47,8 @@ type entry struct {
 	kind     dueKind
 	heapIdx  int
 	failures int
+	// lapsed: not refreshed any more because the token was not presented for IdleTimeout.
+	lapsed bool
 }
 
 // call is one upstream fetch shared by every caller of the same key.
@@ -188,7 +190,8 @@ func (c *cache) lookupLocked(k key, now time.Time) lookup {
 	if c.servable(e.val, now) {
 		e.lastAccess = now
 		c.lru.MoveToFront(e.elem)
-		if e.kind == dueEvict && c.refreshable(e, now) {
+		if e.lapsed {
+			// Presented again after lapsing: refresh ahead again.
 			c.scheduleLocked(e, now)
 		}
 		return lookup{val: e.val}
@@ -346,6 +349,7 @@ func (c *cache) scheduleLocked(e *entry, now time.Time) {
 	default:
 		servableUntil := e.val.expires.Add(-o.ServeSkew)
 		due = servableUntil
+		e.lapsed = now.Sub(e.lastAccess) >= o.IdleTimeout
 		if c.refreshable(e, now) {
 			kind = dueRefresh
 			if e.failures > 0 {

@@ -615,3 +615,26 @@ func TestRefusalsAreCachedBrieflyPerToken(t *testing.T) {
 		})
 	}
 }
+
+func TestLapsedEntryPresentedAgainIsRefreshedAgain(t *testing.T) {
+	clock := newFakeClock()
+	up := newUpstream(t, clock.Now)
+	up.lifetime.Store(int64(time.Hour))
+	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, IdleTimeout: 30 * time.Minute})
+	token := makeToken(clock.Now().Add(24*time.Hour), nil)
+	a.get(t, token)
+	clock.Advance(46 * time.Minute)
+	a.poke()
+	eventually(t, 5*time.Second, "entry lapsed", func() bool {
+		a.cache.mu.Lock()
+		defer a.cache.mu.Unlock()
+		for _, e := range a.cache.entries {
+			return e.lapsed
+		}
+		return false
+	})
+	if ans := a.get(t, token); ans.status != 200 {
+		t.Fatal(ans.raw)
+	}
+	eventually(t, 5*time.Second, "refresh after the token came back", func() bool { return up.calls.Load() == 2 })
+}
