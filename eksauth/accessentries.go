@@ -33,9 +33,10 @@ var ErrAccessEntriesUnsupported = errors.New("eksauth: the cluster's authenticat
 type AccessGrant struct {
 	// PrincipalARN is the IAM role or user ARN (not an assumed-role session).
 	PrincipalARN string
-	// Username and Groups set the entry's Kubernetes identity (optional; EKS picks defaults).
+	// Username is the entry's Kubernetes user name (optional; EKS picks a default).
 	Username string
-	Groups   []string
+	// Groups are the entry's Kubernetes groups (optional).
+	Groups []string
 	// Policy is an access policy name (AccessPolicyView, ...) or full ARN; empty means no association.
 	Policy string
 	// Namespaces scope the policy; empty means the whole cluster.

@@ -36,9 +36,13 @@ var ErrClusterNotActive = errors.New("eksauth: cluster is not ACTIVE")
 
 // ClusterStatusError reports a cluster that cannot be used yet (or any more).
 type ClusterStatusError struct {
-	Name, Status string
+	// Name is the cluster name.
+	Name string
+	// Status is the status EKS reported (CREATING, UPDATING, DELETING, FAILED, PENDING).
+	Status string
 }
 
+// Error says what to do.
 func (e *ClusterStatusError) Error() string {
 	return fmt.Sprintf("eksauth: cluster %s is %s, not ACTIVE: wait for it (or check its health in the EKS console)", e.Name, e.Status)
 }

@@ -62,6 +62,7 @@ type TokenError struct {
 	Expired bool
 }
 
+// Error describes the broken rule.
 func (e *TokenError) Error() string {
 	return fmt.Sprintf("eksauth: invalid token (%s): %s", e.Rule, e.Reason)
 }

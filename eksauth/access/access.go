@@ -64,9 +64,9 @@ type ConsoleOptions struct {
 type ImpersonationOptions struct {
 	// ARNs are the user names the connector may impersonate. At least one is required.
 	ARNs []string
-	// Namespace and ServiceAccount name the connector's service account (defaults
-	// DefaultConnectorNamespace and DefaultConnectorServiceAccount).
-	Namespace      string
+	// Namespace is the connector's namespace (default DefaultConnectorNamespace).
+	Namespace string
+	// ServiceAccount is the connector's service account (default DefaultConnectorServiceAccount).
 	ServiceAccount string
 	// Name is the ClusterRole and ClusterRoleBinding name (default DefaultImpersonationName).
 	Name string
@@ -76,10 +76,14 @@ type ImpersonationOptions struct {
 
 // Objects is a set of RBAC objects, in the order Apply writes them.
 type Objects struct {
-	ClusterRoles        []rbacv1.ClusterRole
+	// ClusterRoles are written first.
+	ClusterRoles []rbacv1.ClusterRole
+	// ClusterRoleBindings bind cluster-wide.
 	ClusterRoleBindings []rbacv1.ClusterRoleBinding
-	Roles               []rbacv1.Role
-	RoleBindings        []rbacv1.RoleBinding
+	// Roles are namespaced roles (none are rendered today; kept for callers' own objects).
+	Roles []rbacv1.Role
+	// RoleBindings bind in one namespace each.
+	RoleBindings []rbacv1.RoleBinding
 }
 
 var readVerbs = []string{"get", "list", "watch"}
@@ -343,10 +347,13 @@ type ApplyOptions struct {
 
 // ApplyError names the object that could not be applied.
 type ApplyError struct {
+	// Kind, Namespace and Name identify the object.
 	Kind, Namespace, Name string
-	Err                   error
+	// Err is the API server's error.
+	Err error
 }
 
+// Error names the object and the cause.
 func (e *ApplyError) Error() string {
 	id := e.Name
 	if e.Namespace != "" {
@@ -355,6 +362,7 @@ func (e *ApplyError) Error() string {
 	return fmt.Sprintf("access: applying %s %s: %v", e.Kind, id, e.Err)
 }
 
+// Unwrap returns the API server's error (for apierrors.IsForbidden and friends).
 func (e *ApplyError) Unwrap() error { return e.Err }
 
 // Apply writes the objects with server-side apply (forcing ownership of the fields it sets, so a

@@ -50,25 +50,34 @@ var (
 
 // RoleMapping maps an IAM role to a Kubernetes user and groups.
 type RoleMapping struct {
-	RoleARN  string
+	// RoleARN is the role ARN (rolearn); empty for sso entries, which are kept but not modelled.
+	RoleARN string
+	// Username is the Kubernetes user name, possibly with templates such as {{SessionName}}.
 	Username string
-	Groups   []string
+	// Groups are the Kubernetes groups.
+	Groups []string
 	// extra holds fields this package does not model (sso, userid, ...), written back as found.
 	extra map[string]any
 }
 
 // UserMapping maps an IAM user (or account root) to a Kubernetes user and groups.
 type UserMapping struct {
-	UserARN  string
+	// UserARN is the IAM user (or account root) ARN (userarn).
+	UserARN string
+	// Username is the Kubernetes user name.
 	Username string
-	Groups   []string
-	extra    map[string]any
+	// Groups are the Kubernetes groups.
+	Groups []string
+	extra  map[string]any
 }
 
 // Config is the typed content of aws-auth.
 type Config struct {
-	Roles    []RoleMapping
-	Users    []UserMapping
+	// Roles is mapRoles, in order.
+	Roles []RoleMapping
+	// Users is mapUsers, in order.
+	Users []UserMapping
+	// Accounts is mapAccounts: 12-digit account IDs whose principals map to their ARN.
 	Accounts []string
 
 	// raw keeps the original strings of the three keys, so unchanged lists are written back as is.
