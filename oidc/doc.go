@@ -14,13 +14,15 @@
 //   - Thumbprint and ThumbprintFromPEM compute the IAM provider thumbprint.
 //   - ProviderARN, TrustPolicy and the Annotation*/Env* constants cover the IAM side and the
 //     pod-identity-webhook contract.
+//   - Fetch downloads what an issuer really publishes, anonymously, as STS does, and reports
+//     mismatches (issuer bytes, status, content types).
 //   - Handler serves both documents with atomic key rotation; Rotation computes when a retired key
 //     may be unpublished.
 //
 // Publishing to S3 and creating the IAM OIDC provider live in the subpackage oidc/publish.
 //
 // The package deliberately does not sign tokens (kube-apiserver does), does not run or configure
-// the pod-identity webhook, does not fetch documents from remote issuers for verification (pass
-// the JWKS bytes you trust), and does not accept Ed25519 keys even though kube-apiserver could use
+// the pod-identity webhook, never fetches keys implicitly while verifying (Verify takes the JWKS
+// bytes you trust; Fetch is an explicit step), and does not accept Ed25519 keys even though kube-apiserver could use
 // them, because STS rejects EdDSA.
 package oidc

@@ -337,12 +337,14 @@ func oidcTrustPolicyCommand() *cobra.Command {
 func oidcVerifyTokenCommand() *cobra.Command {
 	var k oidcKeyFlags
 	var tokenFile, jwksFile string
+	var discover bool
 	var exp oidc.Expect
 	c := &cobra.Command{
 		Use:   "verify-token",
 		Short: "Verify a service-account token the way STS does and print its claims",
-		Long: `Reads the token from --token-file ("-" for stdin), checks it against --jwks-file or the keys in
---key-file, and prints the verified claims as JSON. A rejected token exits non-zero with the rule
+		Long: `Reads the token from --token-file ("-" for stdin), checks it against --jwks-file, the keys in
+--key-file, or (--discover) the JWKS the issuer really publishes, fetched anonymously as STS does,
+and prints the verified claims as JSON. A rejected token exits non-zero with the rule
 that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -361,8 +363,17 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 			}
 			var jwks []byte
 			switch {
-			case jwksFile != "" && len(k.keyFiles) > 0:
-				return errors.New("use either --jwks-file or --key-file")
+			case oidcBtoi(jwksFile != "")+oidcBtoi(len(k.keyFiles) > 0)+oidcBtoi(discover) != 1:
+				return errors.New("use exactly one of --jwks-file, --key-file and --discover")
+			case discover:
+				pub, err := oidc.Fetch(cmd.Context(), nil, exp.Issuer)
+				if err != nil {
+					return err
+				}
+				for _, w := range pub.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				}
+				jwks = pub.JWKS
 			case jwksFile != "":
 				if jwks, err = os.ReadFile(jwksFile); err != nil {
 					return err
@@ -382,11 +393,19 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 	c.Flags().StringVar(&tokenFile, "token-file", "", `token file ("-" for stdin)`)
 	c.Flags().StringVar(&jwksFile, "jwks-file", "", "JWKS to verify against")
 	c.Flags().StringSliceVar(&k.keyFiles, "key-file", nil, "key files to verify against instead of --jwks-file")
+	c.Flags().BoolVar(&discover, "discover", false, "fetch discovery and JWKS from the issuer, as STS does")
 	c.Flags().StringVar(&exp.Issuer, "issuer", "", "expected iss, byte for byte")
 	c.Flags().StringVar(&exp.Audience, "audience", oidc.DefaultAudience, "audience the token must carry")
 	c.Flags().StringVar(&exp.Subject, "subject", "", "expected sub (system:serviceaccount:<ns>:<name>); default: any service account")
 	c.Flags().DurationVar(&exp.Leeway, "leeway", oidc.DefaultLeeway, "allowed clock skew for exp, nbf and iat")
 	return c
+}
+
+func oidcBtoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func oidcPrintJSON(cmd *cobra.Command, v any) error {
