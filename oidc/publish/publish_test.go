@@ -48,6 +48,10 @@ func site(t *testing.T) publish.Site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return publishSite(disc, jwks)
+}
+
+func publishSite(disc, jwks []byte) publish.Site {
 	return publish.Site{Issuer: issuer, Discovery: disc, JWKS: jwks, CreateBucket: true, Thumbprints: []string{"9E99A48A9960B14926BB7F3B02E22DA2B0AB7280"}}
 }
 
