@@ -558,6 +558,9 @@ endpoints (private endpoints, tests).`,
 				site.Thumbprints = []string{tp}
 			}
 			opts := []func(*config.LoadOptions) error{}
+			if region == "" {
+				region, _ = publish.RegionFromIssuer(k.issuer)
+			}
 			if region != "" {
 				opts = append(opts, config.WithRegion(region))
 			}
@@ -580,6 +583,6 @@ endpoints (private endpoints, tests).`,
 	c.Flags().BoolVar(&site.CreateBucket, "create-bucket", false, "create the bucket when missing")
 	c.Flags().BoolVar(&site.UnblockPublicPolicy, "unblock-public-policy", false, "turn off BlockPublicPolicy/RestrictPublicBuckets on the bucket if set")
 	c.Flags().BoolVar(&site.DryRun, "dry-run", false, "print the changes without making them")
-	c.Flags().StringVar(&region, "region", "", "AWS region (default: from the AWS configuration)")
+	c.Flags().StringVar(&region, "region", "", "AWS region (default: the region of an S3 issuer URL, else the AWS configuration)")
 	return c
 }

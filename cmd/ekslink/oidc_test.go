@@ -183,7 +183,7 @@ func TestOIDCServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := runOIDC(t, ctx, "", "serve", "--issuer", "https://oidc.example.com/c1", "--key-file", filepath.Join(dir, "sa.pub"), "--listen", addr)
+		_, _, err := runOIDC(t, ctx, "", "serve", "--issuer", "https://oidc.example.com/c1", "--key-file", filepath.Join(dir, "sa.pub"), "--listen", addr, "--reload-interval", "50ms")
 		done <- err
 	}()
 	get := func(path string) (*http.Response, string) {
@@ -211,6 +211,43 @@ func TestOIDCServe(t *testing.T) {
 	}
 	if _, body = get("/metrics"); !strings.Contains(body, "ekslink_oidc_requests_total") {
 		t.Fatalf("metrics: %s", body)
+	}
+
+	// Rotation: a second key added to the file is published without a restart; a broken file
+	// keeps the published documents.
+	if _, _, err := runOIDC(t, nil, "", "keygen", "--type", "rsa-2048", "--out-dir", dir, "--name", "next"); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(filepath.Join(dir, "sa.pub"))
+	next, _ := os.ReadFile(filepath.Join(dir, "next.pub"))
+	if err := oidcWriteFileAtomic(filepath.Join(dir, "sa.pub"), append(next, cur...)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, body = get("/c1/openid/v1/jwks"); strings.Contains(body, `"kty":"RSA"`) && strings.Contains(body, `"kty":"EC"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rotated key not published: %s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rotated := body
+	if err := oidcWriteFileAtomic(filepath.Join(dir, "sa.pub"), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, m := get("/metrics"); strings.Contains(m, `ekslink_oidc_key_reloads_total{result="error"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("broken key file not noticed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, body = get("/c1/openid/v1/jwks"); body != rotated {
+		t.Fatalf("broken key file changed the documents: %s", body)
 	}
 	cancel()
 	select {

@@ -118,12 +118,35 @@ type Result struct {
 	Changes []string
 }
 
+// RegionFromIssuer returns the region of an S3-hosted issuer (https://s3.<region>.amazonaws.com/...,
+// https://<bucket>.s3.<region>.amazonaws.com/..., legacy s3-<region>; us-east-1 for the global
+// s3.amazonaws.com), or false for other hosts.
+func RegionFromIssuer(issuer string) (string, bool) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", false
+	}
+	host := u.Hostname()
+	m := pathStyleHost.FindStringSubmatch(host)
+	if m == nil {
+		if m = virtualStyleHost.FindStringSubmatch(host); m == nil {
+			return "", false
+		}
+		m = m[1:]
+	}
+	region := strings.TrimSuffix(m[1], ".")
+	if region == "" {
+		return "us-east-1", true
+	}
+	return region, true
+}
+
 var (
 	pathStyleHost    = regexp.MustCompile(`^s3[.-]([a-z0-9-]+\.)?amazonaws\.com(\.cn)?$`)
 	virtualStyleHost = regexp.MustCompile(`^([a-z0-9][a-z0-9.-]*)\.s3[.-]([a-z0-9-]+\.)?amazonaws\.com(\.cn)?$`)
 )
 
-func (s Site) locate() (bucket, prefix, discKey, jwksKey string, err error) {
+func (s Site) locate(clientRegion string) (bucket, prefix, discKey, jwksKey string, err error) {
 	if _, err := oidc.ValidateIssuer(s.Issuer); err != nil {
 		return "", "", "", "", err
 	}
@@ -146,6 +169,9 @@ func (s Site) locate() (bucket, prefix, discKey, jwksKey string, err error) {
 	}
 	if bucket == "" {
 		return "", "", "", "", fmt.Errorf("%w: cannot derive the bucket from issuer %q; set Bucket", ErrInvalidSite, s.Issuer)
+	}
+	if region, ok := RegionFromIssuer(s.Issuer); ok && clientRegion != "" && region != clientRegion {
+		return "", "", "", "", fmt.Errorf("%w: issuer %q is in %s but the S3 client is configured for %s (use --region %s)", ErrInvalidSite, s.Issuer, region, clientRegion, region)
 	}
 	if prefix != "" {
 		prefix += "/"
@@ -176,7 +202,7 @@ func (s Site) locate() (bucket, prefix, discKey, jwksKey string, err error) {
 // the issuer has the client ids (and thumbprints, when given). It reads before it writes, so a
 // second run with the same input only reads.
 func (p *Publisher) Publish(ctx context.Context, site Site) (*Result, error) {
-	bucket, _, discKey, jwksKey, err := site.locate()
+	bucket, _, discKey, jwksKey, err := site.locate(p.Region)
 	if err != nil {
 		return nil, err
 	}

@@ -195,6 +195,13 @@ func TestPublishRefusals(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("issuer in another region than the client", func(t *testing.T) {
+		w := newWorld(t)
+		w.pub.Region = "us-east-1"
+		if _, err := w.pub.Publish(ctx, site(t)); !errors.Is(err, publish.ErrInvalidSite) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("custom domain needs an explicit bucket", func(t *testing.T) {
 		w := newWorld(t)
 		s := site(t)
@@ -224,6 +231,22 @@ func BenchmarkPublishUpToDate(b *testing.B) {
 		res, err := w.pub.Publish(context.Background(), s)
 		if err != nil || len(res.Changes) != 0 {
 			b.Fatal(err, res.Changes)
+		}
+	}
+}
+
+func TestRegionFromIssuer(t *testing.T) {
+	for issuer, want := range map[string]string{
+		"https://s3.eu-west-1.amazonaws.com/b":     "eu-west-1",
+		"https://s3-us-west-2.amazonaws.com/b":     "us-west-2",
+		"https://b.s3.ap-south-1.amazonaws.com":    "ap-south-1",
+		"https://s3.amazonaws.com/b":               "us-east-1",
+		"https://s3.cn-north-1.amazonaws.com.cn/b": "cn-north-1",
+		"https://oidc.example.com/b":               "",
+	} {
+		got, _ := publish.RegionFromIssuer(issuer)
+		if got != want {
+			t.Errorf("%s: %q, want %q", issuer, got, want)
 		}
 	}
 }
