@@ -251,6 +251,9 @@ func parseKeys(source string, data []byte) ([]Key, error) {
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
+		if bytes.HasPrefix(trimmed, []byte("ssh-")) || bytes.HasPrefix(trimmed, []byte("ecdsa-sha2-")) {
+			return nil, &KeyError{Source: source, Err: fmt.Errorf("%w: OpenSSH public key; convert it with ssh-keygen -e -m PKCS8 -f <file>", ErrUnsupportedKey)}
+		}
 		return nil, &KeyError{Source: source, Err: fmt.Errorf("%w: expected PEM keys or certificates, or a JWK/JWKS", ErrNoKeys)}
 	}
 	return dedupe(keys), nil

@@ -132,6 +132,7 @@ func TestParseKeysRejects(t *testing.T) {
 		{"garbage DER is malformed", pemBlock("PUBLIC KEY", []byte("nope")), ErrMalformedKey},
 		{"a bad block next to a good one fails the whole input", append(good, pemBlock("CERTIFICATE", []byte("x"))...), ErrMalformedKey},
 		{"no PEM at all", []byte("hello"), ErrNoKeys},
+		{"OpenSSH public key (the old walkthrough's ssh-keygen output)", []byte("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@host\n"), ErrUnsupportedKey},
 		{"empty JWKS", []byte(`{"keys":[]}`), ErrNoKeys},
 		{"symmetric JWK is unsupported", []byte(`{"kty":"oct","k":"AAAA"}`), ErrUnsupportedKey},
 		{"broken JSON is malformed", []byte(`{"kty":`), ErrMalformedKey},
