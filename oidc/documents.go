@@ -92,7 +92,7 @@ func Documents(issuer string, keys []Key, opts ...DocumentOptions) (discoveryJSO
 	}
 	jwksURI := o.JWKSURI
 	if jwksURI == "" {
-		jwksURI = issuer + KubeJWKSPath
+		jwksURI = strings.TrimSuffix(issuer, "/") + KubeJWKSPath
 	}
 	if !strings.HasPrefix(jwksURI, "https://") {
 		return nil, nil, fmt.Errorf("%w: jwks_uri %q must be an https URL", ErrInvalidDocumentOptions, jwksURI)

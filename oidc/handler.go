@@ -36,7 +36,7 @@ func NewHandler(issuer string, keys []Key, opts ...DocumentOptions) (*Handler, e
 	}
 	jwksURI := h.opts.JWKSURI
 	if jwksURI == "" {
-		jwksURI = issuer + KubeJWKSPath
+		jwksURI = strings.TrimSuffix(issuer, "/") + KubeJWKSPath
 	}
 	iu, err := url.Parse(issuer)
 	if err != nil {
