@@ -190,7 +190,7 @@ func BenchmarkSubstituteAndDecodeConnector(b *testing.B) {
 // TestREADMESedCommandsProduceTheSubstitutedYAML runs the sed commands of the README fragment
 // literally, so the documented install path cannot rot.
 func TestREADMESedCommandsProduceTheSubstitutedYAML(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "readme", "deploy.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "deploy.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
