@@ -196,13 +196,7 @@ func STSHost(region string, fips, dualStack, global bool) (host, signingRegion s
 
 // dualStackSuffix is the dual-stack STS domain the verifier accepts for the partition.
 func dualStackSuffix(p awspartition.Partition) string {
-	if p.DualStackDNSSuffix != "" {
-		return p.DualStackDNSSuffix
-	}
-	if p.ID == "aws-eusc" { // not yet in internal/awspartition
-		return "api.amazonwebservices.eu"
-	}
-	return ""
+	return p.DualStackDNSSuffix
 }
 
 // checkSTSHost returns the region named by an STS host of partition p.

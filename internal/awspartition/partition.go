@@ -17,7 +17,9 @@ type Partition struct {
 	ID string
 	// DNSSuffix is the suffix of regional endpoints ("amazonaws.com", ...).
 	DNSSuffix string
-	// DualStackDNSSuffix is the suffix of dual-stack endpoints ("" if the partition has none).
+	// DualStackDNSSuffix is the suffix of dual-stack endpoints that EKS and STS token verification
+	// accept ("" if none: the isolated partitions have dual-stack suffixes in the SDK's table, but
+	// aws-iam-authenticator does not accept tokens for them, so they are left out here).
 	DualStackDNSSuffix string
 	// RegionPrefixes are the region name prefixes of the partition ("" matches everything: aws).
 	RegionPrefixes []string
@@ -31,7 +33,7 @@ var partitions = []Partition{
 	{ID: "aws-iso-f", DNSSuffix: "csp.hci.ic.gov", RegionPrefixes: []string{"us-isof-"}},
 	{ID: "aws-iso-e", DNSSuffix: "cloud.adc-e.uk", RegionPrefixes: []string{"eu-isoe-"}},
 	{ID: "aws-iso", DNSSuffix: "c2s.ic.gov", RegionPrefixes: []string{"us-iso-"}},
-	{ID: "aws-eusc", DNSSuffix: "amazonaws.eu", RegionPrefixes: []string{"eusc-"}},
+	{ID: "aws-eusc", DNSSuffix: "amazonaws.eu", DualStackDNSSuffix: "api.amazonwebservices.eu", RegionPrefixes: []string{"eusc-"}},
 	{ID: "aws", DNSSuffix: "amazonaws.com", DualStackDNSSuffix: "api.aws"},
 }
 
