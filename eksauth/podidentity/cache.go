@@ -271,6 +271,11 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 	}
 	c.mu.Lock()
 	e := c.entries[k]
+	if e != nil && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found") {
+		// A definitive refusal (association deleted, access denied, token revoked) ends the cached
+		// credentials at once: fail closed rather than hand out the role until they expire.
+		e.val = nil
+	}
 	switch {
 	case v != nil:
 		if e == nil && kind == kindMiss {

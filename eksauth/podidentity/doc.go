@@ -18,7 +18,8 @@
 //     refreshes only spend it while more than half of the burst is left, so cache misses win;
 //   - during an EKS Auth outage cached credentials keep being served until ServeSkew before they
 //     expire; new tokens get 503 or 504 within UpstreamTimeout; readiness (ReadinessHandler) follows
-//     upstream health, liveness (LivenessHandler) does not;
+//     upstream health, liveness (LivenessHandler) does not; a definitive refusal of a background
+//     refresh (association deleted, access denied, token revoked) drops the cached credentials at once;
 //   - errors are JSON {"code","message"} with 400/403/404/429/503/504 statuses;
 //   - metrics go to a caller-supplied prometheus.Registerer (or a private registry).
 //

@@ -638,3 +638,42 @@ func TestLapsedEntryPresentedAgainIsRefreshedAgain(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "refresh after the token came back", func() bool { return up.calls.Load() == 2 })
 }
+
+// A background refresh that EKS Auth refuses definitively (the association was deleted, access is
+// denied, the token was revoked) stops the cached credentials from being served: the agent fails
+// closed instead of handing out a role the pod no longer has until the old credentials expire.
+func TestRefusedRefreshStopsServingCachedCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		status int
+		code   string
+	}{
+		{"notfound", 404, CodeNoAssociation},
+		{"denied", 403, CodeAccessDenied},
+		{"invalid", 400, CodeInvalidToken},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			clock := newFakeClock()
+			up := newUpstream(t, clock.Now)
+			up.attempts = 1
+			up.lifetime.Store(int64(time.Hour))
+			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+			token := makeToken(clock.Now().Add(24*time.Hour), nil)
+			if ans := a.get(t, token); ans.status != 200 {
+				t.Fatalf("%d %s", ans.status, ans.raw)
+			}
+			up.mode.Store(tc.mode)
+			clock.Advance(46 * time.Minute)
+			a.poke()
+			eventually(t, 5*time.Second, "refused refresh", func() bool { return up.calls.Load() == 2 })
+			eventually(t, 5*time.Second, "refusal recorded", func() bool {
+				a.cache.mu.Lock()
+				defer a.cache.mu.Unlock()
+				return len(a.cache.flights) == 0
+			})
+			if ans := a.get(t, token); ans.status != tc.status || ans.body["code"] != tc.code {
+				t.Fatalf("after a refused refresh: %d %s, want %d %s", ans.status, ans.raw, tc.status, tc.code)
+			}
+		})
+	}
+}
