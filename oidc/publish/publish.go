@@ -193,8 +193,23 @@ func (s Site) locate(clientRegion string) (bucket, prefix, discKey, jwksKey stri
 	if len(s.JWKS) == 0 {
 		return "", "", "", "", fmt.Errorf("%w: empty JWKS", ErrInvalidSite)
 	}
-	return bucket, prefix, prefix + strings.TrimPrefix(oidc.DiscoveryPath, "/"), prefix + rel, nil
+	if !bucketName.MatchString(bucket) {
+		return "", "", "", "", fmt.Errorf("%w: %q is not a valid S3 bucket name", ErrInvalidSite, bucket)
+	}
+	// The keys become Resource ARNs of a public-read statement: a policy wildcard (* or ?) or
+	// variable (${...}) there would open more than the two documents, and a query, fragment or
+	// escape in the jwks_uri would name an object other than the one uploaded.
+	discKey, jwksKey = prefix+strings.TrimPrefix(oidc.DiscoveryPath, "/"), prefix+rel
+	for _, k := range []string{discKey, jwksKey} {
+		if strings.ContainsAny(k, "*?$%#") {
+			return "", "", "", "", fmt.Errorf("%w: object key %q contains one of * ? $ %% #: the issuer path and jwks_uri must name plain S3 keys (a wildcard would make more than the two documents public)", ErrInvalidSite, k)
+		}
+	}
+	return bucket, prefix, discKey, jwksKey, nil
 }
+
+// bucketName is the S3 bucket naming rule (3 to 63 lowercase letters, digits, dots, hyphens).
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Publish makes S3 and IAM match the site: the bucket (optionally created) holds both documents
 // with kube-apiserver's content types and Cache-Control, a bucket-policy statement (Sid

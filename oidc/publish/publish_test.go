@@ -195,6 +195,32 @@ func TestPublishRefusals(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("wildcards in object keys never reach the bucket policy", func(t *testing.T) {
+		k, _ := oidc.ParseKeys(mustPub(t))
+		for _, tc := range []struct{ issuer, jwksURI string }{
+			{issuer, issuer + "/*"},
+			{issuer, issuer + "/keys?"},
+			{issuer, issuer + "/${aws:username}"},
+			{issuer, issuer + "/%2A"},
+			{issuer, issuer + "/keys?x=1"},
+			{issuer + "/%2A", ""},
+			{"https://s3.eu-west-1.amazonaws.com/%2A/cluster", ""},
+		} {
+			w := newWorld(t)
+			s := site(t)
+			s.Issuer = tc.issuer
+			var err error
+			if s.Discovery, s.JWKS, err = oidc.Documents(tc.issuer, k, oidc.DocumentOptions{JWKSURI: tc.jwksURI}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.pub.Publish(ctx, s); !errors.Is(err, publish.ErrInvalidSite) {
+				t.Errorf("issuer %q jwks_uri %q: err = %v", tc.issuer, tc.jwksURI, err)
+			}
+			if len(w.writes()) != 0 {
+				t.Errorf("issuer %q jwks_uri %q: wrote %q", tc.issuer, tc.jwksURI, w.writes())
+			}
+		}
+	})
 	t.Run("issuer in another region than the client", func(t *testing.T) {
 		w := newWorld(t)
 		w.pub.Region = "us-east-1"
