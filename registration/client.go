@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -131,7 +132,7 @@ type Registerer interface {
 }
 
 // RegisterManagedInstance registers the key material and returns the managed instance id
-// ("mi-..."). Throttling, TooManyUpdates, 5xx, network errors and cut-off attempts are retried with
+// ("mi-..." or "eks_c:..."). Throttling, TooManyUpdates, 5xx, network errors and cut-off attempts are retried with
 // jittered backoff; final codes return at once as *APIError matching ErrActivationExpired etc.
 func (c *Client) RegisterManagedInstance(ctx context.Context, in RegisterInput) (string, error) {
 	if err := in.validate(); err != nil {
@@ -187,13 +188,24 @@ func retryable(ctx context.Context, err error) bool {
 	}
 	var re *responseError
 	if errors.As(err, &re) {
-		return true
+		// A 2xx answer: the registration may well have happened.
+		return false
 	}
 	// Network errors and attempt timeouts (the overall context is still alive).
 	return true
 }
 
-// responseError is a 200 answer that could not be understood.
+// instanceIDPattern is SSM's InstanceId pattern, loosened on lengths: "mi-<hex>" for hybrid
+// activations and "eks_c:<cluster>_<suffix>" for EKS Connector activations.
+var instanceIDPattern = regexp.MustCompile(`^(mi-[0-9A-Za-z]+|eks_c:[0-9A-Za-z][-_0-9A-Za-z]*_[_0-9A-Za-z]+)$`)
+
+// ValidInstanceID reports whether id looks like a managed instance id SSM hands out: "mi-..." or,
+// for EKS Connector activations, "eks_c:<cluster>_<suffix>" (at most 124 characters).
+func ValidInstanceID(id string) bool {
+	return len(id) <= 124 && instanceIDPattern.MatchString(id)
+}
+
+// responseError is a 2xx answer that could not be understood. It is final.
 type responseError struct{ msg string }
 
 // Error returns the message.
@@ -246,8 +258,10 @@ func (c *Client) attempt(ctx context.Context, body []byte) (string, error) {
 	var out struct {
 		InstanceID string `json:"InstanceId"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil || !strings.HasPrefix(out.InstanceID, "mi-") {
-		return "", &responseError{msg: fmt.Sprintf("registration: unexpected RegisterManagedInstance answer (HTTP %d, %d bytes, request id %q): want {\"InstanceId\":\"mi-...\"}", resp.StatusCode, len(raw), reqID)}
+	if err := json.Unmarshal(raw, &out); err != nil || !ValidInstanceID(out.InstanceID) {
+		// Not retried: a 2xx means SSM registered the material, and another attempt would burn
+		// another registration of the activation.
+		return "", &responseError{msg: fmt.Sprintf("registration: unexpected RegisterManagedInstance answer (HTTP %d, %d bytes, request id %q): want {\"InstanceId\":\"mi-...\" or \"eks_c:...\"}; SSM may have registered the key material", resp.StatusCode, len(raw), reqID)}
 	}
 	return out.InstanceID, nil
 }

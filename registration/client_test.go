@@ -338,3 +338,34 @@ func BenchmarkRegisterManagedInstance(b *testing.B) {
 		}
 	}
 }
+
+// EKS Connector activations register instances with ids "eks_c:<cluster>_<suffix>" (the SSM
+// InstanceId pattern allows mi-... and eks_c:...); they must be accepted, not retried as garbage.
+func TestEKSConnectorInstanceIDIsAccepted(t *testing.T) {
+	s := ssmServer(t)
+	var calls atomic.Int32
+	const id = "eks_c:my-cluster_0123456789abcdefA"
+	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		awstest.WriteJSON(w, "", map[string]string{"InstanceId": id})
+	})
+	got, err := newClient(t, s, nil).RegisterManagedInstance(context.Background(), testInput(t))
+	if err != nil || got != id || calls.Load() != 1 {
+		t.Fatalf("id %q err %v after %d calls, want %q after 1", got, err, calls.Load(), id)
+	}
+}
+
+// A 2xx answer means SSM registered the material: another attempt would burn a registration of
+// the activation, so an answer that cannot be understood is final.
+func TestUnintelligibleSuccessIsNotRetried(t *testing.T) {
+	s := ssmServer(t)
+	var calls atomic.Int32
+	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		awstest.WriteJSON(w, "", map[string]string{"InstanceId": ""})
+	})
+	_, err := newClient(t, s, nil).RegisterManagedInstance(context.Background(), testInput(t))
+	if err == nil || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls, want an error after exactly 1", err, calls.Load())
+	}
+}

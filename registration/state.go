@@ -32,7 +32,7 @@ type State struct {
 	Region string `json:"region"`
 	// Status is pending or registered.
 	Status Status `json:"status"`
-	// InstanceID is the managed instance id ("mi-..."), set once registered.
+	// InstanceID is the managed instance id ("mi-..." or "eks_c:..."), set once registered.
 	InstanceID string `json:"instanceId,omitempty"`
 	// Fingerprint is the instance fingerprint registered with the key.
 	Fingerprint string `json:"fingerprint"`

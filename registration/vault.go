@@ -45,8 +45,8 @@ func (r RegistrationKey) Key() Key {
 
 // Validate checks that the agent can use r: an instance id and a valid key.
 func (r RegistrationKey) Validate() error {
-	if !strings.HasPrefix(r.InstanceID, "mi-") {
-		return fmt.Errorf("%w: RegistrationKey instance id %q is not a managed instance id (mi-...)", ErrInvalidVault, r.InstanceID)
+	if !ValidInstanceID(r.InstanceID) {
+		return fmt.Errorf("%w: RegistrationKey instance id %q is not a managed instance id (mi-... or eks_c:...)", ErrInvalidVault, r.InstanceID)
 	}
 	if r.Region == "" {
 		return fmt.Errorf("%w: RegistrationKey has no region", ErrInvalidVault)

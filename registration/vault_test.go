@@ -231,3 +231,27 @@ func BenchmarkGenerateKey(b *testing.B) {
 		}
 	}
 }
+
+// EKS Connector registrations have instance ids "eks_c:<cluster>_<suffix>": the vault accepts them
+// and the round trip keeps them.
+func TestVaultAcceptsEKSConnectorInstanceIDs(t *testing.T) {
+	st := *goldenState(t)
+	st.InstanceID = "eks_c:my-cluster_0123456789abcdefA"
+	dir := t.TempDir()
+	if err := registration.WriteVault(context.Background(), dir, &st, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := registration.ReadVault(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := v.State(st.ActivationID)
+	if err != nil || back.InstanceID != st.InstanceID {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	for _, bad := range []string{"", "i-0123", "mi-", "eks_c:", "eks_c:cluster", "eks_c:_x", "mi-01/../x"} {
+		if registration.ValidInstanceID(bad) {
+			t.Errorf("ValidInstanceID(%q) = true", bad)
+		}
+	}
+}
