@@ -151,6 +151,9 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tok, err := t.src.Token(req.Context())
 	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close() // a RoundTripper closes the body, also on errors
+		}
 		return nil, fmt.Errorf("eksauth: getting a token for %s: %w", req.URL.Host, err)
 	}
 	resp, err := t.base.RoundTrip(authorized(req, tok.Value))
@@ -158,13 +161,16 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	t.src.Reset(tok.Value)
-	body, ok := replayBody(req)
-	if !ok {
-		return resp, nil
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return resp, nil // the body was consumed and cannot be replayed
 	}
 	tok2, err := t.src.Token(req.Context())
 	if err != nil || tok2.Value == tok.Value {
 		return resp, nil // the original 401 is the more useful answer
+	}
+	body, ok := replayBody(req)
+	if !ok {
+		return resp, nil
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -260,3 +261,79 @@ func BenchmarkTransportCachedToken(b *testing.B) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// closeTracker is a request body that records Close.
+type closeTracker struct {
+	*strings.Reader
+	closed atomic.Int32
+}
+
+func (c *closeTracker) Close() error { c.closed.Add(1); return nil }
+
+// A RoundTripper must close the request body even when it fails (net/http's contract); the
+// transport fails before sending anything when no token can be made.
+func TestTransportClosesTheBodyWhenNoTokenCanBeMade(t *testing.T) {
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, errors.New("no credentials")
+	})
+	src := eksauth.NewTokenSource(generator(t, "eu-west-1", creds, eksauth.TokenOptions{}), "c", eksauth.TokenSourceOptions{})
+	sent := false
+	rt := eksauth.NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent = true
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	}), src)
+	body := &closeTracker{Reader: strings.NewReader(`{"kind":"Pod"}`)}
+	req, _ := http.NewRequest(http.MethodPost, "https://example.com/api/v1/namespaces/default/pods", body)
+	if _, err := rt.RoundTrip(req); err == nil || sent {
+		t.Fatalf("RoundTrip without a token: err %v, sent %v", err, sent)
+	}
+	if body.closed.Load() == 0 {
+		t.Fatal("the request body was not closed")
+	}
+}
+
+// On a 401 the transport resets the token and, when the body can be replayed (GetBody), resends
+// the request once with a fresh token and the full body; a body that cannot be replayed is never
+// resent and the 401 is returned.
+func TestTransportReplaysOnlyReplayableBodiesAfter401(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	gen := generator(t, "eu-west-1", staticCreds(aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}), eksauth.TokenOptions{Now: clock.Now})
+	for _, replayable := range []bool{true, false} {
+		src := eksauth.NewTokenSource(gen, "c", eksauth.TokenSourceOptions{})
+		var bodies []string
+		var auths []string
+		rt := eksauth.NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			bodies, auths = append(bodies, string(b)), append(auths, r.Header.Get("Authorization"))
+			clock.Advance(time.Second) // the next token differs
+			status := http.StatusOK
+			if len(bodies) == 1 {
+				status = http.StatusUnauthorized
+			}
+			return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+		}), src)
+		const payload = `{"kind":"ConfigMap"}`
+		var req *http.Request
+		if replayable {
+			req, _ = http.NewRequest(http.MethodPost, "https://example.com/api", strings.NewReader(payload))
+		} else {
+			req, _ = http.NewRequest(http.MethodPost, "https://example.com/api", io.NopCloser(strings.NewReader(payload)))
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if replayable {
+			if resp.StatusCode != 200 || len(bodies) != 2 || bodies[1] != payload || auths[0] == auths[1] {
+				t.Fatalf("replayable: status %d, bodies %q, same token %v", resp.StatusCode, bodies, auths[0] == auths[1])
+			}
+		} else if resp.StatusCode != 401 || len(bodies) != 1 {
+			t.Fatalf("non-replayable: status %d, %d sends", resp.StatusCode, len(bodies))
+		}
+		if req.Header.Get("Authorization") != "" {
+			t.Fatal("the caller's request was modified")
+		}
+	}
+}
