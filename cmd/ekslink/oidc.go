@@ -383,6 +383,9 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 					return err
 				}
 			}
+			if exp.Leeway == 0 {
+				exp.Leeway = -1 // the library reads 0 as "default"; --leeway 0 means none
+			}
 			claims, err := oidc.Verify(strings.TrimSpace(string(raw)), jwks, exp)
 			if err != nil {
 				return err
@@ -397,7 +400,7 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 	c.Flags().StringVar(&exp.Issuer, "issuer", "", "expected iss, byte for byte")
 	c.Flags().StringVar(&exp.Audience, "audience", oidc.DefaultAudience, "audience the token must carry")
 	c.Flags().StringVar(&exp.Subject, "subject", "", "expected sub (system:serviceaccount:<ns>:<name>); default: any service account")
-	c.Flags().DurationVar(&exp.Leeway, "leeway", oidc.DefaultLeeway, "allowed clock skew for exp, nbf and iat")
+	c.Flags().DurationVar(&exp.Leeway, "leeway", oidc.DefaultLeeway, "allowed clock skew for exp, nbf and iat (0 = none)")
 	return c
 }
 

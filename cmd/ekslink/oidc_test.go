@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/ekslink/ekslink/internal/awstest"
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/oidc"
@@ -257,5 +260,45 @@ func TestOIDCServe(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+func TestOIDCVerifyTokenLeewayZeroMeansNone(t *testing.T) {
+	key := testenv.NewECKey()
+	pub, err := testenv.PublicKeyPEM(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "sa.pub")
+	if err := os.WriteFile(keyFile, pub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kid, err := oidc.KeyID(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const issuer = "https://oidc.example.com/leeway"
+	now := time.Now()
+	tok, err := jwt.Signed(signer).Claims(jwt.Claims{
+		Issuer: issuer, Subject: "system:serviceaccount:ns:app", Audience: jwt.Audience{oidc.DefaultAudience},
+		IssuedAt: jwt.NewNumericDate(now.Add(-10 * time.Minute)), Expiry: jwt.NewNumericDate(now.Add(-20 * time.Second)),
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"verify-token", "--token-file", "-", "--key-file", keyFile, "--issuer", issuer}
+	if _, _, err := runOIDC(t, nil, tok, args...); err != nil {
+		t.Fatalf("20 s past exp within the default leeway: %v", err)
+	}
+	if out, _, err := runOIDC(t, nil, tok, append(args, "--leeway", "0")...); !errors.Is(err, oidc.ErrExpired) || out != "" {
+		t.Fatalf("--leeway 0: out %q err %v, want ErrExpired", out, err)
+	}
+	t.Setenv("EKSLINK_OIDC_LEEWAY", "0s")
+	if out, _, err := runOIDC(t, nil, tok, args...); !errors.Is(err, oidc.ErrExpired) || out != "" {
+		t.Fatalf("EKSLINK_OIDC_LEEWAY=0s: out %q err %v, want ErrExpired", out, err)
 	}
 }
