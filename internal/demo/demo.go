@@ -73,7 +73,7 @@ type Demo struct {
 }
 
 // Steps is the number of steps Run performs.
-const Steps = 9
+const Steps = 10
 
 // Run performs the whole demo and cleans up. It returns nil only if every step behaved as expected.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -94,6 +94,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.InstallConnector,
 		d.ConnectorInit,
 		d.ConnectorProxy,
+		d.KeyRotation,
 		d.ConsoleAccess,
 		d.PodIdentity,
 		d.OIDC,

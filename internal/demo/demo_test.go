@@ -54,9 +54,9 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir}))
 }
 
-// TestConnectorRestartRestoresRegistration kills the connector's processes and loses the vault
-// (an emptyDir) and runs init again: the registration comes back from the state Secret and SSM
-// sees no second registration.
+// TestConnectorRestartRestoresRegistration lets the agent rotate its key, kills the connector's
+// processes, loses the vault (an emptyDir) and runs init again: the registration comes back from
+// the state Secret with the rotated key (no lock-out) and SSM sees no second registration.
 func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	requireControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -64,7 +64,7 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	d, err := demo.New(demo.Options{BinDir: binDir})
 	require.NoError(t, err)
 	defer func() { require.NoError(t, d.Close()) }()
-	for _, step := range []func(context.Context) error{d.StartControlPlane, d.StartAWS, d.RegisterCluster, d.InstallConnector, d.ConnectorInit, d.ConnectorProxy} {
+	for _, step := range []func(context.Context) error{d.StartControlPlane, d.StartAWS, d.RegisterCluster, d.InstallConnector, d.ConnectorInit, d.ConnectorProxy, d.KeyRotation} {
 		require.NoError(t, step(ctx))
 	}
 	before, err := d.State(ctx)
@@ -82,6 +82,8 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before.InstanceID, after.InstanceID)
 	require.Equal(t, before.Key, after.Key)
+	require.NotEmpty(t, before.PreviousKeys, "the key in the Secret is the rotated one")
+	require.Equal(t, before.Key.PublicKey, vaultBefore.RegistrationKey.PublicKey)
 	require.Equal(t, 1, d.Instances(), "SSM saw no second registration")
 	vaultAfter, err := registration.ReadVault(d.VaultDir())
 	require.NoError(t, err)
