@@ -2,6 +2,8 @@ package impersonation
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
 	"testing"
 )
 
@@ -92,5 +94,25 @@ func TestSanitizeHandlesNonCanonicalKeysAndUpgrades(t *testing.T) {
 		if len(h[k]) != 1 || h[k][0] != v {
 			t.Errorf("%s = %v, want %s", k, h[k], v)
 		}
+	}
+}
+
+// The API server authenticates a WebSocket request by a bearer token carried as a subprotocol
+// ("base64url.bearer.authorization.k8s.io.<token>") when the Authorization header fails: a
+// client credential, so it must not cross the proxy; the real subprotocols must.
+func TestSanitizeRemovesWebSocketBearerSubprotocols(t *testing.T) {
+	h := http.Header{
+		"Connection":             {"Upgrade"},
+		"Upgrade":                {"websocket"},
+		"Sec-Websocket-Protocol": {"v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c3RvbGVu", " BASE64URL.Bearer.Authorization.K8s.Io.eA ,v4.channel.k8s.io"},
+	}
+	Sanitize(h)
+	if got := fmt.Sprint(h["Sec-Websocket-Protocol"]); got != "[v5.channel.k8s.io, v4.channel.k8s.io]" {
+		t.Errorf("Sec-WebSocket-Protocol = %s", got)
+	}
+	only := http.Header{"sec-websocket-protocol": {"base64url.bearer.authorization.k8s.io.c3RvbGVu"}}
+	Sanitize(only)
+	if len(only) != 0 {
+		t.Errorf("headers left: %v", only)
 	}
 }

@@ -17,10 +17,11 @@ const (
 // RoundTripper forwards each request as the Identity found in its context (WithIdentity). It first
 // removes every header a client could use to claim another identity or confuse the upstream
 // (Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*, Forwarded, X-Forwarded-*,
-// X-Real-Ip and all hop-by-hop headers, including those a Connection header names), then sets the
-// Impersonate-* headers. It sits below any reverse proxy logic, so a "Connection: Impersonate-User"
-// trick cannot delete what it set. A request without a valid identity fails with an error
-// wrapping ErrNoIdentity (or another identity error) and never reaches Base.
+// X-Real-Ip, bearer-token WebSocket subprotocols and all hop-by-hop headers, including those a
+// Connection header names), then sets the Impersonate-* headers. It sits below any reverse proxy
+// logic, so a "Connection: Impersonate-User" trick cannot delete what it set. A request without
+// a valid identity fails with an error wrapping ErrNoIdentity (or another identity error) and
+// never reaches Base.
 //
 // Base authenticates the proxy itself (for example a *Transport, which sets
 // "Authorization: Bearer <own token>", or a client-go rest.TransportFor transport).
@@ -80,7 +81,8 @@ func UpgradeType(h http.Header) string {
 
 // Sanitize removes, case-insensitively, every header a client could use to spoof an identity or
 // that must not cross a proxy: Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*,
-// Forwarded, X-Forwarded-*, X-Real-Ip, hop-by-hop headers and the headers Connection names. A
+// Forwarded, X-Forwarded-*, X-Real-Ip, bearer-token WebSocket subprotocols
+// ("base64url.bearer.authorization.k8s.io.*"), hop-by-hop headers and the headers Connection names. A
 // protocol upgrade request keeps exactly "Connection: Upgrade" and its Upgrade header (the
 // WebSocket and SPDY negotiation headers are end-to-end and kept).
 func Sanitize(h http.Header) {
@@ -103,6 +105,8 @@ func Sanitize(h http.Header) {
 	for k := range h {
 		l := strings.ToLower(k)
 		switch {
+		case l == "sec-websocket-protocol":
+			stripBearerSubprotocols(h, k)
 		case l == "authorization", l == "forwarded", l == "x-real-ip",
 			strings.HasPrefix(l, "impersonate-"),
 			strings.HasPrefix(l, "x-remote-"),
@@ -121,6 +125,30 @@ func Sanitize(h http.Header) {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = []string{upgrade}
 	}
+}
+
+// bearerSubprotocolPrefix marks a WebSocket subprotocol carrying a bearer token, which the API
+// server accepts as a credential when the Authorization header does not authenticate.
+const bearerSubprotocolPrefix = "base64url.bearer.authorization.k8s.io."
+
+// stripBearerSubprotocols removes the credential-carrying entries from the Sec-WebSocket-Protocol
+// header stored under key k, keeping the real subprotocols (the header goes when none is left).
+func stripBearerSubprotocols(h http.Header, k string) {
+	var keep []string
+	for _, v := range h[k] {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" || len(p) >= len(bearerSubprotocolPrefix) && strings.EqualFold(p[:len(bearerSubprotocolPrefix)], bearerSubprotocolPrefix) {
+				continue
+			}
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, k)
+		return
+	}
+	h[k] = []string{strings.Join(keep, ", ")}
 }
 
 // SetIdentityHeaders sets the Impersonate-* headers for id, replacing any present. Extra keys are

@@ -62,7 +62,9 @@ func TestUpgradesRoundTripBytesBothWays(t *testing.T) {
 		hdr := http.Header{}
 		hdr.Set(DefaultIdentityHeader, testUserARN)
 		hdr.Set("Impersonate-User", "system:admin") // must not survive
-		d := websocket.Dialer{Subprotocols: []string{"v5.channel.k8s.io"}, HandshakeTimeout: 5 * time.Second}
+		// A client credential the API server would accept when the proxy's token fails: removed.
+		bearer := "base64url.bearer.authorization.k8s.io.c3RvbGVu"
+		d := websocket.Dialer{Subprotocols: []string{bearer, "v5.channel.k8s.io"}, HandshakeTimeout: 5 * time.Second}
 		c, resp, err := d.Dial("ws"+strings.TrimPrefix(proxy, "http")+"/api/v1/namespaces/default/pods/p/exec?command=sh", hdr)
 		if err != nil {
 			t.Fatalf("dial: %v (resp %v)", err, resp)
@@ -81,6 +83,9 @@ func TestUpgradesRoundTripBytesBothWays(t *testing.T) {
 			}
 		}
 		assertUpgradeHeaders(t, up.last(t), "websocket")
+		if got := up.last(t).Values("Sec-Websocket-Protocol"); len(got) != 1 || got[0] != "v5.channel.k8s.io" {
+			t.Errorf("upstream Sec-WebSocket-Protocol %q, want only v5.channel.k8s.io", got)
+		}
 	})
 
 	t.Run("SPDY", func(t *testing.T) {
