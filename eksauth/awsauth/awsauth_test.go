@@ -461,7 +461,7 @@ func BenchmarkUpsertRole(b *testing.B) {
 }
 
 func TestRenderingRoundTripsAwkwardValues(t *testing.T) {
-	for _, v := range []string{"yes", "No", "null", "123", "0x1F", "a: b", "#hash", "-dash", "{{SessionName}}", "ci:{{SessionName}}", "'quoted'", "x #y", "~", "name with space", "日本"} {
+	for _, v := range []string{"yes", "No", "null", "123", "0x1F", "a: b", "#hash", "-dash", "{{SessionName}}", "ci:{{SessionName}}", "'quoted'", "x #y", "~", "name with space", "日本", "ops:", "team:a:", "a:"} {
 		t.Run(v, func(t *testing.T) {
 			orig := parse(t, nil)
 			c := orig.Clone()

@@ -383,7 +383,8 @@ var plainScalar = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9:/_.@+=,{}-]*$`)
 var yamlWords = map[string]bool{"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true, "on": true, "off": true, "null": true}
 
 func q(s string) string {
-	if plainScalar.MatchString(s) && !yamlWords[strings.ToLower(s)] && !strings.Contains(s, ": ") {
+	// A plain scalar ending in ':' would start a mapping ("username: ops:" does not parse).
+	if plainScalar.MatchString(s) && !yamlWords[strings.ToLower(s)] && !strings.Contains(s, ": ") && !strings.HasSuffix(s, ":") {
 		return s
 	}
 	b, err := yaml.Marshal(s)
