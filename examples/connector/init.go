@@ -295,6 +295,9 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	if st, err = adoptRotatedKey(ctx, store, o.vaultDir, st, log); err != nil {
+		return err
+	}
 	if err := registration.WriteVault(ctx, o.vaultDir, st, &registration.VaultOptions{AgentVaultDir: o.agentVaultDir}); err != nil {
 		return err
 	}
@@ -304,4 +307,38 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	}
 	log.Info("vault written; the SSM agent can start", "instanceID", st.InstanceID, "vaultDir", o.vaultDir)
 	return nil
+}
+
+// adoptRotatedKey saves into the state a key the agent rotated in a vault that outlived the last
+// run (init containers run again when the pod sandbox restarts, the vault's emptyDir survives), so
+// that writing the vault from the state does not replace the key SSM now holds with the state's
+// older one (a lock-out). A vault of another instance, an unreadable one or one holding a key the
+// state already has (current or previous) is left to be overwritten. If the rotated key cannot be
+// saved, init fails without touching the vault; the next run tries again.
+func adoptRotatedKey(ctx context.Context, store statestore.Store, vaultDir string, st *registration.State, log logr.Logger) (*registration.State, error) {
+	rk, err := registration.ReadRegistrationKey(vaultDir)
+	if err != nil || rk.Validate() != nil || rk.InstanceID != st.InstanceID || rk.PrivateKey == st.Key.PrivateKey {
+		return st, nil
+	}
+	for _, prev := range st.PreviousKeys {
+		if prev.PrivateKey == rk.PrivateKey {
+			return st, nil
+		}
+	}
+	log.Info("the vault holds a key the agent rotated that the state Secret does not have yet; saving it before writing the vault", "instanceID", st.InstanceID)
+	ks, err := registration.NewKeySync(registration.KeySyncOptions{VaultDir: vaultDir, Store: store, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := ks.SyncOnce(ctx); err != nil {
+		return nil, fmt.Errorf("the vault holds a key the agent rotated that is not in the state Secret yet; not overwriting it: %w", err)
+	}
+	cur, _, err := registration.LoadState(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if !cur.Registered() || cur.InstanceID != st.InstanceID {
+		return nil, fmt.Errorf("the state changed while saving the vault's rotated key (instance %s); not overwriting the vault", st.InstanceID)
+	}
+	return cur, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
+	"github.com/ekslink/ekslink/statestore"
 )
 
 const (
@@ -255,6 +256,56 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("sync: %v", err)
 	}
+
+	t.Run("init rerun keeps a key the agent rotated", func(t *testing.T) {
+		// Init containers run again when the pod sandbox restarts, but the vault's emptyDir
+		// survives: a key the agent rotated (and SSM now holds) that the sync did not save yet must
+		// reach the Secret, not be overwritten with the Secret's older key (a lock-out).
+		ns := env.Namespace(t)
+		kubeconfig := connectorKubeconfig(t, env, ns)
+		vault := filepath.Join(t.TempDir(), "Vault")
+		args := []string{"init", "--activation-id", testActivationID, "--activation-code-file", codeFile, "--region", "eu-west-1",
+			"--ssm-endpoint", ssm.URL, "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0", "--kubeconfig", kubeconfig}
+		if out, err := runCommand(ctx, t, args...); err != nil {
+			t.Fatalf("first init: %v\n%s", err, out)
+		}
+		v, err := registration.ReadVault(vault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldKey := v.RegistrationKey.PrivateKey
+		rotated, err := registration.GenerateKey(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rk := v.RegistrationKey
+		rk.PrivateKey, rk.PublicKey, rk.PrivateKeyCreatedDate = rotated.PrivateKey, "", rotated.CreatedDate
+		b, _ := json.Marshal(rk)
+		if err := os.WriteFile(filepath.Join(vault, registration.RegistrationKeyFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := ssm.calls
+		if out, err := runCommand(ctx, t, args...); err != nil {
+			t.Fatalf("init rerun: %v\n%s", err, out)
+		}
+		if ssm.calls != before {
+			t.Fatal("init rerun called SSM")
+		}
+		after, err := registration.ReadVault(vault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.RegistrationKey.PrivateKey != rotated.PrivateKey {
+			t.Fatalf("init rerun overwrote the rotated key in the vault (old key restored: %v)", after.RegistrationKey.PrivateKey == oldKey)
+		}
+		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0"))
+		if err != nil || st == nil {
+			t.Fatalf("state: %+v, %v", st, err)
+		}
+		if st.Key.PrivateKey != rotated.PrivateKey || len(st.PreviousKeys) != 1 || st.PreviousKeys[0].PrivateKey != oldKey {
+			t.Fatal("the rotated key is not the state's key with the old key kept as previous")
+		}
+	})
 
 	t.Run("sealed state Secret", func(t *testing.T) {
 		ns := env.Namespace(t)
