@@ -590,3 +590,132 @@ func TestColdBurstDialsOnce(t *testing.T) {
 		t.Fatalf("%d dials for a burst of %d requests, want 1", n, cap(errs))
 	}
 }
+
+// While one request holds the cold-start dial gate (its dial hanging, as against a black-holed
+// API server), the requests queued behind it must still end with their own context instead of
+// waiting out that dial.
+func TestQueuedRequestsHonourTheirContextWhileADialHangs(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, _ := upstreamConfig(t, up, "tok")
+	dialing, unblock := make(chan struct{}, 1), make(chan struct{})
+	defer close(unblock)
+	tr, err := NewTransport(cfg, TransportOptions{disableWatch: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		select {
+		case dialing <- struct{}{}:
+		default:
+		}
+		select {
+		case <-unblock:
+		case <-ctx.Done():
+		}
+		return nil, errors.New("dial abandoned")
+	}})
+	must(t, err)
+	defer tr.Close()
+
+	firstCtx, cancelFirst := context.WithCancel(context.Background())
+	defer cancelFirst()
+	first, _ := http.NewRequestWithContext(firstCtx, http.MethodGet, cfg.Host+"/api", nil)
+	go func() {
+		if resp, err := tr.RoundTrip(first); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-dialing
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	second, _ := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/api", nil)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := tr.RoundTrip(second)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("queued request ended with %v, want its deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a queued request outlived its context while another request's dial hung")
+	}
+}
+
+// A burst of requests refused with a rotated-out token: the first 401 re-reads the files, and the
+// others, inside the re-read rate limit, must still be retried with the token that re-read (or the
+// file watcher) loaded, not handed back as 401s.
+func TestUnauthorizedIsRetriedWhenTheTokenChangedMeanwhile(t *testing.T) {
+	var current atomic.Value
+	current.Store("token-1")
+	var h *Handler
+	var dir *projectedDir
+	var reloaded atomic.Bool
+	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+current.Load().(string) {
+			w.WriteHeader(200)
+			return
+		}
+		// Someone else (another request's 401, the file watcher) loads the new token while
+		// this request is in flight with the old one.
+		if reloaded.CompareAndSwap(false, true) {
+			if _, err := h.transport.creds.reload("test"); err != nil {
+				t.Error(err)
+			}
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	cfg, d := upstreamConfig(t, up, "token-1")
+	dir = d
+	h = newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{ReloadInterval: time.Hour, disableWatch: true}})
+	proxy := serveHandler(t, h)
+	dir.update(t, map[string]string{"token": "token-2", "ca.crt": string(up.caPEM())})
+	current.Store("token-2")
+	resp := identityGet(t, proxy, "/api", testUserARN)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d, want 200 from the request retried with the token loaded meanwhile", resp.StatusCode)
+	}
+	if got := up.last(t).Get("Authorization"); got != "Bearer token-2" {
+		t.Fatalf("Authorization %q", got)
+	}
+}
+
+// A request with a body is never sent twice: a 401 re-reads the token but goes back to the client.
+func TestUnauthorizedRequestWithABodyIsNotReplayed(t *testing.T) {
+	var current atomic.Value
+	current.Store("token-1")
+	var bodies atomic.Int64
+	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			bodies.Add(1)
+		}
+		if r.Header.Get("Authorization") != "Bearer "+current.Load().(string) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(201)
+	})
+	cfg, dir := upstreamConfig(t, up, "token-1")
+	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{ReloadInterval: time.Hour, disableWatch: true}})
+	h.transport.creds.now = func() time.Time { return time.Now().Add(time.Hour) } // no rate limit
+	proxy := serveHandler(t, h)
+	dir.update(t, map[string]string{"token": "token-2", "ca.crt": string(up.caPEM())})
+	current.Store("token-2")
+	req, _ := http.NewRequest(http.MethodPost, proxy+"/api/v1/namespaces/default/configmaps", strings.NewReader(`{"kind":"ConfigMap"}`))
+	req.Header.Set(DefaultIdentityHeader, testUserARN)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || bodies.Load() != 1 {
+		t.Fatalf("status %d with the body sent %d times; want the 401 and one send", resp.StatusCode, bodies.Load())
+	}
+	if h.transport.creds.Token() != "token-2" {
+		t.Errorf("the 401 did not re-read the token")
+	}
+	// The next request uses the new token.
+	if resp := identityGet(t, proxy, "/api", testUserARN); resp.StatusCode != 201 {
+		t.Fatalf("next request: status %d", resp.StatusCode)
+	}
+}

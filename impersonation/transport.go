@@ -79,7 +79,9 @@ type Transport struct {
 // serves everyone. It switches itself off for HTTP/1.1 upstreams, and the Transport then sends
 // normal requests over a pooled HTTP/1.1 transport without the connection bound.
 type dialGate struct {
-	mu        sync.Mutex
+	// turn is held by the one request let through while cold; a channel (not a mutex) so that
+	// waiting requests still end with their own context when that request's dial hangs.
+	turn      chan struct{}
 	warmUntil atomic.Int64 // unix nanoseconds until which a live HTTP/2 connection is assumed
 	off       atomic.Bool
 }
@@ -88,18 +90,23 @@ type dialGate struct {
 // timeouts, so a burst after a quiet period is gated again).
 const warmFor = 30 * time.Second
 
-// enter returns the request to send and a release function to call once it has its response.
-func (g *dialGate) enter(req *http.Request) (*http.Request, func()) {
+// enter returns the request to send and a release function to call once it has its response, or
+// the request context's error if it ends while waiting for its turn.
+func (g *dialGate) enter(req *http.Request) (*http.Request, func(), error) {
 	if g.off.Load() || time.Now().UnixNano() < g.warmUntil.Load() {
-		return req, func() {}
+		return req, func() {}, nil
 	}
-	g.mu.Lock()
+	select {
+	case g.turn <- struct{}{}:
+	case <-req.Context().Done():
+		return nil, nil, req.Context().Err()
+	}
 	if g.off.Load() || time.Now().UnixNano() < g.warmUntil.Load() {
-		g.mu.Unlock()
-		return req, func() {}
+		<-g.turn
+		return req, func() {}, nil
 	}
 	var once sync.Once
-	release := func() { once.Do(g.mu.Unlock) }
+	release := func() { once.Do(func() { <-g.turn }) }
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		if tc, ok := info.Conn.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != "h2" {
 			g.off.Store(true)
@@ -108,7 +115,7 @@ func (g *dialGate) enter(req *http.Request) (*http.Request, func()) {
 		}
 		release()
 	}}
-	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), release
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace)), release, nil
 }
 
 func (g *dialGate) done(err error) {
@@ -160,6 +167,7 @@ func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 		m = newMetrics(opts.Registerer)
 	}
 	t := &Transport{base: u, metrics: m, done: make(chan struct{})}
+	t.gate.turn = make(chan struct{}, 1)
 	t.creds = &credentials{
 		tokenFile: cfg.BearerTokenFile,
 		caFile:    cfg.TLSClientConfig.CAFile,
@@ -346,7 +354,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rt = t.h1pool
 		resp, err = rt.RoundTrip(out)
 	} else {
-		gated, release := t.gate.enter(out)
+		gated, release, gerr := t.gate.enter(out)
+		if gerr != nil {
+			closeBody(req)
+			return nil, gerr
+		}
 		resp, err = rt.RoundTrip(gated)
 		release()
 		t.gate.done(err)
@@ -354,8 +366,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || t.creds.tokenFile == "" {
 		return resp, err
 	}
-	// Our token was refused: it may have been rotated under us. Re-read now, not at the next tick.
-	if !t.creds.reloadAfter401(time.Second) || upgrade || !replayable(req) {
+	// Our token was refused: it may have been rotated under us. Re-read now, not at the next tick
+	// (rate-limited; a concurrent 401 or the file watcher may have loaded a new token already).
+	t.creds.reloadAfter401(time.Second)
+	fresh := t.creds.Token()
+	if fresh == "" || fresh == tok || upgrade || !replayable(req) {
 		return resp, nil
 	}
 	retry := req.Clone(req.Context())
@@ -364,7 +379,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-	retry.Header.Set("Authorization", "Bearer "+t.creds.Token())
+	retry.Header.Set("Authorization", "Bearer "+fresh)
 	resp2, err := rt.RoundTrip(retry)
 	if err != nil {
 		return resp, nil
