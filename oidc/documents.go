@@ -103,7 +103,11 @@ func Documents(issuer string, keys []Key, opts ...DocumentOptions) (discoveryJSO
 	}
 	algs := map[string]bool{}
 	for _, k := range keys {
-		algs[k.Algorithm] = true
+		alg, err := keyAlgorithm(k)
+		if err != nil {
+			return nil, nil, err // unreachable: JWKS checked every key
+		}
+		algs[alg] = true
 	}
 	sorted := make([]string, 0, len(algs))
 	for a := range algs {
@@ -163,13 +167,9 @@ func toJWK(k Key) (jwk, error) {
 			return jwk{}, err
 		}
 	}
-	checked, err := NewKey(k.Public)
+	alg, err := keyAlgorithm(k)
 	if err != nil {
 		return jwk{}, err
-	}
-	alg := k.Algorithm
-	if alg == "" {
-		alg = checked.Algorithm
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	j := jwk{Use: "sig", Kid: &kid, Alg: alg}
@@ -190,4 +190,23 @@ func toJWK(k Key) (jwk, error) {
 		j.Y = b64(point[1+size:])
 	}
 	return j, nil
+}
+
+// keyAlgorithm checks k.Public and returns the algorithm to publish for it: k.Algorithm when it
+// fits the key (RS256/384/512 for RSA, the curve's ES algorithm for ECDSA), else the key's
+// default when k.Algorithm is empty. A JWK whose alg does not fit its key verifies nothing.
+func keyAlgorithm(k Key) (string, error) {
+	checked, err := NewKey(k.Public)
+	if err != nil {
+		return "", err
+	}
+	switch k.Algorithm {
+	case "", checked.Algorithm:
+		return checked.Algorithm, nil
+	case "RS384", "RS512":
+		if _, ok := k.Public.(*rsa.PublicKey); ok {
+			return k.Algorithm, nil
+		}
+	}
+	return "", fmt.Errorf("%w: algorithm %q does not fit a %s key", ErrInvalidDocumentOptions, k.Algorithm, checked.Algorithm)
 }

@@ -80,6 +80,26 @@ func TestDocumentsRejects(t *testing.T) {
 	}
 }
 
+func TestDocumentsAlgorithmOfHandBuiltKeys(t *testing.T) {
+	ec := mustEC(t, elliptic.P256())
+	rsaKey := mustRSA(t, 2048)
+	disc, set, err := Documents(testIssuer, []Key{{Public: &ec.PublicKey}, {Public: &rsaKey.PublicKey, Algorithm: "RS512"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(disc), `"id_token_signing_alg_values_supported":["ES256","RS512"]}`) {
+		t.Errorf("discovery algorithms: %s", disc)
+	}
+	if !strings.Contains(string(set), `"crv":"P-256","alg":"ES256"`) || !strings.Contains(string(set), `"alg":"RS512"`) {
+		t.Errorf("jwks: %s", set)
+	}
+	for _, k := range []Key{{Public: &ec.PublicKey, Algorithm: "RS256"}, {Public: &ec.PublicKey, Algorithm: "ES384"}, {Public: &rsaKey.PublicKey, Algorithm: "ES256"}, {Public: &rsaKey.PublicKey, Algorithm: "none"}} {
+		if _, _, err := Documents(testIssuer, []Key{k}); !errors.Is(err, ErrInvalidDocumentOptions) {
+			t.Errorf("alg %s on %T: %v", k.Algorithm, k.Public, err)
+		}
+	}
+}
+
 func TestValidateIssuer(t *testing.T) {
 	tests := []struct {
 		issuer   string
