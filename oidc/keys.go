@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -102,9 +103,28 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 func NewKey(k any) (Key, error) {
 	var key Key
 	switch v := k.(type) {
+	case *rsa.PrivateKey, *ecdsa.PrivateKey, *rsa.PublicKey, *ecdsa.PublicKey:
+		if reflect.ValueOf(v).IsNil() {
+			return Key{}, fmt.Errorf("%w: nil %T", ErrMalformedKey, k)
+		}
+	}
+	switch v := k.(type) {
 	case *rsa.PrivateKey:
 		key.Private, key.Public = v, &v.PublicKey
 	case *ecdsa.PrivateKey:
+		// A JWK carries d, x and y separately; a d that does not belong to x, y would publish a
+		// key that verifies nothing this key signs.
+		//lint:ignore SA1019 a nil field must be an error here, not a panic in Bytes or ECDH
+		if v.D == nil || v.Curve == nil || v.X == nil || v.Y == nil {
+			return Key{}, fmt.Errorf("%w: incomplete ECDSA private key", ErrMalformedKey)
+		}
+		priv, err := v.ECDH()
+		if err != nil {
+			return Key{}, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+		}
+		if pub, err := v.PublicKey.ECDH(); err != nil || !priv.PublicKey().Equal(pub) {
+			return Key{}, fmt.Errorf("%w: ECDSA private key does not match its public point", ErrMalformedKey)
+		}
 		key.Private, key.Public = v, &v.PublicKey
 	case *rsa.PublicKey, *ecdsa.PublicKey:
 		key.Public = v
@@ -130,8 +150,9 @@ func NewKey(k any) (Key, error) {
 		}
 		key.Algorithm = "RS256"
 	case *ecdsa.PublicKey:
-		if pub.Curve == nil {
-			return Key{}, fmt.Errorf("%w: ECDSA key without a curve", ErrMalformedKey)
+		//lint:ignore SA1019 a nil coordinate must be an error here, not a panic in Bytes
+		if pub.Curve == nil || pub.X == nil || pub.Y == nil {
+			return Key{}, fmt.Errorf("%w: ECDSA key without a curve or point", ErrMalformedKey)
 		}
 		switch pub.Curve {
 		case elliptic.P256():
