@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -84,6 +85,23 @@ type Objects struct {
 	Roles []rbacv1.Role
 	// RoleBindings bind in one namespace each.
 	RoleBindings []rbacv1.RoleBinding
+	// Prune lists bindings an earlier render under the same name may have created that this one
+	// replaces; Apply deletes them after writing the objects above, so narrowing access (cluster-wide
+	// to some namespaces, fewer namespaces) takes effect. YAML cannot express deletions.
+	Prune []Prune
+}
+
+// Prune selects stale bindings of ClusterRole RoleRef. Only bindings labelled
+// LabelManagedBy=ManagedByValue that reference that ClusterRole are deleted.
+type Prune struct {
+	// RoleRef is the ClusterRole the stale bindings reference.
+	RoleRef string
+	// ClusterRoleBinding, when set, is deleted.
+	ClusterRoleBinding string
+	// RoleBinding, when set, is deleted in every namespace except KeepNamespaces.
+	RoleBinding string
+	// KeepNamespaces are the namespaces whose RoleBinding is current.
+	KeepNamespaces []string
 }
 
 var readVerbs = []string{"get", "list", "watch"}
@@ -205,6 +223,11 @@ func ConsoleRBAC(opts ConsoleOptions) (*Objects, error) {
 		objs.ClusterRoleBindings = append(objs.ClusterRoleBindings, rbacv1.ClusterRoleBinding{
 			TypeMeta: clusterRoleBindingType, ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}, RoleRef: clusterRoleRef(name), Subjects: userSubjects(arns),
 		})
+		objs.Prune = []Prune{{RoleRef: name, RoleBinding: name}}
+	} else {
+		// A cluster-wide binding left by an earlier unrestricted render would keep granting
+		// everything the namespaces now restrict.
+		objs.Prune = []Prune{{RoleRef: name, ClusterRoleBinding: name, RoleBinding: name, KeepNamespaces: namespaces}}
 	}
 	for _, ns := range namespaces {
 		objs.RoleBindings = append(objs.RoleBindings, rbacv1.RoleBinding{
@@ -271,6 +294,7 @@ func (o *Objects) Merge(others ...*Objects) *Objects {
 		out.ClusterRoleBindings = append(out.ClusterRoleBindings, s.ClusterRoleBindings...)
 		out.Roles = append(out.Roles, s.Roles...)
 		out.RoleBindings = append(out.RoleBindings, s.RoleBindings...)
+		out.Prune = append(out.Prune, s.Prune...)
 	}
 	return out
 }
@@ -366,8 +390,8 @@ func (e *ApplyError) Error() string {
 func (e *ApplyError) Unwrap() error { return e.Err }
 
 // Apply writes the objects with server-side apply (forcing ownership of the fields it sets, so a
-// binding's subjects become exactly the rendered ones). Roles are written before bindings. It stops
-// at the first error, returned as *ApplyError.
+// binding's subjects become exactly the rendered ones). Roles are written before bindings; then the
+// stale bindings of objs.Prune are deleted. It stops at the first error, returned as *ApplyError.
 func Apply(ctx context.Context, client kubernetes.Interface, objs *Objects, opts ApplyOptions) error {
 	if objs == nil {
 		return nil
@@ -404,6 +428,53 @@ func Apply(ctx context.Context, client kubernetes.Interface, objs *Objects, opts
 		}
 		if err != nil {
 			return &ApplyError{Kind: kind, Namespace: ns, Name: name, Err: err}
+		}
+	}
+	return prune(ctx, client, objs.Prune, opts.DryRun)
+}
+
+// managedBinding reports whether a binding is one this package rendered for ClusterRole roleRef.
+func managedBinding(l map[string]string, ref rbacv1.RoleRef, roleRef string) bool {
+	return l[LabelManagedBy] == ManagedByValue && ref.Kind == "ClusterRole" && ref.Name == roleRef
+}
+
+func prune(ctx context.Context, client kubernetes.Interface, prunes []Prune, dryRun bool) error {
+	rbac := client.RbacV1()
+	del := func(uid types.UID) metav1.DeleteOptions {
+		do := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
+		if dryRun {
+			do.DryRun = []string{metav1.DryRunAll}
+		}
+		return do
+	}
+	gone := func(err error) bool { return err == nil || apierrors.IsNotFound(err) }
+	for _, p := range prunes {
+		if p.ClusterRoleBinding != "" {
+			b, err := rbac.ClusterRoleBindings().Get(ctx, p.ClusterRoleBinding, metav1.GetOptions{})
+			if err == nil && managedBinding(b.Labels, b.RoleRef, p.RoleRef) {
+				err = rbac.ClusterRoleBindings().Delete(ctx, b.Name, del(b.UID))
+			}
+			if !gone(err) {
+				return &ApplyError{Kind: "ClusterRoleBinding", Name: p.ClusterRoleBinding, Err: fmt.Errorf("removing the stale binding: %w", err)}
+			}
+		}
+		if p.RoleBinding == "" {
+			continue
+		}
+		list, err := rbac.RoleBindings(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+			LabelSelector: LabelManagedBy + "=" + ManagedByValue,
+			FieldSelector: "metadata.name=" + p.RoleBinding,
+		})
+		if err != nil {
+			return &ApplyError{Kind: "RoleBinding", Name: p.RoleBinding, Err: fmt.Errorf("listing stale bindings: %w", err)}
+		}
+		for _, b := range list.Items {
+			if b.Name != p.RoleBinding || slices.Contains(p.KeepNamespaces, b.Namespace) || !managedBinding(b.Labels, b.RoleRef, p.RoleRef) {
+				continue
+			}
+			if err := rbac.RoleBindings(b.Namespace).Delete(ctx, b.Name, del(b.UID)); !gone(err) {
+				return &ApplyError{Kind: "RoleBinding", Namespace: b.Namespace, Name: b.Name, Err: fmt.Errorf("removing the stale binding: %w", err)}
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -302,5 +304,70 @@ func BenchmarkConsoleRBACYAML(b *testing.B) {
 		if _, err := objs.YAML(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Narrowing console access under the same name (cluster-wide, then two namespaces, then one)
+// removes the broader bindings an earlier apply created: the ARN ends up reading pods only where
+// the last render allows. A same-named binding this package did not create is left alone.
+func TestNarrowingAccessRemovesTheBroaderBindings(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns1, ns2, ns3 := env.Namespace(t), env.Namespace(t), env.Namespace(t)
+	name := "narrow" + strings.TrimPrefix(ns1, "t")
+	apply := func(namespaces ...string) {
+		t.Helper()
+		objs, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: namespaces, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { deleteAll(env.Client, objs) })
+		if err := access.Apply(ctx, env.Client, objs, access.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: arnA}
+	asA, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canList := func(ns string) error {
+		_, err := asA.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return err
+	}
+	forbidden := func(ns string) error {
+		if err := canList(ns); !apierrors.IsForbidden(err) {
+			return fmt.Errorf("listing pods in %s: %v, want Forbidden", ns, err)
+		}
+		return nil
+	}
+	// Someone else's RoleBinding with the same name in ns3 must survive.
+	foreign := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns3},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: arnB}},
+	}
+	if _, err := env.Client.RbacV1().RoleBindings(ns3).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	apply()
+	eventually(t, func() error { return canList(ns2) })
+	apply(ns1, ns2)
+	eventually(t, func() error { return forbidden(ns3) })
+	if err := canList(ns2); err != nil {
+		t.Fatal(err)
+	}
+	apply(ns1)
+	eventually(t, func() error { return forbidden(ns2) })
+	if err := canList(ns1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("cluster-wide binding: %v, want NotFound", err)
+	}
+	if _, err := env.Client.RbacV1().RoleBindings(ns3).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("a binding not created by this package was removed: %v", err)
 	}
 }

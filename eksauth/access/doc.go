@@ -15,7 +15,11 @@
 // Apply writes an object set with server-side apply under one field manager, so repeated applies
 // converge and fields owned by others are kept.
 //
+// Apply also removes the console bindings an earlier render under the same name left behind when
+// access is narrowed (the cluster-wide binding once namespaces are given, RoleBindings of namespaces
+// no longer listed), so a restriction never leaves the broader grant in place.
+//
 // The package does not decide who gets access (that is the caller's policy), does not edit
-// aws-auth (see package awsauth) and does not remove objects left over from earlier, larger object
-// sets: delete those by label (LabelManagedBy) if needed.
+// aws-auth (see package awsauth) and does not remove other objects left over from earlier object
+// sets (a ClusterRole under another name): delete those by label (LabelManagedBy) if needed.
 package access
