@@ -62,19 +62,23 @@ func TestInitRefusesAForeignLinkAndBadAddresses(t *testing.T) {
 func newTestNamespace(t *testing.T) *netlink.Handle {
 	t.Helper()
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
+		runtime.UnlockOSThread()
 		t.Fatal(err)
 	}
 	defer orig.Close()
 	ns, err := netns.New()
 	if err != nil {
-		t.Fatalf("creating a network namespace (needs CAP_SYS_ADMIN): %v", err)
+		runtime.UnlockOSThread() // unshare failed: the thread is still in its own namespace
+		t.Fatalf("creating a network namespace: %v: these tests need root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and deliberately do not skip; run them as root, e.g. in the project's test container", err)
 	}
 	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
+		// The thread stays locked, so the runtime discards it instead of running other goroutines
+		// in the test namespace.
+		t.Fatalf("returning to the original network namespace: %v", err)
 	}
+	runtime.UnlockOSThread()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		t.Fatal(err)
