@@ -56,12 +56,16 @@ func ValidateIssuer(issuer string) (warnings []string, err error) {
 	switch {
 	case u.Scheme != "https":
 		return bad("scheme is %q, must be https", u.Scheme)
+	case !strings.HasPrefix(issuer, "https://"):
+		return bad("must start with https:// in lowercase: the IAM provider URL and trust-policy keys are the issuer without that prefix")
 	case u.Host == "":
 		return bad("no host")
 	case u.User != nil:
 		return bad("must not contain user info")
-	case u.Port() != "":
+	case u.Port() != "" || strings.HasSuffix(u.Host, ":"):
 		return bad("must not contain a port (IAM rejects provider URLs with ports)")
+	case strings.ContainsAny(issuer, " \t\\\"<>^`{|}"):
+		return bad("contains a space or a character that must be percent-encoded; tokens, discovery and IAM must carry the same bytes")
 	case u.RawQuery != "" || u.ForceQuery:
 		return bad("must not contain a query")
 	case u.Fragment != "" || strings.Contains(issuer, "#"):
