@@ -62,6 +62,8 @@ func (c *credentials) reload(reason string) (bool, error) {
 			errs = append(errs, fmt.Errorf("reading token file %s: %w", c.tokenFile, err))
 		case tok == "":
 			errs = append(errs, fmt.Errorf("token file %s is empty", c.tokenFile))
+		case !sendableToken(tok):
+			errs = append(errs, fmt.Errorf("token file %s holds whitespace or control characters", c.tokenFile))
 		case c.Token() != tok:
 			c.token.Store(&tok)
 			changed = true
@@ -168,6 +170,17 @@ func (c *credentials) run(ctx context.Context, interval time.Duration, watch boo
 			_, _ = c.reload("file changed")
 		}
 	}
+}
+
+// sendableToken reports whether tok can follow "Bearer " in an Authorization header as one
+// token: no whitespace and no control characters.
+func sendableToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func defaultReadFile(name string) ([]byte, error) {

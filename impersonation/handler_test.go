@@ -719,3 +719,22 @@ func TestUnauthorizedRequestWithABodyIsNotReplayed(t *testing.T) {
 		t.Fatalf("next request: status %d", resp.StatusCode)
 	}
 }
+
+// A token that cannot be sent as a header value (a control character or line break inside, as a
+// torn in-place write can leave) is not a good token: the last good one stays in use.
+func TestUnsendableTokenKeepsTheLastGoodToken(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, dir := upstreamConfig(t, up, "token-1")
+	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{disableWatch: true, ReloadInterval: time.Hour}})
+	proxy := serveHandler(t, h)
+	for _, bad := range []string{"token-2\nX-Injected: 1", "tok\x00en", "two words"} {
+		dir.update(t, map[string]string{"token": bad, "ca.crt": string(up.caPEM())})
+		if _, err := h.transport.creds.reload("test"); err == nil {
+			t.Errorf("reload of %q succeeded", bad)
+		}
+		resp := identityGet(t, proxy, "/api", testUserARN)
+		if resp.StatusCode != 200 || up.last(t).Get("Authorization") != "Bearer token-1" {
+			t.Fatalf("after %q: status %d, Authorization %q", bad, resp.StatusCode, up.last(t).Get("Authorization"))
+		}
+	}
+}
