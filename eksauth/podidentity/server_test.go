@@ -274,7 +274,7 @@ func TestOutageServesCachedCredentialsAndRecovers(t *testing.T) {
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
 	a := startAgent(t, Options{
-		Upstream: up.client(t, 200*time.Millisecond), Now: clock.Now,
+		Upstream: up.client(t, 500*time.Millisecond), Now: clock.Now,
 		UpstreamTimeout: time.Second, ServeSkew: 5 * time.Minute, RefreshBefore: 10 * time.Minute, UnhealthyAfter: 2,
 	})
 	cached := makeToken(clock.Now().Add(24*time.Hour), nil)
@@ -288,7 +288,7 @@ func TestOutageServesCachedCredentialsAndRecovers(t *testing.T) {
 	if ans := a.get(t, fresh); ans.status != 503 || ans.body["code"] != CodeUpstreamUnavailable {
 		t.Fatalf("new token during a 503 outage: %d %s", ans.status, ans.raw)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("503 took %s", d)
 	}
 	up.mode.Store("hang")
@@ -297,7 +297,7 @@ func TestOutageServesCachedCredentialsAndRecovers(t *testing.T) {
 	if ans := a.get(t, hung); ans.status != 504 || ans.body["code"] != CodeUpstreamTimeout {
 		t.Fatalf("new token during a hanging outage: %d %s", ans.status, ans.raw)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("504 took %s, UpstreamTimeout is 1s", d)
 	}
 	if a.Ready() {
