@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/ekslink/ekslink/internal/awspartition"
 )
@@ -30,7 +31,11 @@ const (
 	TokenPath = TokenMountPath + "/token"
 )
 
-var accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+var (
+	accountIDPattern      = regexp.MustCompile(`^[0-9]{12}$`)
+	namespacePattern      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	serviceAccountPattern = regexp.MustCompile(`^[a-z0-9*?]([-a-z0-9.*?]*[a-z0-9*?])?$`)
+)
 
 // ProviderARN returns the ARN of the IAM OIDC provider for issuer in the account and partition
 // ("aws", "aws-cn", ...; "" means "aws").
@@ -56,8 +61,8 @@ type TrustPolicyOptions struct {
 	ProviderARN string
 	// Issuer is the issuer URL; its host/path prefixes the condition keys.
 	Issuer string
-	// Namespace and ServiceAccount name the service account ("*" allowed in ServiceAccount, which
-	// switches the sub condition to StringLike).
+	// Namespace and ServiceAccount name the service account ("*" and "?" are allowed in
+	// ServiceAccount only, and switch the sub condition to StringLike).
 	Namespace      string
 	ServiceAccount string
 	// Audience is the required aud (default DefaultAudience).
@@ -91,9 +96,23 @@ func TrustPolicy(o TrustPolicyOptions) ([]byte, error) {
 		aud = DefaultAudience
 	}
 	hp := IssuerHostPath(o.Issuer)
+	// The policy is only as narrow as its condition values: a wildcard namespace would let
+	// whoever can create a namespace assume the role, and ${...} is an IAM policy variable.
+	if len(o.Namespace) > 63 || !namespacePattern.MatchString(o.Namespace) {
+		return nil, fmt.Errorf("oidc: namespace %q is not a Kubernetes namespace name (wildcards are not allowed in the namespace)", o.Namespace)
+	}
+	if len(o.ServiceAccount) > 253 || !serviceAccountPattern.MatchString(o.ServiceAccount) {
+		return nil, fmt.Errorf("oidc: service account %q is not a Kubernetes name (optionally with * or ?)", o.ServiceAccount)
+	}
+	if strings.ContainsAny(aud, "$*?") {
+		return nil, fmt.Errorf("oidc: audience %q contains a policy variable or wildcard character", aud)
+	}
+	if !strings.HasSuffix(o.ProviderARN, ":oidc-provider/"+hp) {
+		return nil, fmt.Errorf("oidc: provider %q is not the IAM OIDC provider of issuer %q (want an ARN ending in :oidc-provider/%s); its condition keys would never match", o.ProviderARN, o.Issuer, hp)
+	}
 	sub := ServiceAccountSubject(o.Namespace, o.ServiceAccount)
 	cond := map[string]map[string]string{"StringEquals": {hp + ":aud": aud}}
-	if regexp.MustCompile(`[*?]`).MatchString(o.Namespace + o.ServiceAccount) {
+	if strings.ContainsAny(o.ServiceAccount, "*?") {
 		cond["StringLike"] = map[string]string{hp + ":sub": sub}
 	} else {
 		cond["StringEquals"][hp+":sub"] = sub

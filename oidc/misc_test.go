@@ -53,6 +53,34 @@ func TestProviderARNAndTrustPolicy(t *testing.T) {
 	}
 }
 
+func TestTrustPolicyRefusesWhatWouldWidenIt(t *testing.T) {
+	arn, err := ProviderARN("", "123456789012", testIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := TrustPolicyOptions{ProviderARN: arn, Issuer: testIssuer, Namespace: "apps", ServiceAccount: "reader"}
+	for name, mutate := range map[string]func(*TrustPolicyOptions){
+		"wildcard namespace":        func(o *TrustPolicyOptions) { o.Namespace = "*" },
+		"namespace with a wildcard": func(o *TrustPolicyOptions) { o.Namespace = "team-*" },
+		"policy variable":           func(o *TrustPolicyOptions) { o.ServiceAccount = "${aws:username}" },
+		"colon in the name":         func(o *TrustPolicyOptions) { o.ServiceAccount = "a:b" },
+		"upper case":                func(o *TrustPolicyOptions) { o.Namespace = "Apps" },
+		"variable audience":         func(o *TrustPolicyOptions) { o.Audience = "${aws:userid}" },
+		"provider of another issuer": func(o *TrustPolicyOptions) {
+			o.ProviderARN = "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/other"
+		},
+	} {
+		o := ok
+		mutate(&o)
+		if pol, err := TrustPolicy(o); err == nil {
+			t.Errorf("%s: accepted:\n%s", name, pol)
+		}
+	}
+	if _, err := TrustPolicy(ok); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHandler(t *testing.T) {
 	k1 := must(NewKey(mustEC(t, elliptic.P256())))
 	k2 := must(NewKey(mustRSA(t, 2048)))
