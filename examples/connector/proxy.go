@@ -296,6 +296,10 @@ func listen(spec string) (net.Listener, error) {
 		}
 		return net.Listen("tcp", u.Host)
 	case "unix":
+		if u.Host != "" {
+			// unix://var/run/x.sock parses as host "var", path "/run/x.sock".
+			return nil, fmt.Errorf("--listen %q: want unix:///absolute/path (three slashes)", spec)
+		}
 		path := u.Path
 		if path == "" {
 			path = u.Opaque
