@@ -357,7 +357,11 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 			for _, w := range res.Warnings {
 				fmt.Fprintln(c.ErrOrStderr(), "warning:", w)
 			}
-			if res.Diff != "" && (res.DryRun || err != nil) {
+			switch {
+			case res.Diff != "" && err != nil:
+				// The refused change goes to stderr: stdout carries nothing on failure.
+				fmt.Fprint(c.ErrOrStderr(), res.Diff)
+			case res.Diff != "" && res.DryRun:
 				fmt.Fprint(c.OutOrStdout(), res.Diff)
 			}
 		}

@@ -154,8 +154,8 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	if out, err := runEKS(t, "aws-auth", "add-role", admin, "--username", "admin", "--group", "system:masters"); err != nil || !strings.Contains(out, "no change") {
 		t.Fatalf("second add: %s %v", out, err)
 	}
-	if _, err := runEKS(t, "aws-auth", "remove", admin); err == nil || !strings.Contains(err.Error(), "system:masters") {
-		t.Fatalf("removing the last admin: %v", err)
+	if out, err := runEKS(t, "aws-auth", "remove", admin); err == nil || !strings.Contains(err.Error(), "system:masters") || out != "" {
+		t.Fatalf("removing the last admin: stdout %q err %v", out, err)
 	}
 	if out, err := runEKS(t, "aws-auth", "diff", admin, "--remove", "--force"); err != nil || !strings.Contains(out, "- - rolearn: "+admin) {
 		t.Fatalf("diff: %s %v", out, err)
