@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,13 +232,17 @@ func (s *Server) AllowHost(host string) {
 func normalizeHost(h string) string {
 	h = strings.TrimSpace(strings.ToLower(h))
 	if strings.HasPrefix(h, "[") {
-		if i := strings.IndexByte(h, ']'); i > 0 {
-			return h[1:i]
+		i := strings.IndexByte(h, ']')
+		if i < 0 || (i < len(h)-1 && h[i+1] != ':') {
+			return h // malformed: matches nothing
 		}
-		return h
+		h = h[1:i]
+	} else if strings.Count(h, ":") == 1 {
+		h = h[:strings.IndexByte(h, ':')]
 	}
-	if strings.Count(h, ":") == 1 {
-		return h[:strings.IndexByte(h, ':')]
+	// One spelling per IP address: [FD00:EC2:0::23] is [fd00:ec2::23].
+	if a, err := netip.ParseAddr(h); err == nil && a.Zone() == "" {
+		return a.Unmap().String()
 	}
 	return h
 }

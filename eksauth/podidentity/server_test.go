@@ -111,6 +111,7 @@ func TestRequestsRefusedBeforeAnyUpstreamCall(t *testing.T) {
 		{"token not yet valid is refused", "GET", a.url, makeToken(time.Now().Add(time.Hour), map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}), "", 400, CodeInvalidToken},
 		{"oversized token is refused", "GET", a.url, makeToken(time.Now().Add(time.Hour), map[string]any{"pad": strings.Repeat("x", 4096)}), "", 400, CodeInvalidToken},
 		{"foreign Host is refused", "GET", a.url, valid, "evil.example:80", 400, CodeInvalidHost},
+		{"agent address followed by junk is refused", "GET", a.url, valid, "[fd00:ec2::23]evil", 400, CodeInvalidHost},
 		{"other paths are not served", "GET", base + "/v2/credentials", valid, "", 404, CodeNotFound},
 		{"POST is not allowed", "POST", a.url, valid, "", 405, CodeMethodNotAllowed},
 	}
@@ -130,7 +131,7 @@ func TestRequestsRefusedBeforeAnyUpstreamCall(t *testing.T) {
 func TestAgentAddressesAreAcceptedHosts(t *testing.T) {
 	up := newUpstream(t, time.Now)
 	a := startAgent(t, Options{Upstream: up.client(t, 0)})
-	for _, host := range []string{"169.254.170.23", "169.254.170.23:80", "[fd00:ec2::23]", "[fd00:ec2::23]:80"} {
+	for _, host := range []string{"169.254.170.23", "169.254.170.23:80", "[fd00:ec2::23]", "[fd00:ec2::23]:80", "[FD00:EC2:0:0::23]:80", "[fd00:ec2:0:0:0:0:0:23]"} {
 		if ans := a.do(t, context.Background(), "GET", a.url, makeToken(time.Now().Add(time.Hour), nil), host); ans.status != 200 {
 			t.Errorf("Host %s: %d %s", host, ans.status, ans.raw)
 		}
