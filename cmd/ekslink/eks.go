@@ -238,6 +238,9 @@ new private temporary file whose path is printed.`,
 		if aws.dualStack {
 			extra = append(extra, "--dual-stack")
 		}
+		if aws.global {
+			extra = append(extra, "--global-endpoint")
+		}
 		data, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{Command: command, Profile: aws.profile, RoleARN: aws.roleARN, Context: contextName, ExtraArgs: extra})
 		if err != nil {
 			return err

@@ -127,6 +127,16 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 	if ai == nil || ai.Exec == nil || strings.Join(ai.Exec.Args, " ") != "token --cluster-name prod --region us-west-2" || ai.Exec.InteractiveMode != clientcmdapi.NeverExecInteractiveMode {
 		t.Fatalf("kubeconfig:\n%+v", ai)
 	}
+	// Endpoint choices made for the kubeconfig reach the token command it runs.
+	if _, err := runEKS(t, "kubeconfig", "--cluster-name", "prod", "-o", path, "--global-endpoint"); err != nil {
+		t.Fatal(err)
+	}
+	if kc, err = clientcmd.LoadFromFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if ai = kc.AuthInfos[kc.CurrentContext]; ai == nil || ai.Exec == nil || strings.Join(ai.Exec.Args, " ") != "token --cluster-name prod --region us-west-2 --global-endpoint" {
+		t.Fatalf("kubeconfig with endpoint flags:\n%+v", ai)
+	}
 }
 
 func TestAWSAuthAndAccessCommands(t *testing.T) {
