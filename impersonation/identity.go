@@ -126,11 +126,17 @@ func IdentityFromContext(ctx context.Context) (Identity, bool) {
 // request carries no single usable identity.
 type IdentityFunc func(r *http.Request) (string, error)
 
-// HeaderIdentity reads the identity from exactly one non-empty value of the named header.
+// HeaderIdentity reads the identity from exactly one non-empty value of the named header (in any
+// spelling of its name).
 func HeaderIdentity(name string) IdentityFunc {
 	key := http.CanonicalHeaderKey(name)
 	return func(r *http.Request) (string, error) {
 		vs := r.Header[key]
+		for k, more := range r.Header {
+			if k != key && strings.EqualFold(k, key) {
+				vs = append(vs[:len(vs):len(vs)], more...)
+			}
+		}
 		switch {
 		case len(vs) == 0:
 			return "", fmt.Errorf("%w: header %s is missing", ErrNoIdentity, name)

@@ -116,3 +116,17 @@ func TestSanitizeRemovesWebSocketBearerSubprotocols(t *testing.T) {
 		t.Errorf("headers left: %v", only)
 	}
 }
+
+// Requests built in-process (not parsed by net/http) can carry the header under non-canonical
+// keys: every spelling counts, so two values are ambiguous and a lone lowercase one is found.
+func TestHeaderIdentityCountsEverySpelling(t *testing.T) {
+	get := HeaderIdentity(DefaultIdentityHeader)
+	r := &http.Request{Header: http.Header{"x-aws-eks-identity-arn": {"arn:aws:iam::123456789012:user/alice"}}}
+	if got, err := get(r); err != nil || got != "arn:aws:iam::123456789012:user/alice" {
+		t.Errorf("lowercase key: %q %v", got, err)
+	}
+	r.Header["X-Aws-Eks-Identity-Arn"] = []string{"arn:aws:iam::123456789012:user/bob"}
+	if got, err := get(r); !errors.Is(err, ErrAmbiguousIdentity) {
+		t.Errorf("two spellings: %q %v, want ErrAmbiguousIdentity", got, err)
+	}
+}
