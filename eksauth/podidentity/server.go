@@ -88,7 +88,8 @@ type Options struct {
 	// stops answering from the cache.
 	ServeSkew time.Duration
 	// RefreshBefore: credentials are refreshed in the background this long before they expire (never
-	// earlier than half their lifetime; jittered) (default DefaultRefreshBefore).
+	// earlier than half their lifetime; jittered) (default DefaultRefreshBefore). It must be longer
+	// than ServeSkew. Negative durations and counts are refused by NewServer (except RefusalTTL).
 	RefreshBefore time.Duration
 	// IdleTimeout: an entry whose token has not been presented for this long is not refreshed any more;
 	// it lapses and is dropped when its credentials stop being servable (default DefaultIdleTimeout).
@@ -158,6 +159,21 @@ func NewServer(opts Options) (*Server, error) {
 	if len(opts.Hosts) == 0 {
 		opts.Hosts = []string{AgentIPv4, AgentIPv6}
 	}
+	// Negative values would serve expired credentials (ServeSkew), fail every fetch at once
+	// (UpstreamTimeout) or crash the cache (CacheSize, RefreshWorkers): refuse them.
+	for _, o := range []struct {
+		name string
+		neg  bool
+	}{
+		{"MaxTokenBytes", opts.MaxTokenBytes < 0}, {"CacheSize", opts.CacheSize < 0}, {"ServeSkew", opts.ServeSkew < 0},
+		{"RefreshBefore", opts.RefreshBefore < 0}, {"IdleTimeout", opts.IdleTimeout < 0}, {"RefreshWorkers", opts.RefreshWorkers < 0},
+		{"UpstreamTimeout", opts.UpstreamTimeout < 0}, {"ThrottleTTL", opts.ThrottleTTL < 0}, {"Rate", opts.Rate < 0},
+		{"Burst", opts.Burst < 0}, {"MissWait", opts.MissWait < 0}, {"UnhealthyAfter", opts.UnhealthyAfter < 0},
+	} {
+		if o.neg {
+			return nil, fmt.Errorf("podidentity: Options.%s must not be negative", o.name)
+		}
+	}
 	setDefault(&opts.MaxTokenBytes, DefaultMaxTokenBytes)
 	setDefault(&opts.CacheSize, DefaultCacheSize)
 	setDefault(&opts.ServeSkew, DefaultServeSkew)
@@ -171,6 +187,9 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.Burst, DefaultBurst)
 	setDefault(&opts.MissWait, DefaultMissWait)
 	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
+	if opts.RefreshBefore <= opts.ServeSkew {
+		return nil, fmt.Errorf("podidentity: Options.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -530,6 +530,45 @@ func TestNewServerRefusesMissingClusterOrUpstream(t *testing.T) {
 	}
 }
 
+// Bad numbers are refused up front: a negative cache size used to panic on the first request, a
+// negative worker count in NewServer, a negative ServeSkew served expired credentials.
+func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
+	up := newUpstream(t, time.Now).client(t, 0)
+	for name, o := range map[string]Options{
+		"negative cache size":                {CacheSize: -1},
+		"negative refresh workers":           {RefreshWorkers: -1},
+		"negative serve skew":                {ServeSkew: -time.Minute},
+		"negative upstream timeout":          {UpstreamTimeout: -time.Second},
+		"negative rate":                      {Rate: -1},
+		"refresh window inside the skew":     {RefreshBefore: time.Minute, ServeSkew: 2 * time.Minute},
+		"refresh window equal to the skew":   {RefreshBefore: time.Minute, ServeSkew: time.Minute},
+		"default refresh inside a long skew": {ServeSkew: 2 * time.Hour},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o.ClusterName, o.Upstream = "c1", up
+			var s *Server
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("NewServer panicked: %v", r)
+					}
+				}()
+				s, err = NewServer(o)
+			}()
+			if err == nil {
+				s.Close()
+				t.Fatal("accepted")
+			}
+		})
+	}
+	s, err := NewServer(Options{ClusterName: "c1", Upstream: up, RefusalTTL: -1})
+	if err != nil {
+		t.Fatalf("a negative RefusalTTL (off) was refused: %v", err)
+	}
+	s.Close()
+}
+
 func TestFailedBindIsRetriedUntilItSucceeds(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
