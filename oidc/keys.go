@@ -217,12 +217,14 @@ func parseKeys(source string, data []byte) ([]Key, error) {
 	}
 	var keys []Key
 	rest := data
+	decoded := 0
 	for i := 1; ; i++ {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			break
 		}
+		decoded++
 		fail := func(err error) error { return &KeyError{Source: source, Block: i, Type: block.Type, Err: err} }
 		if len(block.Headers) > 0 {
 			if _, ok := block.Headers["Proc-Type"]; ok {
@@ -270,6 +272,11 @@ func parseKeys(source string, data []byte) ([]Key, error) {
 			return nil, fail(err)
 		}
 		keys = append(keys, k)
+	}
+	// pem.Decode silently skips a block it cannot decode (bad base64, missing END line): count
+	// the BEGIN lines so a damaged key fails instead of vanishing from the key set.
+	if begins := bytes.Count(data, []byte("-----BEGIN ")); begins != decoded {
+		return nil, &KeyError{Source: source, Err: fmt.Errorf("%w: %d PEM BEGIN lines but only %d well-formed blocks (bad base64 or a missing END line)", ErrMalformedKey, begins, decoded)}
 	}
 	if len(keys) == 0 {
 		if bytes.HasPrefix(trimmed, []byte("ssh-")) || bytes.HasPrefix(trimmed, []byte("ecdsa-sha2-")) {

@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1" // IAM defines the thumbprint as SHA-1: an identifier, not a signature
 	"crypto/tls"
@@ -48,12 +49,14 @@ func isSelfSigned(c *x509.Certificate) bool {
 func ThumbprintFromPEM(chainPEM []byte) (string, error) {
 	var chain []*x509.Certificate
 	rest := chainPEM
+	decoded := 0
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			break
 		}
+		decoded++
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
@@ -62,6 +65,11 @@ func ThumbprintFromPEM(chainPEM []byte) (string, error) {
 			return "", fmt.Errorf("%w: %v", ErrThumbprint, err)
 		}
 		chain = append(chain, c)
+	}
+	// pem.Decode skips blocks it cannot decode; a skipped certificate would shift the thumbprint
+	// to another one.
+	if begins := bytes.Count(chainPEM, []byte("-----BEGIN ")); begins != decoded {
+		return "", fmt.Errorf("%w: %d PEM BEGIN lines but only %d well-formed blocks (bad base64 or a missing END line)", ErrThumbprint, begins, decoded)
 	}
 	top, err := TopIntermediate(chain)
 	if err != nil {

@@ -87,6 +87,11 @@ func TestThumbprintFromPEM(t *testing.T) {
 	if _, err := ThumbprintFromPEM([]byte("nothing")); !errors.Is(err, ErrThumbprint) {
 		t.Fatalf("empty chain: %v", err)
 	}
+	// A damaged intermediate must fail, not leave the leaf to be hashed.
+	damaged := append(p(leaf), []byte("-----BEGIN CERTIFICATE-----\n!!!damaged!!!\n-----END CERTIFICATE-----\n")...)
+	if got, err := ThumbprintFromPEM(damaged); !errors.Is(err, ErrThumbprint) {
+		t.Fatalf("damaged intermediate: %s, %v", got, err)
+	}
 }
 
 func TestThumbprintLive(t *testing.T) {
