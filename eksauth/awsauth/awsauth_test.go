@@ -481,3 +481,50 @@ func TestRenderingRoundTripsAwkwardValues(t *testing.T) {
 		})
 	}
 }
+
+// The authenticator decodes entries with encoding/json, whose field names are case-insensitive:
+// "Groups" grants groups. The editor must see the same mapping (so the masters guard holds and an
+// upsert replaces the groups the authenticator uses), and refuse an entry with both spellings.
+func TestFieldNamesAreCaseInsensitiveLikeTheAuthenticator(t *testing.T) {
+	data := map[string]string{
+		"mapRoles": "- RoleARN: " + adminRole + "\n  UserName: admin\n  Groups:\n    - system:masters\n",
+		"mapUsers": "- UserArn: " + aliceUser + "\n  username: alice\n  GROUPS: [viewers]\n",
+	}
+	refRoles, refUsers, _ := reference(t, data)
+	c := parse(t, data)
+	if len(c.Roles) != 1 || len(c.Users) != 1 {
+		t.Fatalf("parsed %+v", c)
+	}
+	got := []string{
+		fmt.Sprintf("%s|%s|%s", c.Roles[0].RoleARN, c.Roles[0].Username, strings.Join(c.Roles[0].Groups, ",")),
+		fmt.Sprintf("%s|%s|%s", c.Users[0].UserARN, c.Users[0].Username, strings.Join(c.Users[0].Groups, ",")),
+	}
+	if got[0] != refRoles[0] || got[1] != refUsers[0] {
+		t.Fatalf("editor sees %q, the authenticator %q %q", got, refRoles, refUsers)
+	}
+
+	ed, env, ns := editorIn(t)
+	seed(t, env, ns, data)
+	ctx := testenv.Context(t)
+	if _, err := ed.Remove(ctx, adminRole, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrLastMasters) {
+		t.Fatalf("removing the only (Groups:) masters mapping: %v, want ErrLastMasters", err)
+	}
+	if _, err := ed.UpsertRole(ctx, awsauth.RoleMapping{RoleARN: adminRole, Username: "admin", Groups: []string{"system:masters", "ops"}}, awsauth.EditOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	roles, _, _ := reference(t, current(t, env, ns).Data)
+	if len(roles) != 1 || roles[0] != adminRole+"|admin|system:masters,ops" {
+		t.Fatalf("after the upsert the authenticator sees %q", roles)
+	}
+
+	for name, d := range map[string]map[string]string{
+		"groups twice":  {"mapRoles": "- rolearn: " + adminRole + "\n  username: a\n  groups: [a]\n  Groups: [system:masters]\n"},
+		"userarn twice": {"mapUsers": "- userarn: " + aliceUser + "\n  UserARN: " + aliceUser + "\n  username: a\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := awsauth.ParseData(d); !errors.Is(err, awsauth.ErrMalformed) {
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}

@@ -101,8 +101,13 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	for i, m := range roles {
 		r := RoleMapping{extra: map[string]any{}}
+		if err := checkFoldedKeys(m, KeyMapRoles, i); err != nil {
+			return nil, err
+		}
 		for k, v := range m {
-			switch k {
+			// The authenticator decodes with encoding/json, which matches field names
+			// case-insensitively: "Groups" is groups.
+			switch strings.ToLower(k) {
 			case "rolearn":
 				r.RoleARN, err = str(v, KeyMapRoles, i, k)
 			case "username":
@@ -116,7 +121,7 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 				return nil, err
 			}
 		}
-		if r.RoleARN == "" && r.extra["sso"] == nil {
+		if r.RoleARN == "" && !hasFoldedKey(r.extra, "sso") {
 			return nil, fmt.Errorf("%w: %s[%d] has neither rolearn nor sso", ErrMalformed, KeyMapRoles, i)
 		}
 		c.Roles = append(c.Roles, r)
@@ -127,8 +132,11 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	for i, m := range users {
 		u := UserMapping{extra: map[string]any{}}
+		if err := checkFoldedKeys(m, KeyMapUsers, i); err != nil {
+			return nil, err
+		}
 		for k, v := range m {
-			switch k {
+			switch strings.ToLower(k) {
 			case "userarn":
 				u.UserARN, err = str(v, KeyMapUsers, i, k)
 			case "username":
@@ -167,6 +175,29 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkFoldedKeys refuses an item with two keys that differ only in case ("groups" and
+// "Groups"): the authenticator would silently use one of them, and an edit could not say which.
+func checkFoldedKeys(m map[string]any, key string, i int) error {
+	seen := make(map[string]string, len(m))
+	for k := range m {
+		lk := strings.ToLower(k)
+		if other, dup := seen[lk]; dup {
+			return fmt.Errorf("%w: %s[%d] has both %q and %q (keys are case-insensitive)", ErrMalformed, key, i, other, k)
+		}
+		seen[lk] = k
+	}
+	return nil
+}
+
+func hasFoldedKey(m map[string]any, want string) bool {
+	for k, v := range m {
+		if strings.EqualFold(k, want) && v != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func parseList(s, key string, cache *itemCache) ([]map[string]any, error) {
