@@ -442,6 +442,12 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 			if k.issuer == "" || len(k.keyFiles) == 0 {
 				return errors.New("--issuer and --key-file are required")
 			}
+			if reload <= 0 {
+				return fmt.Errorf("--reload-interval must be positive, got %s", reload)
+			}
+			if (certFile == "") != (keyFile == "") {
+				return errors.New("--tls-cert-file and --tls-key-file go together")
+			}
 			log := oidcLogger(cmd)
 			keys, err := oidc.ParseKeyFiles(k.keyFiles...)
 			if err != nil {

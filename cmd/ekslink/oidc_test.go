@@ -90,6 +90,14 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 	if err := os.WriteFile(weak, []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pub := filepath.Join(dir, "good.pub")
+	p, err := testenv.PublicKeyPEM(testenv.NewECKey().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, p, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -101,10 +109,15 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 		{"no thumbprint source", []string{"thumbprint"}, "exactly one"},
 		{"trust policy without provider", []string{"trust-policy", "--issuer", "https://x.example.com", "--namespace", "a", "--service-account", "b"}, "--provider-arn or --account-id"},
 		{"unknown key type", []string{"keygen", "--type", "ed25519", "--out-dir", dir}, "unsupported"},
+		{"zero reload interval", []string{"serve", "--issuer", "https://x.example.com", "--key-file", pub, "--listen", "127.0.0.1:0", "--reload-interval", "0"}, "--reload-interval"},
+		{"TLS key without certificate", []string{"serve", "--issuer", "https://x.example.com", "--key-file", pub, "--listen", "127.0.0.1:0", "--tls-key-file", pub}, "--tls-cert-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, _, err := runOIDC(t, nil, "", tt.args...)
+			// A command that wrongly starts serving stops at the deadline instead of hanging.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			out, _, err := runOIDC(t, ctx, "", tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
