@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -129,9 +130,9 @@ func requestKind(r *http.Request) string {
 		return "upgrade"
 	}
 	q := r.URL.RawQuery
-	if q != "" && (strings.Contains(q, "watch=") || strings.Contains(q, "follow=")) {
+	if q != "" && (strings.Contains(q, "watch") || strings.Contains(q, "follow")) {
 		v := r.URL.Query()
-		if v.Get("watch") == "true" || v.Get("watch") == "1" || v.Get("follow") == "true" || v.Get("follow") == "1" {
+		if queryTrue(v, "watch") || queryTrue(v, "follow") {
 			return "watch"
 		}
 	}
@@ -139,6 +140,16 @@ func requestKind(r *http.Request) string {
 		return "watch"
 	}
 	return "request"
+}
+
+// queryTrue parses a boolean query parameter as the API server does: present and neither "0"
+// nor "false" (any case) is true, even when empty.
+func queryTrue(v url.Values, key string) bool {
+	vs, ok := v[key]
+	if !ok || len(vs) == 0 {
+		return false
+	}
+	return vs[0] != "0" && !strings.EqualFold(vs[0], "false")
 }
 
 // ServeHTTP implements http.Handler.

@@ -130,3 +130,28 @@ func TestHeaderIdentityCountsEverySpelling(t *testing.T) {
 		t.Errorf("two spellings: %q %v, want ErrAmbiguousIdentity", got, err)
 	}
 }
+
+// Watches and log follows are classified as the API server parses the flag (anything but absent,
+// "0" or "false" is true), so the stream gauge and the small stream buffers cover them all.
+func TestRequestKindFollowsTheAPIServersBooleanParsing(t *testing.T) {
+	for target, want := range map[string]string{
+		"/api/v1/pods?watch=true":                         "watch",
+		"/api/v1/pods?watch=1":                            "watch",
+		"/api/v1/pods?watch=True":                         "watch",
+		"/api/v1/pods?watch=t":                            "watch",
+		"/api/v1/pods?watch":                              "watch",
+		"/api/v1/namespaces/d/pods/p/log?follow=yes":      "watch",
+		"/api/v1/watch/pods":                              "watch",
+		"/api/v1/pods?watch=false":                        "request",
+		"/api/v1/pods?watch=FALSE":                        "request",
+		"/api/v1/pods?watch=0":                            "request",
+		"/api/v1/pods?allowWatchBookmarks=true":           "request",
+		"/api/v1/namespaces/d/pods/p/log?follow=false":    "request",
+		"/api/v1/namespaces/d/configmaps?limit=1&x=watch": "request",
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "http://proxy"+target, nil)
+		if got := requestKind(r); got != want {
+			t.Errorf("%s: %s, want %s", target, got, want)
+		}
+	}
+}
