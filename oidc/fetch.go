@@ -88,6 +88,10 @@ func get(ctx context.Context, client *http.Client, url string) (body []byte, con
 		return nil, "", fmt.Errorf("%w: %v", ErrFetch, err)
 	}
 	defer resp.Body.Close()
+	if final := resp.Request.URL; final.Scheme != "https" {
+		// STS only speaks https: a document reached over a redirect to http is not published.
+		return nil, "", fmt.Errorf("%w: GET %s was redirected to %s, which is not https", ErrFetch, url, final.Redacted())
+	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxJWKS))
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: reading %s: %v", ErrFetch, url, err)

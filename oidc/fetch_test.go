@@ -55,6 +55,30 @@ func TestFetch(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("a redirect to http is not published", func(t *testing.T) {
+		var inner *Handler
+		// The plain-http server answers with exactly what the issuer would serve.
+		plain := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, jwks := inner.Documents()
+			w.Header().Set("Content-Type", ContentTypeJWKS)
+			_, _ = w.Write(jwks)
+		}))
+		issuer, client := tlsIssuer(t, "/c1", func(iss string) http.Handler {
+			inner = must(NewHandler(iss, []Key{k}, DocumentOptions{SkipIssuerValidation: true, JWKSURI: iss + "/keys"}))
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/c1/keys" {
+					http.Redirect(w, r, plain.URL+"/c1/keys", http.StatusFound)
+					return
+				}
+				inner.ServeHTTP(w, r)
+			})
+		})
+		plain.Start()
+		t.Cleanup(plain.Close)
+		if _, err := Fetch(t.Context(), client, issuer); !errors.Is(err, ErrFetch) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("wrong content type is a warning", func(t *testing.T) {
 		issuer, client := tlsIssuer(t, "/c1", func(iss string) http.Handler {
 			h := must(NewHandler(iss, []Key{k}, DocumentOptions{SkipIssuerValidation: true}))
