@@ -168,6 +168,11 @@ func (g *TokenGenerator) Region() string { return g.region }
 // resolves with) and then refuses anything outside the partition's domains, so a region the SDK
 // does not know never silently becomes a commercial-partition host.
 func STSHost(region string, fips, dualStack, global bool) (host, signingRegion string, p awspartition.Partition, err error) {
+	if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
+		// SDK pseudo-regions name no STS endpoint EKS accepts (and "fips-us-gov-west-1" does not
+		// even start with its partition's prefix).
+		return "", "", p, fmt.Errorf("eksauth: %q is a FIPS pseudo-region, not a region: use region %s with the FIPS option", region, strings.TrimSuffix(strings.TrimPrefix(region, "fips-"), "-fips"))
+	}
 	p, err = awspartition.ForRegion(region)
 	if err != nil {
 		return "", "", p, fmt.Errorf("eksauth: %w", err)
@@ -217,6 +222,9 @@ func checkSTSHost(host string, p awspartition.Partition) (string, error) {
 	region, domain, ok := strings.Cut(rest, ".")
 	if !ok {
 		return "", fmt.Errorf("host %q has no domain", host)
+	}
+	if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
+		return "", fmt.Errorf("host %q names a FIPS pseudo-region, which has no STS endpoint", host)
 	}
 	rp, err := awspartition.ForRegion(region)
 	if err != nil {

@@ -245,6 +245,9 @@ func TestGeneratorRefusesWhatEKSWouldReject(t *testing.T) {
 	}{
 		{"no region (no us-east-1 fallback)", "", eksauth.TokenOptions{}},
 		{"malformed region", "moon", eksauth.TokenOptions{}},
+		{"FIPS pseudo-region", "fips-us-east-1", eksauth.TokenOptions{}},
+		{"FIPS pseudo-region of another partition", "fips-us-gov-west-1", eksauth.TokenOptions{}},
+		{"FIPS pseudo-region suffix", "us-west-2-fips", eksauth.TokenOptions{}},
 		{"global endpoint outside aws", "cn-north-1", eksauth.TokenOptions{GlobalEndpoint: true}},
 		{"global endpoint with FIPS", "us-east-1", eksauth.TokenOptions{GlobalEndpoint: true, FIPS: true}},
 		{"dual-stack where EKS accepts none", "us-iso-east-1", eksauth.TokenOptions{DualStack: true}},
@@ -323,6 +326,7 @@ func TestParseTokenAppliesTheVerifierRules(t *testing.T) {
 		{"http is refused", mutate(t, tok.Value, func(u *url.URL, _ url.Values) { u.Scheme = "http" }), "aws", clock, "scheme"},
 		{"a port is refused", mutate(t, tok.Value, func(u *url.URL, _ url.Values) { u.Host += ":443" }), "aws", clock, "host"},
 		{"a non-STS host is refused", mutate(t, tok.Value, func(u *url.URL, _ url.Values) { u.Host = "evil.example.com" }), "aws", clock, "host"},
+		{"a FIPS pseudo-region host is refused", mutate(t, tok.Value, func(u *url.URL, _ url.Values) { u.Host = "sts.fips-us-gov-west-1.amazonaws.com" }), "aws", clock, "host"},
 		{"a path is refused", mutate(t, tok.Value, func(u *url.URL, _ url.Values) { u.Path = "/x" }), "aws", clock, "path"},
 		{"unknown parameters are refused", mutate(t, tok.Value, func(_ *url.URL, q url.Values) { q.Set("Foo", "1") }), "aws", clock, "query"},
 		{"duplicate parameters are refused", mutate(t, tok.Value, func(_ *url.URL, q url.Values) { q.Add("Action", "GetCallerIdentity") }), "aws", clock, "query"},
