@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -85,9 +86,7 @@ func TestPublishIsIdempotent(t *testing.T) {
 	if o := b.Objects["openid/v1/jwks"]; string(o.Body) != string(s.JWKS) || o.ContentType != "application/jwk-set+json" {
 		t.Fatalf("jwks object = %+v", o)
 	}
-	if !strings.Contains(b.Policy, `"Principal":"*"`) || !strings.Contains(b.Policy, "arn:aws:s3:::ekslink-irsa/openid/v1/jwks") {
-		t.Fatalf("policy = %s", b.Policy)
-	}
+	assertPublicReadOfExactlyTheDocuments(t, b.Policy)
 	p, ok := w.iam.Provider(providerARN)
 	if !ok || p.ClientIDs[0] != "sts.amazonaws.com" || p.Thumbprints[0] != "9e99a48a9960b14926bb7f3b02e22da2b0ab7280" {
 		t.Fatalf("provider = %+v", p)
@@ -144,6 +143,44 @@ func TestPublishKeepsOtherPolicyStatementsAndClientIDs(t *testing.T) {
 	if strings.Join(p.ClientIDs, ",") != "other-client,sts.amazonaws.com" {
 		t.Fatalf("client ids = %v (changes %q)", p.ClientIDs, res.Changes)
 	}
+}
+
+// assertPublicReadOfExactlyTheDocuments checks the PolicySid statement grants anonymous
+// s3:GetObject on the two documents and nothing else.
+func assertPublicReadOfExactlyTheDocuments(t *testing.T, policy string) {
+	t.Helper()
+	var doc struct {
+		Statement []map[string]any
+	}
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		t.Fatalf("policy %s: %v", policy, err)
+	}
+	n := 0
+	for _, st := range doc.Statement {
+		if st["Sid"] != publish.PolicySid {
+			continue
+		}
+		n++
+		got, _ := json.Marshal(map[string]any{"Effect": st["Effect"], "Principal": st["Principal"], "Action": st["Action"], "Resource": st["Resource"], "Condition": st["Condition"], "NotResource": st["NotResource"], "NotAction": st["NotAction"]})
+		want := `{"Action":"s3:GetObject","Condition":null,"Effect":"Allow","NotAction":null,"NotResource":null,"Principal":"*","Resource":["arn:aws:s3:::ekslink-irsa/.well-known/openid-configuration","arn:aws:s3:::ekslink-irsa/openid/v1/jwks"]}`
+		if string(got) != want || len(st) != 5 {
+			t.Fatalf("statement %v, want %s", st, want)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d statements with Sid %s in %s", n, publish.PolicySid, policy)
+	}
+}
+
+func TestPublishNarrowsAWidenedOwnStatement(t *testing.T) {
+	w := newWorld(t)
+	w.s3.PutBucket("ekslink-irsa", publishtest.Bucket{
+		Policy: `{"Version":"2012-10-17","Statement":[{"Sid":"` + publish.PolicySid + `","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::ekslink-irsa/*"}]}`})
+	if _, err := w.pub.Publish(context.Background(), site(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := w.s3.Bucket("ekslink-irsa")
+	assertPublicReadOfExactlyTheDocuments(t, b.Policy)
 }
 
 func TestPublishRefusals(t *testing.T) {
