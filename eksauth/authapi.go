@@ -169,6 +169,9 @@ func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, loo
 		raw, src = *cfg.BaseEndpoint, "aws.Config.BaseEndpoint"
 	}
 	if raw == "" {
+		if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
+			return nil, "", fmt.Errorf("eksauth: %q is a FIPS pseudo-region, not a region: use region %s with UseFIPS (--fips)", region, strings.TrimSuffix(strings.TrimPrefix(region, "fips-"), "-fips"))
+		}
 		p, err := awspartition.ForRegion(region)
 		if err != nil {
 			return nil, "", fmt.Errorf("eksauth: resolving the EKS Auth endpoint: %w", err)

@@ -228,6 +228,7 @@ func TestAuthEndpointResolution(t *testing.T) {
 			AuthOptions{BaseEndpoint: "https://opt.example", LookupEnv: env(map[string]string{AuthEndpointEnv: "https://x"})}, "https://opt.example", false},
 		{"no region is an error", aws.Config{}, AuthOptions{}, "", true},
 		{"unknown dual-stack suffix is an error", aws.Config{Region: "us-iso-east-1"}, AuthOptions{}, "", true},
+		{"FIPS pseudo-region is an error, not the aws partition", aws.Config{Region: "fips-us-gov-west-1"}, AuthOptions{}, "", true},
 		{"endpoint without scheme is an error", aws.Config{Region: "us-west-2"}, AuthOptions{BaseEndpoint: "eks-auth.local"}, "", true},
 	}
 	for _, tc := range cases {
