@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -194,8 +195,18 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	servers := map[string]*http.Server{}
 	listeners := map[string]net.Listener{"proxy": ln}
 	errLog := log.New(logWriter{logger}, "", 0)
+	// http.Server.Shutdown neither waits for nor closes hijacked connections (exec, attach and
+	// port-forward sessions): track them, and close them when the drain times out.
+	sessions := &sessionSet{conns: map[net.Conn]struct{}{}}
 	servers["proxy"] = &http.Server{
-		Handler:           h,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c, ok := r.Context().Value(connKey{}).(net.Conn); ok && impersonation.UpgradeType(r.Header) != "" {
+				sessions.add(c)
+				defer sessions.remove(c)
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -269,6 +280,17 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 			logger.Info("drain timed out; closing the remaining connections", "error", err.Error())
 			_ = servers["proxy"].Close()
 		}
+		if n := sessions.len(); n > 0 {
+			logger.Info("waiting for exec/attach/port-forward sessions to end", "sessions", n)
+			if !sessions.waitEmpty(dctx) {
+				logger.Info("drain timed out; closing the remaining sessions", "sessions", sessions.len())
+				sessions.closeAll()
+				// Their handlers return as the copies fail; wait briefly for that.
+				cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+				sessions.waitEmpty(cctx)
+				ccancel()
+			}
+		}
 		for name, srv := range servers {
 			if name != "proxy" {
 				_ = srv.Shutdown(dctx)
@@ -281,6 +303,42 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 		logger.Info("stopped")
 	}
 	return err
+}
+
+type connKey struct{}
+
+// sessionSet holds the client connections of upgraded requests in flight.
+type sessionSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (s *sessionSet) add(c net.Conn) { s.mu.Lock(); s.conns[c] = struct{}{}; s.mu.Unlock() }
+
+func (s *sessionSet) remove(c net.Conn) { s.mu.Lock(); delete(s.conns, c); s.mu.Unlock() }
+
+func (s *sessionSet) len() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) }
+
+func (s *sessionSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+}
+
+// waitEmpty polls until no session is left (true) or ctx ends (false).
+func (s *sessionSet) waitEmpty(ctx context.Context) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.len() > 0 {
+		select {
+		case <-ctx.Done():
+			return s.len() == 0
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 // listen opens unix:///path (replacing a stale socket, mode 0660) or tcp://host:port.

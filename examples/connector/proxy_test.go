@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -316,4 +320,144 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// startProxyAgainst runs "proxy" in front of a stand-in API server (for what the real one cannot
+// do without a kubelet, such as exec sessions).
+func startProxyAgainst(t *testing.T, api *httptest.Server, extraArgs ...string) *runningProxy {
+	t.Helper()
+	dir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(dir, "token"), []byte("proxy-token"), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "ca.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw}), 0o600))
+	p := &runningProxy{socket: filepath.Join(dir, "connector.sock"), addrs: map[string]string{}, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy logs:\n%s", logs.String())
+		}
+	})
+	cmd := newProxyCommandWithHooks(proxyHooks{stderr: logs, listening: func(name string, _ net.Addr) {
+		if name == "proxy" {
+			close(ready)
+		}
+	}})
+	cmd.SetArgs(append([]string{
+		"--listen=unix://" + p.socket,
+		"--api-server=" + api.URL,
+		"--token-file=" + filepath.Join(dir, "token"),
+		"--ca-file=" + filepath.Join(dir, "ca.crt"),
+		"--metrics-addr=", "--health-addr=",
+	}, extraArgs...))
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { p.done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-p.done:
+		t.Fatalf("proxy exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not start listening")
+	}
+	t.Cleanup(func() { p.cancel(); <-p.done; p.done <- nil })
+	return p
+}
+
+// echoUpstream answers WebSocket upgrades with an echo, like an exec session.
+func echoUpstream(t *testing.T) *httptest.Server {
+	up := websocket.Upgrader{Subprotocols: []string{"v5.channel.k8s.io"}}
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(mt, msg) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+func (p *runningProxy) exec(t *testing.T) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{
+		Subprotocols:     []string{"v5.channel.k8s.io"},
+		HandshakeTimeout: 5 * time.Second,
+		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", p.socket)
+		},
+	}
+	c, resp, err := d.Dial("ws://connector/api/v1/namespaces/default/pods/p/exec?command=sh", http.Header{"X-Aws-Eks-Identity-Arn": {"arn:aws:iam::123456789012:user/alice"}})
+	if err != nil {
+		t.Fatalf("exec: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func echo(c *websocket.Conn, msg string) error {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte(msg)); err != nil {
+		return err
+	}
+	_, got, err := c.ReadMessage()
+	if err == nil && string(got) != msg {
+		err = fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return err
+}
+
+// http.Server.Shutdown neither waits for nor closes hijacked connections, so exec, attach and
+// port-forward sessions need their own drain: kept until they end or the drain timeout passes,
+// then cut.
+func TestShutdownDrainsExecSessions(t *testing.T) {
+	api := echoUpstream(t)
+	t.Run("a session that ends within the timeout is waited for", func(t *testing.T) {
+		p := startProxyAgainst(t, api, "--shutdown-timeout=30s")
+		c := p.exec(t)
+		must(t, echo(c, "before"))
+		p.cancel()
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("the proxy stopped (%v) while an exec session was open", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		must(t, echo(c, "during the drain"))
+		c.Close()
+		select {
+		case err := <-p.done:
+			p.done <- err
+			must(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the proxy did not stop after the last session ended")
+		}
+	})
+	t.Run("a session still open at the timeout is cut", func(t *testing.T) {
+		p := startProxyAgainst(t, api, "--shutdown-timeout=300ms")
+		c := p.exec(t)
+		must(t, echo(c, "before"))
+		p.cancel()
+		select {
+		case err := <-p.done:
+			p.done <- err
+			must(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the proxy did not stop")
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := c.ReadMessage()
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the session outlived the proxy's shutdown: read %v", err)
+		}
+	})
 }
