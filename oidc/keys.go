@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -33,6 +34,8 @@ const (
 	maxKeyDER  = 16 << 10
 	maxCertDER = 64 << 10
 	maxJWKS    = 1 << 20
+	// maxKeyInput bounds one key file or ParseKeys input (hundreds of keys or a CA bundle fit).
+	maxKeyInput = 1 << 20
 )
 
 // Key errors, matched with errors.Is.
@@ -190,7 +193,7 @@ func ParseKeys(data []byte) ([]Key, error) {
 func ParseKeyFiles(paths ...string) ([]Key, error) {
 	var all []Key
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readLimited(p, maxKeyInput)
 		if err != nil {
 			return nil, fmt.Errorf("oidc: reading keys: %w", err)
 		}
@@ -203,7 +206,28 @@ func ParseKeyFiles(paths ...string) ([]Key, error) {
 	return dedupe(all), nil
 }
 
+// readLimited reads at most limit bytes of the file; a larger file (or a device such as
+// /dev/zero) is an error rather than an unbounded allocation.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return data, &KeyError{Source: path, Err: fmt.Errorf("%w: larger than %d bytes; no key file is that big", ErrMalformedKey, limit)}
+	}
+	return data, nil
+}
+
 func parseKeys(source string, data []byte) ([]Key, error) {
+	if len(data) > maxKeyInput {
+		return nil, &KeyError{Source: source, Err: fmt.Errorf("%w: %d bytes is larger than any key file (limit %d)", ErrMalformedKey, len(data), maxKeyInput)}
+	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		if len(trimmed) > maxJWKS {

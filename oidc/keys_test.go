@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -152,6 +153,30 @@ func TestParseKeysRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseKeysBoundsItsInput(t *testing.T) {
+	one := pemBlock("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&mustEC(t, elliptic.P256()).PublicKey)))
+	big := bytes.Repeat(one, (1<<20)/len(one)+1)
+	path := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("oversized input", func(t *testing.T) {
+		if _, err := ParseKeys(big); !errors.Is(err, ErrMalformedKey) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("oversized file", func(t *testing.T) {
+		if _, err := ParseKeyFiles(path); !errors.Is(err, ErrMalformedKey) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("endless device", func(t *testing.T) {
+		if _, err := ParseKeyFiles("/dev/zero"); !errors.Is(err, ErrMalformedKey) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }
 
 func TestParseKeyFilesCollapsesAcrossFiles(t *testing.T) {
