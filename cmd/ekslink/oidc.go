@@ -263,7 +263,7 @@ first. IAM accepts either case; lowercase is what EKS and the console store.`,
 			case (rawURL == "") == (chainFile == ""):
 				return errors.New("exactly one of --url and --chain-file is required")
 			case chainFile != "":
-				data, rerr := os.ReadFile(chainFile)
+				data, rerr := oidcReadFile(chainFile)
 				if rerr != nil {
 					return rerr
 				}
@@ -271,7 +271,7 @@ first. IAM accepts either case; lowercase is what EKS and the console store.`,
 			default:
 				opts := oidc.ThumbprintOptions{Dialer: &net.Dialer{Timeout: timeout}}
 				if caFile != "" {
-					pem, rerr := os.ReadFile(caFile)
+					pem, rerr := oidcReadFile(caFile)
 					if rerr != nil {
 						return rerr
 					}
@@ -354,9 +354,9 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 			var raw []byte
 			var err error
 			if tokenFile == "-" {
-				raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+				raw, err = oidcReadAll("stdin", cmd.InOrStdin())
 			} else {
-				raw, err = os.ReadFile(tokenFile)
+				raw, err = oidcReadFile(tokenFile)
 			}
 			if err != nil {
 				return err
@@ -375,7 +375,7 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 				}
 				jwks = pub.JWKS
 			case jwksFile != "":
-				if jwks, err = os.ReadFile(jwksFile); err != nil {
+				if jwks, err = oidcReadFile(jwksFile); err != nil {
 					return err
 				}
 			default:
@@ -402,6 +402,31 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 	c.Flags().StringVar(&exp.Subject, "subject", "", "expected sub (system:serviceaccount:<ns>:<name>); default: any service account")
 	c.Flags().DurationVar(&exp.Leeway, "leeway", oidc.DefaultLeeway, "allowed clock skew for exp, nbf and iat (0 = none)")
 	return c
+}
+
+// oidcMaxInput bounds every file the oidc commands read (tokens, JWKS, certificate chains).
+const oidcMaxInput = 1 << 20
+
+// oidcReadFile reads a file of at most oidcMaxInput bytes.
+func oidcReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return oidcReadAll(path, f)
+}
+
+// oidcReadAll reads r, failing rather than truncating or growing without bound past oidcMaxInput.
+func oidcReadAll(name string, r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, oidcMaxInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > oidcMaxInput {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, oidcMaxInput)
+	}
+	return data, nil
 }
 
 func oidcBtoi(b bool) int {

@@ -98,11 +98,20 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 	if err := os.WriteFile(pub, p, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("a"), 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"oversized token file", []string{"verify-token", "--token-file", big, "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
+		{"endless token file", []string{"verify-token", "--token-file", "/dev/zero", "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
+		{"oversized token on stdin is not truncated", []string{"verify-token", "--token-file", "-", "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
+		{"endless JWKS file", []string{"verify-token", "--token-file", pub, "--jwks-file", "/dev/zero", "--issuer", "https://x.example.com"}, "larger than"},
+		{"endless chain file", []string{"thumbprint", "--chain-file", "/dev/zero"}, "larger than"},
 		{"malformed key file", []string{"jwks", "--key-file", weak}, "malformed key"},
 		{"missing key file flag", []string{"jwks"}, "--key-file is required"},
 		{"http issuer", []string{"discovery", "--issuer", "http://x.example.com", "--key-file", weak}, "scheme"},
@@ -117,7 +126,7 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 			// A command that wrongly starts serving stops at the deadline instead of hanging.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			out, _, err := runOIDC(t, ctx, "", tt.args...)
+			out, _, err := runOIDC(t, ctx, strings.Repeat("a", 2<<20), tt.args...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
