@@ -338,6 +338,7 @@ func oidcVerifyTokenCommand() *cobra.Command {
 	var k oidcKeyFlags
 	var tokenFile, jwksFile string
 	var discover bool
+	var fetchTimeout time.Duration
 	var exp oidc.Expect
 	c := &cobra.Command{
 		Use:   "verify-token",
@@ -366,7 +367,9 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 			case oidcBtoi(jwksFile != "")+oidcBtoi(len(k.keyFiles) > 0)+oidcBtoi(discover) != 1:
 				return errors.New("use exactly one of --jwks-file, --key-file and --discover")
 			case discover:
-				pub, err := oidc.Fetch(cmd.Context(), nil, exp.Issuer)
+				ctx, cancel := context.WithTimeout(cmd.Context(), fetchTimeout)
+				defer cancel()
+				pub, err := oidc.Fetch(ctx, nil, exp.Issuer)
 				if err != nil {
 					return err
 				}
@@ -397,6 +400,7 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 	c.Flags().StringVar(&jwksFile, "jwks-file", "", "JWKS to verify against")
 	c.Flags().StringSliceVar(&k.keyFiles, "key-file", nil, "key files to verify against instead of --jwks-file")
 	c.Flags().BoolVar(&discover, "discover", false, "fetch discovery and JWKS from the issuer, as STS does")
+	c.Flags().DurationVar(&fetchTimeout, "timeout", 30*time.Second, "time limit for --discover's fetches")
 	c.Flags().StringVar(&exp.Issuer, "issuer", "", "expected iss, byte for byte")
 	c.Flags().StringVar(&exp.Audience, "audience", oidc.DefaultAudience, "audience the token must carry")
 	c.Flags().StringVar(&exp.Subject, "subject", "", "expected sub (system:serviceaccount:<ns>:<name>); default: any service account")

@@ -324,3 +324,36 @@ func TestOIDCVerifyTokenLeewayZeroMeansNone(t *testing.T) {
 		t.Fatalf("EKSLINK_OIDC_LEEWAY=0s: out %q err %v, want ErrExpired", out, err)
 	}
 }
+
+func TestOIDCVerifyTokenDiscoverGivesUpOnAHungIssuer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var conns []net.Conn // accepted and never answered: the TLS handshake hangs
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, _, err := runOIDC(t, ctx, "x.y.z", "verify-token", "--token-file", "-", "--discover", "--issuer", "https://"+ln.Addr().String()+"/c", "--timeout", "300ms")
+	if err == nil || !strings.Contains(err.Error(), "deadline") || out != "" {
+		t.Fatalf("out %q err %v, want a deadline error", out, err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
