@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
 )
 
 // rawRequest sends bytes as they are (Go's client refuses control characters and duplicate
@@ -735,6 +736,24 @@ func TestUnsendableTokenKeepsTheLastGoodToken(t *testing.T) {
 		resp := identityGet(t, proxy, "/api", testUserARN)
 		if resp.StatusCode != 200 || up.last(t).Get("Authorization") != "Bearer token-1" {
 			t.Fatalf("after %q: status %d, Authorization %q", bad, resp.StatusCode, up.last(t).Get("Authorization"))
+		}
+	}
+}
+
+// Without credentials of its own the proxy would reach the API server as system:anonymous (and
+// basic auth is ignored by the transport): refused at construction, not discovered per request.
+func TestTransportRefusesUpstreamsWithoutItsOwnCredentials(t *testing.T) {
+	for name, cfg := range map[string]*rest.Config{
+		"no credentials":       {Host: "https://api.example"},
+		"empty token file":     {Host: "https://api.example", BearerTokenFile: ""},
+		"basic auth":           {Host: "https://api.example", Username: "admin", Password: "secret"},
+		"basic auth and token": {Host: "https://api.example", BearerToken: "t", Username: "admin", Password: "secret"},
+	} {
+		if tr, err := NewTransport(cfg, TransportOptions{}); err == nil {
+			tr.Close()
+			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the password: %v", name, err)
 		}
 	}
 }

@@ -128,13 +128,22 @@ func (g *dialGate) done(err error) {
 
 // NewTransport builds the upstream transport for cfg (Host, TLSClientConfig, BearerToken,
 // BearerTokenFile). Files are read once here (an error if they are unusable) and then in the
-// background, never per request. Exec and auth-provider plugins are not supported.
+// background, never per request. The proxy must have credentials of its own (a bearer token, a
+// token file or a client certificate); exec and auth-provider plugins and basic auth are not
+// supported.
 func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 	if cfg == nil || cfg.Host == "" {
 		return nil, errors.New("impersonation: upstream rest.Config with a Host is required")
 	}
 	if cfg.ExecProvider != nil || cfg.AuthProvider != nil {
 		return nil, errors.New("impersonation: exec and auth-provider credentials are not supported for the upstream; use a bearer token (file) or a client certificate")
+	}
+	if cfg.Username != "" || cfg.Password != "" {
+		return nil, errors.New("impersonation: basic auth is not supported for the upstream; use a bearer token (file) or a client certificate")
+	}
+	tc := cfg.TLSClientConfig
+	if cfg.BearerToken == "" && cfg.BearerTokenFile == "" && len(tc.CertData) == 0 && tc.CertFile == "" {
+		return nil, errors.New("impersonation: the upstream rest.Config has no credentials (bearer token, token file or client certificate); requests would reach the API server anonymously")
 	}
 	host := cfg.Host
 	if !hasScheme(host) {
