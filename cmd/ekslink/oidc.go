@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -500,12 +501,23 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 			mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 			mux.Handle("/", promhttp.InstrumentHandlerCounter(requests, h))
 
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+			if certFile != "" {
+				// Load the certificate before listening: ServeTLS would leave the listener open
+				// (and the reload loop running) when it cannot.
+				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				if err != nil {
+					return fmt.Errorf("TLS certificate: %w", err)
+				}
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
 			}
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-			ctx := cmd.Context()
+			defer ln.Close()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel() // stops the reload loop whichever way serving ends
 			go func() {
 				t := time.NewTicker(reload)
 				defer t.Stop()
@@ -531,7 +543,7 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 			errc := make(chan error, 1)
 			go func() {
 				if certFile != "" {
-					errc <- srv.ServeTLS(ln, certFile, keyFile)
+					errc <- srv.ServeTLS(ln, "", "")
 				} else {
 					errc <- srv.Serve(ln)
 				}

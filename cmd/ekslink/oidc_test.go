@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -356,4 +360,85 @@ func TestOIDCVerifyTokenDiscoverGivesUpOnAHungIssuer(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("took %s", d)
 	}
+}
+
+func TestOIDCServeWithABadCertificateReleasesThePort(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := runOIDC(t, nil, "", "keygen", "--type", "p-256", "--out-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The key file is no certificate: serving must fail at once.
+	_, _, err = runOIDC(t, ctx, "", "serve", "--issuer", "https://oidc.example.com/c1", "--key-file", filepath.Join(dir, "sa.pub"),
+		"--listen", addr, "--tls-cert-file", filepath.Join(dir, "sa.pub"), "--tls-key-file", filepath.Join(dir, "sa.key"))
+	if err == nil {
+		t.Fatal("served with an unusable certificate")
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the failed serve left %s bound: %v", addr, err)
+	}
+	again.Close()
+
+	// A usable certificate serves HTTPS.
+	key := testenv.NewECKey()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := testenv.PrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runOIDC(t, sctx, "", "serve", "--issuer", "https://oidc.example.com/c1", "--key-file", filepath.Join(dir, "sa.pub"),
+			"--listen", addr, "--tls-cert-file", certFile, "--tls-key-file", keyFile)
+		done <- err
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(must(x509.ParseCertificate(der)))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("https://" + addr + "/c1/openid/v1/jwks")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
