@@ -191,7 +191,12 @@ func TestRequestsKeepTheirSemantics(t *testing.T) {
 		w, err := c.CoreV1().ConfigMaps(f.ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=cm"})
 		must(t, err)
 		defer w.Stop()
-		first := <-w.ResultChan() // the initial ADDED
+		var first watch.Event
+		select {
+		case first = <-w.ResultChan(): // the initial ADDED
+		case <-time.After(10 * time.Second):
+			t.Fatal("no initial event")
+		}
 		if first.Type != watch.Added {
 			t.Fatalf("first event %v", first.Type)
 		}

@@ -347,7 +347,14 @@ func TestClientCancellationReachesTheUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	<-started
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not reach the upstream")
+	}
 	if got := metricValue(h.metrics.activeStreams.WithLabelValues("watch")); got != 1 {
 		t.Errorf("active_streams{watch} = %v, want 1", got)
 	}
@@ -471,7 +478,8 @@ func TestHTTP1UpstreamIsNotBoundByTheConnectionLimit(t *testing.T) {
 		<-release
 	})
 	cfg, _ := upstreamConfig(t, up, "tok")
-	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{MaxConnections: 2}})
+	// A short header timeout: were the streams bound, they would fail in seconds, not hang.
+	h := newTestHandler(t, Config{Upstream: cfg, Transport: TransportOptions{MaxConnections: 2, ResponseHeaderTimeout: 5 * time.Second}})
 	proxy := serveHandler(t, h)
 	// The first request discovers that the upstream speaks only HTTP/1.1.
 	resp := identityGet(t, proxy, "/api", testUserARN)
@@ -532,14 +540,38 @@ func TestLogFollowIsFlushedAsItArrives(t *testing.T) {
 	cfg, _ := upstreamConfig(t, up, "tok")
 	proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
 	resp := identityGet(t, proxy, "/api/v1/namespaces/default/pods/p/log?follow=true", testUserARN)
-	br := bufio.NewReader(resp.Body)
+	type line struct {
+		s   string
+		err error
+	}
+	lines := make(chan line)
+	go func() {
+		br := bufio.NewReader(resp.Body)
+		for {
+			s, err := br.ReadString('\n')
+			lines <- line{s, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
 	for i := 0; i < 3; i++ {
 		// Each line must arrive while the upstream is still waiting to write the next one.
-		line, err := br.ReadString('\n')
-		if err != nil || line != fmt.Sprintf("line %d\n", i) {
-			t.Fatalf("line %d: %q %v", i, line, err)
+		select {
+		case l := <-lines:
+			if l.err != nil || l.s != fmt.Sprintf("line %d\n", i) {
+				t.Fatalf("line %d: %q %v", i, l.s, l.err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("line %d was not flushed", i)
 		}
 		next <- struct{}{}
+	}
+	resp.Body.Close()
+	for l := range lines { // let the reader end
+		if l.err != nil {
+			break
+		}
 	}
 }
 

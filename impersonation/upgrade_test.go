@@ -73,6 +73,7 @@ func TestUpgradesRoundTripBytesBothWays(t *testing.T) {
 		if c.Subprotocol() != "v5.channel.k8s.io" {
 			t.Errorf("subprotocol %q", c.Subprotocol())
 		}
+		must(t, c.SetReadDeadline(time.Now().Add(10*time.Second))) // fail, not hang, if the echo is lost
 		for i := 0; i < 3; i++ {
 			msg := bytes.Repeat([]byte{byte('a' + i)}, 1000*i+1)
 			must(t, c.WriteMessage(websocket.BinaryMessage, msg))
@@ -102,6 +103,7 @@ func TestUpgradesRoundTripBytesBothWays(t *testing.T) {
 		conn, err := rt.NewConnection(resp)
 		must(t, err)
 		defer conn.Close()
+		defer time.AfterFunc(10*time.Second, func() { conn.Close() }).Stop() // fail, not hang
 		s, err := conn.CreateStream(http.Header{"Streamtype": {"stdin"}})
 		must(t, err)
 		msg := []byte("hello over spdy")
