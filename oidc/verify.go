@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -305,15 +306,22 @@ func ServiceAccountSubject(namespace, name string) string {
 	return "system:serviceaccount:" + namespace + ":" + name
 }
 
-// ParseServiceAccountSubject splits system:serviceaccount:<namespace>:<name>.
+// ParseServiceAccountSubject splits system:serviceaccount:<namespace>:<name>, where namespace is a
+// DNS-1123 label and name a DNS-1123 subdomain.
 func ParseServiceAccountSubject(sub string) (namespace, name string, ok bool) {
 	rest, found := strings.CutPrefix(sub, "system:serviceaccount:")
 	if !found {
 		return "", "", false
 	}
 	namespace, name, found = strings.Cut(rest, ":")
-	if !found || namespace == "" || name == "" || strings.Contains(name, ":") {
+	// Kubernetes only issues names of this shape; anything else (a wildcard that a StringLike
+	// trust policy would match, upper case, spaces) is not a service account.
+	if !found || len(namespace) > 63 || !namespacePattern.MatchString(namespace) ||
+		len(name) > 253 || !subdomainPattern.MatchString(name) {
 		return "", "", false
 	}
 	return namespace, name, true
 }
+
+// subdomainPattern is a DNS-1123 subdomain, the shape of a service account name.
+var subdomainPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)

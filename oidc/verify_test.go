@@ -129,11 +129,19 @@ func TestVerify(t *testing.T) {
 
 func TestParseServiceAccountSubject(t *testing.T) {
 	for sub, ok := range map[string]bool{
-		"system:serviceaccount:ns:name": true,
-		"system:serviceaccount:ns:":     false,
-		"system:serviceaccount::name":   false,
-		"system:serviceaccount:a:b:c":   false,
-		"system:node:x":                 false,
+		"system:serviceaccount:ns:name":                           true,
+		"system:serviceaccount:ns:":                               false,
+		"system:serviceaccount::name":                             false,
+		"system:serviceaccount:a:b:c":                             false,
+		"system:node:x":                                           false,
+		"system:serviceaccount:ns:my.sa-1":                        true,
+		"system:serviceaccount:ns:*":                              false,
+		"system:serviceaccount:*:name":                            false,
+		"system:serviceaccount:ns:Name":                           false,
+		"system:serviceaccount:ns:na me":                          false,
+		"system:serviceaccount:ns:name ":                          false,
+		"system:serviceaccount:ns:-name":                          false,
+		"system:serviceaccount:" + strings.Repeat("n", 64) + ":x": false,
 	} {
 		if _, _, got := ParseServiceAccountSubject(sub); got != ok {
 			t.Errorf("%q: ok=%v, want %v", sub, got, ok)
