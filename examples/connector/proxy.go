@@ -73,6 +73,7 @@ type proxyOptions struct {
 	metricsAddr     string
 	healthAddr      string
 	identityHeader  string
+	allowRemote     bool
 	shutdownTimeout time.Duration
 	verbosity       int
 }
@@ -88,7 +89,8 @@ func newProxyCommandWithHooks(hooks proxyHooks) *cobra.Command {
 x-aws-eks-identity-arn header holding a valid IAM principal ARN; it is forwarded to the API server
 as "Impersonate-User: <ARN>" with the ARN (and an assumed role's session name) as user extras,
 authenticated with this pod's service-account token. Requests without a usable identity are refused
-with 401/403 and never reach the API server.
+with 401/403 and never reach the API server. The header itself is trusted, so only the SSM agent
+may reach the proxy: a unix socket, or TCP on loopback (--allow-remote-callers to override).
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
@@ -109,12 +111,13 @@ Every flag can also be set with the environment variable shown in its descriptio
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port [env CONNECTOR_LISTEN]")
+	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port (loopback unless --allow-remote-callers) [env CONNECTOR_LISTEN]")
 	fs.StringVar(&o.apiServer, "api-server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, else https://kubernetes.default.svc) [env CONNECTOR_API_SERVER]")
 	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change [env CONNECTOR_TOKEN_FILE]")
 	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change [env CONNECTOR_CA_FILE]")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
+	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front [env CONNECTOR_ALLOW_REMOTE_CALLERS]")
 	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
@@ -153,6 +156,9 @@ func inClusterHost() string {
 func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(hooks.stderr, &slog.HandlerOptions{Level: slog.Level(-o.verbosity)}))
 	logger = logger.WithName("proxy")
+	if err := checkListenExposure(o.listen, o.allowRemote); err != nil {
+		return err
+	}
 	if o.apiServer == "" {
 		o.apiServer = inClusterHost()
 	}
@@ -339,6 +345,20 @@ func (s *sessionSet) waitEmpty(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// checkListenExposure refuses a TCP listener that other hosts or pods can reach unless allowed:
+// the proxy believes the identity header of whoever connects.
+func checkListenExposure(spec string, allowRemote bool) error {
+	u, err := url.Parse(spec)
+	if err != nil || u.Scheme != "tcp" || allowRemote {
+		return nil // listen reports malformed specs
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is reachable from other hosts, and the proxy trusts the identity header of whoever connects: use a unix socket or a loopback address, or pass --allow-remote-callers", spec)
 }
 
 // listen opens unix:///path (replacing a stale socket, mode 0660) or tcp://host:port.

@@ -461,3 +461,31 @@ func TestShutdownDrainsExecSessions(t *testing.T) {
 		}
 	})
 }
+
+// The proxy believes whatever identity header a caller sends, so only the SSM agent may reach it:
+// a unix socket, or TCP on loopback. Any other TCP address needs an explicit opt-in.
+func TestRemoteTCPListenersNeedAnExplicitOptIn(t *testing.T) {
+	for spec, remote := range map[string]bool{
+		"tcp://127.0.0.1:8443":                  false,
+		"tcp://[::1]:8443":                      false,
+		"tcp://localhost:8443":                  false,
+		"tcp://:8443":                           true,
+		"tcp://0.0.0.0:8443":                    true,
+		"tcp://[::]:8443":                       true,
+		"tcp://10.0.0.7:8443":                   true,
+		"tcp://proxy.example:8443":              true,
+		"unix:///var/eks/shared/connector.sock": false,
+	} {
+		if err := checkListenExposure(spec, false); (err != nil) != remote {
+			t.Errorf("%s: %v, want refused=%v", spec, err, remote)
+		}
+		if err := checkListenExposure(spec, true); err != nil {
+			t.Errorf("%s with the opt-in: %v", spec, err)
+		}
+	}
+	cmd := newProxyCommandWithHooks(proxyHooks{stderr: io.Discard})
+	cmd.SetArgs([]string{"--listen=tcp://0.0.0.0:0", "--api-server=https://127.0.0.1:1", "--metrics-addr=", "--health-addr="})
+	if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "--allow-remote-callers") {
+		t.Fatalf("proxy on all interfaces without the opt-in: %v", err)
+	}
+}
