@@ -54,6 +54,9 @@ type KeySync struct {
 	failures prometheus.Counter
 	lastSync prometheus.Gauge
 	checks   chan struct{}
+
+	// newWatcher creates the file watcher (a test hook; fsnotify.NewWatcher).
+	newWatcher func() (*fsnotify.Watcher, error)
 }
 
 // ErrUnsynced is matched by Ready while the vault's key is not (known to be) in the store.
@@ -96,7 +99,8 @@ func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
 			Help: "Failed checks (unreadable vault key, store errors)."}),
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ekslink_registration_key_last_synced_timestamp_seconds",
 			Help: "Unix time the vault key was last confirmed in the state store."}),
-		checks: make(chan struct{}, 1),
+		checks:     make(chan struct{}, 1),
+		newWatcher: fsnotify.NewWatcher,
 	}
 	k.unsynced.Set(1)
 	for _, c := range []prometheus.Collector{k.unsynced, k.syncs, k.failures, k.lastSync} {
@@ -158,19 +162,26 @@ func (k *KeySync) setResult(err error) {
 	k.unsynced.Set(1)
 }
 
-// Run watches and syncs until ctx ends; it returns nil then. It returns an error only when the
-// watcher cannot be created at all; the periodic check keeps running if the directory cannot be
-// watched yet.
+// Run watches and syncs until ctx ends; it returns nil then. If the file watcher cannot be created
+// (for example the inotify instance limit is reached) or stops, or the directory cannot be watched
+// yet, the periodic check keeps the sync going: it never stops before ctx ends.
 func (k *KeySync) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
+	var (
+		events <-chan fsnotify.Event
+		errs   <-chan error
+	)
+	w, err := k.newWatcher()
 	if err != nil {
-		return fmt.Errorf("registration: creating file watcher: %w", err)
+		k.opts.Logger.Error(err, "cannot create a file watcher for the vault; relying on the periodic check", "interval", k.opts.Interval.String())
+		w = nil
+	} else {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 	}
-	defer w.Close()
 	storeDir := filepath.Join(k.opts.VaultDir, "Store")
 	watched := false
 	watch := func() {
-		if watched {
+		if watched || w == nil {
 			return
 		}
 		// The directory, not the file: the agent may replace the file, and the watch must survive.
@@ -214,17 +225,21 @@ func (k *KeySync) Run(ctx context.Context) error {
 				retry.Stop()
 			}
 			return nil
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				k.opts.Logger.Error(nil, "vault watcher stopped; relying on the periodic check")
+				events, errs = nil, nil
+				continue
 			}
 			if filepath.Base(ev.Name) == filepath.Base(RegistrationKeyFile) {
 				check()
 			}
-		case err, ok := <-w.Errors:
-			if ok {
-				k.opts.Logger.Error(err, "vault watcher error; the periodic check continues")
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
 			}
+			k.opts.Logger.Error(err, "vault watcher error; the periodic check continues")
 		case <-ticker.C:
 			check()
 		case <-k.checks:
