@@ -17,6 +17,10 @@ import (
 // DefaultAudience is the client id AWS STS expects in IRSA tokens.
 const DefaultAudience = "sts.amazonaws.com"
 
+// MaxTokenLength is the longest WebIdentityToken AssumeRoleWithWebIdentity accepts; Verify
+// rejects longer tokens before decoding anything.
+const MaxTokenLength = 20000
+
 // DefaultLeeway is the clock skew allowed on exp, nbf and iat.
 const DefaultLeeway = time.Minute
 
@@ -172,12 +176,15 @@ func Verify(token string, jwksJSON []byte, expect Expect) (*Claims, error) {
 	return v.Verify(token)
 }
 
-// Verify checks, in this order: compact JWS shape; alg in SupportedAlgorithms (and equal to the
-// key's alg when the JWK names one); kid present and in the key set; signature; iss equal to
-// Expect.Issuer; aud containing Expect.Audience; exp and nbf (and iat) within leeway; sub of the
-// form system:serviceaccount:<namespace>:<name> (and equal to Expect.Subject when set). Failures
-// are *TokenError values wrapping the rule that failed.
+// Verify checks, in this order: length (MaxTokenLength) and compact JWS shape; alg in
+// SupportedAlgorithms (and equal to the key's alg when the JWK names one); kid present and in the
+// key set; signature; iss equal to Expect.Issuer; aud containing Expect.Audience; exp and nbf (and
+// iat) within leeway; sub of the form system:serviceaccount:<namespace>:<name> (and equal to
+// Expect.Subject when set). Failures are *TokenError values wrapping the rule that failed.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	if len(token) > MaxTokenLength {
+		return nil, reject(ErrMalformedToken, "%d bytes; STS accepts web identity tokens of at most %d", len(token), MaxTokenLength)
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, reject(ErrMalformedToken, "want three dot-separated parts (compact JWS), got %d", len(parts))

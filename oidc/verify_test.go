@@ -97,6 +97,12 @@ func TestVerify(t *testing.T) {
 		{name: "subject that is not a service account", signer: rsaKey, spec: with(func(s *tokenSpec) { s.sub = "admin" }), want: ErrSubject},
 		{name: "subject differs from expected", signer: rsaKey, spec: good, expect: Expect{Subject: "system:serviceaccount:apps:other"}, want: ErrSubject},
 		{name: "not a JWS", signer: rsaKey, spec: good, mutate: func(string) string { return "abc" }, want: ErrMalformedToken},
+		{name: "longer than STS accepts", signer: rsaKey, spec: with(func(s *tokenSpec) {
+			s.aud = append([]string{DefaultAudience}, strings.Repeat("a", MaxTokenLength))
+		}), want: ErrMalformedToken},
+		{name: "long but within the STS limit", signer: rsaKey, spec: with(func(s *tokenSpec) {
+			s.aud = append([]string{DefaultAudience}, strings.Repeat("a", MaxTokenLength/2))
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
