@@ -156,6 +156,7 @@ func (c *Client) RegisterManagedInstance(ctx context.Context, in RegisterInput) 
 		if err == nil {
 			return id, nil
 		}
+		redactCode(err, in.ActivationCode)
 		lastErr = err
 		if !retryable(ctx, err) || attempt >= c.opts.MaxAttempts {
 			break
@@ -173,6 +174,16 @@ func (c *Client) RegisterManagedInstance(ctx context.Context, in RegisterInput) 
 		}
 	}
 	return "", lastErr
+}
+
+// redactCode removes the activation code from an error answer's message: AWS validation messages
+// quote the offending value ("Value '...' at 'activationCode' failed to satisfy constraint"), and
+// the error ends up in logs.
+func redactCode(err error, code string) {
+	var ae *APIError
+	if code != "" && errors.As(err, &ae) {
+		ae.Message = strings.ReplaceAll(ae.Message, code, "<activation code>")
+	}
 }
 
 func retryable(ctx context.Context, err error) bool {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -367,5 +368,27 @@ func TestUnintelligibleSuccessIsNotRetried(t *testing.T) {
 	_, err := newClient(t, s, nil).RegisterManagedInstance(context.Background(), testInput(t))
 	if err == nil || calls.Load() != 1 {
 		t.Fatalf("err %v after %d calls, want an error after exactly 1", err, calls.Load())
+	}
+}
+
+// AWS validation messages quote the offending value; the activation code must not reach the error
+// (and so the logs).
+func TestErrorsNeverCarryTheActivationCode(t *testing.T) {
+	s := ssmServer(t)
+	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		awstest.WriteJSONError(w, 400, "ValidationException", "1 validation error detected: Value '"+in["ActivationCode"]+"' at 'activationCode' failed to satisfy constraint")
+	})
+	_, err := newClient(t, s, nil).RegisterManagedInstance(context.Background(), testInput(t))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var ae *registration.APIError
+	if !errors.As(err, &ae) || ae.Code != "ValidationException" {
+		t.Fatalf("got %v, want the ValidationException", err)
+	}
+	if strings.Contains(err.Error(), testActivationCode) || strings.Contains(ae.ErrorMessage(), testActivationCode) {
+		t.Fatalf("error carries the activation code: %v", err)
 	}
 }
