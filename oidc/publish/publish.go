@@ -162,6 +162,9 @@ func (s Site) locate(clientRegion string) (bucket, prefix, discKey, jwksKey stri
 			}
 			prefix = rest
 		}
+		if m := virtualStyleHost.FindStringSubmatch(u.Hostname()); m != nil && m[1] != s.Bucket {
+			return "", "", "", "", fmt.Errorf("%w: issuer host names bucket %q but bucket is %q", ErrInvalidSite, m[1], s.Bucket)
+		}
 	case pathStyleHost.MatchString(u.Hostname()):
 		bucket, prefix, _ = strings.Cut(path, "/")
 	case virtualStyleHost.MatchString(u.Hostname()):

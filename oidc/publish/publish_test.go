@@ -265,6 +265,18 @@ func TestPublishRefusals(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("explicit bucket other than the one the issuer names", func(t *testing.T) {
+		k, _ := oidc.ParseKeys(mustPub(t))
+		for _, iss := range []string{issuer, "https://ekslink-irsa.s3.eu-west-1.amazonaws.com"} {
+			w := newWorld(t)
+			s := site(t)
+			s.Issuer, s.Bucket = iss, "another-bucket"
+			s.Discovery, s.JWKS, _ = oidc.Documents(iss, k)
+			if _, err := w.pub.Publish(ctx, s); !errors.Is(err, publish.ErrInvalidSite) || len(w.writes()) != 0 {
+				t.Errorf("%s: err = %v, writes %q", iss, err, w.writes())
+			}
+		}
+	})
 	t.Run("custom domain needs an explicit bucket", func(t *testing.T) {
 		w := newWorld(t)
 		s := site(t)
