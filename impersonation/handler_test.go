@@ -789,3 +789,25 @@ func TestTransportRefusesUpstreamsWithoutItsOwnCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A hand-built request may have a nil Header (net/http's own transport accepts it); the
+// RoundTripper and the Transport must not panic on it.
+func TestRequestsWithANilHeaderAreForwarded(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, _ := upstreamConfig(t, up, "tok")
+	tr, err := NewTransport(cfg, TransportOptions{disableWatch: true})
+	must(t, err)
+	defer tr.Close()
+	u, _ := url.Parse(cfg.Host + "/api")
+	for name, rt := range map[string]http.RoundTripper{"Transport": tr, "RoundTripper": NewRoundTripper(tr)} {
+		req := (&http.Request{Method: http.MethodGet, URL: u, Host: u.Host}).WithContext(WithIdentity(context.Background(), Identity{User: testUserARN}))
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || up.last(t).Get("Authorization") != "Bearer tok" {
+			t.Fatalf("%s: status %d, headers %v", name, resp.StatusCode, up.last(t))
+		}
+	}
+}

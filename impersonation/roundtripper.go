@@ -50,6 +50,9 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	out := req.Clone(req.Context())
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
 	out.Trailer = nil // the API server never reads request trailers; do not carry headers there
 	Sanitize(out.Header)
 	for _, h := range rt.StripHeaders {

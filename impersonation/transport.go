@@ -346,6 +346,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		tok = t.creds.Token()
 	}
 	out := req.Clone(req.Context())
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
 	if tok != "" {
 		out.Header.Set("Authorization", "Bearer "+tok)
 	} else if t.creds.tokenFile != "" {
@@ -382,7 +385,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if fresh == "" || fresh == tok || upgrade || !replayable(req) {
 		return resp, nil
 	}
-	retry := req.Clone(req.Context())
+	retry := out.Clone(req.Context()) // out: a non-nil Header, without the gate's trace
 	if req.GetBody != nil {
 		if retry.Body, err = req.GetBody(); err != nil {
 			return resp, nil
