@@ -85,9 +85,9 @@ func UpgradeType(h http.Header) string {
 // Sanitize removes, case-insensitively, every header a client could use to spoof an identity or
 // that must not cross a proxy: Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*,
 // Forwarded, X-Forwarded-*, X-Real-Ip, bearer-token WebSocket subprotocols
-// ("base64url.bearer.authorization.k8s.io.*"), hop-by-hop headers and the headers Connection names. A
-// protocol upgrade request keeps exactly "Connection: Upgrade" and its Upgrade header (the
-// WebSocket and SPDY negotiation headers are end-to-end and kept).
+// ("base64url.bearer.authorization.k8s.io.*"), hop-by-hop headers and the headers Connection
+// names. A protocol upgrade request keeps exactly "Connection: Upgrade" and its Upgrade header
+// (the other WebSocket and SPDY negotiation headers are end-to-end and kept).
 func Sanitize(h http.Header) {
 	upgrade := UpgradeType(h)
 	var named []string
