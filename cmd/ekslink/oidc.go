@@ -164,10 +164,19 @@ func oidcKeygenCommand() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			if err := oidcWriteFileAtomic(privPath, priv); err != nil {
+			write := oidcWriteFileAtomic
+			if !force {
+				// The check above is for a clear message; linking into place is what makes
+				// sure a key that appeared meanwhile (another keygen) is never replaced.
+				write = oidcWriteFileNew
+			}
+			if err := write(privPath, priv); err != nil {
 				return err
 			}
-			if err := oidcWriteFileAtomic(pubPath, pub); err != nil {
+			if err := write(pubPath, pub); err != nil {
+				if !force {
+					_ = os.Remove(privPath) // ours: created just above, and useless without its .pub
+				}
 				return err
 			}
 			return oidcPrintJSON(cmd, map[string]string{"kid": k.ID, "alg": k.Algorithm, "privateKeyFile": privPath, "publicKeyFile": pubPath})
@@ -204,6 +213,33 @@ func oidcWriteFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// oidcWriteFileNew is oidcWriteFileAtomic for a path that must not exist yet: the complete file
+// is hard-linked into place, which fails if anything is there.
+func oidcWriteFileNew(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s exists; refusing to overwrite a signing key (use --force)", path)
+		}
+		return err
+	}
+	return nil
 }
 
 func oidcDiscoveryCommand() *cobra.Command {

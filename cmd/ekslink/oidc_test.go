@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -441,4 +442,48 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func TestOIDCKeygenConcurrentRunsNeverReplaceAKey(t *testing.T) {
+	dir := t.TempDir()
+	const runs = 8
+	outs := make(chan string, runs)
+	var wg sync.WaitGroup
+	for range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, _, err := runOIDC(t, nil, "", "keygen", "--type", "p-256", "--out-dir", dir)
+			if err == nil {
+				outs <- out
+			} else if out != "" {
+				t.Errorf("failed keygen printed %q", out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(outs)
+	var won []string
+	for o := range outs {
+		won = append(won, o)
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d keygens reported success for the same files", len(won))
+	}
+	var kg map[string]string
+	if err := json.Unmarshal([]byte(won[0]), &kg); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"sa.key", "sa.pub"} {
+		keys, err := oidc.ParseKeyFiles(filepath.Join(dir, f))
+		if err != nil || len(keys) != 1 || keys[0].ID != kg["kid"] {
+			t.Fatalf("%s does not hold the reported key %s: %v", f, kg["kid"], err)
+		}
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v, %v", f, st.Mode(), err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
 }
