@@ -76,7 +76,7 @@ func (f *File) Save(ctx context.Context, data map[string][]byte, version string)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	unlock, err := lockFile(f.path + ".lock")
+	unlock, err := lockFile(ctx, f.path+".lock")
 	if err != nil {
 		return "", err
 	}
