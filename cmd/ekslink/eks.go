@@ -62,11 +62,15 @@ func (e *eksEnv) bind(flag string, vars ...string) {
 	f.Annotations[eksEnvAnnotation] = vars
 }
 
-// eksDefaultEnv binds every still-unbound flag of cmd to EKSLINK_<FLAG_NAME>.
+// eksNoEnv are flags that must be typed on the command line: an environment variable left over in a
+// shell or a CI job must never override a safety guard.
+var eksNoEnv = map[string]bool{"help": true, "force": true}
+
+// eksDefaultEnv binds every still-unbound flag of cmd (except eksNoEnv) to EKSLINK_<FLAG_NAME>.
 func eksDefaultEnv(cmd *cobra.Command) {
 	for _, fs := range []*pflag.FlagSet{cmd.LocalFlags(), cmd.PersistentFlags()} {
 		fs.VisitAll(func(f *pflag.Flag) {
-			if f.Name == "help" || f.Annotations[eksEnvAnnotation] != nil {
+			if eksNoEnv[f.Name] || f.Annotations[eksEnvAnnotation] != nil {
 				return
 			}
 			newEKSEnv(fs).bind(f.Name, "EKSLINK_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))

@@ -167,6 +167,11 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	if out, err := runEKS(t, "aws-auth", "remove", admin); err == nil || !strings.Contains(err.Error(), "system:masters") || out != "" {
 		t.Fatalf("removing the last admin: stdout %q err %v", out, err)
 	}
+	// A leftover EKSLINK_FORCE must not lift the guard: --force has to be typed.
+	t.Setenv("EKSLINK_FORCE", "true")
+	if out, err := runEKS(t, "aws-auth", "remove", admin); err == nil || !strings.Contains(err.Error(), "system:masters") || out != "" {
+		t.Fatalf("EKSLINK_FORCE lifted the guard: stdout %q err %v", out, err)
+	}
 	if out, err := runEKS(t, "aws-auth", "diff", admin, "--remove", "--force"); err != nil || !strings.Contains(out, "- - rolearn: "+admin) {
 		t.Fatalf("diff: %s %v", out, err)
 	}

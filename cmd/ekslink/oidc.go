@@ -54,17 +54,23 @@ Every flag can also be set through an environment variable, shown in each flag's
 	return cmd
 }
 
-// oidcBindEnv documents and applies the environment fallback of every flag of c.
+// oidcNoEnv are flags that must be typed on the command line: a leftover environment variable must
+// never overwrite key files or widen a bucket on its own.
+var oidcNoEnv = map[string]bool{"force": true, "unblock-public-policy": true}
+
+// oidcBindEnv documents and applies the environment fallback of every flag of c (except oidcNoEnv).
 func oidcBindEnv(c *cobra.Command) {
 	c.Flags().VisitAll(func(f *pflag.Flag) {
-		f.Usage += fmt.Sprintf(" [env %s]", oidcEnvName(f.Name))
+		if !oidcNoEnv[f.Name] {
+			f.Usage += fmt.Sprintf(" [env %s]", oidcEnvName(f.Name))
+		}
 	})
 	prev := c.PreRunE
 	c.PreRunE = func(cmd *cobra.Command, args []string) error {
 		var errs []error
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
 			v, ok := os.LookupEnv(oidcEnvName(f.Name))
-			if f.Changed || !ok {
+			if f.Changed || !ok || oidcNoEnv[f.Name] {
 				return
 			}
 			if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {

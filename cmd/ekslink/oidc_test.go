@@ -487,3 +487,22 @@ func TestOIDCKeygenConcurrentRunsNeverReplaceAKey(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+func TestOIDCForceIsNeverTakenFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, err := runOIDC(t, nil, "", "keygen", "--out-dir", dir); err != nil {
+		t.Fatalf("keygen: %v %s", err, stderr)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "sa.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EKSLINK_OIDC_FORCE", "true")
+	if _, _, err := runOIDC(t, nil, "", "keygen", "--out-dir", dir); err == nil {
+		t.Fatal("EKSLINK_OIDC_FORCE overwrote an existing key")
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "sa.key"))
+	if !bytes.Equal(before, after) {
+		t.Fatal("the key file changed")
+	}
+}
