@@ -95,7 +95,7 @@ func TestConnectorRegistrationFlow(t *testing.T) {
 
 	status, out = registerManagedInstance(t, set, *cc.ActivationId, *cc.ActivationCode, fp, pub)
 	require.Equal(t, 200, status, out)
-	require.True(t, strings.HasPrefix(out["InstanceId"], "mi-"))
+	require.True(t, strings.HasPrefix(out["InstanceId"], "eks_c:demo_"), out["InstanceId"])
 	again, out2 := registerManagedInstance(t, set, *cc.ActivationId, *cc.ActivationCode, fp, pub)
 	require.Equal(t, 200, again)
 	require.Equal(t, out["InstanceId"], out2["InstanceId"], "a retried registration with the same material is the same instance")

@@ -96,7 +96,9 @@ func (s *Set) registerManagedInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inst := Instance{
-		InstanceID:   "mi-" + randomHex(9)[:17],
+		// Activations made by EKS RegisterCluster yield "eks_c:<cluster>_<17 word characters>"
+		// instance ids (the second alternative of SSM's InstanceId pattern), not "mi-...".
+		InstanceID:   "eks_c:" + act.cluster + "_" + randomHex(9)[:17],
 		ActivationID: act.id,
 		Fingerprint:  in.Fingerprint,
 		PublicKey:    in.PublicKey,
