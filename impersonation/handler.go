@@ -102,15 +102,21 @@ func NewHandler(cfg Config) (*Handler, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 		},
-		Transport:     NewRoundTripper(t, cfg.IdentityHeader),
-		FlushInterval: -1, // watches and log follows: every write goes out immediately
+		Transport: NewRoundTripper(t, cfg.IdentityHeader),
+		// Zero: a response with a Content-Length goes out in one write when it is complete,
+		// instead of a header flush (from a timer goroutine) and one flush per body read.
+		// ReverseProxy still flushes every write of a response without a Content-Length
+		// (anything the API server streams), even when the request was not classified a stream.
+		FlushInterval: 0,
 		BufferPool:    newBufferPool(32 << 10),
 		ErrorHandler:  h.upstreamError,
 		ErrorLog:      log.New(logWriter{cfg.Logger}, "", 0),
 	}
+	streams := *h.proxy
+	// Watches and log follows: the headers and every write go out immediately.
+	streams.FlushInterval = -1
 	// A watch holds its copy buffer for its whole life, and events are small: 2 KiB keeps
 	// hundreds of idle watches cheap (larger events just take several reads).
-	streams := *h.proxy
 	streams.BufferPool = newBufferPool(2 << 10)
 	h.streams = &streams
 	return h, nil

@@ -524,54 +524,65 @@ func TestBodiesAndEncodingsPassThroughUnchanged(t *testing.T) {
 	}
 }
 
-func TestLogFollowIsFlushedAsItArrives(t *testing.T) {
-	next := make(chan struct{})
-	up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		for i := 0; i < 3; i++ {
-			fmt.Fprintf(w, "line %d\n", i)
-			w.(http.Flusher).Flush()
-			select {
-			case <-next:
-			case <-r.Context().Done():
-				return
+// Streams are flushed as they arrive: watches and log follows (classified by their query), and any
+// other response the API server streams without a Content-Length (for example from an aggregated
+// API), which the general proxy path flushes immediately too.
+func TestStreamsAreFlushedAsTheyArrive(t *testing.T) {
+	for _, path := range []string{
+		"/api/v1/namespaces/default/pods/p/log?follow=true",
+		"/api/v1/namespaces/default/configmaps?watch=1",
+		"/apis/streams.example.com/v1/namespaces/default/feeds/f",
+	} {
+		t.Run(path, func(t *testing.T) {
+			next := make(chan struct{})
+			up := newRecordingUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+				for i := 0; i < 3; i++ {
+					fmt.Fprintf(w, "line %d\n", i)
+					w.(http.Flusher).Flush()
+					select {
+					case <-next:
+					case <-r.Context().Done():
+						return
+					}
+				}
+			})
+			cfg, _ := upstreamConfig(t, up, "tok")
+			proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
+			resp := identityGet(t, proxy, path, testUserARN)
+			type line struct {
+				s   string
+				err error
 			}
-		}
-	})
-	cfg, _ := upstreamConfig(t, up, "tok")
-	proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
-	resp := identityGet(t, proxy, "/api/v1/namespaces/default/pods/p/log?follow=true", testUserARN)
-	type line struct {
-		s   string
-		err error
-	}
-	lines := make(chan line)
-	go func() {
-		br := bufio.NewReader(resp.Body)
-		for {
-			s, err := br.ReadString('\n')
-			lines <- line{s, err}
-			if err != nil {
-				return
+			lines := make(chan line)
+			go func() {
+				br := bufio.NewReader(resp.Body)
+				for {
+					s, err := br.ReadString('\n')
+					lines <- line{s, err}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			for i := 0; i < 3; i++ {
+				// Each line must arrive while the upstream is still waiting to write the next one.
+				select {
+				case l := <-lines:
+					if l.err != nil || l.s != fmt.Sprintf("line %d\n", i) {
+						t.Fatalf("line %d: %q %v", i, l.s, l.err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("line %d was not flushed", i)
+				}
+				next <- struct{}{}
 			}
-		}
-	}()
-	for i := 0; i < 3; i++ {
-		// Each line must arrive while the upstream is still waiting to write the next one.
-		select {
-		case l := <-lines:
-			if l.err != nil || l.s != fmt.Sprintf("line %d\n", i) {
-				t.Fatalf("line %d: %q %v", i, l.s, l.err)
+			resp.Body.Close()
+			for l := range lines { // let the reader end
+				if l.err != nil {
+					break
+				}
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("line %d was not flushed", i)
-		}
-		next <- struct{}{}
-	}
-	resp.Body.Close()
-	for l := range lines { // let the reader end
-		if l.err != nil {
-			break
-		}
+		})
 	}
 }
 
