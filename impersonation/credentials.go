@@ -27,7 +27,7 @@ type credentials struct {
 	metrics           *metrics
 	now               func() time.Time
 
-	token atomic.Pointer[string]
+	token atomic.Pointer[bearer]
 	pool  atomic.Pointer[x509.CertPool]
 	caPEM atomic.Pointer[[]byte]
 
@@ -38,12 +38,20 @@ type credentials struct {
 // errNoToken is returned when the token file yields no usable token and none was loaded before.
 var errNoToken = errors.New("impersonation: no service-account token loaded")
 
+// bearer is a token with its Authorization header value, built once per token, not per request.
+type bearer struct{ token, header string }
+
+func newBearer(tok string) *bearer { return &bearer{token: tok, header: "Bearer " + tok} }
+
 func (c *credentials) Token() string {
-	if p := c.token.Load(); p != nil {
-		return *p
+	if b := c.token.Load(); b != nil {
+		return b.token
 	}
 	return ""
 }
+
+// bearer returns the current token and its header value (nil before any token was loaded).
+func (c *credentials) bearer() *bearer { return c.token.Load() }
 
 func (c *credentials) Pool() *x509.CertPool { return c.pool.Load() }
 
@@ -65,7 +73,7 @@ func (c *credentials) reload(reason string) (bool, error) {
 		case !sendableToken(tok):
 			errs = append(errs, fmt.Errorf("token file %s holds whitespace or control characters", c.tokenFile))
 		case c.Token() != tok:
-			c.token.Store(&tok)
+			c.token.Store(newBearer(tok))
 			changed = true
 		}
 	}

@@ -57,23 +57,23 @@ func (id Identity) Validate() error {
 	if id.User == "" {
 		return ErrNoIdentity
 	}
-	if err := checkValue("user", id.User); err != nil {
+	if err := checkValue("user", "", id.User); err != nil {
 		return err
 	}
-	if strings.HasPrefix(strings.ToLower(id.User), "system:") {
+	if reservedName(id.User) {
 		return fmt.Errorf("%w: user %q", ErrReservedIdentity, id.User)
 	}
-	if err := checkValue("uid", id.UID); err != nil {
+	if err := checkValue("uid", "", id.UID); err != nil {
 		return err
 	}
 	for _, g := range id.Groups {
 		if g == "" {
 			return fmt.Errorf("%w: empty group", ErrInvalidIdentity)
 		}
-		if err := checkValue("group", g); err != nil {
+		if err := checkValue("group", "", g); err != nil {
 			return err
 		}
-		if strings.HasPrefix(strings.ToLower(g), "system:") {
+		if reservedName(g) {
 			return fmt.Errorf("%w: group %q", ErrReservedIdentity, g)
 		}
 	}
@@ -81,11 +81,11 @@ func (id Identity) Validate() error {
 		if k == "" {
 			return fmt.Errorf("%w: empty extra key", ErrInvalidIdentity)
 		}
-		if err := checkValue("extra key", k); err != nil {
+		if err := checkValue("extra key", "", k); err != nil {
 			return err
 		}
 		for _, v := range vs {
-			if err := checkValue("extra "+k, v); err != nil {
+			if err := checkValue("extra", k, v); err != nil {
 				return err
 			}
 		}
@@ -93,13 +93,52 @@ func (id Identity) Validate() error {
 	return nil
 }
 
+// reservedName reports whether s starts with "system:" in any case. No Unicode character lowers
+// to one of these ASCII letters, so this equals strings.HasPrefix(strings.ToLower(s), "system:")
+// without the copy.
+func reservedName(s string) bool {
+	const prefix = "system:"
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // maxValueLength bounds every identity value; IAM ARNs are at most 2048 bytes.
 const maxValueLength = 4096
 
-func checkValue(what, v string) error {
+// checkValue rejects over-long values and control or invalid characters. what (and key, for an
+// extra value) name the value in the error.
+func checkValue(what, key, v string) error {
 	if len(v) > maxValueLength {
-		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidIdentity, what, maxValueLength)
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidIdentity, valueName(what, key), maxValueLength)
 	}
+	// Printable ASCII (nearly every value) needs no decoding; anything else is checked rune by rune.
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f {
+			return checkRunes(valueName(what, key), v[i:])
+		}
+	}
+	return nil
+}
+
+func valueName(what, key string) string {
+	if key == "" {
+		return what
+	}
+	return what + " " + key
+}
+
+func checkRunes(what, v string) error {
 	for _, r := range v {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return fmt.Errorf("%w: %s contains control or invalid characters", ErrInvalidIdentity, what)
@@ -115,7 +154,9 @@ func WithIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
-// IdentityFromContext returns the identity stored by WithIdentity.
+// IdentityFromContext returns the identity stored by WithIdentity. Handler shares one Identity
+// value (its Groups slice and Extra map) between the requests of the same caller: treat it as
+// read-only.
 func IdentityFromContext(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(Identity)
 	return id, ok
@@ -181,7 +222,7 @@ type Principal struct {
 // account roots, federated users). Errors wrap ErrInvalidIdentity, or ErrReservedIdentity for
 // "system:" names.
 func ParseARN(arn string) (Principal, error) {
-	if strings.HasPrefix(strings.ToLower(arn), "system:") {
+	if reservedName(arn) {
 		return Principal{}, fmt.Errorf("%w: %q is a Kubernetes system name, not an IAM ARN", ErrReservedIdentity, truncate(arn))
 	}
 	p, err := iamarn.Parse(arn)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -152,6 +153,15 @@ func TestRequestKindFollowsTheAPIServersBooleanParsing(t *testing.T) {
 		r, _ := http.NewRequest(http.MethodGet, "http://proxy"+target, nil)
 		if got := requestKind(r); got != want {
 			t.Errorf("%s: %s, want %s", target, got, want)
+		}
+	}
+}
+
+func TestReservedNameMatchesLowercasedPrefix(t *testing.T) {
+	for _, s := range []string{"system:masters", "SYSTEM:x", "System:", "sYsTeM:serviceaccount:a:b", "system", "systemx:", "ſystem:masters", "\u212Asystem:", "", "arn:aws:iam::1:user/system:x", "system\u0130:"} {
+		want := strings.HasPrefix(strings.ToLower(s), "system:")
+		if got := reservedName(s); got != want {
+			t.Errorf("reservedName(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

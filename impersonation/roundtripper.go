@@ -2,7 +2,7 @@ package impersonation
 
 import (
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -59,6 +59,9 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		deleteFold(out.Header, h)
 	}
 	SetIdentityHeaders(out.Header, id)
+	if t, ok := rt.Base.(*Transport); ok {
+		return t.roundTripOwned(out) // out is ours: no second copy
+	}
 	return rt.Base.RoundTrip(out)
 }
 
@@ -72,6 +75,48 @@ func closeBody(req *http.Request) {
 var hopByHop = []string{
 	"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 	"te", "trailer", "transfer-encoding", "upgrade",
+}
+
+// stripExact are the lowercase header names Sanitize removes outright (besides the prefixes in
+// stripPrefixes): credentials, forwarding claims and the hop-by-hop headers.
+var stripExact = func() map[string]bool {
+	m := map[string]bool{"authorization": true, "forwarded": true, "x-real-ip": true}
+	for _, h := range hopByHop {
+		m[h] = true
+	}
+	return m
+}()
+
+// stripPrefixes are the lowercase header-name prefixes Sanitize removes.
+var stripPrefixes = []string{"impersonate-", "x-remote-", "x-forwarded-"}
+
+// lowerKey returns k in lower case, in buf when k is short ASCII (no allocation), otherwise as
+// strings.ToLower does it (so non-ASCII keys are matched exactly as before).
+func lowerKey(buf *[64]byte, k string) []byte {
+	if len(k) <= len(buf) {
+		b := buf[:len(k)]
+		ascii := true
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if c >= 0x80 {
+				ascii = false
+				break
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+		}
+		if ascii {
+			return b
+		}
+	}
+	return []byte(strings.ToLower(k))
+}
+
+// hasImpersonatePrefix reports whether the lowercase key starts with "impersonate-".
+func hasImpersonatePrefix(l []byte) bool {
+	return len(l) >= len("impersonate-") && string(l[:len("impersonate-")]) == "impersonate-"
 }
 
 // UpgradeType returns the protocol a request asks to upgrade to ("websocket", "SPDY/3.1"), or "".
@@ -105,22 +150,21 @@ func Sanitize(h http.Header) {
 	for _, n := range named {
 		deleteFold(h, n)
 	}
+	var buf [64]byte
 	for k := range h {
-		l := strings.ToLower(k)
-		switch {
-		case l == "sec-websocket-protocol":
+		l := lowerKey(&buf, k)
+		if string(l) == "sec-websocket-protocol" {
 			stripBearerSubprotocols(h, k)
-		case l == "authorization", l == "forwarded", l == "x-real-ip",
-			strings.HasPrefix(l, "impersonate-"),
-			strings.HasPrefix(l, "x-remote-"),
-			strings.HasPrefix(l, "x-forwarded-"):
+			continue
+		}
+		if stripExact[string(l)] {
 			delete(h, k)
-		default:
-			for _, hb := range hopByHop {
-				if l == hb {
-					delete(h, k)
-					break
-				}
+			continue
+		}
+		for _, p := range stripPrefixes {
+			if len(l) >= len(p) && string(l[:len(p)]) == p {
+				delete(h, k)
+				break
 			}
 		}
 	}
@@ -157,8 +201,9 @@ func stripBearerSubprotocols(h http.Header, k string) {
 // SetIdentityHeaders sets the Impersonate-* headers for id, replacing any present. Extra keys are
 // lowercased and percent-escaped as the API server expects.
 func SetIdentityHeaders(h http.Header, id Identity) {
+	var buf [64]byte
 	for k := range h {
-		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
+		if hasImpersonatePrefix(lowerKey(&buf, k)) {
 			delete(h, k)
 		}
 	}
@@ -169,18 +214,31 @@ func SetIdentityHeaders(h http.Header, id Identity) {
 	if len(id.Groups) > 0 {
 		h[HeaderGroup] = append([]string(nil), id.Groups...)
 	}
-	keys := make([]string, 0, len(id.Extra))
+	var arr [8]string
+	keys := arr[:0]
 	for k := range id.Extra {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		if len(id.Extra[k]) == 0 {
 			continue
 		}
-		name := HeaderExtraPrefix + escapeExtraKey(strings.ToLower(k))
+		name := extraHeaderName(k)
 		h[name] = append(h[name], id.Extra[k]...)
 	}
+}
+
+// extraHeaderName is the header carrying extra key k: lowercased and escaped, precomputed for
+// the keys the default mapping sets.
+func extraHeaderName(k string) string {
+	switch k {
+	case ExtraARN:
+		return HeaderExtraPrefix + ExtraARN
+	case ExtraSessionName:
+		return HeaderExtraPrefix + ExtraSessionName
+	}
+	return HeaderExtraPrefix + escapeExtraKey(strings.ToLower(k))
 }
 
 // escapeExtraKey percent-encodes every byte that is not a legal header-name character, and '%'

@@ -65,7 +65,7 @@ type Transport struct {
 	creds   *credentials
 	h2, h1  *http.Transport
 	h1pool  *http.Transport // normal requests when the upstream does not speak HTTP/2
-	static  string          // static bearer token (rest.Config.BearerToken without a file)
+	static  *bearer         // static bearer token (rest.Config.BearerToken without a file)
 	cancel  context.CancelFunc
 	done    chan struct{}
 	metrics *metrics
@@ -185,8 +185,8 @@ func NewTransport(cfg *rest.Config, opts TransportOptions) (*Transport, error) {
 		metrics:   m,
 		now:       time.Now,
 	}
-	if cfg.BearerTokenFile == "" {
-		t.static = cfg.BearerToken
+	if cfg.BearerTokenFile == "" && cfg.BearerToken != "" {
+		t.static = newBearer(cfg.BearerToken)
 	}
 	if len(cfg.TLSClientConfig.CAData) > 0 {
 		pool := x509.NewCertPool()
@@ -341,22 +341,28 @@ func (t *Transport) URL() *url.URL { u := *t.base; return &u }
 // RoundTrip implements http.RoundTripper. Requests carrying "Connection: Upgrade" go over
 // HTTP/1.1; the rest over HTTP/2 when the server offers it.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok := t.static
-	if tok == "" {
-		tok = t.creds.Token()
-	}
 	out := req.Clone(req.Context())
 	if out.Header == nil {
 		out.Header = http.Header{}
 	}
-	if tok != "" {
-		out.Header.Set("Authorization", "Bearer "+tok)
+	return t.roundTripOwned(out)
+}
+
+// roundTripOwned sends out, a request the caller cloned for it (with a non-nil Header): it sets
+// the Authorization header on it without another copy.
+func (t *Transport) roundTripOwned(out *http.Request) (*http.Response, error) {
+	b := t.static
+	if b == nil {
+		b = t.creds.bearer()
+	}
+	if b != nil {
+		out.Header["Authorization"] = []string{b.header}
 	} else if t.creds.tokenFile != "" {
-		closeBody(req)
+		closeBody(out)
 		return nil, errNoToken
 	}
 	rt := t.h2
-	upgrade := UpgradeType(req.Header) != ""
+	upgrade := UpgradeType(out.Header) != ""
 	var resp *http.Response
 	var err error
 	if upgrade {
@@ -368,7 +374,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		gated, release, gerr := t.gate.enter(out)
 		if gerr != nil {
-			closeBody(req)
+			closeBody(out)
 			return nil, gerr
 		}
 		resp, err = rt.RoundTrip(gated)
@@ -381,17 +387,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Our token was refused: it may have been rotated under us. Re-read now, not at the next tick
 	// (rate-limited; a concurrent 401 or the file watcher may have loaded a new token already).
 	t.creds.reloadAfter401(time.Second)
-	fresh := t.creds.Token()
-	if fresh == "" || fresh == tok || upgrade || !replayable(req) {
+	fresh := t.creds.bearer()
+	if fresh == nil || fresh.token == b.token || upgrade || !replayable(out) {
 		return resp, nil
 	}
-	retry := out.Clone(req.Context()) // out: a non-nil Header, without the gate's trace
-	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
+	retry := out.Clone(out.Context()) // out: a non-nil Header, without the gate's trace
+	if out.GetBody != nil {
+		if retry.Body, err = out.GetBody(); err != nil {
 			return resp, nil
 		}
 	}
-	retry.Header.Set("Authorization", "Bearer "+fresh)
+	retry.Header["Authorization"] = []string{fresh.header}
 	resp2, err := rt.RoundTrip(retry)
 	if err != nil {
 		return resp, nil
