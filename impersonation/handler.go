@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,27 @@ type Handler struct {
 	log       logr.Logger
 	metrics   *metrics
 	now       func() time.Time
+	// cache holds the identities of recently seen raw identity values (nil: no caching).
+	cache *identityCache
+	// byKind are the per-kind metric children, looked up once instead of per request.
+	byKind [numKinds]kindMetrics
+}
+
+// Request kinds, for metrics.
+const (
+	kindRequest = iota
+	kindWatch
+	kindUpgrade
+	numKinds
+)
+
+var kindNames = [numKinds]string{"request", "watch", "upgrade"}
+
+// kindMetrics are the metric children of one request kind.
+type kindMetrics struct {
+	duration prometheus.Observer
+	active   prometheus.Gauge
+	ok       prometheus.Counter // requests_total{code="200"}
 }
 
 // NewHandler builds a Handler and starts its background credential reload; Close stops it.
@@ -75,8 +97,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Identity == nil {
 		cfg.Identity = HeaderIdentity(cfg.IdentityHeader)
 	}
+	var cache *identityCache
 	if cfg.Mapper == nil {
+		// The built-in mapping is a pure function of the ARN: its results can be remembered.
 		cfg.Mapper = DefaultMapper
+		cache = newIdentityCache()
 	}
 	m := newMetrics(cfg.Registerer)
 	topts := cfg.Transport
@@ -96,6 +121,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 		log:       cfg.Logger,
 		metrics:   m,
 		now:       cfg.Now,
+		cache:     cache,
+	}
+	for k, name := range kindNames {
+		h.byKind[k] = kindMetrics{
+			duration: m.duration.WithLabelValues(name),
+			active:   m.activeStreams.WithLabelValues(name),
+			ok:       m.requests.WithLabelValues("200", name),
+		}
 	}
 	target := t.URL()
 	h.proxy = &httputil.ReverseProxy{
@@ -131,21 +164,23 @@ func (h *Handler) Close() error { return h.transport.Close() }
 
 // requestKind classifies a request for metrics: "upgrade", "watch" (watches and log follows) or
 // "request".
-func requestKind(r *http.Request) string {
+func requestKind(r *http.Request) string { return kindNames[kindOf(r)] }
+
+func kindOf(r *http.Request) int {
 	if UpgradeType(r.Header) != "" {
-		return "upgrade"
+		return kindUpgrade
 	}
 	q := r.URL.RawQuery
 	if q != "" && (strings.Contains(q, "watch") || strings.Contains(q, "follow")) {
 		v := r.URL.Query()
 		if queryTrue(v, "watch") || queryTrue(v, "follow") {
-			return "watch"
+			return kindWatch
 		}
 	}
 	if strings.Contains(r.URL.Path, "/watch/") {
-		return "watch"
+		return kindWatch
 	}
-	return "request"
+	return kindRequest
 }
 
 // queryTrue parses a boolean query parameter as the API server does: present and neither "0"
@@ -161,20 +196,24 @@ func queryTrue(v url.Values, key string) bool {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
-	kind := requestKind(r)
+	kind := kindOf(r)
+	km := &h.byKind[kind]
 	rec := &recorder{ResponseWriter: w}
-	if kind != "request" {
-		g := h.metrics.activeStreams.WithLabelValues(kind)
-		g.Inc()
-		defer g.Dec()
+	if kind != kindRequest {
+		km.active.Inc()
+		defer km.active.Dec()
 	}
 	defer func() {
 		code := rec.code
 		if code == 0 {
 			code = 499 // nothing was written: the client went away
 		}
-		h.metrics.requests.WithLabelValues(codeLabel(code), kind).Inc()
-		h.metrics.duration.WithLabelValues(kind).Observe(h.now().Sub(start).Seconds())
+		if code == http.StatusOK {
+			km.ok.Inc()
+		} else {
+			h.metrics.requests.WithLabelValues(strconv.Itoa(code), kindNames[kind]).Inc()
+		}
+		km.duration.Observe(h.now().Sub(start).Seconds())
 	}()
 
 	id, err := h.resolve(r)
@@ -183,10 +222,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.log.V(1).Enabled() {
-		h.log.V(1).Info("forwarding", "method", r.Method, "path", r.URL.Path, "user", id.User, "kind", kind)
+		h.log.V(1).Info("forwarding", "method", r.Method, "path", r.URL.Path, "user", id.User, "kind", kindNames[kind])
 	}
 	proxy := h.proxy
-	if kind == "watch" {
+	if kind == kindWatch {
 		proxy = h.streams
 	}
 	proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
@@ -196,6 +235,9 @@ func (h *Handler) resolve(r *http.Request) (Identity, error) {
 	raw, err := h.identity(r)
 	if err != nil {
 		return Identity{}, err
+	}
+	if id, ok := h.cache.get(raw); ok {
+		return id, nil
 	}
 	p, err := ParseARN(raw)
 	if err != nil {
@@ -208,7 +250,49 @@ func (h *Handler) resolve(r *http.Request) (Identity, error) {
 	if err := id.Validate(); err != nil {
 		return Identity{}, err
 	}
+	h.cache.put(raw, id)
 	return id, nil
+}
+
+// identityCache remembers the validated identities of recently seen raw identity values, for a
+// mapping that is a pure function of the value (the built-in one): a busy caller's ARN is parsed
+// and validated once, not per request. Only successes are kept; it is bounded in entries and key
+// length and simply starts over when full. Cached identities are shared: nothing modifies them
+// (SetIdentityHeaders copies the values it sends).
+type identityCache struct {
+	mu sync.RWMutex
+	m  map[string]Identity
+}
+
+const (
+	identityCacheEntries = 1024
+	identityCacheMaxKey  = 512 // IAM ARNs are far shorter in practice
+)
+
+func newIdentityCache() *identityCache {
+	return &identityCache{m: make(map[string]Identity)}
+}
+
+func (c *identityCache) get(raw string) (Identity, bool) {
+	if c == nil {
+		return Identity{}, false
+	}
+	c.mu.RLock()
+	id, ok := c.m[raw]
+	c.mu.RUnlock()
+	return id, ok
+}
+
+func (c *identityCache) put(raw string, id Identity) {
+	if c == nil || len(raw) > identityCacheMaxKey {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= identityCacheEntries {
+		clear(c.m)
+	}
+	c.m[raw] = id
+	c.mu.Unlock()
 }
 
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, err error) {
@@ -256,18 +340,6 @@ func (h *Handler) Ready(ctx context.Context) error {
 		return fmt.Errorf("impersonation: API server /readyz answered %d", resp.StatusCode)
 	}
 	return nil
-}
-
-func codeLabel(code int) string {
-	switch code {
-	case 200:
-		return "200"
-	case 201:
-		return "201"
-	case 101:
-		return "101"
-	}
-	return fmt.Sprint(code)
 }
 
 // recorder captures the status code while keeping Flush and Hijack reachable for ReverseProxy.

@@ -822,3 +822,55 @@ func TestRequestsWithANilHeaderAreForwarded(t *testing.T) {
 		}
 	}
 }
+
+// The built-in mapping's results are remembered per raw identity (bounded); a custom Mapper may
+// depend on more than the ARN, so it runs for every request.
+func TestIdentitiesAreCachedOnlyForTheBuiltInMapping(t *testing.T) {
+	up := newRecordingUpstream(t, nil)
+	cfg, _ := upstreamConfig(t, up, "tok")
+	var calls atomic.Int64
+	custom := newTestHandler(t, Config{Upstream: cfg, Mapper: func(p Principal) (Identity, error) {
+		calls.Add(1)
+		return DefaultMapper(p)
+	}})
+	if custom.cache != nil {
+		t.Fatal("a custom Mapper got a cache")
+	}
+	proxy := serveHandler(t, custom)
+	for i := 0; i < 3; i++ {
+		if resp := identityGet(t, proxy, "/api", testSessionARN); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if calls.Load() != 3 {
+		t.Errorf("custom Mapper called %d times for 3 requests", calls.Load())
+	}
+
+	h := newTestHandler(t, Config{Upstream: cfg})
+	proxy = serveHandler(t, h)
+	for i := 0; i < 2; i++ {
+		if resp := identityGet(t, proxy, "/api", testSessionARN); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	want, _ := ParseARN(testSessionARN)
+	if id, ok := h.cache.get(testSessionARN); !ok || id.User != want.ARN || id.Extra[ExtraSessionName][0] != want.SessionName {
+		t.Errorf("cached %+v %v", id, ok)
+	}
+	if resp := identityGet(t, proxy, "/api", "system:masters"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if _, ok := h.cache.get("system:masters"); ok {
+		t.Error("a rejected identity was cached")
+	}
+	for i := 0; i < 3*identityCacheEntries; i++ {
+		h.cache.put(fmt.Sprintf("arn:aws:iam::123456789012:user/u%d", i), Identity{User: "u"})
+	}
+	h.cache.put(strings.Repeat("a", identityCacheMaxKey+1), Identity{User: "u"})
+	if n := len(h.cache.m); n > identityCacheEntries {
+		t.Errorf("cache holds %d entries", n)
+	}
+	if _, ok := h.cache.get(strings.Repeat("a", identityCacheMaxKey+1)); ok {
+		t.Error("an over-long key was cached")
+	}
+}
