@@ -63,6 +63,8 @@ type Handler struct {
 	log       logr.Logger
 	metrics   *metrics
 	now       func() time.Time
+	target    *url.URL   // the API server's base URL
+	buffers   bufferPool // copy buffers of plain requests
 	// cache holds the identities of recently seen raw identity values (nil: no caching).
 	cache *identityCache
 	// byKind are the per-kind metric children, looked up once instead of per request.
@@ -122,6 +124,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 		metrics:   m,
 		now:       cfg.Now,
 		cache:     cache,
+		target:    t.URL(),
+		buffers:   newBufferPool(32 << 10),
 	}
 	for k, name := range kindNames {
 		h.byKind[k] = kindMetrics{
@@ -141,7 +145,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		// ReverseProxy still flushes every write of a response without a Content-Length
 		// (anything the API server streams), even when the request was not classified a stream.
 		FlushInterval: 0,
-		BufferPool:    newBufferPool(32 << 10),
+		BufferPool:    h.buffers,
 		ErrorHandler:  h.upstreamError,
 		ErrorLog:      log.New(logWriter{cfg.Logger}, "", 0),
 	}
@@ -224,11 +228,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.log.V(1).Enabled() {
 		h.log.V(1).Info("forwarding", "method", r.Method, "path", r.URL.Path, "user", id.User, "kind", kindNames[kind])
 	}
-	proxy := h.proxy
-	if kind == kindWatch {
-		proxy = h.streams
+	switch kind {
+	case kindRequest:
+		h.forward(rec, r, id)
+	case kindWatch:
+		h.streams.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
+	default:
+		h.proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
 	}
-	proxy.ServeHTTP(rec, r.WithContext(WithIdentity(r.Context(), id)))
 }
 
 func (h *Handler) resolve(r *http.Request) (Identity, error) {
