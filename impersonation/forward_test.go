@@ -1,6 +1,7 @@
 package impersonation
 
 import (
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -38,5 +39,33 @@ func TestCleanQueryDropsUnparsableParameters(t *testing.T) {
 		if got := cleanQuery(in); got != want {
 			t.Errorf("cleanQuery(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Plain requests keep response trailers (announced and not) and never pass on hop-by-hop
+// response headers, including those the upstream's Connection header names.
+func TestPlainRequestsKeepTrailersAndDropHopByHopResponseHeaders(t *testing.T) {
+	up := newUpstream(t, false, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "secret")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"kind":"Status"}`)
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+	})
+	cfg, _ := upstreamConfig(t, up, "tok")
+	proxy := serveHandler(t, newTestHandler(t, Config{Upstream: cfg}))
+	resp := identityGet(t, proxy, "/api/v1/namespaces/default/configmaps/cm", testUserARN)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != `{"kind":"Status"}` || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if resp.Header.Get("X-Hop") != "" || resp.Header.Get("Keep-Alive") != "" {
+		t.Errorf("hop-by-hop response headers passed on: %v", resp.Header)
+	}
+	if resp.Trailer.Get("X-Checksum") != "abc" || resp.Trailer.Get("X-Late") != "late" {
+		t.Errorf("trailers %v", resp.Trailer)
 	}
 }
