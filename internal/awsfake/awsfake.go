@@ -49,7 +49,7 @@ type Set struct {
 	activations   map[string]*activation
 	instances     []Instance
 	associations  map[string]Association // by cluster/namespace/serviceAccount
-	issued        map[string]string      // access key id -> assumed-role ARN
+	issued        map[string]issuedRole  // access key id -> the assumed role it stands for
 	authCalls     int
 	registerCalls int
 }
@@ -62,6 +62,10 @@ type Instance struct {
 	PublicKey    string
 	Registered   time.Time
 }
+
+// issuedRole is the identity behind credentials EKS Auth issued: the assumed-role ARN and the
+// "AROA...:<session>" id STS reports as UserId.
+type issuedRole struct{ arn, userID string }
 
 // Association is an EKS Pod Identity association.
 type Association struct {
@@ -90,7 +94,7 @@ func Start(opts Options) (*Set, error) {
 		clusters:     map[string]*cluster{},
 		activations:  map[string]*activation{},
 		associations: map[string]Association{},
-		issued:       map[string]string{},
+		issued:       map[string]issuedRole{},
 	}
 	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})

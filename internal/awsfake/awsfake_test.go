@@ -158,7 +158,10 @@ func TestPodIdentityCredentialsAreRecognisedBySTS(t *testing.T) {
 			SessionToken    string  `json:"sessionToken"`
 			Expiration      float64 `json:"expiration"`
 		} `json:"credentials"`
-		AssumedRoleUser struct{ Arn string } `json:"assumedRoleUser"`
+		AssumedRoleUser struct {
+			Arn          string `json:"arn"`
+			AssumeRoleID string `json:"assumeRoleId"`
+		} `json:"assumedRoleUser"`
 	}
 	require.NoError(t, json.Unmarshal(body, &out))
 	require.Equal(t, "arn:aws:sts::111122223333:assumed-role/s3-reader/eks-demo-reader", out.AssumedRoleUser.Arn)
@@ -168,6 +171,10 @@ func TestPodIdentityCredentialsAreRecognisedBySTS(t *testing.T) {
 	id, err := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint = aws.String(set.STS.URL) }).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
 	require.NoError(t, err)
 	require.Equal(t, out.AssumedRoleUser.Arn, aws.ToString(id.Arn))
+	// STS reports an assumed role's UserId as "<role id>:<session name>", the assumeRoleId EKS Auth
+	// returned (aws-iam-authenticator splits it at the colon).
+	require.Regexp(t, `^AROA[0-9A-Z]+:eks-demo-reader$`, aws.ToString(id.UserId))
+	require.Equal(t, out.AssumedRoleUser.AssumeRoleID, aws.ToString(id.UserId))
 	_ = hdr
 
 	cases := []struct {

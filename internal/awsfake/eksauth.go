@@ -101,7 +101,8 @@ func (s *Set) assumeRoleForPodIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	assumedARN := fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", s.opts.AccountID, roleName, session)
 	s.mu.Lock()
-	s.issued[creds.AccessKeyID] = assumedARN
+	assumeRoleID := "AROA" + strings.ToUpper(randomHex(8)) + ":" + session
+	s.issued[creds.AccessKeyID] = issuedRole{arn: assumedARN, userID: assumeRoleID}
 	s.mu.Unlock()
 	s.STS.AddCredentials(creds)
 	associationID := "a-" + randomHex(8)[:16]
@@ -112,7 +113,7 @@ func (s *Set) assumeRoleForPodIdentity(w http.ResponseWriter, r *http.Request) {
 			"associationArn": fmt.Sprintf("arn:aws:eks:%s:%s:podidentityassociation/%s/%s", s.opts.Region, s.opts.AccountID, clusterName, associationID),
 			"associationId":  associationID,
 		},
-		"assumedRoleUser": map[string]string{"arn": assumedARN, "assumeRoleId": "AROA" + strings.ToUpper(randomHex(8)) + ":" + session},
+		"assumedRoleUser": map[string]string{"arn": assumedARN, "assumeRoleId": assumeRoleID},
 		"credentials": map[string]any{
 			"accessKeyId":     creds.AccessKeyID,
 			"secretAccessKey": creds.SecretAccessKey,

@@ -17,13 +17,13 @@ func (s *Set) registerSTS() {
 func (s *Set) getCallerIdentity(w http.ResponseWriter, r *http.Request) {
 	akid := accessKeyID(r)
 	s.mu.Lock()
-	arn, ok := s.issued[akid]
+	role, ok := s.issued[akid]
 	s.mu.Unlock()
-	userID := "AIDA" + strings.ToUpper(akid)
-	if !ok {
-		arn = s.CallerARN()
-	} else {
-		userID = "AROA" + strings.ToUpper(akid) + arn[strings.LastIndex(arn, "/"):]
+	// An IAM user's UserId is its AIDA... id; an assumed role's is "<role id>:<session name>", the
+	// assumeRoleId EKS Auth returned with the credentials.
+	arn, userID := s.CallerARN(), "AIDA"+strings.ToUpper(akid)
+	if ok {
+		arn, userID = role.arn, role.userID
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		awstest.WriteJSON(w, "application/json", map[string]any{
