@@ -35,6 +35,8 @@ func ExampleRender() {
 	// RoleBinding eks-connector
 	// Secret eks-connector-activation
 	// ServiceAccount eks-connector
+	// Secret eks-connector-state-0
+	// Secret eks-connector-state-1
 	// StatefulSet eks-connector
 }
 

@@ -126,7 +126,7 @@ func TestCheckedInYAMLPassesServerSideDryRun(t *testing.T) {
 		values   map[string]string
 		kinds    int
 	}{
-		{"connector", readFile(t, "connector/eks-connector.yaml"), connectorValues(), 9},
+		{"connector", readFile(t, "connector/eks-connector.yaml"), connectorValues(), 11},
 		{"pod identity agent", readFile(t, "pod-identity-agent/eks-pod-identity-agent.yaml"), podIdentityValues(), 1},
 	}
 	for _, tt := range tests {

@@ -24,5 +24,5 @@ func ExampleConnectorTemplate() {
 	}
 	objs, err := manifest.Decode(out)
 	fmt.Println(len(objs), err)
-	// Output: 9 <nil>
+	// Output: 11 <nil>
 }

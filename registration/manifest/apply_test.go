@@ -124,7 +124,7 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 		{"other Secrets cannot be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "other"}, false},
 		{"Secrets cannot be listed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"}, false},
 		{"Secrets elsewhere cannot be read", authorizationv1.ResourceAttributes{Namespace: "kube-system", Verb: "get", Resource: "secrets", Name: "eks-connector-state-0"}, false},
-		{"Secrets can be created (RBAC cannot restrict create by name)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"}, true},
+		{"Secrets cannot be created (the manifests create the state Secrets)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"}, false},
 		{"granted ARN can be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN}, true},
 		{"other ARN cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN2}, false},
 		{"groups cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: "system:masters"}, false},
@@ -229,13 +229,12 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
 	})
 	sa := testenv.ServiceAccountSubject(ns, o.Name)
-	env.WaitAllowed(t, sa, ns, "create", "", "secrets", "")
 	env.WaitAllowed(t, sa, ns, "update", "", "secrets", "eks-connector-state-1")
 	env.WaitAllowed(t, sa, "", "impersonate", "", "users", testARN)
 	token := env.Token(t, ns, o.Name, nil, 0)
 	client := env.ClientForToken(t, token)
 
-	t.Run("state Secret of its own ordinal is created and updated", func(t *testing.T) {
+	t.Run("state Secret of its own ordinal, rendered empty, is adopted and updated", func(t *testing.T) {
 		store := statestore.NewSecret(client, ns, "eks-connector-state-1")
 		for i, v := range []string{"pending", "registered"} {
 			doc, err := statestore.Update(ctx, store, func(d *statestore.Document) error {

@@ -265,7 +265,7 @@ func commonLabels(name, component string) map[string]string {
 }
 
 // RenderConnector renders the connector deployment, in apply order: Namespace, ServiceAccount,
-// activation Secret (when ActivationCode is set), ConfigMap, Role, RoleBinding, impersonation
+// activation Secret (when ActivationCode is set), the empty state Secrets, ConfigMap, Role, RoleBinding, impersonation
 // ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty), StatefulSet.
 //
 // Errors wrap ErrInvalidOptions and list every problem found (errors.As *OptionError).
@@ -304,6 +304,16 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 			Data:       map[string][]byte{ActivationCodeKey: []byte(o.ActivationCode)},
 		})
 	}
+	// The state Secrets exist before the pods start, empty: the store adopts an existing Secret
+	// without data, so the service account needs no create verb (which RBAC cannot restrict by
+	// name) and can touch no Secret but these.
+	for _, name := range StateSecretNames(o.StateSecretPrefix, o.Replicas) {
+		objs = append(objs, &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: meta(name),
+			Type:       corev1.SecretTypeOpaque,
+		})
+	}
 	objs = append(objs,
 		&corev1.ConfigMap{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
@@ -314,12 +324,11 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: meta(o.Name),
 			Rules: []rbacv1.PolicyRule{
-				// Each replica reads and updates only its own state Secret...
+				// The replicas read and update only the state Secrets, which the manifests
+				// create. No create verb: RBAC cannot restrict it by name, so it would let a
+				// stolen token create any Secret in the namespace.
 				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"},
 					ResourceNames: StateSecretNames(o.StateSecretPrefix, o.Replicas)},
-				// ...but create cannot be restricted by name: RBAC does not know the name of an
-				// object that does not exist yet. The namespace should hold nothing else.
-				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 				// No rule for the activation Secret: the kubelet mounts it into the init container,
 				// so the service account never needs to read it (a stolen token cannot register
 				// more instances with the activation).

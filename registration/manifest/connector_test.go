@@ -62,11 +62,11 @@ func TestRenderConnectorObjectsInApplyOrder(t *testing.T) {
 		want []string
 	}{
 		{"code and ARNs render everything", func(o *ConnectorOptions) { o.GrantedARNs = []string{testARN} },
-			[]string{"Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "StatefulSet"}},
+			[]string{"Namespace", "ServiceAccount", "Secret", "Secret", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "StatefulSet"}},
 		{"no granted ARNs renders no impersonation RBAC", func(*ConnectorOptions) {},
-			[]string{"Namespace", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "StatefulSet"}},
-		{"no activation code renders no Secret", func(o *ConnectorOptions) { o.ActivationCode = "" },
-			[]string{"Namespace", "ServiceAccount", "ConfigMap", "Role", "RoleBinding", "StatefulSet"}},
+			[]string{"Namespace", "ServiceAccount", "Secret", "Secret", "Secret", "ConfigMap", "Role", "RoleBinding", "StatefulSet"}},
+		{"no activation code renders no activation Secret, only the state Secrets", func(o *ConnectorOptions) { o.ActivationCode = "" },
+			[]string{"Namespace", "ServiceAccount", "Secret", "Secret", "ConfigMap", "Role", "RoleBinding", "StatefulSet"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +168,6 @@ func TestRoleIsLimitedToTheReplicasSecrets(t *testing.T) {
 	role := find[*rbacv1.Role](t, objs)
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"}, ResourceNames: []string{"state-0", "state-1", "state-2"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 	}
 	gotJSON, _ := json.Marshal(role.Rules)
 	wantJSON, _ := json.Marshal(want)
@@ -179,6 +178,22 @@ func TestRoleIsLimitedToTheReplicasSecrets(t *testing.T) {
 		if slices.Contains(r.Verbs, "list") || slices.Contains(r.Verbs, "watch") || slices.Contains(r.Verbs, "*") {
 			t.Errorf("rule %+v allows reading every Secret", r)
 		}
+		if len(r.ResourceNames) == 0 {
+			t.Errorf("rule %+v is not limited by name (create would let a stolen token create any Secret)", r)
+		}
+	}
+	// The state Secrets are rendered, empty, so the store never has to create them.
+	var state []string
+	for _, obj := range objs {
+		if s, ok := obj.(*corev1.Secret); ok && s.Name != DefaultActivationSecretName {
+			if len(s.Data) != 0 || len(s.StringData) != 0 {
+				t.Errorf("state Secret %s rendered with data", s.Name)
+			}
+			state = append(state, s.Namespace+"/"+s.Name)
+		}
+	}
+	if want := []string{DefaultNamespace + "/state-0", DefaultNamespace + "/state-1", DefaultNamespace + "/state-2"}; !slices.Equal(state, want) {
+		t.Errorf("state Secrets = %v, want %v", state, want)
 	}
 }
 

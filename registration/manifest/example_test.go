@@ -29,6 +29,8 @@ func ExampleRenderConnector() {
 	// Namespace
 	// ServiceAccount
 	// Secret
+	// Secret
+	// Secret
 	// ConfigMap
 	// Role
 	// RoleBinding
