@@ -84,7 +84,11 @@ func (d *Demo) ConsoleAccess(ctx context.Context) error {
 			if got == p.want || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 		if got != p.want {
 			return fmt.Errorf("%s: GET %s got %d, want %d: %s", p.what, p.path, got, p.want, body)

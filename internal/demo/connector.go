@@ -220,7 +220,7 @@ func (d *Demo) ConnectorProxy(ctx context.Context) error {
 	}
 	d.procs = append(d.procs, p)
 	d.proxy = p
-	if err := waitFor(p, 20*time.Second, "the proxy's /readyz", httpOK(http.DefaultClient, "http://"+health+"/readyz")); err != nil {
+	if err := waitFor(ctx, p, 20*time.Second, "the proxy's /readyz", httpOK(http.DefaultClient, "http://"+health+"/readyz")); err != nil {
 		return err
 	}
 	fi, err := os.Stat(d.socket)

@@ -72,6 +72,9 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	vaultBefore, err := registration.ReadVault(d.VaultDir())
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Instances())
+	// SSM answers a repeated registration of the same material with the same instance, so the
+	// instance count alone cannot show that init did not register again; the call count does.
+	callsBefore := d.AWS.RegisterCalls()
 
 	require.NoError(t, d.KillConnector(true))
 	_, err = os.Stat(d.VaultDir())
@@ -85,6 +88,7 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	require.NotEmpty(t, before.PreviousKeys, "the key in the Secret is the rotated one")
 	require.Equal(t, before.Key.PublicKey, vaultBefore.RegistrationKey.PublicKey)
 	require.Equal(t, 1, d.Instances(), "SSM saw no second registration")
+	require.Equal(t, callsBefore, d.AWS.RegisterCalls(), "init restored the registration without calling SSM")
 	vaultAfter, err := registration.ReadVault(d.VaultDir())
 	require.NoError(t, err)
 	require.Equal(t, vaultBefore, vaultAfter, "the vault is restored byte for byte")

@@ -53,7 +53,7 @@ func (d *Demo) PodIdentity(ctx context.Context) error {
 	}
 	d.procs = append(d.procs, p)
 	d.agent = p
-	if err := waitFor(p, 20*time.Second, "the agent's /healthz", httpOK(http.DefaultClient, "http://"+probe+"/healthz")); err != nil {
+	if err := waitFor(ctx, p, 20*time.Second, "the agent's /healthz", httpOK(http.DefaultClient, "http://"+probe+"/healthz")); err != nil {
 		return err
 	}
 
@@ -104,6 +104,9 @@ func (d *Demo) PodIdentity(ctx context.Context) error {
 	body, err := checkStatus(resp, err, http.StatusBadRequest)
 	if err != nil {
 		return fmt.Errorf("a malformed token: %w", err)
+	}
+	if calls := d.AWS.AuthCalls(); calls != 1 {
+		return fmt.Errorf("a malformed token reached EKS Auth (%d calls, want 1)", calls)
 	}
 	d.t.call("GET /v1/credentials with a malformed token")
 	d.t.got("400 %s (still %d EKS Auth call)", strings.TrimSpace(body), d.AWS.AuthCalls())

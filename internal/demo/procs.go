@@ -92,7 +92,9 @@ func startProcess(name, bin, logDir string, env []string, args ...string) (*proc
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (a terminal Ctrl-C reaches only the demo, which stops these in order);
+	// killed if the demo itself dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -154,9 +156,12 @@ func (p *process) logs() string {
 	return string(b)
 }
 
-// waitFor polls check until it returns nil, the process dies, or the timeout passes.
-func waitFor(p *process, timeout time.Duration, what string, check func() error) error {
+// waitFor polls check until it returns nil, the process dies, ctx ends (Ctrl-C) or the timeout
+// passes.
+func waitFor(ctx context.Context, p *process, timeout time.Duration, what string, check func() error) error {
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	var last error
 	for time.Now().Before(deadline) {
 		if p != nil && p.exited() {
@@ -165,7 +170,11 @@ func waitFor(p *process, timeout time.Duration, what string, check func() error)
 		if last = check(); last == nil {
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
+		case <-tick.C:
+		}
 	}
 	if p != nil {
 		return fmt.Errorf("timed out after %s waiting for %s: %v\n%s", timeout, what, last, p.logs())

@@ -43,7 +43,7 @@ func (d *Demo) KeyRotation(ctx context.Context) error {
 		return err
 	}
 	d.t.call("truncate Vault/Store/RegistrationKey and write half of a new key (as the agent's in-place rewrite can be seen)")
-	unready := waitFor(d.proxy, 5*time.Second, "the proxy to report the unsynced key", func() error {
+	unready := waitFor(ctx, d.proxy, 5*time.Second, "the proxy to report the unsynced key", func() error {
 		resp, err := http.Get("http://" + d.proxyHealth + "/readyz")
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func (d *Demo) KeyRotation(ctx context.Context) error {
 		return err
 	}
 	d.t.call("write the rest of the new key")
-	err = waitFor(d.proxy, 20*time.Second, "the new key in the state Secret", func() error {
+	err = waitFor(ctx, d.proxy, 20*time.Second, "the new key in the state Secret", func() error {
 		st, err = d.State(ctx)
 		if err != nil {
 			return err
