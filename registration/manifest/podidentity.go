@@ -190,7 +190,7 @@ func probeHostPort(addr string) (string, int, error) {
 
 // RenderPodIdentityAgent renders the EKS Pod Identity agent DaemonSet: host network, an init
 // container with NET_ADMIN that creates the link-local addresses, and the server with
-// NET_BIND_SERVICE only, probed on its probe address.
+// NET_BIND_SERVICE only (none on a port from 1024 up), probed on its probe address. Both run as root.
 //
 // Errors wrap ErrInvalidOptions and list every problem found.
 func RenderPodIdentityAgent(opts PodIdentityAgentOptions) ([]runtime.Object, error) {
@@ -267,7 +267,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 						Env:             env,
 						Resources:       o.Resources,
 						VolumeMounts:    mounts,
-						SecurityContext: capabilityContext("NET_BIND_SERVICE"),
+						SecurityContext: serverContext(o.Port),
 						LivenessProbe:   probe("/healthz", 3),
 						ReadinessProbe:  probe("/readyz", 1),
 					}},
@@ -279,18 +279,30 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 	return []runtime.Object{ds}
 }
 
-// capabilityContext is root with exactly one capability: Kubernetes grants added capabilities to
-// non-root users only as permitted, not effective, so a non-root agent could not use them.
-func capabilityContext(capability corev1.Capability) *corev1.SecurityContext {
+// capabilityContext is root (whatever user the image declares) with exactly the given
+// capabilities: Kubernetes grants added capabilities to non-root users only as permitted, not
+// effective, so a non-root agent could not use them.
+func capabilityContext(capabilities ...corev1.Capability) *corev1.SecurityContext {
 	return &corev1.SecurityContext{
+		RunAsUser:                ptr(int64(0)),
+		RunAsNonRoot:             ptr(false),
 		ReadOnlyRootFilesystem:   ptr(true),
 		AllowPrivilegeEscalation: ptr(false),
 		Capabilities: &corev1.Capabilities{
 			Drop: []corev1.Capability{"ALL"},
-			Add:  []corev1.Capability{capability},
+			Add:  capabilities,
 		},
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
+}
+
+// serverContext gives the server NET_BIND_SERVICE only for a privileged port (the host network
+// has no unprivileged-port sysctl); on a port from 1024 up it has no capability at all.
+func serverContext(port int32) *corev1.SecurityContext {
+	if port < 1024 {
+		return capabilityContext("NET_BIND_SERVICE")
+	}
+	return capabilityContext()
 }
 
 // initArgs tells the init container which addresses to create when they are not the defaults it

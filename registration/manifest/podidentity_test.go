@@ -95,3 +95,37 @@ func TestInvalidPodIdentityAgentOptions(t *testing.T) {
 		})
 	}
 }
+
+// The capabilities only take effect for root, so both containers run as uid 0 whatever the image
+// says; the server gets NET_BIND_SERVICE only when its port needs it.
+func TestPodIdentityAgentCapabilitiesAreExactlyWhatThePortNeeds(t *testing.T) {
+	tests := []struct {
+		name string
+		port int32
+		want []corev1.Capability
+	}{
+		{"port 80 needs NET_BIND_SERVICE", 80, []corev1.Capability{"NET_BIND_SERVICE"}},
+		{"port 1023 needs NET_BIND_SERVICE", 1023, []corev1.Capability{"NET_BIND_SERVICE"}},
+		{"port 1024 needs no capability", 1024, nil},
+		{"port 8080 needs no capability", 8080, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1", Port: tt.port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := find[*appsv1.DaemonSet](t, objs).Spec.Template.Spec
+			srv := container(t, pod.Containers, "pod-identity-agent").SecurityContext
+			if !slices.Equal(srv.Capabilities.Add, tt.want) || !slices.Equal(srv.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("server capabilities = %+v, want add %v", srv.Capabilities, tt.want)
+			}
+			for _, c := range []corev1.Container{container(t, pod.InitContainers, "pod-identity-agent-init"), container(t, pod.Containers, "pod-identity-agent")} {
+				sc := c.SecurityContext
+				if sc.RunAsUser == nil || *sc.RunAsUser != 0 || sc.RunAsNonRoot == nil || *sc.RunAsNonRoot {
+					t.Errorf("%s: runAsUser %v runAsNonRoot %v, want root (added capabilities are not effective otherwise)", c.Name, sc.RunAsUser, sc.RunAsNonRoot)
+				}
+			}
+		})
+	}
+}
