@@ -136,3 +136,53 @@ func TestVerifiesPresignedURLs(t *testing.T) {
 		t.Fatalf("tampered presigned GET: %d, want 403", code)
 	}
 }
+
+// A presigned request is never valid forever: without X-Amz-Expires (the SDK's STS presigner sends
+// none) it expires after STS's 15 minutes, and a malformed or oversized X-Amz-Expires is refused.
+func TestPresignedURLsExpire(t *testing.T) {
+	signedAt := time.Now()
+	creds := aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey, SessionToken: SessionToken}
+	presign := func(t *testing.T, expires string) *http.Request {
+		t.Helper()
+		u := "https://sts.us-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
+		if expires != "" {
+			u += "&X-Amz-Expires=" + expires
+		}
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		signed, _, err := v4.NewSigner().PresignHTTP(context.Background(), creds, req, emptyPayloadHash, "sts", DefaultRegion, signedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := http.NewRequest(http.MethodGet, signed, nil)
+		return out
+	}
+	cases := []struct {
+		name, expires string
+		after         time.Duration
+		wantCode      string
+	}{
+		{"no X-Amz-Expires, 14 minutes later", "", 14 * time.Minute, ""},
+		{"no X-Amz-Expires, 16 minutes later", "", 16 * time.Minute, "ExpiredToken"},
+		{"X-Amz-Expires=60, 30 seconds later", "60", 30 * time.Second, ""},
+		{"X-Amz-Expires=60, 2 minutes later", "60", 2 * time.Minute, "ExpiredToken"},
+		{"X-Amz-Expires above seven days", "604801", 0, "IncompleteSignature"},
+		{"X-Amz-Expires negative", "-1", 0, "IncompleteSignature"},
+		{"X-Amz-Expires not an integer", "1h", 0, "IncompleteSignature"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &Verifier{Service: "sts", Region: DefaultRegion, Credentials: map[string]aws.Credentials{AccessKeyID: creds},
+				Now: func() time.Time { return signedAt.Add(tc.after) }}
+			_, err := v.Verify(presign(t, tc.expires), nil)
+			code := ""
+			if se, ok := err.(*SignatureError); ok {
+				code = se.Code
+			} else if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if code != tc.wantCode {
+				t.Fatalf("Verify = %v, want code %q", err, tc.wantCode)
+			}
+		})
+	}
+}

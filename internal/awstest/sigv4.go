@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,11 @@ import (
 const (
 	emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 	amzDateLayout    = "20060102T150405Z"
+	// presignDefaultValidity is how long a presigned request without X-Amz-Expires is accepted
+	// (STS's 15 minutes for GetCallerIdentity).
+	presignDefaultValidity = 15 * time.Minute
+	// presignMaxExpires is SigV4's ceiling for X-Amz-Expires (seven days), in seconds.
+	presignMaxExpires = 604800
 )
 
 // SignatureError says why a request's signature was refused.
@@ -185,14 +191,18 @@ func (v *Verifier) verifyPresigned(r *http.Request) (aws.Credentials, error) {
 	if err != nil {
 		return aws.Credentials{}, &SignatureError{"IncompleteSignature", "missing or malformed X-Amz-Date"}
 	}
+	// Without X-Amz-Expires (the SDK's STS presigner sends none) STS still holds a presigned request
+	// valid for 15 minutes only; a missing parameter never means "forever".
+	validity := presignDefaultValidity
 	if exp := q.Get("X-Amz-Expires"); exp != "" {
-		d, err := time.ParseDuration(exp + "s")
-		if err != nil {
+		secs, err := strconv.Atoi(exp)
+		if err != nil || secs < 0 || secs > presignMaxExpires || strings.TrimLeft(exp, "0123456789") != "" {
 			return aws.Credentials{}, &SignatureError{"IncompleteSignature", "malformed X-Amz-Expires"}
 		}
-		if v.now().After(signingTime.Add(d)) {
-			return aws.Credentials{}, &SignatureError{"ExpiredToken", "the presigned request has expired"}
-		}
+		validity = time.Duration(secs) * time.Second
+	}
+	if v.now().After(signingTime.Add(validity)) {
+		return aws.Credentials{}, &SignatureError{"ExpiredToken", "the presigned request has expired"}
 	}
 	creds, err := v.checkScope(sc, signingTime)
 	if err != nil {
