@@ -263,6 +263,11 @@ func TestChartsRefuseBadValues(t *testing.T) {
 			v["activation"] = map[string]any{"id": "abc", "code": activationCode}
 			return v
 		}, []string{"activation"}},
+		{"activation code given as the id is not echoed", Connector, func() map[string]any {
+			v := valid()
+			v["activation"] = map[string]any{"id": "tiny-secret-9-Xk9bQ2mP7rT4vW8", "code": activationID}
+			return v
+		}, []string{"activation.id is not the UUID"}},
 		{"activation code too short", Connector, func() map[string]any {
 			v := valid()
 			v["activation"] = map[string]any{"id": activationID, "code": "tiny-secret-9"}

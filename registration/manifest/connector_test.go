@@ -284,6 +284,9 @@ func TestInvalidConnectorOptionsAreAllReported(t *testing.T) {
 		{"missing region", func(o *ConnectorOptions) { o.Region = "" }, []string{"Region"}},
 		{"not a region", func(o *ConnectorOptions) { o.Region = "Europe" }, []string{"Region"}},
 		{"activation id not a UUID", func(o *ConnectorOptions) { o.ActivationID = "abc" }, []string{"ActivationID"}},
+		{"activation code given as the id is not echoed", func(o *ConnectorOptions) {
+			o.ActivationID, o.ActivationCode = "tiny-secret-9-Xk9bQ2mP7rT4vW8", testActivationID
+		}, []string{"ActivationID"}},
 		{"activation code too short", func(o *ConnectorOptions) { o.ActivationCode = "tiny-secret-9" }, []string{"ActivationCode"}},
 		{"negative replicas", func(o *ConnectorOptions) { o.Replicas = -1 }, []string{"Replicas"}},
 		{"name too long for a StatefulSet", func(o *ConnectorOptions) { o.Name = strings.Repeat("a", 53) }, []string{"Name"}},

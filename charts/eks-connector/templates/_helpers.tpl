@@ -31,6 +31,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $problems := list -}}
 {{- if not .Values.activation.id -}}
 {{- $problems = append $problems "activation.id is required (the activationId from \"aws eks register-cluster\")" -}}
+{{- else if not (regexMatch "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$" .Values.activation.id) -}}
+{{- /* Checked here, not in the schema, which would echo the value: often the code in the wrong field. */ -}}
+{{- $problems = append $problems "activation.id is not the UUID activationId from \"aws eks register-cluster\" (value not shown: it may be the activation code)" -}}
 {{- end -}}
 {{- if and (not .Values.activation.code) (not .Values.activation.existingSecret) -}}
 {{- $problems = append $problems "activation.code or activation.existingSecret is required" -}}
