@@ -202,7 +202,11 @@ func (o ConnectorOptions) validate() error {
 	if !activationIDPattern.MatchString(o.ActivationID) {
 		// Not echoed: a value that is not an activation id is often the activation code, given
 		// in the wrong field.
-		add(optionError("ActivationID", "(not shown)", `must be the UUID "aws eks register-cluster" returned (activationId)`))
+		shown := "(not shown)"
+		if o.ActivationID == "" {
+			shown = ""
+		}
+		add(optionError("ActivationID", shown, `must be the UUID "aws eks register-cluster" returned (activationId)`))
 	}
 	if o.ActivationCode != "" && len(o.ActivationCode) < 20 {
 		add(optionError("ActivationCode", "(redacted)", "is shorter than 20 characters: use the activationCode from \"aws eks register-cluster\""))
