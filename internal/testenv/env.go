@@ -132,8 +132,9 @@ func (p *process) exited() bool {
 	}
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
+// freePort returns a loopback TCP port that was free a moment ago (a variable so a test can hand
+// out a taken port, as a race with another process does).
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -235,11 +236,6 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 	}
 	etcdURL := env.etcdURL
 
-	apiPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	env.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	audiences := opts.APIAudiences
 	if len(audiences) == 0 {
 		audiences = []string{opts.Issuer}
@@ -248,7 +244,6 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(apiPort),
 		"--tls-cert-file=" + filepath.Join(dir, "serving.crt"),
 		"--tls-private-key-file=" + filepath.Join(dir, "serving.key"),
 		"--client-ca-file=" + env.CAFile,
@@ -270,15 +265,29 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 	if opts.JWKSURI != "" {
 		args = append(args, "--service-account-jwks-uri="+opts.JWKSURI)
 	}
-	env.apiArgs = append(args, opts.ExtraArgs...)
+	args = append(args, opts.ExtraArgs...)
 
-	env.Config = &rest.Config{
-		Host:            env.URL,
-		TLSClientConfig: rest.TLSClientConfig{CAData: ca.pem, CertData: adminCert, KeyData: adminKey},
-		QPS:             -1, // no client-side throttling in tests
-	}
-	if err := env.StartAPIServer(); err != nil {
-		return nil, err
+	// The port was free a moment ago; when another process takes it first, start again on a new
+	// one (StartAPIServer itself keeps the port, as a restart must).
+	for attempt := 0; ; attempt++ {
+		apiPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		env.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
+		env.apiArgs = append(append([]string(nil), args...), "--secure-port="+strconv.Itoa(apiPort))
+		env.Config = &rest.Config{
+			Host:            env.URL,
+			TLSClientConfig: rest.TLSClientConfig{CAData: ca.pem, CertData: adminCert, KeyData: adminKey},
+			QPS:             -1, // no client-side throttling in tests
+		}
+		err = env.StartAPIServer()
+		if err == nil {
+			break
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
 	}
 	if env.Client, err = kubernetes.NewForConfig(env.Config); err != nil {
 		return nil, err
@@ -473,12 +482,14 @@ func Main(m *testing.M) {
 
 // Context returns a context bounded by the test's deadline (or one minute) and cancelled at cleanup.
 func Context(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	if tt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
 		if d, ok := tt.Deadline(); ok {
-			ctx, cancel = context.WithDeadline(context.Background(), d.Add(-5*time.Second))
+			deadline = d.Add(-5 * time.Second)
 		}
 	}
+	// One context: a first WithTimeout replaced by a second would leave its timer running.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
 	return ctx
 }
