@@ -49,16 +49,17 @@ func (d *Demo) ConsoleAccess(ctx context.Context) error {
 		who, path string
 		want      int
 		what      string
+		pods      string // for 200: exactly the pods the answer must list
 	}
 	probes := []probe{
-		{AliceARN, "/api/v1/namespaces/team-a/pods", http.StatusOK, "alice lists pods in team-a"},
-		{AliceARN, "/api/v1/namespaces/team-b/pods", http.StatusForbidden, "alice lists pods in team-b"},
-		{AliceARN, "/api/v1/pods", http.StatusForbidden, "alice lists pods cluster-wide"},
-		{BobARN, "/api/v1/pods", http.StatusOK, "bob lists pods cluster-wide"},
-		{BobARN, "/api/v1/namespaces/team-a/secrets", http.StatusForbidden, "bob lists Secrets"},
-		{MalloryARN, "/api/v1/namespaces/team-a/pods", http.StatusForbidden, "mallory (not granted) lists pods"},
-		{"system:masters", "/api/v1/pods", http.StatusForbidden, "identity \"system:masters\""},
-		{"", "/api/v1/pods", http.StatusUnauthorized, "no identity"},
+		{AliceARN, "/api/v1/namespaces/team-a/pods", http.StatusOK, "alice lists pods in team-a", "PodList [team-a/team-a-web]"},
+		{AliceARN, "/api/v1/namespaces/team-b/pods", http.StatusForbidden, "alice lists pods in team-b", ""},
+		{AliceARN, "/api/v1/pods", http.StatusForbidden, "alice lists pods cluster-wide", ""},
+		{BobARN, "/api/v1/pods", http.StatusOK, "bob lists pods cluster-wide", "PodList [team-a/team-a-web team-b/team-b-web]"},
+		{BobARN, "/api/v1/namespaces/team-a/secrets", http.StatusForbidden, "bob lists Secrets", ""},
+		{MalloryARN, "/api/v1/namespaces/team-a/pods", http.StatusForbidden, "mallory (not granted) lists pods", ""},
+		{"system:masters", "/api/v1/pods", http.StatusForbidden, "identity \"system:masters\"", ""},
+		{"", "/api/v1/pods", http.StatusUnauthorized, "no identity", ""},
 	}
 	client := d.socketClient()
 	for _, p := range probes {
@@ -96,6 +97,9 @@ func (d *Demo) ConsoleAccess(ctx context.Context) error {
 		detail := statusMessage(body)
 		if got == http.StatusOK {
 			detail = podNames(body)
+			if detail != p.pods {
+				return fmt.Errorf("%s: GET %s answered %s, want %s", p.what, p.path, detail, p.pods)
+			}
 		}
 		d.t.note("%-40s %d  %s", p.what+":", got, detail)
 	}
