@@ -371,3 +371,45 @@ func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
 		}
 	}
 }
+
+// TestChartAcceptsTheARNsTheRendererAccepts keeps the schema's grantedARNs pattern and the
+// renderer's ARN validation (internal/iamarn through eksauth/access) in step: the same ARN is
+// either impersonable with both or refused by both.
+func TestChartAcceptsTheARNsTheRendererAccepts(t *testing.T) {
+	ch, err := Load(Connector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		arn  string
+		want bool
+	}{
+		{"arn:aws:iam::123456789012:user/alice", true},
+		{"arn:aws:iam::123456789012:role/team/platform/Admin", true},
+		{"arn:aws:iam::123456789012:root", true},
+		{"arn:aws:sts::123456789012:assumed-role/Admin/alice@example.com", true},
+		{"arn:aws:sts::123456789012:federated-user/bob", true},
+		{"arn:aws-cn:iam::123456789012:role/Admin", true},
+		{"arn:aws-us-gov:iam::123456789012:role/Admin", true},
+		{"arn:aws:iam::123456789012:role/*", false},
+		{"arn:aws:iam::123456789012:group/admins", false},
+		{"arn:aws:iam::123456789012:policy/Admin", false},
+		{"arn:aws:sts::123456789012:assumed-role/Admin", false},
+		{"arn:aws:sts::123456789012:assumed-role/Admin/a/b", false},
+		{"arn:aws-moon:iam::123456789012:role/Admin", false},
+		{"arn:aws:iam:eu-west-1:123456789012:role/Admin", false},
+		{"arn:aws:iam::12345678901:role/Admin", false},
+		{"arn:aws:iam::123456789012:role/" + strings.Repeat("a", 65), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.arn, func(t *testing.T) {
+			_, rerr := manifest.RenderConnector(manifest.ConnectorOptions{Region: "eu-west-1", ActivationID: activationID, ActivationCode: activationCode, GrantedARNs: []string{tt.arn}})
+			_, cerr := Render(ch, Release{Namespace: "ns"}, map[string]any{
+				"activation": map[string]any{"id": activationID, "code": activationCode}, "region": "eu-west-1", "grantedARNs": []any{tt.arn},
+			})
+			if (rerr == nil) != tt.want || (cerr == nil) != tt.want {
+				t.Fatalf("want accepted=%v: renderer err %v, chart err %v", tt.want, rerr, cerr)
+			}
+		})
+	}
+}
