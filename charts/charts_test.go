@@ -288,6 +288,10 @@ func TestChartsRefuseBadValues(t *testing.T) {
 			return v
 		}, []string{"pullPolicy"}},
 		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
+		{"env name Kubernetes refuses", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"HTTPS PROXY": "x"}; return v }, []string{"'HTTPS PROXY'"}},
+		{"agent env name Kubernetes refuses", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "env": map[string]any{"1ABC": "x"}}
+		}, []string{"'1ABC'"}},
 		{"agent without any values", PodIdentityAgent, func() map[string]any { return nil }, []string{"clusterName is required", "region is required"}},
 		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {
 			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"fd00:ec2::23"}}
