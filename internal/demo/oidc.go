@@ -62,8 +62,7 @@ func (d *Demo) OIDC(ctx context.Context) error {
 	d.t.call("TokenRequest %s/%s audience %s, then oidc.Verify", PodNamespace, PodSA, oidc.DefaultAudience)
 	d.t.got("valid: sub=%s kid=%s alg=%s", claims.Subject, claims.KeyID, claims.Algorithm)
 
-	parts := strings.Split(token, ".")
-	tampered := parts[0] + "." + parts[1][:len(parts[1])-2] + "AA." + parts[2]
+	tampered := tamperPayload(token)
 	if _, err := oidc.Verify(tampered, jwks, oidc.Expect{Issuer: d.Env.Issuer}); err == nil {
 		return errors.New("a tampered token verified")
 	} else {
@@ -93,4 +92,21 @@ func get(ctx context.Context, client *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return b, err
+}
+
+// tamperPayload changes one character in the middle of a JWT's payload (always to a different
+// one, so the result never equals the token).
+func tamperPayload(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return token + "x"
+	}
+	p := []byte(parts[1])
+	i := len(p) / 2
+	if p[i] == 'A' {
+		p[i] = 'B'
+	} else {
+		p[i] = 'A'
+	}
+	return parts[0] + "." + string(p) + "." + parts[2]
 }

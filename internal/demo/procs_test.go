@@ -29,3 +29,17 @@ func TestWaitForTimesOutWithTheLastError(t *testing.T) {
 		t.Fatalf("waitFor = %v, want a timeout naming the thing and the last error", err)
 	}
 }
+
+// The OIDC step's tampered token must differ from the real one whatever the payload holds (the
+// former suffix rewrite to "AA" was a no-op for payloads already ending in "AA").
+func TestTamperPayloadAlwaysChangesTheToken(t *testing.T) {
+	for _, tok := range []string{"h.eyJzdWIiOiJ4In0AA.s", "h.AAAA.s", "h.BBBB.s", "h.A.s"} {
+		got := tamperPayload(tok)
+		if got == tok {
+			t.Fatalf("tamperPayload(%q) returned the token unchanged", tok)
+		}
+		if strings.Count(got, ".") != 2 || !strings.HasPrefix(got, "h.") || !strings.HasSuffix(got, ".s") {
+			t.Fatalf("tamperPayload(%q) = %q, want only the payload changed", tok, got)
+		}
+	}
+}
