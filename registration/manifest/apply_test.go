@@ -118,6 +118,7 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 	}{
 		{"own state Secret can be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-0"}, true},
 		{"own state Secret can be updated", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: "eks-connector-state-1"}, true},
+		{"own state Secret cannot be patched (the store only updates, with a precondition)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "patch", Resource: "secrets", Name: "eks-connector-state-0"}, false},
 		{"state Secret of a replica that does not exist cannot", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "eks-connector-state-2"}, false},
 		{"activation Secret cannot be read through the API (the kubelet mounts it)", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: DefaultActivationSecretName}, false},
 		{"activation Secret cannot be changed", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "update", Resource: "secrets", Name: DefaultActivationSecretName}, false},

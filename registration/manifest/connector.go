@@ -332,8 +332,9 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 			Rules: []rbacv1.PolicyRule{
 				// The replicas read and update only the state Secrets, which the manifests
 				// create. No create verb: RBAC cannot restrict it by name, so it would let a
-				// stolen token create any Secret in the namespace.
-				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"},
+				// stolen token create any Secret in the namespace. No patch either: the store
+				// writes with update and a resourceVersion precondition.
+				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"},
 					ResourceNames: StateSecretNames(o.StateSecretPrefix, o.Replicas)},
 				// No rule for the activation Secret: the kubelet mounts it into the init container,
 				// so the service account never needs to read it (a stolen token cannot register

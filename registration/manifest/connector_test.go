@@ -167,7 +167,7 @@ func TestRoleIsLimitedToTheReplicasSecrets(t *testing.T) {
 	}
 	role := find[*rbacv1.Role](t, objs)
 	want := []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update", "patch"}, ResourceNames: []string{"state-0", "state-1", "state-2"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"state-0", "state-1", "state-2"}},
 	}
 	gotJSON, _ := json.Marshal(role.Rules)
 	wantJSON, _ := json.Marshal(want)

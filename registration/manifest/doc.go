@@ -7,9 +7,9 @@
 //   - The service account does not automount a token; the init and proxy containers get a
 //     projected token with an expiry (plus kube-root-ca.crt), the SSM agent container gets none.
 //     No legacy service-account token Secret is created.
-//   - The Role allows get/update/patch only on the replicas' own state Secrets
-//     (<prefix>-<ordinal>). create on Secrets is granted without resourceNames because RBAC
-//     cannot restrict create by name; keep the namespace free of other Secrets. The activation
+//   - The state Secrets (<prefix>-<ordinal>) are rendered empty, and the Role allows only get and
+//     update on them, by name: no create (RBAC cannot restrict it by name), patch, list or watch.
+//     The activation
 //     Secret is not readable through the API at all: the kubelet mounts it into the init
 //     container, so a stolen token cannot register further instances with the activation.
 //   - The impersonation ClusterRole (package eksauth/access) names exactly the granted ARNs. With
