@@ -208,3 +208,40 @@ func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// aws-iam-authenticator sends its presigned GetCallerIdentity with Accept: application/json and
+// decodes GetCallerIdentityResponse.GetCallerIdentityResult; the SDK gets XML.
+func TestCallerIdentityAnswersJSONWhenAskedForPresignedRequests(t *testing.T) {
+	set := start(t, newKey(t))
+	presigned, err := sts.NewPresignClient(sts.NewFromConfig(set.Config(), func(o *sts.Options) { o.BaseEndpoint = aws.String(set.STS.URL) })).
+		PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	require.NoError(t, err)
+	req, _ := http.NewRequest(presigned.Method, presigned.URL, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := set.STS.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var out struct {
+		GetCallerIdentityResponse struct {
+			GetCallerIdentityResult struct{ Account, Arn, UserId string }
+			ResponseMetadata        struct{ RequestId string }
+		}
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	r := out.GetCallerIdentityResponse.GetCallerIdentityResult
+	require.Equal(t, set.CallerARN(), r.Arn)
+	require.Equal(t, set.AccountID(), r.Account)
+	require.Regexp(t, `^AIDA`, r.UserId)
+	require.NotEmpty(t, out.GetCallerIdentityResponse.ResponseMetadata.RequestId)
+
+	// Tampering with the presigned query is refused in the query protocol's XML error shape.
+	bad, _ := http.NewRequest(presigned.Method, strings.Replace(presigned.URL, "Version=2011-06-15", "Version=2011-06-16", 1), nil)
+	resp2, err := set.STS.Client().Do(bad)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	require.Equal(t, 403, resp2.StatusCode)
+	require.Contains(t, string(body), "<Code>SignatureDoesNotMatch</Code>")
+}
