@@ -296,6 +296,18 @@ func TestChartsRefuseBadValues(t *testing.T) {
 		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {
 			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"fd00:ec2::23"}}
 		}, []string{"bindHosts"}},
+		{"wildcard bind host", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"0.0.0.0"}}
+		}, []string{"bindHosts"}},
+		{"IPv6 wildcard bind host", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[::]"}}
+		}, []string{"bindHosts"}},
+		{"IPv4 bind host in brackets", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[169.254.170.23]"}}
+		}, []string{"bindHosts"}},
+		{"bind host that is not an address", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"999.254.170.23"}}
+		}, []string{"bindHosts"}},
 		{"port out of range", PodIdentityAgent, func() map[string]any {
 			return map[string]any{"clusterName": "c", "region": "eu-west-1", "port": 70000}
 		}, []string{"port"}},

@@ -133,9 +133,16 @@ func (o PodIdentityAgentOptions) validate() error {
 		add(optionError("Region", o.Region, err.Error()))
 	}
 	for _, h := range o.BindHosts {
+		bracketed := strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]")
 		ip := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-		if net.ParseIP(ip) == nil || (strings.Contains(ip, ":") && !strings.HasPrefix(h, "[")) {
-			add(optionError("BindHosts", h, "must be an IP address, IPv6 in brackets"))
+		parsed := net.ParseIP(ip)
+		switch {
+		case parsed == nil || strings.Contains(ip, ":") != bracketed:
+			add(optionError("BindHosts", h, "must be an IP address, IPv6 in brackets (and IPv4 without)"))
+		case parsed.IsUnspecified() || parsed.IsMulticast():
+			// The init container puts bind hosts on a link, and a wildcard would serve
+			// credentials on every node address.
+			add(optionError("BindHosts", h, "must be a unicast address reserved for the agent, not a wildcard"))
 		}
 	}
 	if o.Port < 1 || o.Port > 65535 {
