@@ -169,7 +169,11 @@ func (d *Demo) ConnectorInit(ctx context.Context) error {
 	if v.RegistrationKey.InstanceID != st.InstanceID || v.InstanceFingerprint.Fingerprint != st.Fingerprint {
 		return fmt.Errorf("vault (%s) and state Secret (%s) disagree", v.RegistrationKey.InstanceID, st.InstanceID)
 	}
-	d.t.got("SSM RegisterManagedInstance calls: %d; managed instances for the activation: %d", d.AWS.RegisterCalls()-before, len(d.AWS.Instances()))
+	calls, instances := d.AWS.RegisterCalls()-before, len(d.AWS.Instances())
+	if calls > 1 || instances != 1 {
+		return fmt.Errorf("connector init made %d RegisterManagedInstance calls leaving %d managed instances, want at most 1 call and exactly 1 instance", calls, instances)
+	}
+	d.t.got("SSM RegisterManagedInstance calls: %d; managed instances for the activation: %d", calls, instances)
 	d.t.got("Secret %s/%s-0: status=%s instanceId=%s fingerprint=%s", connectorNS, statePrefix, st.Status, st.InstanceID, st.Fingerprint)
 	d.t.got("vault: Manifest, Store/RegistrationKey (privateKeyType %s), Store/InstanceFingerprint (similarityThreshold %d)",
 		v.RegistrationKey.PrivateKeyType, v.InstanceFingerprint.SimilarityThreshold)
