@@ -186,3 +186,34 @@ func TestPresignedURLsExpire(t *testing.T) {
 		})
 	}
 }
+
+// A non-S3 request signed over "UNSIGNED-PAYLOAD" does not cover its body: the emulator must not
+// accept it (with any body), as EKS Auth, STS and EKS hash what they receive.
+func TestUnsignedPayloadOnlyForS3(t *testing.T) {
+	for _, tc := range []struct {
+		service string
+		want    int
+	}{{"eks-auth", http.StatusForbidden}, {"s3", http.StatusOK}} {
+		t.Run(tc.service, func(t *testing.T) {
+			s := New(t, Options{Service: tc.service, Protocol: RESTJSON})
+			s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+				WriteJSON(w, "", map[string]string{"ok": "yes"})
+			})
+			req, _ := http.NewRequest(http.MethodPost, s.URL+"/clusters/c1/assume-role-for-pod-identity", strings.NewReader(`{"token":"tampered"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+			req.Header.Set("X-Amz-Security-Token", SessionToken)
+			if err := v4.NewSigner().SignHTTP(context.Background(), s.Credentials(), req, "UNSIGNED-PAYLOAD", tc.service, s.Region(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := s.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s with UNSIGNED-PAYLOAD: %d, want %d", tc.service, resp.StatusCode, tc.want)
+			}
+		})
+	}
+}

@@ -157,10 +157,12 @@ func (v *Verifier) verifyHeader(r *http.Request, body []byte) (aws.Credentials, 
 	}
 	sum := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(sum[:])
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != "UNSIGNED-PAYLOAD" && h != payloadHash {
-		return creds, &SignatureError{"XAmzContentSHA256Mismatch", "X-Amz-Content-Sha256 does not match the body"}
-	} else if h == "UNSIGNED-PAYLOAD" {
+	// Only S3 signs "UNSIGNED-PAYLOAD"; every other service hashes the body it received, so a
+	// client claiming an unsigned payload there cannot make a tampered body verify.
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h == "UNSIGNED-PAYLOAD" && v.Service == "s3" {
 		payloadHash = h
+	} else if h != "" && h != payloadHash {
+		return creds, &SignatureError{"XAmzContentSHA256Mismatch", "X-Amz-Content-Sha256 does not match the body"}
 	}
 
 	clone, err := rebuild(r, signed, body)
