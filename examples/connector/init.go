@@ -50,27 +50,6 @@ func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
 	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system [env CONNECTOR_VAULT_DIR]")
 }
 
-// envFallback sets every flag not given on the command line from CONNECTOR_<UPPER_SNAKE>, then from
-// the listed extra variables (flag name -> variables, first set wins).
-func envFallback(fs *pflag.FlagSet, extra map[string][]string) error {
-	var errs []error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			return
-		}
-		names := append([]string{"CONNECTOR_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))}, extra[f.Name]...)
-		for _, name := range names {
-			if v, ok := os.LookupEnv(name); ok && v != "" {
-				if err := fs.Set(f.Name, v); err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				}
-				return
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
-
 // resolve fills defaults that depend on the environment and validates; each problem is one error.
 func (o *stateFlags) resolve() (stateName string, problems []error) {
 	if o.podName == "" {
@@ -194,7 +173,7 @@ $EKS_ACTIVATION_CODE and is never logged; do not pass it as an argument.
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return envFallback(cmd.Flags(), map[string][]string{
+			return envFallback(cmd.Flags(), false, map[string][]string{
 				"activation-id": {"EKS_ACTIVATION_ID"},
 				"region":        {"AWS_REGION"},
 				"ssm-endpoint":  {"AWS_ENDPOINT_URL_SSM"},

@@ -95,7 +95,7 @@ may reach the proxy: a unix socket, or TCP on loopback (--allow-remote-callers t
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags(), "CONNECTOR_"); err != nil {
+			if err := envFallback(cmd.Flags(), true, nil); err != nil {
 				return err
 			}
 			if hooks.applyEnv != nil {
@@ -125,24 +125,6 @@ Every flag can also be set with the environment variable shown in its descriptio
 		hooks.addFlags(fs)
 	}
 	return cmd
-}
-
-// applyEnv sets every flag not given on the command line from PREFIX_<UPPER_SNAKE> when set.
-func applyEnv(fs *pflag.FlagSet, prefix string) error {
-	var errs []error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			return
-		}
-		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		// An empty value means "unset" except for strings, where it can switch a server off.
-		if v, ok := os.LookupEnv(name); ok && (v != "" || f.Value.Type() == "string") {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
 }
 
 func inClusterHost() string {

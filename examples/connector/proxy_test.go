@@ -290,7 +290,7 @@ func TestProxyFlagsFallBackToEnvironment(t *testing.T) {
 	t.Setenv("CONNECTOR_HEALTH_ADDR", "") // empty string: turns the server off
 	must(t, cmd.ParseFlags([]string{"--metrics-addr=:1234"}))
 	t.Setenv("CONNECTOR_METRICS_ADDR", ":5678") // a flag on the command line wins
-	must(t, applyEnv(cmd.Flags(), "CONNECTOR_"))
+	must(t, envFallback(cmd.Flags(), true, nil))
 	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": "", "v": "0"} {
 		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)

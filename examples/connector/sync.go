@@ -16,7 +16,7 @@ package main
 //
 //     startKeySync returns a nil ready func and no error when --key-sync=false. Call
 //     applyKeySyncEnv(cmd.Flags()) in the command's PreRunE for the CONNECTOR_* environment
-//     fallbacks (proxy.go's applyEnv(fs, "CONNECTOR_") does the same, except POD_NAME).
+//     fallbacks (the proxy's own envFallback call covers CONNECTOR_*, but not POD_NAME).
 
 import (
 	"context"
@@ -60,7 +60,7 @@ func addKeySyncFlags(fs *pflag.FlagSet, o *keySyncFlags) {
 // applyKeySyncEnv applies the environment fallbacks of the flags in fs (CONNECTOR_<UPPER_SNAKE>,
 // and POD_NAME for --pod-name).
 func applyKeySyncEnv(fs *pflag.FlagSet) error {
-	return envFallback(fs, map[string][]string{"pod-name": {"POD_NAME"}})
+	return envFallback(fs, false, map[string][]string{"pod-name": {"POD_NAME"}})
 }
 
 // newKeySync validates o and builds the KeySync without running it.
