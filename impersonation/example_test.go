@@ -49,7 +49,9 @@ func ExampleRoundTripper() {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		id, _ := impersonation.DefaultMapper(p)
+		// ExtrasMapper also sends the ARN and session name as user extras (this needs impersonate
+		// on userextras/* RBAC); DefaultMapper sends Impersonate-User only, as the EKS Connector.
+		id, _ := impersonation.ExtrasMapper(p)
 		proxy.ServeHTTP(w, r.WithContext(impersonation.WithIdentity(r.Context(), id)))
 	}))
 	defer front.Close()
@@ -103,7 +105,7 @@ func ExampleNewHandler() {
 		}
 	}
 	// Output:
-	// 200 auth="Bearer proxy-token" user="arn:aws:iam::123456789012:user/bob" arn="arn:aws:iam::123456789012:user/bob" session="" group=""
+	// 200 auth="Bearer proxy-token" user="arn:aws:iam::123456789012:user/bob" arn="" session="" group=""
 	// 401 application/json
 	// 403 application/json
 }

@@ -33,8 +33,13 @@ type Config struct {
 	IdentityHeader string
 	// Identity extracts the caller's ARN. Default: HeaderIdentity(IdentityHeader).
 	Identity IdentityFunc
-	// Mapper turns the validated ARN into the impersonated identity. Default: DefaultMapper.
+	// Mapper turns the validated ARN into the impersonated identity. Default: DefaultMapper
+	// (Impersonate-User only, as the EKS Connector), or ExtrasMapper when UserExtras is set.
 	Mapper Mapper
+	// UserExtras, with no Mapper, also sends the user extras "arn" and "sessionname"
+	// (ExtrasMapper). Off by default: it needs impersonate on userextras/* RBAC that the
+	// connector RBAC AWS documents does not grant.
+	UserExtras bool
 	// Registerer receives the proxy's metrics. Optional; never the global registry implicitly.
 	Registerer prometheus.Registerer
 	// Logger receives one line per rejected identity or upstream failure (V(1): every request).
@@ -101,8 +106,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	var cache *identityCache
 	if cfg.Mapper == nil {
-		// The built-in mapping is a pure function of the ARN: its results can be remembered.
+		// The built-in mappings are pure functions of the ARN: their results can be remembered.
 		cfg.Mapper = DefaultMapper
+		if cfg.UserExtras {
+			cfg.Mapper = ExtrasMapper
+		}
 		cache = newIdentityCache()
 	}
 	m := newMetrics(cfg.Registerer)

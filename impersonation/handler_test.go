@@ -107,10 +107,18 @@ func TestBadIdentitiesNeverReachTheUpstream(t *testing.T) {
 	}
 }
 
+// By default exactly Impersonate-User is sent, as the EKS Connector does (the only RBAC AWS
+// documents allows nothing more); with UserExtras the "arn" and "sessionname" extras too.
 func TestUpstreamSeesOnlyTheHeadersWeIntend(t *testing.T) {
+	for _, extras := range []bool{false, true} {
+		t.Run(fmt.Sprintf("UserExtras=%v", extras), func(t *testing.T) { testUpstreamHeaders(t, extras) })
+	}
+}
+
+func testUpstreamHeaders(t *testing.T, userExtras bool) {
 	up := newRecordingUpstream(t, nil)
 	cfg, _ := upstreamConfig(t, up, "proxy-token")
-	h := newTestHandler(t, Config{Upstream: cfg})
+	h := newTestHandler(t, Config{Upstream: cfg, UserExtras: userExtras})
 	proxy := serveHandler(t, h)
 	client := &http.Client{Transport: &http.Transport{}}
 
@@ -154,13 +162,15 @@ func TestUpstreamSeesOnlyTheHeadersWeIntend(t *testing.T) {
 				}
 				got := up.last(t)
 				want := map[string][]string{
-					"Authorization":         {"Bearer proxy-token"},
-					"Impersonate-User":      {arn},
-					"Impersonate-Extra-Arn": {arn},
-					"Accept":                {"application/json;as=Table;v=v1;g=meta.k8s.io"},
-					"X-Test-Keep":           {"end-to-end"},
+					"Authorization":    {"Bearer proxy-token"},
+					"Impersonate-User": {arn},
+					"Accept":           {"application/json;as=Table;v=v1;g=meta.k8s.io"},
+					"X-Test-Keep":      {"end-to-end"},
 				}
-				if arn == testSessionARN {
+				if userExtras {
+					want["Impersonate-Extra-Arn"] = []string{arn}
+				}
+				if userExtras && arn == testSessionARN {
 					want["Impersonate-Extra-Sessionname"] = []string{"alice@example.com"}
 				}
 				allowedOther := map[string]bool{"Accept-Encoding": true, "User-Agent": true}
@@ -846,7 +856,7 @@ func TestIdentitiesAreCachedOnlyForTheBuiltInMapping(t *testing.T) {
 		t.Errorf("custom Mapper called %d times for 3 requests", calls.Load())
 	}
 
-	h := newTestHandler(t, Config{Upstream: cfg})
+	h := newTestHandler(t, Config{Upstream: cfg, UserExtras: true})
 	proxy = serveHandler(t, h)
 	for i := 0; i < 2; i++ {
 		if resp := identityGet(t, proxy, "/api", testSessionARN); resp.StatusCode != 200 {

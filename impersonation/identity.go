@@ -15,7 +15,7 @@ import (
 // IAM ARN in.
 const DefaultIdentityHeader = "x-aws-eks-identity-arn"
 
-// Extra keys the default mapping sets, for audit logs and RBAC on userextras.
+// Extra keys ExtrasMapper sets, for audit logs and RBAC on userextras.
 const (
 	// ExtraARN carries the IAM ARN exactly as the caller presented it.
 	ExtraARN = "arn"
@@ -250,16 +250,27 @@ func truncate(s string) string {
 // Mapper turns a validated principal into the identity requests are forwarded as.
 type Mapper func(Principal) (Identity, error)
 
-// DefaultMapper maps a principal as EKS does: the username is the ARN as given, the extra "arn"
-// carries the ARN and, for assumed-role sessions, "sessionname" the session name. No groups.
+// DefaultMapper maps a principal as the EKS Connector does: Impersonate-User is the ARN as given,
+// and nothing else is sent (no groups, uid or extras). This is the contract of the only RBAC AWS
+// documents for the connector (impersonate on users, with the ARNs as resourceNames), so it works
+// on every existing cluster.
 func DefaultMapper(p Principal) (Identity, error) {
-	return Identity{User: p.ARN, Extra: extras(p)}, nil
+	return Identity{User: p.ARN}, nil
 }
 
 // CanonicalMapper is DefaultMapper with the canonical ARN as the username, so every session of a
 // role is the same Kubernetes user (what aws-auth role mappings do).
 func CanonicalMapper(p Principal) (Identity, error) {
-	return Identity{User: p.CanonicalARN, Extra: extras(p)}, nil
+	return Identity{User: p.CanonicalARN}, nil
+}
+
+// ExtrasMapper is DefaultMapper plus the user extras ExtraARN (the ARN as given) and, for
+// assumed-role sessions, ExtraSessionName, for audit logs and RBAC on userextras. Opt-in: each
+// extra is one more impersonation check in the API server, and it needs "impersonate" on
+// userextras/arn and userextras/sessionname (group authentication.k8s.io), which the RBAC AWS
+// documents for the connector does not grant: without it every request gets 403.
+func ExtrasMapper(p Principal) (Identity, error) {
+	return Identity{User: p.ARN, Extra: extras(p)}, nil
 }
 
 func extras(p Principal) map[string][]string {

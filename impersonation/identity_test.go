@@ -31,14 +31,18 @@ func TestParseARNCanonicalizesSessionsAndKeepsTheRest(t *testing.T) {
 			if p.ARN != tc.arn || p.CanonicalARN != tc.canonical || p.Kind != tc.kind || p.SessionName != tc.session {
 				t.Fatalf("%+v", p)
 			}
-			id, _ := DefaultMapper(p)
-			if id.User != tc.arn || id.Extra[ExtraARN][0] != tc.arn || len(id.Groups) != 0 {
+			// The EKS Connector's contract: Impersonate-User only.
+			if id, _ := DefaultMapper(p); id.User != tc.arn || id.UID != "" || len(id.Groups) != 0 || len(id.Extra) != 0 {
 				t.Errorf("default mapping %+v", id)
+			}
+			id, _ := ExtrasMapper(p)
+			if id.User != tc.arn || id.Extra[ExtraARN][0] != tc.arn || len(id.Groups) != 0 {
+				t.Errorf("extras mapping %+v", id)
 			}
 			if (tc.session != "") != (len(id.Extra[ExtraSessionName]) == 1) {
 				t.Errorf("session extra %+v", id.Extra)
 			}
-			if id, _ := CanonicalMapper(p); id.User != tc.canonical {
+			if id, _ := CanonicalMapper(p); id.User != tc.canonical || len(id.Extra) != 0 {
 				t.Errorf("canonical mapping %+v", id)
 			}
 		})

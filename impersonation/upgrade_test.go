@@ -55,7 +55,7 @@ func upgradeUpstream(t *testing.T) *recordingUpstream {
 func TestUpgradesRoundTripBytesBothWays(t *testing.T) {
 	up := upgradeUpstream(t)
 	cfg, _ := upstreamConfig(t, up, "proxy-token")
-	h := newTestHandler(t, Config{Upstream: cfg})
+	h := newTestHandler(t, Config{Upstream: cfg, UserExtras: true})
 	proxy := serveHandler(t, h)
 
 	t.Run("WebSocket", func(t *testing.T) {
