@@ -10,7 +10,7 @@ TEST_TIMEOUT ?= 30m
 all: build
 
 build:
-	$(GO) build ./...
+	$(GO) build -buildvcs=auto ./...
 
 ## testbin: build kube-apiserver and etcd for the tests (idempotent, cached outside the repo)
 testbin:

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 func main() {
@@ -31,5 +33,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newOIDCCommand())    // oidc.go
 	root.AddCommand(newEKSCommands()...) // eks.go: token, kubeconfig, aws-auth, access
+	cli.AddVersion(root)
 	return root
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 func main() {
@@ -40,6 +42,7 @@ Every flag can also be set with the environment variable shown in its descriptio
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCommand(), newInitCommand())
+	cli.AddVersion(root)
 	return root
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 // newProxyWithKeySyncCommand is the proxy role (proxy.go) with the rotated-key sync (sync.go) running
@@ -29,9 +31,6 @@ func newProxyWithKeySyncCommand() *cobra.Command {
 		},
 	})
 }
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,10 +52,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newInitCommand()) // init.go
 	root.AddCommand(newProxyWithKeySyncCommand())
 	root.AddCommand(newSyncCommand()) // sync.go: the key sync on its own
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
-	})
+	cli.AddVersion(root)
 	return root
 }

@@ -28,7 +28,7 @@ func BuildBinaries(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	args := []string{"build", "-buildvcs=auto", "-o", dir + string(os.PathSeparator)}
 	for _, name := range []string{"connector", "pod-identity-agent"} {
 		args = append(args, binaries[name])
 	}
