@@ -164,10 +164,14 @@ func TestAgentFixturesAreTheAgentsBytes(t *testing.T) {
 func TestAgentRotatedVaultIsReadWithItsPrivateKey(t *testing.T) {
 	for _, c := range agentCases {
 		t.Run(c.name, func(t *testing.T) {
-			fx, _ := c.fixture(t)
+			fx, fxBytes := c.fixture(t)
 			v, err := registration.ReadVault(filepath.Join("testdata", "agent", c.name))
 			if err != nil {
 				t.Fatal(err)
+			}
+			// ekslink's RegistrationKey has the agent's fields in the agent's order.
+			if b, _ := json.Marshal(v.RegistrationKey); !bytes.Equal(b, fxBytes) {
+				t.Fatalf("RegistrationKey marshals differently from the agent's instanceInfo:\n got %s\nwant %s", b, fxBytes)
 			}
 			st, err := v.State(testActivationID)
 			if err != nil {
