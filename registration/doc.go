@@ -11,7 +11,8 @@
 //   - WriteVault/ReadVault write and read the SSM agent's vault (Manifest, Store/RegistrationKey,
 //     Store/InstanceFingerprint) byte for byte as the agent expects.
 //   - KeySync copies keys the agent rotates in the vault back into the store, forever, with
-//     readiness and metrics.
+//     readiness and metrics. The private key is the truth: the agent's rotated record keeps a stale
+//     or empty publicKey, so the public key is always derived from the private key.
 //   - RegisterCluster/DeregisterCluster wrap EKS's API for connected clusters.
 //
 // It deliberately does not run or configure the SSM agent, does not deregister managed instances

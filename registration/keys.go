@@ -71,7 +71,9 @@ func (k Key) RSA() (*rsa.PrivateKey, error) {
 }
 
 // Validate checks that the private key parses, is RSA of at least 2048 bits, the public key (when
-// present) belongs to it, the type is Rsa and the date is in the agent's layout.
+// present) belongs to it, the type is Rsa and the date is in the agent's layout. It is for key
+// material ekslink made or derived; a record the agent wrote is checked by RegistrationKey.Validate,
+// which ignores the agent's publicKey.
 func (k Key) Validate() error {
 	pk, err := k.RSA()
 	if err != nil {
@@ -99,7 +101,7 @@ func (k Key) Validate() error {
 }
 
 // WithPublicKey returns k with PublicKey derived from the private key (the agent's rotated
-// RegistrationKey may not carry it).
+// RegistrationKey carries a stale or empty one).
 func (k Key) WithPublicKey() (Key, error) {
 	pk, err := k.RSA()
 	if err != nil {

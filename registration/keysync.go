@@ -38,7 +38,9 @@ type KeySyncOptions struct {
 
 // KeySync copies keys the SSM agent rotates in the vault into the durable state, so a rotated key
 // survives the loss of the vault's emptyDir. It watches the vault directory (fsnotify) and checks
-// periodically; it saves only a complete, parseable RegistrationKey with the state's instance id,
+// periodically; it saves only a complete, parseable RegistrationKey with the state's instance id
+// whose private key parses (the public key is derived from it: the agent's own publicKey is stale
+// or empty after a rotation),
 // keeps the previous key in the state, retries store errors forever with backoff, and reports the
 // window in which the vault holds a key the store does not have through Ready, a metric and a log
 // line.

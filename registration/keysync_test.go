@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ekslink/ekslink/internal/ssmagent"
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
@@ -62,16 +63,17 @@ func seedRegistration(t *testing.T, store statestore.Store, vault string) *regis
 	return st
 }
 
-// rotatedKeyFile is what the agent writes after rotating: same instance, new key, and (as older
-// agents do) no publicKey field.
+// rotatedKeyFile is what the agent writes after rotating (amazon-ssm-agent instance_info.go
+// UpdatePrivateKey, modelled by internal/ssmagent): the record of instanceID with a new private key
+// and date, and publicKey still the old key's.
 func rotatedKeyFile(t *testing.T, st *registration.State, instanceID string) ([]byte, registration.Key) {
 	t.Helper()
 	key, err := registration.GenerateKey(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(map[string]string{"instanceID": instanceID, "region": st.Region, "instanceType": "", "availabilityZone": "",
-		"privateKey": key.PrivateKey, "privateKeyType": "Rsa", "privateKeyCreatedDate": key.CreatedDate})
+	b, _ := json.Marshal(ssmagent.InstanceInfo{InstanceID: instanceID, Region: st.Region, PrivateKey: key.PrivateKey,
+		PublicKey: st.Key.PublicKey, PrivateKeyType: ssmagent.KeyType, PrivateKeyCreatedDate: time.Now().Format(ssmagent.DateLayout)})
 	return b, key
 }
 
@@ -148,7 +150,7 @@ func TestKeySyncSavesARotatedKeyAndKeepsThePreviousOne(t *testing.T) {
 		t.Fatal("previous key not kept")
 	}
 	if got.Key.PublicKey != newKey.PublicKey {
-		t.Fatal("public key not derived for a RegistrationKey without publicKey")
+		t.Fatal("public key not derived from the private key (the agent left the old one)")
 	}
 	waitFor(t, "ready", 5*time.Second, func() bool { return ks.Ready() == nil })
 	if v := value(ks.Metrics().Syncs); v != 1 {

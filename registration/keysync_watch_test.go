@@ -2,15 +2,14 @@ package registration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/ekslink/ekslink/internal/ssmagent"
 	"github.com/ekslink/ekslink/statestore"
 )
 
@@ -55,10 +54,8 @@ func TestKeySyncWithoutAFileWatcherKeepsSyncing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rk := RegistrationKey{InstanceID: st.InstanceID, Region: st.Region, PrivateKey: rotated.PrivateKey,
-		PrivateKeyType: "Rsa", PrivateKeyCreatedDate: rotated.CreatedDate}
-	b, _ := json.Marshal(rk)
-	if err := os.WriteFile(filepath.Join(vault, filepath.FromSlash(RegistrationKeyFile)), b, 0o600); err != nil {
+	// The agent's rotation (internal/ssmagent): publicKey keeps the old key's.
+	if _, err := (&ssmagent.Vault{Dir: vault}).UpdatePrivateKey(rotated.PrivateKey, ssmagent.KeyType, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for {

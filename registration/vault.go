@@ -38,12 +38,17 @@ type RegistrationKey struct {
 	PrivateKeyCreatedDate string `json:"privateKeyCreatedDate"`
 }
 
-// Key returns the key material.
+// Key returns the key material as recorded, publicKey included: after a rotation the agent's
+// publicKey is stale or empty (see Validate); Key().WithPublicKey() gives the true one.
 func (r RegistrationKey) Key() Key {
 	return Key{PrivateKey: r.PrivateKey, PublicKey: r.PublicKey, Type: r.PrivateKeyType, CreatedDate: r.PrivateKeyCreatedDate}
 }
 
-// Validate checks that the agent can use r: an instance id and a valid key.
+// Validate checks that the agent can use r: an instance id, a region and a valid private key (type
+// Rsa, date in AgentDateLayout). The recorded publicKey is not checked: the private key is the
+// truth. When the agent rotates its key (amazon-ssm-agent instance_info.go UpdatePrivateKey) it
+// replaces only privateKey, privateKeyType and privateKeyCreatedDate, so publicKey keeps the old
+// key's public key, or "" when the agent registered itself; nothing in the agent reads it back.
 func (r RegistrationKey) Validate() error {
 	if !ValidInstanceID(r.InstanceID) {
 		return fmt.Errorf("%w: RegistrationKey instance id %q is not a managed instance id (mi-... or eks_c:...)", ErrInvalidVault, r.InstanceID)
@@ -51,7 +56,9 @@ func (r RegistrationKey) Validate() error {
 	if r.Region == "" {
 		return fmt.Errorf("%w: RegistrationKey has no region", ErrInvalidVault)
 	}
-	if err := r.Key().Validate(); err != nil {
+	key := r.Key()
+	key.PublicKey = ""
+	if err := key.Validate(); err != nil {
 		return fmt.Errorf("%w: RegistrationKey: %w", ErrInvalidVault, err)
 	}
 	return nil
@@ -74,7 +81,10 @@ type Vault struct {
 	InstanceFingerprint InstanceFingerprint
 }
 
-// VaultFromState builds the vault for a registered state.
+// VaultFromState builds the vault for a registered state. Its publicKey is derived from the private
+// key, as in the record ekslink first writes: after a restore the agent finds its rotated private
+// key, the date it wrote, and a publicKey that belongs to the key (the agent never reads publicKey;
+// its own rotation only leaves it stale).
 func VaultFromState(st *State, agentVaultDir string) (*Vault, error) {
 	if !st.Registered() {
 		return nil, fmt.Errorf("%w: state is %s, not registered (no instance id): run Ensure first", ErrInvalidVault, st.Status)

@@ -291,7 +291,8 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 // adoptRotatedKey saves into the state a key the agent rotated in a vault that outlived the last
 // run (init containers run again when the pod sandbox restarts, the vault's emptyDir survives), so
 // that writing the vault from the state does not replace the key SSM now holds with the state's
-// older one (a lock-out). A vault of another instance, an unreadable one or one holding a key the
+// older one (a lock-out). Only the private key counts: the agent's record keeps a stale or empty
+// publicKey after a rotation. A vault of another instance, an unreadable one or one holding a key the
 // state already has (current or previous) is left to be overwritten. If the rotated key cannot be
 // saved, init fails without touching the vault; the next run tries again.
 func adoptRotatedKey(ctx context.Context, store statestore.Store, vaultDir string, st *registration.State, log logr.Logger) (*registration.State, error) {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/ekslink/ekslink/internal/ssmagent"
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
@@ -231,10 +232,9 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rk := v.RegistrationKey
-	rk.PrivateKey, rk.PublicKey, rk.PrivateKeyCreatedDate = key.PrivateKey, key.PublicKey, key.CreatedDate
-	b, _ := json.Marshal(rk)
-	if err := os.WriteFile(filepath.Join(vault, registration.RegistrationKeyFile), b, 0o600); err != nil {
+	// Rotated the way the real agent does it (internal/ssmagent, amazon-ssm-agent instance_info.go
+	// UpdatePrivateKey): rewritten in place, publicKey still the old key's.
+	if _, err := (&ssmagent.Vault{Dir: vault}).UpdatePrivateKey(key.PrivateKey, ssmagent.KeyType, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	poll(t, "rotated key in the Secret", 10*time.Second, func() bool {
@@ -278,10 +278,10 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rk := v.RegistrationKey
-		rk.PrivateKey, rk.PublicKey, rk.PrivateKeyCreatedDate = rotated.PrivateKey, "", rotated.CreatedDate
-		b, _ := json.Marshal(rk)
-		if err := os.WriteFile(filepath.Join(vault, registration.RegistrationKeyFile), b, 0o600); err != nil {
+		// The agent's rotation (internal/ssmagent, amazon-ssm-agent instance_info.go
+		// UpdatePrivateKey) keeps the old key's publicKey in the record.
+		rotatedRecord, err := (&ssmagent.Vault{Dir: vault}).UpdatePrivateKey(rotated.PrivateKey, ssmagent.KeyType, time.Now())
+		if err != nil {
 			t.Fatal(err)
 		}
 		before := ssm.calls
@@ -297,6 +297,13 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 		}
 		if after.RegistrationKey.PrivateKey != rotated.PrivateKey {
 			t.Fatalf("init rerun overwrote the rotated key in the vault (old key restored: %v)", after.RegistrationKey.PrivateKey == oldKey)
+		}
+		var agentRecord registration.RegistrationKey
+		if err := json.Unmarshal(rotatedRecord, &agentRecord); err != nil {
+			t.Fatal(err)
+		}
+		if after.RegistrationKey.PrivateKeyCreatedDate != agentRecord.PrivateKeyCreatedDate || after.RegistrationKey.PublicKey != rotated.PublicKey {
+			t.Fatalf("rewritten vault record %+v: want the agent's date and the rotated key's public key", after.RegistrationKey)
 		}
 		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0"))
 		if err != nil || st == nil {

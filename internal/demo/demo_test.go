@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ekslink/ekslink/internal/demo"
+	"github.com/ekslink/ekslink/internal/ssmagent"
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 )
@@ -54,9 +56,11 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir}))
 }
 
-// TestConnectorRestartRestoresRegistration lets the agent rotate its key, kills the connector's
+// TestConnectorRestartRestoresRegistration lets the agent rotate its key (the agent's way: in place,
+// publicKey left stale; internal/ssmagent), restarts the pod sandbox (init runs again on the
+// surviving vault after a second rotation the stopped sync never saw), then kills the connector's
 // processes, loses the vault (an emptyDir) and runs init again: the registration comes back from
-// the state Secret with the rotated key (no lock-out) and SSM sees no second registration.
+// the state Secret with the newest rotated key (no lock-out) and SSM sees no second registration.
 func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	requireControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -67,14 +71,33 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	for _, step := range []func(context.Context) error{d.StartControlPlane, d.StartAWS, d.RegisterCluster, d.InstallConnector, d.ConnectorInit, d.ConnectorProxy, d.KeyRotation} {
 		require.NoError(t, step(ctx))
 	}
-	before, err := d.State(ctx)
-	require.NoError(t, err)
-	vaultBefore, err := registration.ReadVault(d.VaultDir())
+	synced, err := d.State(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, d.Instances())
 	// SSM answers a repeated registration of the same material with the same instance, so the
 	// instance count alone cannot show that init did not register again; the call count does.
 	callsBefore := d.AWS.RegisterCalls()
+
+	// Pod sandbox restart: the proxy (and its key sync) is gone, the vault survives, and the agent
+	// rotates once more before it stops. Init adopts that key instead of writing the Secret's.
+	require.NoError(t, d.KillConnector(false))
+	rotated, err := registration.GenerateKey(time.Now())
+	require.NoError(t, err)
+	agentRecord, err := (&ssmagent.Vault{Dir: d.VaultDir()}).UpdatePrivateKey(rotated.PrivateKey, ssmagent.KeyType, time.Now())
+	require.NoError(t, err)
+	var written ssmagent.InstanceInfo
+	require.NoError(t, json.Unmarshal(agentRecord, &written))
+	require.NotEqual(t, rotated.PublicKey, written.PublicKey, "the agent's record keeps a stale publicKey")
+	require.NoError(t, d.ConnectorInit(ctx))
+	before, err := d.State(ctx)
+	require.NoError(t, err)
+	require.Equal(t, rotated.PrivateKey, before.Key.PrivateKey, "init adopted the key the agent rotated")
+	require.Equal(t, rotated.PublicKey, before.Key.PublicKey, "public key derived from the private key")
+	require.Equal(t, written.PrivateKeyCreatedDate, before.Key.CreatedDate, "the agent's date kept verbatim")
+	require.Equal(t, synced.Key.PrivateKey, before.PreviousKeys[0].PrivateKey)
+	vaultBefore, err := registration.ReadVault(d.VaultDir())
+	require.NoError(t, err)
+	require.Equal(t, rotated.PrivateKey, vaultBefore.RegistrationKey.PrivateKey, "init did not put back the Secret's older key")
 
 	require.NoError(t, d.KillConnector(true))
 	_, err = os.Stat(d.VaultDir())
@@ -85,13 +108,17 @@ func TestConnectorRestartRestoresRegistration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before.InstanceID, after.InstanceID)
 	require.Equal(t, before.Key, after.Key)
-	require.NotEmpty(t, before.PreviousKeys, "the key in the Secret is the rotated one")
-	require.Equal(t, before.Key.PublicKey, vaultBefore.RegistrationKey.PublicKey)
 	require.Equal(t, 1, d.Instances(), "SSM saw no second registration")
 	require.Equal(t, callsBefore, d.AWS.RegisterCalls(), "init restored the registration without calling SSM")
 	vaultAfter, err := registration.ReadVault(d.VaultDir())
 	require.NoError(t, err)
 	require.Equal(t, vaultBefore, vaultAfter, "the vault is restored byte for byte")
+	// What the agent loads from the restored vault (instance_info.go loadServerInfo): the rotated
+	// private key, its date, and a publicKey that belongs to it.
+	info, err := (&ssmagent.Vault{Dir: d.VaultDir()}).Load()
+	require.NoError(t, err)
+	require.Equal(t, ssmagent.InstanceInfo{InstanceID: before.InstanceID, Region: before.Region, PrivateKey: rotated.PrivateKey,
+		PublicKey: rotated.PublicKey, PrivateKeyType: ssmagent.KeyType, PrivateKeyCreatedDate: written.PrivateKeyCreatedDate}, info)
 
 	// The proxy comes back on the same socket (the stale socket file is replaced).
 	require.NoError(t, d.ConnectorProxy(ctx))
