@@ -355,7 +355,7 @@ func classify(err error) (*Error, string) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	code := s.serve(w, r)
-	s.metrics.observe(code, time.Since(start).Seconds())
+	s.metrics.observe(code, time.Since(start).Seconds(), r.URL.Path == CredentialsPath)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
