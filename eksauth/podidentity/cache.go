@@ -376,6 +376,9 @@ func (c *cache) scheduleLocked(e *entry, now time.Time) {
 				if half := e.val.fetched.Add(life / 2); at.Before(half) {
 					at = half
 				}
+				if r := e.val.fetched.Add(o.MaxRetention); o.MaxRetention > 0 && r.Before(at) {
+					at = r
+				}
 				due = at.Add(-time.Duration(rand.Int64N(int64(min(life/10, 5*time.Minute)) + 1)))
 			}
 			if !due.Before(servableUntil) || !due.Before(e.claims.Expiry.Add(-time.Minute)) {

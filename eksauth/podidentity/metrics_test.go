@@ -142,3 +142,31 @@ func checkSeries(t testing.TB, a *agent, want map[string]float64) {
 		t.Fatalf("%s\n%s", bad, exposition(t, a))
 	}
 }
+
+// MaxRetention is the upstream agent's --max-credential-retention-before-renewal: credentials are
+// renewed at the latest that long after they were fetched (internal/credsretriever/refreshing_cache.go
+// caches them for min(retention, expiry)). Six-hour credentials with a 3h retention are renewed
+// after 3h although RefreshBefore alone would wait until 5h.
+func TestMaxRetentionRenewsEarlierThanRefreshBefore(t *testing.T) {
+	for _, retention := range []time.Duration{0, 3 * time.Hour} {
+		t.Run(retention.String(), func(t *testing.T) {
+			clock := newFakeClock()
+			up := newUpstream(t, clock.Now)
+			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, MaxRetention: retention})
+			token := makeToken(clock.Now().Add(24*time.Hour), nil)
+			if ans := a.get(t, token); ans.status != 200 {
+				t.Fatal(ans.raw)
+			}
+			clock.Advance(3*time.Hour + time.Second)
+			a.poke()
+			if retention == 0 {
+				time.Sleep(200 * time.Millisecond)
+				if n := up.calls.Load(); n != 1 {
+					t.Fatalf("%d calls: renewed before RefreshBefore without a retention bound", n)
+				}
+				return
+			}
+			eventually(t, 5*time.Second, "renewal after the retention", func() bool { return up.calls.Load() == 2 })
+		})
+	}
+}
