@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/ekslink/ekslink/registration/manifest"
 )
 
 // parseServer runs the server command's parsing (flags, environment, upstream merging) and returns
@@ -126,5 +129,26 @@ func TestInitializeIsTheInitCommand(t *testing.T) {
 	}
 	if err := cobra.NoArgs(c, c.Flags().Args()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ekslink's own manifests (registration/manifest, which the chart and deploy/ are tested against)
+// start the agent with arguments it accepts, hybrid nodes included.
+func TestOwnManifestArgumentsParse(t *testing.T) {
+	for _, hybrid := range []string{"", manifest.DefaultHybridCredentialsDir} {
+		objs, err := manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", HybridCredentialsDir: hybrid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := objs[0].(*appsv1.DaemonSet).Spec.Template.Spec
+		o, err := parseServer(t, spec.Containers[0].Args[1:]...)
+		if err != nil || o.rotateCreds != (hybrid != "") {
+			t.Fatalf("args %q: %v %+v", spec.Containers[0].Args, err, o)
+		}
+		root := newRootCommand()
+		c, rest, err := root.Find(spec.InitContainers[0].Args)
+		if err != nil || c.Name() != "init" || c.ParseFlags(rest) != nil {
+			t.Fatalf("init args %q: %v", spec.InitContainers[0].Args, err)
+		}
 	}
 }
