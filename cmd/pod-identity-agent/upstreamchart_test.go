@@ -103,7 +103,7 @@ func TestUpstreamChartCommandLinesServe(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, scenario := range []string{"default", "metrics", "hybrid"} {
+	for _, scenario := range []string{"default", "metrics", "hybrid", "addon"} {
 		t.Run(scenario, func(t *testing.T) {
 			up.Reset()
 			port, probePort, metricsPort := freePort(t), freePort(t), freePort(t)
