@@ -152,3 +152,20 @@ func TestOwnManifestArgumentsParse(t *testing.T) {
 		}
 	}
 }
+
+// -v is a persistent flag of the upstream agent's root command (cmd/root.go), so it may come before
+// the subcommand; it reaches the subcommand's -v here.
+func TestVerbosityBeforeTheSubcommand(t *testing.T) {
+	for _, args := range [][]string{{"-v", "trace", "server", "--cluster-name", "c"}, {"-v", "trace", "initialize"}} {
+		c, rest, err := newRootCommand().Find(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.ParseFlags(rest); err != nil || len(c.Flags().Args()) != 0 {
+			t.Fatalf("%q: %v, arguments left %q", args, err, c.Flags().Args())
+		}
+		if v := c.Flags().Lookup("verbosity").Value.String(); v != "4" {
+			t.Fatalf("%q: verbosity %s", args, v)
+		}
+	}
+}
