@@ -240,3 +240,23 @@ func metricNumber(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// The upstream chart's hybrid DaemonSets mount the node's .aws directory at /root/.aws and set no
+// AWS_SHARED_CREDENTIALS_FILE (charts/eks-pod-identity-agent/values.yaml, daemonsets.hybrid): the
+// file is then the SDK's default, $HOME/.aws/credentials.
+func TestSharedCredentialsFileDefaultsToTheSDKsFile(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.Mkdir(filepath.Join(home, ".aws"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(home, ".aws", "credentials")
+	writeSharedCreds(t, file, nodeCredsA)
+	p, err := NewSharedCredentialsFile(t.Context(), SharedCredentialsOptions{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.File() != file || mustRetrieve(t, p).AccessKeyID != nodeCredsA.AccessKeyID {
+		t.Fatalf("file %s, err %v", p.File(), p.Err())
+	}
+}
