@@ -16,7 +16,9 @@
 // authentication mode is API or API_AND_CONFIG_MAP.
 //
 // The package also holds the EKS Auth API client (AuthClient, AssumeRoleForPodIdentity) used by
-// eksauth/podidentity; see authapi.go. The aws-auth ConfigMap editor lives in eksauth/awsauth and
+// eksauth/podidentity; see authapi.go. SharedCredentialsFile is the credentials provider for nodes
+// whose shared credentials file is rewritten as their credentials rotate (EKS hybrid nodes): it
+// follows the rewrites and fails closed when the file cannot be read. The aws-auth ConfigMap editor lives in eksauth/awsauth and
 // the console RBAC in eksauth/access.
 //
 // It deliberately does not call STS to verify tokens (an authenticator does that after ParseToken),

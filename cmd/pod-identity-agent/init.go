@@ -7,19 +7,20 @@ import (
 type initOptions struct {
 	linkName  string
 	addresses []string
-	verbosity int
+	verbosity verbosity
 }
 
 func newInitCommand() *cobra.Command {
 	o := &initOptions{}
 	cmd := &cobra.Command{
-		Use:   "init",
-		Short: "Create the agent's link-local addresses on this node (Linux; needs NET_ADMIN)",
+		Use:     "init",
+		Aliases: []string{"initialize"},
+		Short:   "Create the agent's link-local addresses on this node (Linux; needs NET_ADMIN)",
 		Long: `Create a dummy link (default pod-id-link0) holding the agent addresses 169.254.170.23/32 and
 fd00:ec2::23/128, and bring it up (a bridge without ports when the kernel has no dummy driver).
 Idempotent: existing links and addresses are kept. An address
 family the node does not support (IPv6 disabled) is logged and skipped; init fails only if no
-address could be configured. Linux only.`,
+address could be configured. Linux only. "initialize" is the upstream agent's name of this command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
@@ -31,6 +32,7 @@ address could be configured. Linux only.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.linkName, "link-name", "pod-id-link0", "dummy link holding the addresses [env POD_IDENTITY_LINK_NAME]")
 	fs.StringSliceVar(&o.addresses, "addresses", []string{"169.254.170.23/32", "fd00:ec2::23/128"}, "comma-separated CIDRs to add to the link [env POD_IDENTITY_ADDRESSES]")
-	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity [env POD_IDENTITY_V]")
+	fs.SetNormalizeFunc(aliasNormalizer)
+	addVerbosityFlag(fs, &o.verbosity)
 	return cmd
 }

@@ -20,7 +20,7 @@ func runInit(ctx context.Context, o *initOptions) error {
 		return fmt.Errorf("opening netlink: %w", err)
 	}
 	defer h.Close()
-	return ensureLinkAddresses(h, o.linkName, o.addresses, newLogger(o.verbosity))
+	return ensureLinkAddresses(h, o.linkName, o.addresses, newLogger(int(o.verbosity)))
 }
 
 // ensureLinkAddresses creates the dummy link if needed, brings it up and adds each address that is

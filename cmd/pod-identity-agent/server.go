@@ -47,10 +47,16 @@ type serverOptions struct {
 	refusalTTL      time.Duration
 	maxTokenBytes   int
 	bindRetry       time.Duration
-	verbosity       int
+	maxRetention    time.Duration
+	rotateCreds     bool
+	verbosity       verbosity
 }
 
-func newServerCommand() *cobra.Command {
+func newServerCommand() *cobra.Command { return newServerCommandWith(runServer) }
+
+// newServerCommandWith builds the server command around run (runServer; tests inspect the parsed
+// options instead).
+func newServerCommandWith(run func(context.Context, *serverOptions) error) *cobra.Command {
 	o := &serverOptions{}
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -58,25 +64,43 @@ func newServerCommand() *cobra.Command {
 		Long: `Serve GET /v1/credentials on every bind host that can be bound (the others are logged and
 retried), /healthz and /readyz on --probe-addr (readiness follows EKS Auth health, liveness does
 not), and /metrics on --metrics-addr. AWS credentials (the node role) and region come from the
-default AWS SDK chain; AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint.`,
-		Args: cobra.NoArgs,
+default AWS SDK chain (with --rotate-credentials: the shared credentials file, re-read as it is
+rewritten); AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint.
+
+The upstream agent's command line (aws/eks-pod-identity-agent, as its chart and the EKS add-on pass
+it) is accepted as is: --endpoint, --max-cache-size, --max-service-qps and --v are aliases of
+--eks-auth-endpoint, --cache-size, --rate and -v/--verbosity; -v takes trace, debug, info, warn,
+error, panic or a number; --probe-port sets the port of --probe-addr; --metrics-address and
+--metrics-port replace --metrics-addr (default 0.0.0.0:2705 once either is given). An ekslink
+address flag given together with the upstream flags must name the same address. "true" after a
+boolean flag ("--rotate-credentials" "true", as the upstream chart renders it) is accepted. Caching
+cannot be turned off: 0 for --max-cache-size or --max-credential-retention-before-renewal is refused.`,
+		Args: boolArgsOnly,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			return runServer(cmd.Context(), o)
+			if err := o.resolveUpstreamFlags(cmd.Flags()); err != nil {
+				return err
+			}
+			return run(cmd.Context(), o)
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.clusterName, "cluster-name", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
+	fs.SetNormalizeFunc(aliasNormalizer)
+	fs.StringVarP(&o.clusterName, "cluster-name", "c", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
 	fs.StringVar(&o.region, "region", "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS) [env POD_IDENTITY_REGION]")
-	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws) [env POD_IDENTITY_EKS_AUTH_ENDPOINT]")
+	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws); alias --endpoint [env POD_IDENTITY_EKS_AUTH_ENDPOINT]")
 	fs.BoolVar(&o.fips, "fips", false, "use the FIPS EKS Auth endpoint [env POD_IDENTITY_FIPS]")
-	fs.StringSliceVar(&o.bindHosts, "bind-hosts", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "comma-separated hosts to serve credentials on [env POD_IDENTITY_BIND_HOSTS]")
-	fs.IntVar(&o.port, "port", 80, "port of the credential listeners [env POD_IDENTITY_PORT]")
+	fs.StringSliceVarP(&o.bindHosts, "bind-hosts", "b", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "hosts to serve credentials on, comma-separated or repeated [env POD_IDENTITY_BIND_HOSTS]")
+	fs.IntVarP(&o.port, "port", "p", 80, "port of the credential listeners [env POD_IDENTITY_PORT]")
 	fs.StringVar(&o.probeAddr, "probe-addr", "127.0.0.1:2703", "address of /healthz and /readyz (empty: off) [env POD_IDENTITY_PROBE_ADDR]")
+	fs.Int("probe-port", 2703, "port of /healthz and /readyz on 127.0.0.1 (upstream agent's flag; sets the port of --probe-addr) [env POD_IDENTITY_PROBE_PORT]")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:2705", "address of /metrics (empty: off) [env POD_IDENTITY_METRICS_ADDR]")
-	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU) [env POD_IDENTITY_CACHE_SIZE]")
+	fs.String("metrics-address", "0.0.0.0", "host of /metrics (upstream agent's flag; with --metrics-port it replaces --metrics-addr) [env POD_IDENTITY_METRICS_ADDRESS]")
+	fs.Int("metrics-port", 2705, "port of /metrics (upstream agent's flag; with --metrics-address it replaces --metrics-addr) [env POD_IDENTITY_METRICS_PORT]")
+	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU); alias --max-cache-size [env POD_IDENTITY_CACHE_SIZE]")
+	fs.DurationVar(&o.maxRetention, "max-credential-retention-before-renewal", 0, "renew cached credentials at the latest this long after they were fetched (upstream agent's flag, which defaults to 3h; 0: only --refresh-before applies) [env POD_IDENTITY_MAX_CREDENTIAL_RETENTION]")
 	fs.DurationVar(&o.serveSkew, "serve-skew", podidentity.DefaultServeSkew, "stop serving cached credentials this long before they expire [env POD_IDENTITY_SERVE_SKEW]")
 	fs.DurationVar(&o.refreshBefore, "refresh-before", podidentity.DefaultRefreshBefore, "refresh credentials in the background this long before expiry [env POD_IDENTITY_REFRESH_BEFORE]")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", podidentity.DefaultIdleTimeout, "stop refreshing tokens not presented for this long [env POD_IDENTITY_IDLE_TIMEOUT]")
@@ -84,19 +108,20 @@ default AWS SDK chain; AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint
 	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", podidentity.DefaultUpstreamTimeout, "bound of one EKS Auth exchange including retries (then 504) [env POD_IDENTITY_UPSTREAM_TIMEOUT]")
 	fs.DurationVar(&o.attemptTimeout, "attempt-timeout", 2*time.Second, "bound of one EKS Auth HTTP attempt [env POD_IDENTITY_ATTEMPT_TIMEOUT]")
 	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "EKS Auth attempts per exchange (throttling, 5xx, timeouts are retried with jitter) [env POD_IDENTITY_MAX_ATTEMPTS]")
-	fs.Float64Var(&o.rate, "rate", podidentity.DefaultRate, "EKS Auth calls per second from this node [env POD_IDENTITY_RATE]")
+	fs.Float64Var(&o.rate, "rate", podidentity.DefaultRate, "EKS Auth calls per second from this node; alias --max-service-qps [env POD_IDENTITY_RATE]")
 	fs.IntVar(&o.burst, "burst", podidentity.DefaultBurst, "EKS Auth call burst; refreshes only use the upper half [env POD_IDENTITY_BURST]")
 	fs.DurationVar(&o.missWait, "miss-wait", podidentity.DefaultMissWait, "how long a cache miss waits for the rate budget before 429 [env POD_IDENTITY_MISS_WAIT]")
 	fs.DurationVar(&o.throttleTTL, "throttle-ttl", podidentity.DefaultThrottleTTL, "how long an EKS Auth throttle is cached per token [env POD_IDENTITY_THROTTLE_TTL]")
 	fs.DurationVar(&o.refusalTTL, "refusal-ttl", podidentity.DefaultRefusalTTL, "how long an EKS Auth refusal (bad token, denied, no association) is repeated per token (negative: off) [env POD_IDENTITY_REFUSAL_TTL]")
 	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token [env POD_IDENTITY_MAX_TOKEN_BYTES]")
 	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
-	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: upstream failures and lapses) [env POD_IDENTITY_V]")
+	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails [env POD_IDENTITY_ROTATE_CREDENTIALS]")
+	addVerbosityFlag(fs, &o.verbosity)
 	return cmd
 }
 
 func runServer(ctx context.Context, o *serverOptions) error {
-	log := newLogger(o.verbosity)
+	log := newLogger(int(o.verbosity))
 	if o.clusterName == "" {
 		return fmt.Errorf("--cluster-name (EKS_CLUSTER_NAME) is required")
 	}
@@ -108,9 +133,26 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	if o.region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.region))
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var nodeCreds *eksauth.SharedCredentialsFile
+	if o.rotateCreds {
+		var err error
+		nodeCreds, err = eksauth.NewSharedCredentialsFile(ctx, eksauth.SharedCredentialsOptions{Logger: log.WithName("node-credentials"), Registerer: reg})
+		if err != nil {
+			return err
+		}
+		log.Info("credentials rotation enabled: signing with the shared credentials file, re-read on every change and every minute", "file", nodeCreds.File())
+		// The SDK does not resolve its own chain when a provider is given.
+		loadOpts = append(loadOpts, config.WithCredentialsProvider(nodeCreds))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if nodeCreds != nil {
+		// Not behind the SDK's credentials cache: a rewrite is used from the next call on.
+		cfg.Credentials = nodeCreds
 	}
 	maxAttempts := o.maxAttempts
 	client, err := eksauth.NewAuthClient(cfg, eksauth.AuthOptions{
@@ -125,11 +167,10 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := podidentity.NewServer(podidentity.Options{
 		ClusterName:     o.clusterName,
 		Upstream:        client,
+		MaxRetention:    o.maxRetention,
 		MaxTokenBytes:   o.maxTokenBytes,
 		CacheSize:       o.cacheSize,
 		ServeSkew:       o.serveSkew,
@@ -191,15 +232,25 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	}
 	probes := http.NewServeMux()
 	probes.Handle("GET /healthz", srv.LivenessHandler())
-	probes.Handle("GET /readyz", srv.ReadinessHandler())
+	probes.Handle("GET /readyz", readiness(srv, nodeCreds))
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// The upstream agent's metrics server answers its probes too (pkg/server/server.go).
+	metricsMux.Handle("GET /healthz", srv.LivenessHandler())
+	metricsMux.Handle("GET /readyz", readiness(srv, nodeCreds))
 	if o.probeAddr != "" && o.probeAddr == o.metricsAddr {
 		probes.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		o.metricsAddr = ""
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if nodeCreds != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nodeCreds.Run(ctx)
+		}()
+	}
 	if err := side("probes", o.probeAddr, probes); err != nil {
 		return err
 	}

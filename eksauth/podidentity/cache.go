@@ -210,6 +210,7 @@ func (c *cache) refreshable(e *entry, now time.Time) bool {
 func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fetchKind) {
 	s := c.s
 	if kind == kindMiss {
+		s.metrics.upstream.miss.Inc()
 		r := s.limiter.Reserve()
 		if d := r.Delay(); !r.OK() || d > s.opts.MissWait {
 			r.Cancel()
@@ -235,6 +236,9 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	}
 	s.metrics.upstreamCalls.WithLabelValues(string(kind), outcome).Inc()
 	s.metrics.upstreamLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	if kind == kindRefresh {
+		s.metrics.renewal(err)
+	}
 	switch outcome {
 	case "unavailable", "timeout":
 		msg := err.Error()
@@ -274,6 +278,9 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 	if e != nil && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found") {
 		// A definitive refusal (association deleted, access denied, token revoked) ends the cached
 		// credentials at once: fail closed rather than hand out the role until they expire.
+		if e.val != nil {
+			s.metrics.upstream.evicted.Inc()
+		}
 		e.val = nil
 	}
 	switch {
@@ -332,6 +339,9 @@ func (c *cache) insertLocked(k key, token string, claims tokenClaims, now time.T
 }
 
 func (c *cache) removeLocked(e *entry) {
+	if e.val != nil {
+		c.s.metrics.upstream.evicted.Inc()
+	}
 	delete(c.entries, e.k)
 	c.lru.Remove(e.elem)
 	if e.heapIdx >= 0 {
@@ -365,6 +375,9 @@ func (c *cache) scheduleLocked(e *entry, now time.Time) {
 				at := e.val.expires.Add(-o.RefreshBefore)
 				if half := e.val.fetched.Add(life / 2); at.Before(half) {
 					at = half
+				}
+				if r := e.val.fetched.Add(o.MaxRetention); o.MaxRetention > 0 && r.Before(at) {
+					at = r
 				}
 				due = at.Add(-time.Duration(rand.Int64N(int64(min(life/10, 5*time.Minute)) + 1)))
 			}

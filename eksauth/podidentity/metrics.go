@@ -1,20 +1,57 @@
 package podidentity
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/eksauth"
 )
 
 type metrics struct {
 	requestDuration *prometheus.HistogramVec
-	byCode          map[int]prometheus.Observer
+	byCode          map[int]codeMetrics
 	hits            prometheus.Counter
 	misses          prometheus.Counter
 	upstreamCalls   *prometheus.CounterVec
 	upstreamLatency *prometheus.HistogramVec
 	rateLimited     *prometheus.CounterVec
+	upstream        upstreamAgentMetrics
+}
+
+// codeMetrics are the per-status children resolved once: ekslink's latency histogram and the
+// upstream agent's response counter.
+type codeMetrics struct {
+	duration prometheus.Observer
+	response prometheus.Counter
+}
+
+// upstreamAgentMetrics are the Prometheus series of aws/eks-pod-identity-agent, with its names,
+// labels and label values, so that dashboards and alerts built on it keep working. They count the
+// same events as the upstream agent (v0.1.37):
+//
+//   - pod_identity_http_response{code}: one per answer on /v1/credentials, labelled with the HTTP
+//     status (pkg/handlers/eks_credential_handler.go, HandleRequest). ekslink answers 499 where the
+//     client hung up before the answer; the upstream agent counts those as 500.
+//   - pod_identity_cache_state{state="miss"}: a request found no servable credentials and starts
+//     an EKS Auth call (internal/credsretriever/refreshing_cache.go, GetIamCredentials; requests
+//     that join a call in flight are not counted, as upstream's waiters are not).
+//   - pod_identity_cache_state{state="hit"}: a background renewal succeeded (upstream's
+//     onCredentialRenewal; it does not count requests answered from the cache).
+//   - pod_identity_cache_state{state="evicted"}: cached credentials left the cache (expired, pushed
+//     out by the size bound, or dropped after a definitive refusal; upstream's onCredentialEviction).
+//   - pod_identity_cache_errors{type,code}: a background renewal failed; type is "NonRecoverable"
+//     for ResourceNotFound, ExpiredToken, InvalidToken and AccessDenied exceptions and
+//     "Recoverable" otherwise, code the EKS Auth exception name or "Unknown" when there was no
+//     EKS Auth answer (internal/cloud/eksauth/errors.go, IsIrrecoverableApiError).
+type upstreamAgentMetrics struct {
+	httpResponse *prometheus.CounterVec
+	cacheErrors  *prometheus.CounterVec
+	miss         prometheus.Counter
+	renewed      prometheus.Counter
+	evicted      prometheus.Counter
 }
 
 // responseCodes are the statuses the handler answers with; their observers are resolved once so the
@@ -52,26 +89,65 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 			Namespace: ns, Subsystem: sub, Name: "rate_limited_total",
 			Help: "Upstream calls refused or deferred by the agent's own rate budget, by kind (miss, refresh).",
 		}, []string{"kind"}),
-		byCode: map[int]prometheus.Observer{},
+		byCode: map[int]codeMetrics{},
 	}
+	m.upstream.httpResponse = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pod_identity_http_response", Help: "Pod Identity http response code",
+	}, []string{"code"})
+	m.upstream.cacheErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pod_identity_cache_errors", Help: "Removing credentials from cache, got non recoverable error",
+	}, []string{"type", "code"})
+	cacheState := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pod_identity_cache_state", Help: "The state of credential in cache",
+	}, []string{"state"})
+	m.upstream.miss = cacheState.WithLabelValues("miss")
+	m.upstream.renewed = cacheState.WithLabelValues("hit")
+	m.upstream.evicted = cacheState.WithLabelValues("evicted")
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "cache_entries", Help: "Entries in the credential cache.",
 	}, entries)
-	for _, c := range []prometheus.Collector{m.requestDuration, m.hits, m.misses, m.upstreamCalls, m.upstreamLatency, m.rateLimited, size} {
+	for _, c := range []prometheus.Collector{m.requestDuration, m.hits, m.misses, m.upstreamCalls, m.upstreamLatency, m.rateLimited, size,
+		m.upstream.httpResponse, m.upstream.cacheErrors, cacheState} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, code := range responseCodes {
-		m.byCode[code] = m.requestDuration.WithLabelValues(strconv.Itoa(code))
+		c := strconv.Itoa(code)
+		m.byCode[code] = codeMetrics{duration: m.requestDuration.WithLabelValues(c), response: m.upstream.httpResponse.WithLabelValues(c)}
 	}
 	return m, nil
 }
 
-func (m *metrics) observe(code int, seconds float64) {
-	if o, ok := m.byCode[code]; ok {
-		o.Observe(seconds)
+// observe records one answer; credentials reports whether it was for /v1/credentials, the only
+// path the upstream agent's response counter sees.
+func (m *metrics) observe(code int, seconds float64, credentials bool) {
+	cm, ok := m.byCode[code]
+	if !ok {
+		c := strconv.Itoa(code)
+		cm = codeMetrics{duration: m.requestDuration.WithLabelValues(c), response: m.upstream.httpResponse.WithLabelValues(c)}
+	}
+	cm.duration.Observe(seconds)
+	if credentials {
+		cm.response.Inc()
+	}
+}
+
+// renewal records the end of a background refresh the way the upstream agent does.
+func (m *metrics) renewal(err error) {
+	if err == nil {
+		m.upstream.renewed.Inc()
 		return
 	}
-	m.requestDuration.WithLabelValues(strconv.Itoa(code)).Observe(seconds)
+	typ, code := "Recoverable", "Unknown"
+	var ae *eksauth.AuthError
+	if errors.As(err, &ae) {
+		code = string(ae.Code)
+		switch ae.Code {
+		case eksauth.AuthResourceNotFoundException, eksauth.AuthExpiredTokenException,
+			eksauth.AuthInvalidTokenException, eksauth.AuthAccessDeniedException:
+			typ = "NonRecoverable"
+		}
+	}
+	m.upstream.cacheErrors.WithLabelValues(typ, code).Inc()
 }

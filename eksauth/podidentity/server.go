@@ -91,6 +91,10 @@ type Options struct {
 	// earlier than half their lifetime; jittered) (default DefaultRefreshBefore). It must be longer
 	// than ServeSkew. Negative durations and counts are refused by NewServer (except RefusalTTL).
 	RefreshBefore time.Duration
+	// MaxRetention, when positive, renews credentials at the latest this long after they were
+	// fetched, even when RefreshBefore would renew them later (the upstream agent's
+	// --max-credential-retention-before-renewal; 0: RefreshBefore alone decides).
+	MaxRetention time.Duration
 	// IdleTimeout: an entry whose token has not been presented for this long is not refreshed any more;
 	// it lapses and is dropped when its credentials stop being servable (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
@@ -166,7 +170,7 @@ func NewServer(opts Options) (*Server, error) {
 		neg  bool
 	}{
 		{"MaxTokenBytes", opts.MaxTokenBytes < 0}, {"CacheSize", opts.CacheSize < 0}, {"ServeSkew", opts.ServeSkew < 0},
-		{"RefreshBefore", opts.RefreshBefore < 0}, {"IdleTimeout", opts.IdleTimeout < 0}, {"RefreshWorkers", opts.RefreshWorkers < 0},
+		{"RefreshBefore", opts.RefreshBefore < 0}, {"MaxRetention", opts.MaxRetention < 0}, {"IdleTimeout", opts.IdleTimeout < 0}, {"RefreshWorkers", opts.RefreshWorkers < 0},
 		{"UpstreamTimeout", opts.UpstreamTimeout < 0}, {"ThrottleTTL", opts.ThrottleTTL < 0}, {"Rate", opts.Rate < 0},
 		{"Burst", opts.Burst < 0}, {"MissWait", opts.MissWait < 0}, {"UnhealthyAfter", opts.UnhealthyAfter < 0},
 	} {
@@ -355,7 +359,7 @@ func classify(err error) (*Error, string) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	code := s.serve(w, r)
-	s.metrics.observe(code, time.Since(start).Seconds())
+	s.metrics.observe(code, time.Since(start).Seconds(), r.URL.Path == CredentialsPath)
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {

@@ -66,8 +66,9 @@ type PodIdentityAgentOptions struct {
 	// ProbeAddr and MetricsAddr (defaults DefaultPodIdentityProbeAddr, DefaultPodIdentityMetricsAddr).
 	ProbeAddr   string
 	MetricsAddr string
-	// HybridCredentialsDir, when set, mounts this host directory read-only at the same path and
-	// points AWS_SHARED_CREDENTIALS_FILE at its "credentials" file (EKS hybrid nodes have no
+	// HybridCredentialsDir, when set, mounts this host directory read-only at the same path,
+	// points AWS_SHARED_CREDENTIALS_FILE at its "credentials" file and passes --rotate-credentials
+	// so the agent follows the file as the node's credentials rotate (EKS hybrid nodes have no
 	// instance profile; use DefaultHybridCredentialsDir).
 	HybridCredentialsDir string
 	// Env is added to the server container.
@@ -221,10 +222,19 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 		}
 	}
 	env := []corev1.EnvVar{{Name: "AWS_REGION", Value: o.Region}}
+	args := []string{
+		"server",
+		"--cluster-name=" + o.ClusterName,
+		"--bind-hosts=" + strings.Join(o.BindHosts, ","),
+		"--port=" + strconv.Itoa(int(o.Port)),
+		"--probe-addr=" + o.ProbeAddr,
+		"--metrics-addr=" + o.MetricsAddr,
+	}
 	var mounts []corev1.VolumeMount
 	var volumes []corev1.Volume
 	if o.HybridCredentialsDir != "" {
 		env = append(env, corev1.EnvVar{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: path.Join(o.HybridCredentialsDir, "credentials")})
+		args = append(args, "--rotate-credentials")
 		mounts = append(mounts, corev1.VolumeMount{Name: "hybrid-credentials", MountPath: o.HybridCredentialsDir, ReadOnly: true})
 		volumes = append(volumes, corev1.Volume{Name: "hybrid-credentials", VolumeSource: corev1.VolumeSource{
 			HostPath: &corev1.HostPathVolumeSource{Path: o.HybridCredentialsDir, Type: ptr(corev1.HostPathDirectory)},
@@ -263,14 +273,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 						Name:            "pod-identity-agent",
 						Image:           o.Image,
 						ImagePullPolicy: o.ImagePullPolicy,
-						Args: []string{
-							"server",
-							"--cluster-name=" + o.ClusterName,
-							"--bind-hosts=" + strings.Join(o.BindHosts, ","),
-							"--port=" + strconv.Itoa(int(o.Port)),
-							"--probe-addr=" + o.ProbeAddr,
-							"--metrics-addr=" + o.MetricsAddr,
-						},
+						Args:            args,
 						Env:             env,
 						Resources:       o.Resources,
 						VolumeMounts:    mounts,

@@ -41,6 +41,9 @@ func TestPodIdentityAgentDaemonSet(t *testing.T) {
 	if srv.Env[0].Name != "AWS_REGION" || srv.Env[0].Value != "eu-west-1" || len(srv.VolumeMounts) != 0 {
 		t.Errorf("env %v mounts %v", srv.Env, srv.VolumeMounts)
 	}
+	if slices.Contains(srv.Args, "--rotate-credentials") {
+		t.Errorf("--rotate-credentials without hybrid credentials: %q", srv.Args)
+	}
 }
 
 func TestPodIdentityAgentHybridCredentialsAndCustomAddresses(t *testing.T) {
@@ -67,6 +70,10 @@ func TestPodIdentityAgentHybridCredentialsAndCustomAddresses(t *testing.T) {
 	if !slices.Contains(srv.Env, corev1.EnvVar{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: "/eks-hybrid/.aws/credentials"}) ||
 		len(srv.VolumeMounts) != 1 || !srv.VolumeMounts[0].ReadOnly || pod.Volumes[0].HostPath.Path != "/eks-hybrid/.aws" {
 		t.Errorf("hybrid credentials: env %v mounts %v volumes %v", srv.Env, srv.VolumeMounts, pod.Volumes)
+	}
+	// The node's credentials file is rewritten as they rotate: the agent must follow it.
+	if !slices.Contains(srv.Args, "--rotate-credentials") {
+		t.Errorf("hybrid server args lack --rotate-credentials: %q", srv.Args)
 	}
 }
 
