@@ -73,6 +73,7 @@ type proxyOptions struct {
 	metricsAddr     string
 	healthAddr      string
 	identityHeader  string
+	userExtras      bool
 	allowRemote     bool
 	shutdownTimeout time.Duration
 	verbosity       int
@@ -87,8 +88,11 @@ func newProxyCommandWithHooks(hooks proxyHooks) *cobra.Command {
 		Short: "Serve the fail-closed impersonating proxy the SSM agent forwards console requests to",
 		Long: `Serve the impersonating proxy on a unix socket (or TCP). Each request must carry exactly one
 x-aws-eks-identity-arn header holding a valid IAM principal ARN; it is forwarded to the API server
-as "Impersonate-User: <ARN>" with the ARN (and an assumed role's session name) as user extras,
-authenticated with this pod's service-account token. Requests without a usable identity are refused
+as "Impersonate-User: <ARN>" and nothing else, as the EKS Connector does, authenticated with this
+pod's service-account token, so the RBAC AWS documents for the connector (impersonate on users,
+restricted to the ARNs) is all it needs. --user-extras also sends the ARN and an assumed role's
+session name as the user extras "arn" and "sessionname" (audit logs, RBAC on extras); the service
+account then also needs impersonate on userextras/arn and userextras/sessionname. Requests without a usable identity are refused
 with 401/403 and never reach the API server. The header itself is trusted, so only the SSM agent
 may reach the proxy: a unix socket, or TCP on loopback (--allow-remote-callers to override).
 
@@ -119,6 +123,7 @@ Every flag can also be set with the environment variable shown in its descriptio
 	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
 	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front [env CONNECTOR_ALLOW_REMOTE_CALLERS]")
 	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
+	fs.BoolVar(&o.userExtras, "user-extras", false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant) [env CONNECTOR_USER_EXTRAS]")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
 	if hooks.addFlags != nil {
@@ -153,6 +158,7 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 			TLSClientConfig: rest.TLSClientConfig{CAFile: o.caFile},
 		},
 		IdentityHeader: o.identityHeader,
+		UserExtras:     o.userExtras,
 		Registerer:     reg,
 		Logger:         logger,
 	})
