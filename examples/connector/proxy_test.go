@@ -196,7 +196,7 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 		if code, _ := httpGet(t, "http://"+p.addrs["health"]+"/healthz"); code != 200 {
 			t.Errorf("/healthz %d", code)
 		}
-		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 503 || !strings.Contains(body, "background not ready") {
+		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 503 || body != "not ready: background work\n" {
 			t.Errorf("/readyz with the background hook unready: %d %s", code, body)
 		}
 		backgroundReady.Store(true)
