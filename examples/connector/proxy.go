@@ -96,9 +96,10 @@ as "Impersonate-User: <ARN>" and nothing else, as the EKS Connector does, authen
 pod's service-account token, so the RBAC AWS documents for the connector (impersonate on users,
 restricted to the ARNs) is all it needs. --user-extras also sends the ARN and an assumed role's
 session name as the user extras "arn" and "sessionname" (audit logs, RBAC on extras); the service
-account then also needs impersonate on userextras/arn and userextras/sessionname. Requests without a usable identity are refused
-with 401/403 and never reach the API server. The header itself is trusted, so only the SSM agent
-may reach the proxy: a unix socket, or TCP on loopback (--allow-remote-callers to override).
+account then also needs impersonate on userextras/arn and userextras/sessionname. Requests without
+a usable identity are refused with 401/403 and never reach the API server. The header itself is
+trusted, so only the SSM agent may reach the proxy: a unix socket, or TCP on loopback
+(--allow-remote-callers to override).
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
