@@ -59,6 +59,8 @@ type proxyHooks struct {
 	// readyReason names the extra and background checks in the /readyz answer ("not ready:
 	// <readyReason>"); default "background work".
 	readyReason string
+	// readyCacheTTL overrides how long the API server check is reused (default readyCacheTTL).
+	readyCacheTTL time.Duration
 	// startBackground, when set, starts background work (for example the vault key-sync loop)
 	// before the servers, with a context cancelled at shutdown, the proxy's logger and metrics
 	// registry. Its error aborts the start; a non-nil ready function joins /readyz.
@@ -219,6 +221,9 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	// proxy's own token) is shared and cached, and the answer names what is not ready without
 	// the upstream error text, which goes to the log.
 	apiReady := newReadyCache("api server", h.Ready, logger)
+	if hooks.readyCacheTTL > 0 {
+		apiReady.ttl = hooks.readyCacheTTL
+	}
 	otherReason := hooks.readyReason
 	if otherReason == "" {
 		otherReason = "background work"
