@@ -55,6 +55,7 @@ func connectorCases() []chartCase {
 				"region":            "cn-north-1",
 				"replicas":          3,
 				"grantedARNs":       []any{arnAlice, arnAdmin, arnAlice},
+				"userExtras":        true,
 				"name":              "edge-connector",
 				"stateSecretPrefix": "edge-state",
 				"ssmEndpoint":       "https://vpce-1.ssm.cn-north-1.vpce.amazonaws.com.cn",
@@ -77,8 +78,8 @@ func connectorCases() []chartCase {
 					Namespace: ns, Name: "edge-connector", Replicas: 3, Region: "cn-north-1",
 					ActivationID: activationID, ActivationCode: activationCode,
 					StateSecretPrefix: "edge-state", SSMEndpoint: "https://vpce-1.ssm.cn-north-1.vpce.amazonaws.com.cn",
-					GrantedARNs: []string{arnAlice, arnAdmin, arnAlice},
-					Image:       "registry.example/connector:1.2.3", AgentImage: "registry.example/ssm-agent:3.3.0.0",
+					GrantedARNs: []string{arnAlice, arnAdmin, arnAlice}, UserExtras: true,
+					Image: "registry.example/connector:1.2.3", AgentImage: "registry.example/ssm-agent:3.3.0.0",
 					ImagePullPolicy: corev1.PullAlways,
 					Env: []corev1.EnvVar{ // Helm ranges over maps in key order
 						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc"},
@@ -94,6 +95,18 @@ func connectorCases() []chartCase {
 					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
 					Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
 				})
+			},
+		},
+		{
+			name:      "granted ARNs without user extras (the RBAC AWS documents)",
+			namespace: "eks-connector",
+			values: map[string]any{
+				"activation":  map[string]any{"id": activationID, "code": activationCode},
+				"region":      "eu-west-1",
+				"grantedARNs": []any{arnAlice},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "eu-west-1", ActivationID: activationID, ActivationCode: activationCode, GrantedARNs: []string{arnAlice}})
 			},
 		},
 		{
@@ -288,6 +301,8 @@ func TestChartsRefuseBadValues(t *testing.T) {
 			return v
 		}, []string{"pullPolicy"}},
 		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
+		{"reserved env for the probe address", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_IP": "0.0.0.0"}; return v }, []string{"env.POD_IP"}},
+		{"user extras not a boolean", Connector, func() map[string]any { v := valid(); v["userExtras"] = "yes"; return v }, []string{"userExtras"}},
 		{"env name Kubernetes refuses", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"HTTPS PROXY": "x"}; return v }, []string{"'HTTPS PROXY'"}},
 		{"agent env name Kubernetes refuses", PodIdentityAgent, func() map[string]any {
 			return map[string]any{"clusterName": "c", "region": "eu-west-1", "env": map[string]any{"1ABC": "x"}}

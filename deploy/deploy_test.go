@@ -3,10 +3,12 @@ package deploy
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -285,4 +287,57 @@ func TestTheEKSConnectorSedCommandStillWorks(t *testing.T) {
 	if err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestConnectorYAMLIsTheDocumentedRBACAndProbesOnThePodIP checks two promises of the checked-in
+// connector YAML. Its impersonation ClusterRole has exactly the rules of the
+// connector-additional-binding.yaml AWS documents (seed 001, the AWS Containers blog post "Connect
+// any Kubernetes cluster to Amazon EKS", copied in eksauth/access/testdata): a user swapping it in
+// needs no new RBAC, and nothing more is granted (no userextras). And the proxy's probes listen on
+// the pod IP, not on every interface.
+func TestConnectorYAMLIsTheDocumentedRBACAndProbesOnThePodIP(t *testing.T) {
+	seed, err := os.ReadFile(filepath.Join("..", "eksauth", "access", "testdata", "connector-additional-binding.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, err := manifest.Decode([]byte(strings.ReplaceAll(string(seed), "arn:aws:iam::1234567890:user/Alice", manifest.PlaceholderConsoleARN)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.Decode(readFile(t, "connector/eks-connector.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func(objs []*unstructured.Unstructured) string {
+		for _, o := range objs {
+			if o.GetKind() == "ClusterRole" {
+				r, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				b, _ := json.Marshal(r)
+				return string(b)
+			}
+		}
+		t.Fatal("no ClusterRole")
+		return ""
+	}
+	if got, want := rules(objs), rules(documented); got != want {
+		t.Errorf("impersonation rules\n got: %s\nwant: %s (the documented ones)", got, want)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "StatefulSet" {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for _, c := range containers {
+			c := c.(map[string]any)
+			if c["name"] != "connector-proxy" {
+				continue
+			}
+			args, _, _ := unstructured.NestedStringSlice(c, "args")
+			if !slices.Contains(args, "--health-addr=[$(POD_IP)]:8081") {
+				t.Errorf("proxy args %q: want the probes on [$(POD_IP)]:8081", args)
+			}
+			return
+		}
+	}
+	t.Fatal("no connector-proxy container")
 }

@@ -3,8 +3,9 @@
 // into kubectl apply.
 //
 //   - connector/eks-connector.yaml: the connector (namespace, service account with a projected
-//     token, least-privilege RBAC, the impersonation ClusterRole for one ARN, the activation
-//     Secret, the SSM agent ConfigMap, the StatefulSet). Placeholders: %AWS_REGION%,
+//     token, least-privilege RBAC, the impersonation ClusterRole for one ARN (the RBAC AWS
+//     documents for the EKS Connector: impersonate on users, nothing else), the activation
+//     Secret, the SSM agent ConfigMap, the StatefulSet with the proxy's probes on the pod IP). Placeholders: %AWS_REGION%,
 //     %EKS_ACTIVATION_ID%, %EKS_ACTIVATION_CODE% (base64), %EKS_CONNECTOR_IMAGE%,
 //     %SSM_AGENT_IMAGE%, %EKS_CONSOLE_ARN%.
 //   - pod-identity-agent/eks-pod-identity-agent.yaml: the EKS Pod Identity agent DaemonSet.

@@ -40,10 +40,11 @@ type apiFixture struct {
 	stranger string // may not be impersonated by the proxy
 }
 
+// impersonatorRules is the RBAC AWS documents for the EKS Connector: impersonate on users, limited
+// to the ARNs, and nothing else (no userextras: the Handler sends Impersonate-User alone by default).
 func impersonatorRules(arns ...string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: arns},
-		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}},
 	}
 }
 
@@ -112,34 +113,57 @@ func TestRBACIsTheAPIServersAsTheImpersonatedARN(t *testing.T) {
 			t.Fatalf("err = %v, want an impersonation 403", err)
 		}
 	})
-	t.Run("the API server sees the ARN and session as user extras", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, f.proxyURL+"/apis/authentication.k8s.io/v1/selfsubjectreviews",
+	whoAmI := func(t *testing.T, proxyURL string) selfSubjectUser {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, proxyURL+"/apis/authentication.k8s.io/v1/selfsubjectreviews",
 			strings.NewReader(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(DefaultIdentityHeader, f.allowed)
 		resp, err := http.DefaultClient.Do(req)
 		must(t, err)
 		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("SelfSubjectReview: %d %s", resp.StatusCode, b)
+		}
 		var ssr struct {
 			Status struct {
-				UserInfo struct {
-					Username string              `json:"username"`
-					Groups   []string            `json:"groups"`
-					Extra    map[string][]string `json:"extra"`
-				} `json:"userInfo"`
+				UserInfo selfSubjectUser `json:"userInfo"`
 			} `json:"status"`
 		}
 		must(t, json.NewDecoder(resp.Body).Decode(&ssr))
-		ui := ssr.Status.UserInfo
-		if ui.Username != f.allowed || ui.Extra["arn"][0] != f.allowed || ui.Extra["sessionname"][0] != f.ns {
-			t.Fatalf("user info %+v", ui)
-		}
-		for _, g := range ui.Groups {
+		for _, g := range ssr.Status.UserInfo.Groups {
 			if g != "system:authenticated" {
 				t.Errorf("unexpected group %q", g)
 			}
 		}
+		return ssr.Status.UserInfo
+	}
+	t.Run("the API server sees the ARN as the user and nothing else", func(t *testing.T) {
+		if ui := whoAmI(t, f.proxyURL); ui.Username != f.allowed || len(ui.Extra) != 0 {
+			t.Fatalf("user info %+v", ui)
+		}
 	})
+	t.Run("with UserExtras, and their RBAC, it also sees the ARN and session as user extras", func(t *testing.T) {
+		f.env.Grant(t, "", f.ns+"-extras", testenv.ServiceAccountSubject(f.ns, "eks-connector"), []rbacv1.PolicyRule{
+			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}},
+		})
+		h := newTestHandler(t, Config{UserExtras: true, Upstream: &rest.Config{
+			Host:            f.env.URL,
+			BearerTokenFile: f.tokens.path("token"),
+			TLSClientConfig: rest.TLSClientConfig{CAFile: f.tokens.path("ca.crt")},
+		}})
+		if ui := whoAmI(t, serveHandler(t, h)); ui.Username != f.allowed || ui.Extra["arn"][0] != f.allowed || ui.Extra["sessionname"][0] != f.ns {
+			t.Fatalf("user info %+v", ui)
+		}
+	})
+}
+
+// selfSubjectUser is the userInfo of a SelfSubjectReview.
+type selfSubjectUser struct {
+	Username string              `json:"username"`
+	Groups   []string            `json:"groups"`
+	Extra    map[string][]string `json:"extra"`
 }
 
 func TestRequestsKeepTheirSemantics(t *testing.T) {

@@ -13,8 +13,10 @@
 //     reverse-proxy hop-by-hop processing, so "Connection: Impersonate-User" cannot remove it.
 //   - Handler is a complete fail-closed http.Handler: identity from a header (default
 //     x-aws-eks-identity-arn) or any IdentityFunc, IAM ARN validation for every partition,
-//     configurable username mapping (default: the ARN as given, as EKS does, with the ARN and
-//     the assumed-role session name as user extras), streaming with immediate flushes,
+//     configurable username mapping (default: Impersonate-User with the ARN as given and
+//     nothing else, as the EKS Connector does, so the RBAC AWS documents for it suffices;
+//     Config.UserExtras adds the ARN and the assumed-role session name as user extras),
+//     streaming with immediate flushes,
 //     metav1.Status errors (401/403 for identities, 502/503/504 for upstream failures) and
 //     Prometheus metrics on a caller-supplied registry.
 //

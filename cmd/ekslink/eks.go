@@ -507,14 +507,16 @@ func newEKSAccessCommand() *cobra.Command {
 	var kf eksKubeFlags
 	var arns, namespaces []string
 	var connNS, connSA, name string
-	var apply, entries bool
+	var apply, entries, userExtras bool
 	var policy string
 	grant := &cobra.Command{
 		Use:   "grant",
 		Short: "Render (or --apply) read-only console RBAC and the connector's impersonation ClusterRole",
 		Long: `Render the ClusterRoles and bindings that give the IAM ARNs read-only console access (all
 namespaces, or only --namespace ones; Secrets are never readable) and the ClusterRole that lets the
-connector's service account impersonate exactly these ARNs. Prints YAML unless --apply is given.
+connector's service account impersonate exactly these ARNs (the RBAC AWS documents for the EKS
+Connector; --user-extras also grants the user extras a "connector proxy --user-extras" sends).
+Prints YAML unless --apply is given.
 With --access-entry and --cluster-name, also create EKS access entries (clusters in API modes).`,
 		Args: cobra.NoArgs,
 	}
@@ -525,6 +527,7 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 	grant.Flags().StringVar(&connSA, "connector-service-account", access.DefaultConnectorServiceAccount, "connector's service account")
 	grant.Flags().StringVar(&name, "name", access.DefaultConsoleName, "base name of the console RBAC objects")
 	grant.Flags().BoolVar(&apply, "apply", false, "apply to the cluster (server-side apply) instead of printing")
+	grant.Flags().BoolVar(&userExtras, "user-extras", false, "also grant impersonate on userextras/arn and userextras/sessionname (for a proxy run with --user-extras)")
 	grant.Flags().BoolVar(&entries, "access-entry", false, "also create EKS access entries for the ARNs (needs --cluster-name)")
 	grant.Flags().StringVar(&policy, "access-policy", eksauth.AccessPolicyView, "access policy associated with --access-entry")
 	env.bind("arn", "EKSLINK_ACCESS_ARNS")
@@ -539,7 +542,7 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 		if err != nil {
 			return err
 		}
-		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: arns, Namespace: connNS, ServiceAccount: connSA})
+		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: arns, Namespace: connNS, ServiceAccount: connSA, UserExtras: userExtras})
 		if err != nil {
 			return err
 		}

@@ -185,8 +185,11 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	}
 
 	viewer := "arn:aws:iam::111122223333:user/Alice"
-	if out, err := runEKS(t, "access", "grant", "--arn", viewer, "--namespace", "default"); err != nil || !strings.Contains(out, "kind: RoleBinding") {
+	if out, err := runEKS(t, "access", "grant", "--arn", viewer, "--namespace", "default"); err != nil || !strings.Contains(out, "kind: RoleBinding") || strings.Contains(out, "userextras") {
 		t.Fatalf("render: %s %v", out, err)
+	}
+	if out, err := runEKS(t, "access", "grant", "--arn", viewer, "--user-extras"); err != nil || !strings.Contains(out, "userextras/arn") {
+		t.Fatalf("render with --user-extras: %s %v", out, err)
 	}
 	if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--namespace", "default", "--apply"); err != nil {
 		t.Fatal(err)

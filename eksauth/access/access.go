@@ -37,8 +37,8 @@ const (
 	// ManagedByValue is the value of LabelManagedBy.
 	ManagedByValue = "ekslink"
 
-	// ExtraARN and ExtraSessionName are the impersonated user-extra keys of the connector contract
-	// (headers Impersonate-Extra-arn and Impersonate-Extra-sessionname).
+	// ExtraARN and ExtraSessionName are the user-extra keys a proxy with user extras on sends
+	// (headers Impersonate-Extra-arn and Impersonate-Extra-sessionname; impersonation.ExtrasMapper).
 	ExtraARN         = "arn"
 	ExtraSessionName = "sessionname"
 )
@@ -73,6 +73,12 @@ type ImpersonationOptions struct {
 	Name string
 	// Labels are added to every object (LabelManagedBy is always set).
 	Labels map[string]string
+	// UserExtras also grants impersonate on userextras/arn and userextras/sessionname (group
+	// authentication.k8s.io), for a proxy that sends them (impersonation.Config.UserExtras, the
+	// connector's --user-extras). Off by default: the role is then exactly the one AWS documents
+	// for the EKS Connector (impersonate on users with resourceNames), which is all a proxy
+	// sending Impersonate-User alone needs.
+	UserExtras bool
 }
 
 // Objects is a set of RBAC objects, in the order Apply writes them.
@@ -238,8 +244,9 @@ func ConsoleRBAC(opts ConsoleOptions) (*Objects, error) {
 }
 
 // ImpersonationClusterRole renders the ClusterRole and ClusterRoleBinding that let the connector's
-// service account impersonate exactly opts.ARNs (users, with resourceNames) and set the user extras
-// "arn" and "sessionname". Groups, service accounts and UIDs cannot be impersonated.
+// service account impersonate exactly opts.ARNs (users, with resourceNames), and with
+// opts.UserExtras also set the user extras "arn" and "sessionname". Groups, service accounts and
+// UIDs cannot be impersonated.
 func ImpersonationClusterRole(opts ImpersonationOptions) (*Objects, error) {
 	arns, err := normalizeARNs(opts.ARNs)
 	if err != nil {
@@ -265,14 +272,17 @@ func ImpersonationClusterRole(opts ImpersonationOptions) (*Objects, error) {
 		return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidOptions, ns, strings.Join(errs, "; "))
 	}
 	l := labels(opts.Labels)
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: arns},
+	}
+	if opts.UserExtras {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + ExtraARN, "userextras/" + ExtraSessionName}, Verbs: []string{"impersonate"}})
+	}
 	return &Objects{
 		ClusterRoles: []rbacv1.ClusterRole{{
 			TypeMeta:   clusterRoleType,
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l},
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: arns},
-				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + ExtraARN, "userextras/" + ExtraSessionName}, Verbs: []string{"impersonate"}},
-			},
+			Rules:      rules,
 		}},
 		ClusterRoleBindings: []rbacv1.ClusterRoleBinding{{
 			TypeMeta:   clusterRoleBindingType,

@@ -2,11 +2,14 @@ package access_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +18,14 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/impersonation"
 	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/registration/manifest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -68,29 +73,85 @@ func TestRenderRejectsBadOptions(t *testing.T) {
 }
 
 func TestImpersonationRoleGrantsExactlyTheARNs(t *testing.T) {
-	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnB, arnA, arnB}})
+	for _, extras := range []bool{false, true} {
+		t.Run(fmt.Sprintf("user extras %v", extras), func(t *testing.T) {
+			objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnB, arnA, arnB}, UserExtras: extras})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(objs.ClusterRoles) != 1 || len(objs.ClusterRoleBindings) != 1 {
+				t.Fatalf("objects = %+v", objs)
+			}
+			rules := objs.ClusterRoles[0].Rules
+			want := 1
+			if extras {
+				want = 2
+			}
+			if len(rules) != want {
+				t.Fatalf("rules = %+v, want %d", rules, want)
+			}
+			users := rules[0]
+			if strings.Join(users.Resources, ",") != "users" || strings.Join(users.ResourceNames, ",") != arnB+","+arnA || strings.Join(users.Verbs, ",") != "impersonate" {
+				t.Errorf("users rule = %+v", users)
+			}
+			if extras {
+				extra := rules[1]
+				if strings.Join(extra.APIGroups, ",") != "authentication.k8s.io" || strings.Join(extra.Resources, ",") != "userextras/arn,userextras/sessionname" {
+					t.Errorf("extras rule = %+v", extra)
+				}
+			}
+			sub := objs.ClusterRoleBindings[0].Subjects
+			if len(sub) != 1 || sub[0].Kind != "ServiceAccount" || sub[0].Namespace != "eks-connector" || sub[0].Name != "eks-connector" {
+				t.Errorf("subjects = %+v", sub)
+			}
+		})
+	}
+}
+
+// TestDefaultImpersonationRoleIsTheOneAWSDocuments compares the default rendering with the
+// connector-additional-binding.yaml of seed 001 (the AWS Containers blog post "Connect any
+// Kubernetes cluster to Amazon EKS", copied in testdata): the same rules and the same binding
+// subject, so a cluster that already has the documented RBAC needs nothing new, and ours grants
+// nothing more.
+func TestDefaultImpersonationRoleIsTheOneAWSDocuments(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "connector-additional-binding.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs.ClusterRoles) != 1 || len(objs.ClusterRoleBindings) != 1 {
-		t.Fatalf("objects = %+v", objs)
+	seed, err := manifest.Decode([]byte(strings.ReplaceAll(string(raw), "arn:aws:iam::1234567890:user/Alice", arnA)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	rules := objs.ClusterRoles[0].Rules
-	if len(rules) != 2 {
-		t.Fatalf("rules = %+v", rules)
+	var role rbacv1.ClusterRole
+	var binding rbacv1.ClusterRoleBinding
+	for _, u := range seed {
+		var into any = &role
+		if u.GetKind() == "ClusterRoleBinding" {
+			into = &binding
+		}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+			t.Fatal(err)
+		}
 	}
-	users := rules[0]
-	if strings.Join(users.Resources, ",") != "users" || strings.Join(users.ResourceNames, ",") != arnB+","+arnA || strings.Join(users.Verbs, ",") != "impersonate" {
-		t.Errorf("users rule = %+v", users)
+	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	extras := rules[1]
-	if strings.Join(extras.APIGroups, ",") != "authentication.k8s.io" || strings.Join(extras.Resources, ",") != "userextras/arn,userextras/sessionname" {
-		t.Errorf("extras rule = %+v", extras)
+	if got, want := mustJSON(t, objs.ClusterRoles[0].Rules), mustJSON(t, role.Rules); got != want {
+		t.Errorf("rules differ from the documented ones\n got: %s\nwant: %s", got, want)
 	}
-	sub := objs.ClusterRoleBindings[0].Subjects
-	if len(sub) != 1 || sub[0].Kind != "ServiceAccount" || sub[0].Namespace != "eks-connector" || sub[0].Name != "eks-connector" {
-		t.Errorf("subjects = %+v", sub)
+	if got, want := mustJSON(t, objs.ClusterRoleBindings[0].Subjects), mustJSON(t, binding.Subjects); got != want {
+		t.Errorf("subjects differ from the documented ones\n got: %s\nwant: %s", got, want)
 	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestYAMLIsDeterministicAndComplete(t *testing.T) {
@@ -163,7 +224,7 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 	token := env.Token(t, connectorNS, "eks-connector", nil, 0)
 	asARN := func(arn string) kubernetes.Interface {
 		cfg := env.ConfigForToken(token)
-		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn, Extra: map[string][]string{"arn": {arn}}}
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn}
 		c, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -196,6 +257,13 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		},
 		"impersonating an ARN that was not granted": func() error {
 			_, err := asARN(arnB).CoreV1().Pods(ns1).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"setting a user extra (not granted without UserExtras)": func() error {
+			cfg := env.ConfigForToken(token)
+			cfg.Impersonate = rest.ImpersonationConfig{UserName: arnA, Extra: map[string][]string{access.ExtraARN: {arnA}}}
+			c, _ := kubernetes.NewForConfig(cfg)
+			_, err := c.CoreV1().Pods(ns1).List(ctx, metav1.ListOptions{})
 			return err
 		},
 		"impersonating a group": func() error {
@@ -262,6 +330,45 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		if status, _ := get("", "/api/v1/namespaces/"+ns1+"/pods"); status < 400 {
 			t.Fatalf("a request without identity got %d", status)
 		}
+	})
+
+	// A proxy that sends the user extras needs the extras grant: refused with the default role,
+	// allowed once the role is rendered with UserExtras.
+	t.Run("user extras need the UserExtras role", func(t *testing.T) {
+		h, err := impersonation.NewHandler(impersonation.Config{Upstream: env.ConfigForToken(token), UserExtras: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Close() })
+		proxy := httptest.NewServer(h)
+		t.Cleanup(proxy.Close)
+		get := func() (int, string) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, proxy.URL+"/api/v1/namespaces/"+ns1+"/pods", nil)
+			req.Header.Set("x-aws-eks-identity-arn", arnC)
+			resp, err := proxy.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		if status, body := get(); status != http.StatusForbidden || !strings.Contains(body, "userextras") {
+			t.Fatalf("extras with the default role: %d %s, want 403 naming userextras", status, body)
+		}
+		withExtras, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix, UserExtras: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := access.Apply(ctx, env.Client, withExtras, access.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() error {
+			if status, body := get(); status != http.StatusOK {
+				return fmt.Errorf("%d %s", status, body)
+			}
+			return nil
+		})
 	})
 }
 

@@ -9,8 +9,10 @@
 //     connector's own state Secret holds its SSM private key.
 //   - ImpersonationClusterRole: the ClusterRole and ClusterRoleBinding that let the connector's
 //     service account impersonate exactly those ARNs (verb impersonate on users with resourceNames,
-//     plus userextras/arn and userextras/sessionname), and nothing else. An empty ARN list is an
-//     error, never a role that may impersonate everyone.
+//     the RBAC AWS documents for the EKS Connector), and nothing else. Only with
+//     ImpersonationOptions.UserExtras does it also grant userextras/arn and userextras/sessionname,
+//     for a proxy that sends those extras. An empty ARN list is an error, never a role that may
+//     impersonate everyone.
 //
 // Apply writes an object set with server-side apply under one field manager, so repeated applies
 // converge and fields owned by others are kept.

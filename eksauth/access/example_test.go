@@ -6,6 +6,8 @@ import (
 	"github.com/ekslink/ekslink/eksauth/access"
 )
 
+// The default role is the RBAC AWS documents for the EKS Connector: impersonate on users, limited
+// to the granted ARNs. UserExtras would add userextras/arn and userextras/sessionname.
 func ExampleImpersonationClusterRole() {
 	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{
 		ARNs: []string{"arn:aws:iam::111122223333:role/console-viewer"},
@@ -29,13 +31,6 @@ func ExampleImpersonationClusterRole() {
 	//   - arn:aws:iam::111122223333:role/console-viewer
 	//   resources:
 	//   - users
-	//   verbs:
-	//   - impersonate
-	// - apiGroups:
-	//   - authentication.k8s.io
-	//   resources:
-	//   - userextras/arn
-	//   - userextras/sessionname
 	//   verbs:
 	//   - impersonate
 	// ---

@@ -196,7 +196,7 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 
 	// The standalone sync role picks up a key the agent rotates.
 	syncCtx, cancel := context.WithCancel(ctx)
-	addr := make(chan net.Addr, 1)
+	addrs := make(chan [2]string, 2)
 	done := make(chan error, 1)
 	go func() {
 		root := newRootCommand()
@@ -205,20 +205,23 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 				root.RemoveCommand(c)
 			}
 		}
-		root.AddCommand(newSyncCommandWith(func(a net.Addr) { addr <- a }))
+		root.AddCommand(newSyncCommandWith(func(name string, a net.Addr) { addrs <- [2]string{name, "http://" + a.String()} }))
 		root.SetArgs([]string{"sync", "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0",
-			"--kubeconfig", kubeconfig, "--health-addr", "127.0.0.1:0", "--key-sync-interval", "200ms"})
+			"--kubeconfig", kubeconfig, "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--key-sync-interval", "200ms"})
 		var out bytes.Buffer
 		root.SetErr(&out)
 		done <- root.ExecuteContext(syncCtx)
 	}()
-	var health string
-	select {
-	case a := <-addr:
-		health = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("sync exited: %v", err)
+	servers := map[string]string{}
+	for len(servers) < 2 {
+		select {
+		case a := <-addrs:
+			servers[a[0]] = a[1]
+		case err := <-done:
+			t.Fatalf("sync exited: %v", err)
+		}
 	}
+	health := servers["health"]
 	waitReady := func() bool {
 		resp, err := http.Get(health + "/readyz")
 		if err != nil {
@@ -242,7 +245,7 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 		return err == nil && bytes.Contains(sec.Data[registration.StateKey], []byte(key.PrivateKey[:60]))
 	})
 	poll(t, "sync ready again", 10*time.Second, waitReady)
-	resp, err := http.Get(health + "/metrics")
+	resp, err := http.Get(servers["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

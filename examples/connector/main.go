@@ -24,8 +24,9 @@ import (
 func newProxyWithKeySyncCommand() *cobra.Command {
 	var ks keySyncFlags
 	return newProxyCommandWithHooks(proxyHooks{
-		addFlags: func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
-		applyEnv: applyKeySyncEnv,
+		readyReason: "key sync (the vault's key is not in the state Secret yet)",
+		addFlags:    func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
+		applyEnv:    applyKeySyncEnv,
 		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
 			return startKeySync(ctx, log, reg, ks)
 		},

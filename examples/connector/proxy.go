@@ -53,8 +53,14 @@ type proxyHooks struct {
 	// applyEnv applies environment fallbacks for the added flags (after the proxy's own).
 	applyEnv func(fs *pflag.FlagSet) error
 	// extraReadyChecks run on every /readyz after the API server check; any error makes the pod
-	// unready (for example: "the rotated SSM key has not reached the state Secret yet").
+	// unready (for example: "the rotated SSM key has not reached the state Secret yet"). They
+	// must be cheap: they are not cached. Their error text is logged at V(1), never served.
 	extraReadyChecks []func() error
+	// readyReason names the extra and background checks in the /readyz answer ("not ready:
+	// <readyReason>"); default "background work".
+	readyReason string
+	// readyCacheTTL overrides how long the API server check is reused (default readyCacheTTL).
+	readyCacheTTL time.Duration
 	// startBackground, when set, starts background work (for example the vault key-sync loop)
 	// before the servers, with a context cancelled at shutdown, the proxy's logger and metrics
 	// registry. Its error aborts the start; a non-nil ready function joins /readyz.
@@ -73,6 +79,7 @@ type proxyOptions struct {
 	metricsAddr     string
 	healthAddr      string
 	identityHeader  string
+	userExtras      bool
 	allowRemote     bool
 	shutdownTimeout time.Duration
 	verbosity       int
@@ -87,10 +94,14 @@ func newProxyCommandWithHooks(hooks proxyHooks) *cobra.Command {
 		Short: "Serve the fail-closed impersonating proxy the SSM agent forwards console requests to",
 		Long: `Serve the impersonating proxy on a unix socket (or TCP). Each request must carry exactly one
 x-aws-eks-identity-arn header holding a valid IAM principal ARN; it is forwarded to the API server
-as "Impersonate-User: <ARN>" with the ARN (and an assumed role's session name) as user extras,
-authenticated with this pod's service-account token. Requests without a usable identity are refused
-with 401/403 and never reach the API server. The header itself is trusted, so only the SSM agent
-may reach the proxy: a unix socket, or TCP on loopback (--allow-remote-callers to override).
+as "Impersonate-User: <ARN>" and nothing else, as the EKS Connector does, authenticated with this
+pod's service-account token, so the RBAC AWS documents for the connector (impersonate on users,
+restricted to the ARNs) is all it needs. --user-extras also sends the ARN and an assumed role's
+session name as the user extras "arn" and "sessionname" (audit logs, RBAC on extras); the service
+account then also needs impersonate on userextras/arn and userextras/sessionname. Requests without
+a usable identity are refused with 401/403 and never reach the API server. The header itself is
+trusted, so only the SSM agent may reach the proxy: a unix socket, or TCP on loopback
+(--allow-remote-callers to override).
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
@@ -116,9 +127,10 @@ Every flag can also be set with the environment variable shown in its descriptio
 	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change [env CONNECTOR_TOKEN_FILE]")
 	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change [env CONNECTOR_CA_FILE]")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
-	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off); the manifests use [$(POD_IP)]:8081, where the kubelet probes [env CONNECTOR_HEALTH_ADDR]")
 	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front [env CONNECTOR_ALLOW_REMOTE_CALLERS]")
 	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
+	fs.BoolVar(&o.userExtras, "user-extras", false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant) [env CONNECTOR_USER_EXTRAS]")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
 	if hooks.addFlags != nil {
@@ -141,6 +153,9 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	if err := checkListenExposure(o.listen, o.allowRemote); err != nil {
 		return err
 	}
+	if err := checkProbeAddr("--health-addr", o.healthAddr); err != nil {
+		return err
+	}
 	if o.apiServer == "" {
 		o.apiServer = inClusterHost()
 	}
@@ -153,6 +168,7 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 			TLSClientConfig: rest.TLSClientConfig{CAFile: o.caFile},
 		},
 		IdentityHeader: o.identityHeader,
+		UserExtras:     o.userExtras,
 		Registerer:     reg,
 		Logger:         logger,
 	})
@@ -201,20 +217,32 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 		ErrorLog:          errLog,
 		// No WriteTimeout: watches, log follows and exec sessions are long-lived.
 	}
+	// /readyz is reachable by more than the kubelet: the API server check (a request with the
+	// proxy's own token) is shared and cached, and the answer names what is not ready without
+	// the upstream error text, which goes to the log.
+	apiReady := newReadyCache("api server", h.Ready, logger)
+	if hooks.readyCacheTTL > 0 {
+		apiReady.ttl = hooks.readyCacheTTL
+	}
+	otherReason := hooks.readyReason
+	if otherReason == "" {
+		otherReason = "background work"
+	}
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	health.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		if err := h.Ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if err := apiReady.get(r.Context()); err != nil {
+			http.Error(w, "not ready: api server", http.StatusServiceUnavailable)
 			return
 		}
 		for _, check := range readyChecks {
 			if err := check(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				logger.V(1).Info("readiness check failed", "check", otherReason, "error", err.Error())
+				http.Error(w, "not ready: "+otherReason, http.StatusServiceUnavailable)
 				return
 			}
 		}
@@ -327,6 +355,15 @@ func (s *sessionSet) waitEmpty(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// checkProbeAddr refuses an address whose host is empty brackets, "[]:8081": what
+// "[$(POD_IP)]:8081" becomes when POD_IP is unset, and what would listen on every interface.
+func checkProbeAddr(flag, addr string) error {
+	if strings.HasPrefix(addr, "[]") {
+		return fmt.Errorf("%s %q has an empty host: set POD_IP (downward API status.podIP) or give the address to listen on", flag, addr)
+	}
+	return nil
 }
 
 // checkListenExposure refuses a TCP listener that other hosts or pods can reach unless allowed:

@@ -134,9 +134,10 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 	ns := env.Namespace(t)
 	arn := "arn:aws:iam::123456789012:role/console-viewer"
 	env.CreateServiceAccount(t, ns, "eks-connector")
+	// Impersonate on users, for this ARN only: the RBAC AWS documents for the connector. No
+	// userextras grant: the proxy sends Impersonate-User alone by default.
 	env.Grant(t, "", ns+"-impersonator", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{arn}},
-		{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}},
 	})
 	env.Grant(t, ns, "viewer", testenv.UserSubject(arn), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
@@ -195,7 +196,7 @@ func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
 		if code, _ := httpGet(t, "http://"+p.addrs["health"]+"/healthz"); code != 200 {
 			t.Errorf("/healthz %d", code)
 		}
-		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 503 || !strings.Contains(body, "background not ready") {
+		if code, body := httpGet(t, "http://"+p.addrs["health"]+"/readyz"); code != 503 || body != "not ready: background work\n" {
 			t.Errorf("/readyz with the background hook unready: %d %s", code, body)
 		}
 		backgroundReady.Store(true)
@@ -288,15 +289,16 @@ func TestProxyFlagsFallBackToEnvironment(t *testing.T) {
 	t.Setenv("CONNECTOR_SHUTDOWN_TIMEOUT", "3s")
 	t.Setenv("CONNECTOR_V", "")           // empty: unset, not a parse error
 	t.Setenv("CONNECTOR_HEALTH_ADDR", "") // empty string: turns the server off
+	t.Setenv("CONNECTOR_USER_EXTRAS", "true")
 	must(t, cmd.ParseFlags([]string{"--metrics-addr=:1234"}))
 	t.Setenv("CONNECTOR_METRICS_ADDR", ":5678") // a flag on the command line wins
 	must(t, envFallback(cmd.Flags(), true, nil))
-	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": "", "v": "0"} {
+	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": "", "v": "0", "user-extras": "true"} {
 		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)
 		}
 	}
-	for _, flag := range []string{"listen", "api-server", "token-file", "ca-file", "metrics-addr", "health-addr"} {
+	for _, flag := range []string{"listen", "api-server", "token-file", "ca-file", "metrics-addr", "health-addr", "user-extras"} {
 		f := cmd.Flags().Lookup(flag)
 		env := "CONNECTOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 		if !strings.Contains(f.Usage, env) {

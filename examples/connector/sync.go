@@ -6,7 +6,8 @@ package main
 // new key must reach the state Secret before the vault's emptyDir is lost, or the cluster is locked
 // out. Two ways to run the sync:
 //
-//   - standalone: "connector sync" (newSyncCommand), serving /healthz, /readyz and /metrics;
+//   - standalone: "connector sync" (newSyncCommand), serving /healthz and /readyz, and /metrics
+//     on loopback unless told otherwise;
 //   - inside the proxy process (wired by main.go / proxy.go, not here):
 //
 //	var ks keySyncFlags
@@ -25,6 +26,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -104,15 +106,24 @@ func startKeySync(ctx context.Context, log logr.Logger, reg prometheus.Registere
 
 type syncOptions struct {
 	keySyncFlags
-	healthAddr string
-	verbosity  int
+	healthAddr  string
+	metricsAddr string
+	verbosity   int
 }
+
+// Default addresses of the standalone sync: probes where the kubelet can reach them, metrics on
+// loopback only (as the proxy's), on ports that do not collide with the proxy's 8080 and 8081.
+const (
+	defaultSyncHealthAddr  = ":8082"
+	defaultSyncMetricsAddr = "127.0.0.1:8083"
+)
 
 // newSyncCommand is the standalone "sync" role.
 func newSyncCommand() *cobra.Command { return newSyncCommandWith(nil) }
 
-// newSyncCommandWith is newSyncCommand telling listening the health server's address (tests).
-func newSyncCommandWith(listening func(net.Addr)) *cobra.Command {
+// newSyncCommandWith is newSyncCommand telling listening each server's address, "health" and
+// "metrics" (tests).
+func newSyncCommandWith(listening func(name string, addr net.Addr)) *cobra.Command {
 	o := &syncOptions{}
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -120,7 +131,8 @@ func newSyncCommandWith(listening func(net.Addr)) *cobra.Command {
 		Long: `Watch the SSM agent's vault (file events plus a periodic check) and save every complete,
 valid RegistrationKey the agent rotates into the state Secret <state-secret-prefix>-<ordinal>,
 keeping the previous key. Failures are retried forever with backoff; /readyz fails while the
-vault holds a key the Secret does not. Serves /healthz, /readyz and /metrics on --health-addr.
+vault holds a key the Secret does not. Serves /healthz and /readyz on --health-addr and /metrics on
+--metrics-addr (loopback by default; give both the same address to serve them together).
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args:    cobra.NoArgs,
@@ -131,12 +143,16 @@ Every flag can also be set with the environment variable shown in its descriptio
 	}
 	fs := cmd.Flags()
 	addKeySyncFlags(fs, &o.keySyncFlags)
-	fs.StringVar(&o.healthAddr, "health-addr", ":8082", "address of /healthz, /readyz and /metrics (empty: off) [env CONNECTOR_HEALTH_ADDR]")
+	fs.StringVar(&o.healthAddr, "health-addr", defaultSyncHealthAddr, "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultSyncMetricsAddr, "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity [env CONNECTOR_V]")
 	return cmd
 }
 
-func runSync(ctx context.Context, o *syncOptions, log logr.Logger, listening func(net.Addr)) error {
+func runSync(ctx context.Context, o *syncOptions, log logr.Logger, listening func(name string, addr net.Addr)) error {
+	if err := checkProbeAddr("--health-addr", o.healthAddr); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o.enabled = true
@@ -146,37 +162,61 @@ func runSync(ctx context.Context, o *syncOptions, log logr.Logger, listening fun
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var srv *http.Server
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		// The detail (which write failed, and why) is in the log; KeySync logs each failure.
+		if ks.Ready() != nil {
+			http.Error(w, "not ready: the vault's key is not in the state Secret yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	muxes := map[string]*http.ServeMux{}
+	addrs := map[string]string{}
 	if o.healthAddr != "" {
+		muxes["health"], addrs["health"] = health, o.healthAddr
+	}
+	switch {
+	case o.metricsAddr == "":
+	case o.metricsAddr == o.healthAddr && !strings.HasSuffix(o.metricsAddr, ":0"):
+		health.Handle("/metrics", metrics) // one address for both (":0" means two ephemeral ports)
+	default:
 		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if err := ks.Ready(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = io.WriteString(w, "ok\n")
-		})
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		ln, err := net.Listen("tcp", o.healthAddr)
+		mux.Handle("/metrics", metrics)
+		muxes["metrics"], addrs["metrics"] = mux, o.metricsAddr
+	}
+	listeners := map[string]net.Listener{}
+	for name, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("health listener: %w", err)
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return fmt.Errorf("%s listener: %w", name, err)
 		}
+		listeners[name] = ln
+	}
+	var servers []*http.Server
+	for name, ln := range listeners {
 		if listening != nil {
-			listening(ln.Addr())
+			listening(name, ln.Addr())
 		}
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		log.Info("serving", "server", name, "address", ln.Addr().String())
+		srv := &http.Server{Handler: muxes[name], ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error(err, "health server failed")
+				log.Error(err, "server failed", "server", name)
 				cancel()
 			}
 		}()
 	}
 	err = ks.Run(ctx)
-	if srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	for _, srv := range servers {
 		_ = srv.Shutdown(sctx)
 	}
 	log.Info("key sync stopped")

@@ -33,6 +33,7 @@ func (d *Demo) InstallConnector(ctx context.Context) error {
 		ActivationID:   d.registration.Activation.ID,
 		ActivationCode: d.registration.Activation.Code,
 		GrantedARNs:    []string{AliceARN, BobARN},
+		UserExtras:     d.opts.UserExtras,
 	})
 	if err != nil {
 		return err
@@ -83,6 +84,9 @@ func (d *Demo) InstallConnector(ctx context.Context) error {
 		{authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: AliceARN}, true, "impersonate a granted ARN"},
 		{authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: MalloryARN}, false, "impersonate any other ARN"},
 		{authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: "system:masters"}, false, "impersonate system:masters"},
+		// The RBAC AWS documents for the EKS Connector has no userextras grant; only the opt-in
+		// user extras add it.
+		{authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: "arn"}, d.opts.UserExtras, "set the user extra arn"},
 	}
 	for _, c := range checks {
 		attr := c.attr
@@ -216,6 +220,9 @@ func (d *Demo) ConnectorProxy(ctx context.Context) error {
 		"--state-namespace=" + connectorNS,
 		"--state-secret-prefix=" + statePrefix,
 		"--pod-name=" + connectorPod,
+	}
+	if d.opts.UserExtras {
+		args = append(args, "--user-extras")
 	}
 	d.t.call("connector %s", strings.Join(redactArgs(args), " "))
 	p, err := startProcess("connector-proxy", d.bins["connector"], d.dir, d.awsEnv, args...)

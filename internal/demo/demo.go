@@ -46,6 +46,11 @@ type Options struct {
 	BinDir string
 	// WorkDir holds every file the demo writes (default: a temporary directory removed by Close).
 	WorkDir string
+	// UserExtras runs the connector with user extras on: the rendered RBAC grants
+	// userextras/arn and userextras/sessionname and the proxy sends them (--user-extras). Off,
+	// the default, the RBAC is the one AWS documents for the EKS Connector and the proxy sends
+	// Impersonate-User alone.
+	UserExtras bool
 }
 
 // Demo is the demo's world: the control plane, the AWS endpoints and the processes it started.

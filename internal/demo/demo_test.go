@@ -56,6 +56,21 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir}))
 }
 
+// TestConsoleAccessWithUserExtras runs the connector with user extras on: the RBAC rendered with
+// them and a proxy sending them give every ARN exactly the access of the default run (which
+// TestEndToEnd covers: RBAC as AWS documents it, Impersonate-User alone).
+func TestConsoleAccessWithUserExtras(t *testing.T) {
+	requireControlPlane(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d, err := demo.New(demo.Options{BinDir: binDir, UserExtras: true})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, d.Close()) }()
+	for _, step := range []func(context.Context) error{d.StartControlPlane, d.StartAWS, d.RegisterCluster, d.InstallConnector, d.ConnectorInit, d.ConnectorProxy, d.ConsoleAccess} {
+		require.NoError(t, step(ctx))
+	}
+}
+
 // TestConnectorRestartRestoresRegistration lets the agent rotate its key (the agent's way: in place,
 // publicKey left stale; internal/ssmagent), restarts the pod sandbox (init runs again on the
 // surviving vault after a second rotation the stopped sync never saw), then kills the connector's

@@ -129,7 +129,7 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 		{"granted ARN can be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN}, true},
 		{"other ARN cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "users", Name: testARN2}, false},
 		{"groups cannot be impersonated", authorizationv1.ResourceAttributes{Verb: "impersonate", Resource: "groups", Name: "system:masters"}, false},
-		{"arn extra can be set", authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: "arn"}, true},
+		{"user extras cannot be set (off by default: the proxy sends Impersonate-User alone)", authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: "arn"}, false},
 		{"pods cannot be read", authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "pods"}, false},
 	}
 	for _, tt := range tests {
@@ -139,6 +139,27 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 			}
 		})
 	}
+
+	// Re-rendered with UserExtras, the same role grants exactly the two extras the proxy then sends.
+	t.Run("with UserExtras", func(t *testing.T) {
+		o.UserExtras = true
+		objs, err := RenderConnector(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(ctx, env.Config, mustUnstructured(t, objs), ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			extra   string
+			allowed bool
+		}{{"arn", true}, {"sessionname", true}, {"groups", false}} {
+			attrs := authorizationv1.ResourceAttributes{Verb: "impersonate", Group: "authentication.k8s.io", Resource: "userextras", Subresource: tt.extra}
+			if got := eventuallyAllowed(t, env.Client, user, attrs, tt.allowed); got != tt.allowed {
+				t.Errorf("userextras/%s: allowed = %v, want %v", tt.extra, got, tt.allowed)
+			}
+		}
+	})
 }
 
 // eventuallyAllowed polls the authorizer until it gives the expected answer (RBAC caches update
@@ -261,7 +282,8 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 	})
 	impersonating := func(arn string) error {
 		cfg := env.ConfigForToken(token)
-		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn, Extra: map[string][]string{"arn": {arn}}}
+		// What the proxy sends by default: Impersonate-User alone.
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: arn}
 		c, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -54,8 +54,13 @@ const (
 	// DefaultTokenExpirationSeconds is the projected service-account token lifetime requested; the
 	// kubelet rotates it at 80%.
 	DefaultTokenExpirationSeconds = 3607
-	// DefaultHealthPort serves the proxy's /healthz and /readyz.
+	// DefaultHealthPort serves the proxy's /healthz and /readyz, on the pod IP only (HealthAddr):
+	// where the kubelet probes, and nowhere else.
 	DefaultHealthPort = 8081
+	// HealthAddr is the proxy's --health-addr: the pod's primary IP (POD_IP, from the downward API
+	// status.podIP, which is also the address the kubelet's httpGet probes use), in brackets so
+	// that IPv4 and IPv6 pod IPs both form a valid host:port.
+	HealthAddr = "[$(POD_IP)]:8081"
 	// DefaultMetricsAddr is the proxy's metrics address: loopback only, scrape it with a sidecar or
 	// change it deliberately.
 	DefaultMetricsAddr = "127.0.0.1:8080"
@@ -112,6 +117,11 @@ type ConnectorOptions struct {
 	// GrantedARNs are the IAM ARNs the proxy may impersonate. Empty renders no impersonation RBAC:
 	// the proxy then cannot act for anyone (it never falls back to its own identity).
 	GrantedARNs []string
+	// UserExtras makes the proxy also send the user extras "arn" and "sessionname" (--user-extras)
+	// and grants the impersonation ClusterRole impersonate on userextras/arn and
+	// userextras/sessionname. Off (the default), the proxy sends Impersonate-User alone, as the EKS
+	// Connector does, and the ClusterRole is the one AWS documents for it.
+	UserExtras bool
 	// Image is the connector image (default DefaultConnectorImageRepository:Version).
 	Image string
 	// Version is the connector image tag used when Image is empty (default DefaultVersion).
@@ -239,7 +249,7 @@ func (o ConnectorOptions) validate() error {
 	return joinOptionErrors(errs)
 }
 
-var reservedEnv = map[string]bool{"POD_NAME": true, "POD_NAMESPACE": true}
+var reservedEnv = map[string]bool{"POD_NAME": true, "POD_NAMESPACE": true, "POD_IP": true}
 
 func pullPolicy(p corev1.PullPolicy) error {
 	switch p {
@@ -351,7 +361,7 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 	if len(o.GrantedARNs) > 0 {
 		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{
 			ARNs: o.GrantedARNs, Namespace: o.Namespace, ServiceAccount: o.Name,
-			Name: o.Name + "-impersonation", Labels: labels,
+			Name: o.Name + "-impersonation", Labels: labels, UserExtras: o.UserExtras,
 		})
 		if err != nil {
 			return nil, optionError("GrantedARNs", fmt.Sprint(o.GrantedARNs), err.Error())
@@ -369,6 +379,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 	podEnv := []corev1.EnvVar{
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 	}
 	podEnv = append(podEnv, o.Env...)
 	const (
@@ -391,6 +402,19 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 	}
 	if o.SSMEndpoint != "" {
 		initArgs = append(initArgs, "--ssm-endpoint="+o.SSMEndpoint)
+	}
+	proxyArgs := []string{
+		"proxy",
+		"--listen=unix://" + SocketPath,
+		"--vault-dir=" + VaultDir,
+		"--state-namespace=$(POD_NAMESPACE)",
+		"--state-secret-prefix=" + o.StateSecretPrefix,
+		"--pod-name=$(POD_NAME)",
+		"--health-addr=" + HealthAddr,
+		"--metrics-addr=" + DefaultMetricsAddr,
+	}
+	if o.UserExtras {
+		proxyArgs = append(proxyArgs, "--user-extras")
 	}
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
@@ -461,16 +485,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 							Name:            "connector-proxy",
 							Image:           o.Image,
 							ImagePullPolicy: o.ImagePullPolicy,
-							Args: []string{
-								"proxy",
-								"--listen=unix://" + SocketPath,
-								"--vault-dir=" + VaultDir,
-								"--state-namespace=$(POD_NAMESPACE)",
-								"--state-secret-prefix=" + o.StateSecretPrefix,
-								"--pod-name=$(POD_NAME)",
-								"--health-addr=:" + strconv.Itoa(DefaultHealthPort),
-								"--metrics-addr=" + DefaultMetricsAddr,
-							},
+							Args:            proxyArgs,
 							Env:             podEnv,
 							Resources:       o.Resources,
 							Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: DefaultHealthPort, Protocol: corev1.ProtocolTCP}},

@@ -4,7 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,6 +223,76 @@ func TestImpersonationClusterRoleNamesExactlyTheGrantedARNs(t *testing.T) {
 	}
 }
 
+// User extras are opt-in: by default the proxy sends Impersonate-User alone (no --user-extras) and
+// the ClusterRole is the RBAC AWS documents for the EKS Connector, one rule on users; with
+// UserExtras the proxy gets --user-extras and the role the userextras grant it then needs.
+func TestUserExtrasAreOptIn(t *testing.T) {
+	for _, extras := range []bool{false, true} {
+		t.Run(fmt.Sprintf("UserExtras=%v", extras), func(t *testing.T) {
+			o := validConnectorOptions()
+			o.GrantedARNs = []string{testARN}
+			o.UserExtras = extras
+			objs, err := RenderConnector(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{testARN}}}
+			if extras {
+				want = append(want, rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}})
+			}
+			got, _ := json.Marshal(find[*rbacv1.ClusterRole](t, objs).Rules)
+			wantJSON, _ := json.Marshal(want)
+			if string(got) != string(wantJSON) {
+				t.Errorf("rules = %s\nwant    %s", got, wantJSON)
+			}
+			proxy := container(t, find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec.Containers, "connector-proxy")
+			if slices.Contains(proxy.Args, "--user-extras") != extras {
+				t.Errorf("proxy args %q, want --user-extras=%v", proxy.Args, extras)
+			}
+		})
+	}
+}
+
+// The probes listen on the pod IP only: the kubelet's httpGet probes connect to status.podIP, so
+// nothing else (and never every interface) needs to reach /readyz.
+func TestProbesBindThePodIPOnly(t *testing.T) {
+	objs, err := RenderConnector(validConnectorOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := container(t, find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec.Containers, "connector-proxy")
+	var addr string
+	for _, a := range proxy.Args {
+		if v, ok := strings.CutPrefix(a, "--health-addr="); ok {
+			addr = v
+		}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "$(POD_IP)" || port != strconv.Itoa(DefaultHealthPort) {
+		t.Fatalf("--health-addr=%q (host %q), want [$(POD_IP)]:%d: %v", addr, host, DefaultHealthPort, err)
+	}
+	if !slices.ContainsFunc(proxy.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	}) {
+		t.Errorf("proxy env %+v lacks POD_IP from status.podIP", proxy.Env)
+	}
+	// The kubelet expands $(POD_IP) into an address; the bracketed form listens for both families.
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		l, err := net.Listen("tcp", strings.Replace(strings.Replace(addr, "$(POD_IP)", ip, 1), strconv.Itoa(DefaultHealthPort), "0", 1))
+		if err != nil {
+			t.Errorf("%s with POD_IP=%s: %v", addr, ip, err)
+			continue
+		}
+		if got := l.Addr().(*net.TCPAddr).IP; !got.Equal(net.ParseIP(ip)) {
+			t.Errorf("listening on %s, want %s", got, ip)
+		}
+		l.Close()
+	}
+	if proxy.ReadinessProbe.HTTPGet.Host != "" || proxy.LivenessProbe.HTTPGet.Host != "" {
+		t.Error("probes must use the default host, the pod IP")
+	}
+}
+
 func TestContainersCommandLinesAndSecurity(t *testing.T) {
 	o := validConnectorOptions()
 	o.SSMEndpoint = "https://ssm.vpce.example"
@@ -240,7 +313,7 @@ func TestContainersCommandLinesAndSecurity(t *testing.T) {
 	proxy := container(t, pod.Containers, "connector-proxy")
 	wantProxy := []string{"proxy", "--listen=unix:///var/eks/shared/connector.sock", "--vault-dir=/var/lib/amazon/ssm/Vault",
 		"--state-namespace=$(POD_NAMESPACE)", "--state-secret-prefix=eks-connector-state", "--pod-name=$(POD_NAME)",
-		"--health-addr=:8081", "--metrics-addr=127.0.0.1:8080"}
+		"--health-addr=[$(POD_IP)]:8081", "--metrics-addr=127.0.0.1:8080"}
 	if !slices.Equal(proxy.Args, wantProxy) {
 		t.Errorf("proxy args = %q", proxy.Args)
 	}
@@ -294,6 +367,7 @@ func TestInvalidConnectorOptionsAreAllReported(t *testing.T) {
 		{"bad namespace", func(o *ConnectorOptions) { o.Namespace = "Not_A_Namespace" }, []string{"Namespace"}},
 		{"bad granted ARN", func(o *ConnectorOptions) { o.GrantedARNs = []string{"alice"} }, []string{"GrantedARNs"}},
 		{"reserved env", func(o *ConnectorOptions) { o.Env = []corev1.EnvVar{{Name: "POD_NAME", Value: "x"}} }, []string{"Env"}},
+		{"reserved env for the probe address", func(o *ConnectorOptions) { o.Env = []corev1.EnvVar{{Name: "POD_IP", Value: "0.0.0.0"}} }, []string{"Env"}},
 		{"SSM endpoint that is not a URL", func(o *ConnectorOptions) { o.SSMEndpoint = "ssm.example" }, []string{"SSMEndpoint"}},
 		{"unknown pull policy", func(o *ConnectorOptions) { o.ImagePullPolicy = "Sometimes" }, []string{"ImagePullPolicy"}},
 		{"short token lifetime", func(o *ConnectorOptions) { o.TokenExpirationSeconds = 60 }, []string{"TokenExpirationSeconds"}},

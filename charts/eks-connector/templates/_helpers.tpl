@@ -49,7 +49,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $problems = append $problems "region is required (the region of the activation, e.g. eu-west-1)" -}}
 {{- end -}}
 {{- range $k, $v := .Values.env -}}
-{{- if or (eq $k "POD_NAME") (eq $k "POD_NAMESPACE") -}}
+{{- if has $k (list "POD_NAME" "POD_NAMESPACE" "POD_IP") -}}
 {{- $problems = append $problems (printf "env.%s is set by the chart" $k) -}}
 {{- end -}}
 {{- end -}}
