@@ -49,6 +49,8 @@ type entry struct {
 	failures int
 	// lapsed: not refreshed any more because the token was not presented for IdleTimeout.
 	lapsed bool
+	// verified: EKS Auth accepted the token at least once, so its claims are genuine.
+	verified bool
 }
 
 // call is one upstream fetch shared by every caller of the same key.
@@ -56,6 +58,8 @@ type call struct {
 	done chan struct{}
 	val  *value
 	err  error
+	// known: the token was accepted by EKS Auth before; its miss may spend the reserved budget.
+	known bool
 }
 
 type fetchKind string
@@ -110,8 +114,9 @@ func (c *cache) servable(v *value, now time.Time) bool {
 	return v != nil && v.expires.Sub(now) > c.s.opts.ServeSkew
 }
 
-// get answers from the cache or joins (or starts) the single upstream fetch for the token.
-func (c *cache) get(ctx context.Context, token string) (*value, error) {
+// get answers from the cache or joins (or starts) the single upstream fetch for the token;
+// remoteAddr is the client's address, whose source budget pays for a new token's fetch.
+func (c *cache) get(ctx context.Context, token, remoteAddr string) (*value, error) {
 	s := c.s
 	k := key(sha256.Sum256([]byte(token)))
 	now := s.now()
@@ -137,12 +142,17 @@ func (c *cache) get(ctx context.Context, token string) (*value, error) {
 		if s.ctx.Err() != nil {
 			return nil, &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "agent is shutting down"}
 		}
+		if !l.verified {
+			if err := s.takeSource(remoteAddr); err != nil {
+				return nil, err
+			}
+		}
 		c.mu.Lock()
 		l = c.lookupLocked(k, now)
 		fl = l.flight
 		start := false
 		if l.val == nil && l.err == nil && fl == nil {
-			fl = &call{done: make(chan struct{})}
+			fl = &call{done: make(chan struct{}), known: l.verified}
 			c.flights[k] = fl
 			start = true
 		}
@@ -170,13 +180,15 @@ func (c *cache) get(ctx context.Context, token string) (*value, error) {
 }
 
 // lookup is the state of a key: a servable value, a cached error, or the in-flight call; known
-// reports whether claims came from a cache entry (so the token need not be parsed again).
+// reports whether claims came from a cache entry (so the token need not be parsed again), verified
+// whether EKS Auth accepted the token before.
 type lookup struct {
-	val    *value
-	err    error
-	flight *call
-	claims tokenClaims
-	known  bool
+	val      *value
+	err      error
+	flight   *call
+	claims   tokenClaims
+	known    bool
+	verified bool
 }
 
 func (c *cache) lookupLocked(k key, now time.Time) lookup {
@@ -199,7 +211,7 @@ func (c *cache) lookupLocked(k key, now time.Time) lookup {
 	if now.Before(e.negUntil) && e.negErr != nil {
 		return lookup{err: e.negErr}
 	}
-	return lookup{flight: c.flights[k], claims: e.claims, known: true}
+	return lookup{flight: c.flights[k], claims: e.claims, known: true, verified: e.verified}
 }
 
 // refreshable: the token is still in use and valid long enough for EKS Auth to accept it.
@@ -210,25 +222,24 @@ func (c *cache) refreshable(e *entry, now time.Time) bool {
 func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fetchKind) {
 	s := c.s
 	if kind == kindMiss {
-		r := s.limiter.Reserve()
-		if d := r.Delay(); !r.OK() || d > s.opts.MissWait {
-			r.Cancel()
+		l := laneNew
+		if fl.known {
+			l = laneKnown
+		}
+		if !s.waitBudget(s.ctx, l, s.opts.MissWait) {
 			s.metrics.rateLimited.WithLabelValues(string(kindMiss)).Inc()
 			c.finish(k, token, claims, fl, kind, nil, errLocalRateLimit)
 			return
-		} else if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.UpstreamTimeout)
 	start := time.Now()
 	out, err := s.opts.Upstream.AssumeRoleForPodIdentity(ctx, s.opts.ClusterName, token)
 	cancel()
+	if now := s.now(); err == nil && out != nil && !c.servable(&value{expires: out.Credentials.Expiration}, now) {
+		// Expired on arrival (or within the serve skew): an upstream fault, not credentials.
+		out, err = nil, &StaleCredentialsError{Expiration: out.Credentials.Expiration, Now: now, ServeSkew: s.opts.ServeSkew}
+	}
 	outcome := "success"
 	if err != nil {
 		_, outcome = classify(err)
@@ -236,7 +247,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	s.metrics.upstreamCalls.WithLabelValues(string(kind), outcome).Inc()
 	s.metrics.upstreamLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	switch outcome {
-	case "unavailable", "timeout":
+	case "unavailable", "timeout", "invalid_answer":
 		msg := err.Error()
 		s.lastUpstreamErr.Store(&msg)
 		if n := s.consecutiveUnavailable.Add(1); n == int64(s.opts.UnhealthyAfter) {
@@ -282,18 +293,18 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 			e = c.insertLocked(k, token, claims, now)
 		}
 		if e != nil {
-			e.val, e.negUntil, e.negErr, e.failures = v, time.Time{}, nil, 0
+			e.val, e.negUntil, e.negErr, e.failures, e.verified = v, time.Time{}, nil, 0, true
 			if kind == kindMiss {
 				e.lastAccess = now
 			}
 			c.scheduleLocked(e, now)
 		}
-	case outcome == "throttled" || (s.opts.RefusalTTL > 0 && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found")):
+	case outcome == "throttled" || outcome == "invalid_answer" || (s.opts.RefusalTTL > 0 && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found")):
 		ttl := s.opts.RefusalTTL
-		if outcome == "throttled" {
+		if outcome == "throttled" || outcome == "invalid_answer" {
 			ttl = s.opts.ThrottleTTL
 			if perr.RetryAfter > ttl {
-				ttl = min(perr.RetryAfter, 30*time.Second)
+				ttl = min(perr.RetryAfter, maxRetryAfter)
 			}
 		}
 		if e == nil && kind == kindMiss {
@@ -480,8 +491,12 @@ func (c *cache) worker() {
 			c.mu.Unlock()
 			continue
 		}
-		// Misses win: a refresh only spends the budget while more than half the burst is left.
-		if s.limiter.Tokens() < float64(s.opts.Burst)/2+1 || !s.limiter.Allow() {
+		// Misses win while the refresh has time to spare; closer to the end it may spend the reserve.
+		l := laneRefresh
+		if e.val.expires.Sub(now)-s.opts.ServeSkew < s.opts.RefreshBefore/2 {
+			l = laneKnown
+		}
+		if ok, _ := s.budget.take(time.Now(), s.floor(l)); !ok {
 			s.metrics.rateLimited.WithLabelValues(string(kindRefresh)).Inc()
 			if e.heapIdx < 0 {
 				e.due, e.kind = now.Add(jitter(2*time.Second, 0.5)), dueRefresh
