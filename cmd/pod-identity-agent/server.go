@@ -48,6 +48,7 @@ type serverOptions struct {
 	maxTokenBytes   int
 	bindRetry       time.Duration
 	verbosity       int
+	fairness        fairnessOptions
 }
 
 func newServerCommand() *cobra.Command {
@@ -92,6 +93,7 @@ default AWS SDK chain; AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint
 	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token [env POD_IDENTITY_MAX_TOKEN_BYTES]")
 	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: upstream failures and lapses) [env POD_IDENTITY_V]")
+	o.fairness.register(fs)
 	return cmd
 }
 
@@ -127,7 +129,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := podidentity.NewServer(podidentity.Options{
+	srv, err := podidentity.NewServer(o.fairness.apply(podidentity.Options{
 		ClusterName:     o.clusterName,
 		Upstream:        client,
 		MaxTokenBytes:   o.maxTokenBytes,
@@ -144,7 +146,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		MissWait:        o.missWait,
 		Logger:          log.WithName("podidentity"),
 		Registerer:      reg,
-	})
+	}))
 	if err != nil {
 		return err
 	}
