@@ -214,6 +214,20 @@ func (c *cache) lookupLocked(k key, now time.Time) lookup {
 	return lookup{flight: c.flights[k], claims: e.claims, known: true, verified: e.verified}
 }
 
+// knownUntil is how long an entry outlives its servable credentials: a token EKS Auth accepted
+// stays known while it is valid and in use, so that its next miss may spend the reserved budget
+// (a pod whose credentials ran out during an outage is not a new token).
+func (c *cache) knownUntil(e *entry) time.Time {
+	if !e.verified {
+		return time.Time{}
+	}
+	t := e.lastAccess.Add(c.s.opts.IdleTimeout)
+	if e.claims.Expiry.Before(t) {
+		t = e.claims.Expiry
+	}
+	return t
+}
+
 // refreshable: the token is still in use and valid long enough for EKS Auth to accept it.
 func (c *cache) refreshable(e *entry, now time.Time) bool {
 	return now.Sub(e.lastAccess) < c.s.opts.IdleTimeout && e.claims.Expiry.Sub(now) > time.Minute
@@ -359,6 +373,9 @@ func (c *cache) scheduleLocked(e *entry, now time.Time) {
 	switch {
 	case !c.servable(e.val, now):
 		due = e.negUntil
+		if k := c.knownUntil(e); k.After(due) {
+			due = k
+		}
 		if due.Before(now) {
 			due = now
 		}
@@ -416,8 +433,10 @@ func (c *cache) scheduler() {
 			kind := e.kind
 			e.kind = dueNone
 			switch {
-			case !c.servable(e.val, now) && !now.Before(e.negUntil) && c.flights[e.k] == nil:
+			case !c.servable(e.val, now) && !now.Before(e.negUntil) && !now.Before(c.knownUntil(e)) && c.flights[e.k] == nil:
 				c.removeLocked(e) // expired, lapsed, or a negative entry that ran out
+			case !c.servable(e.val, now) && c.flights[e.k] == nil:
+				c.scheduleLocked(e, now) // a refusal still cached, or a known token kept until knownUntil
 			case c.flights[e.k] != nil:
 				// The fetch in flight reschedules the entry when it finishes.
 			case kind == dueRefresh && c.servable(e.val, now) && c.refreshable(e, now):

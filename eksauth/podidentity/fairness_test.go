@@ -77,7 +77,8 @@ func TestFloodFromOnePodDoesNotStarveTheNode(t *testing.T) {
 }
 
 // The reserve: new tokens stop at ReservedBurst, while a token EKS Auth accepted before (a pod whose
-// cached credentials ran out) still gets through on the reserved part of the budget.
+// cached credentials ran out, e.g. during an outage) still gets through on the reserved part of the
+// budget: the token stays known after its credentials stopped being servable.
 func TestReserveServesKnownTokensWhenNewTokensCannot(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
@@ -98,8 +99,20 @@ func TestReserveServesKnownTokensWhenNewTokensCannot(t *testing.T) {
 	if ans := a.get(t, makeToken(clock.Now().Add(24*time.Hour), nil)); ans.status != 429 || ans.body["code"] != CodeThrottled {
 		t.Fatalf("a new token spent the reserve: %d %s", ans.status, ans.raw)
 	}
-	// The known token's credentials stop being servable without having been refreshed.
+	// The known token's credentials stop being servable without having been refreshed (as in an
+	// outage); the scheduler looks at the entries and keeps the token known.
 	clock.Advance(59*time.Minute + 30*time.Second)
+	a.poke()
+	eventually(t, 5*time.Second, "scheduler handled the expired entries", func() bool {
+		a.cache.mu.Lock()
+		defer a.cache.mu.Unlock()
+		for _, e := range a.cache.entries {
+			if e.heapIdx < 0 || !e.due.After(clock.Now()) {
+				return false
+			}
+		}
+		return true
+	})
 	if ans := a.get(t, known); ans.status != 200 {
 		t.Fatalf("a token EKS Auth accepted before was refused: %d %s", ans.status, ans.raw)
 	}
