@@ -34,17 +34,24 @@ func (b *bucket) refillLocked(now time.Time) {
 // take spends one token if the bucket keeps at least floor afterwards; otherwise it reports how
 // long it takes until it would (assuming nobody else spends).
 func (b *bucket) take(now time.Time, floor float64) (bool, time.Duration) {
+	ok, wait, _ := b.takeSpent(now, floor)
+	return ok, wait
+}
+
+// takeSpent is take that also reports the fraction of the burst spent before this call (0: full).
+func (b *bucket) takeSpent(now time.Time, floor float64) (bool, time.Duration, float64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.refillLocked(now)
 	if b.level-1 >= floor {
+		spent := 1 - b.level/b.burst
 		b.level--
-		return true, 0
+		return true, 0, spent
 	}
 	if b.rate <= 0 || floor+1 > b.burst {
-		return false, time.Duration(math.MaxInt64)
+		return false, time.Duration(math.MaxInt64), 1
 	}
-	return false, time.Duration((floor + 1 - b.level) / b.rate * float64(time.Second))
+	return false, time.Duration((floor + 1 - b.level) / b.rate * float64(time.Second)), 1
 }
 
 // full reports whether the bucket has refilled completely (forgetting it loses nothing).
@@ -62,17 +69,22 @@ const (
 	// laneKnown: a miss for a token EKS Auth accepted before, or a refresh of credentials about to
 	// stop being served. It may spend the whole budget.
 	laneKnown lane = iota
-	// laneNew: a miss for a token never accepted yet. It leaves ReservedBurst untouched.
+	// laneNew: a miss for a token never accepted yet. It leaves ReservedBurst untouched, and the
+	// more of its own budget its source had spent, the more it leaves (whole tokens, up to half the
+	// rest of the burst), which goes to sources that have been quiet.
 	laneNew
 	// laneRefresh: a refresh with time to spare. It spends only the upper half of the burst, so new
 	// pods' misses win.
 	laneRefresh
 )
 
-func (s *Server) floor(l lane) float64 {
+// floor is the level lane l must leave in the node's budget; spent is the fraction of its own
+// budget the source of a new token has spent (laneNew only).
+func (s *Server) floor(l lane, spent float64) float64 {
 	switch l {
 	case laneNew:
-		return float64(s.opts.ReservedBurst)
+		r := float64(s.opts.ReservedBurst)
+		return r + math.Round(spent*(float64(s.opts.Burst)-r)/2)
 	case laneRefresh:
 		return math.Max(float64(s.opts.Burst)/2, float64(s.opts.ReservedBurst))
 	}
@@ -80,10 +92,10 @@ func (s *Server) floor(l lane) float64 {
 }
 
 // waitBudget takes one token of the node's budget in lane l, waiting up to maxWait for it.
-func (s *Server) waitBudget(ctx context.Context, l lane, maxWait time.Duration) bool {
+func (s *Server) waitBudget(ctx context.Context, l lane, spent float64, maxWait time.Duration) bool {
 	deadline := time.Now().Add(maxWait)
 	for {
-		ok, wait := s.budget.take(time.Now(), s.floor(l))
+		ok, wait := s.budget.take(time.Now(), s.floor(l, spent))
 		if ok {
 			return true
 		}
@@ -118,8 +130,9 @@ func newSourceBudgets(rate float64, burst int) *sourceBudgets {
 	return &sourceBudgets{rate: rate, burst: burst, m: map[netip.Addr]*bucket{}}
 }
 
-// take spends one token of src's budget, or reports how long until one is available.
-func (sb *sourceBudgets) take(src netip.Addr, now time.Time) (bool, time.Duration) {
+// take spends one token of src's budget, or reports how long until one is available; spent is the
+// fraction of src's burst spent before this call.
+func (sb *sourceBudgets) take(src netip.Addr, now time.Time) (ok bool, wait time.Duration, spent float64) {
 	sb.mu.Lock()
 	b := sb.m[src]
 	if b == nil {
@@ -130,7 +143,7 @@ func (sb *sourceBudgets) take(src netip.Addr, now time.Time) (bool, time.Duratio
 		sb.m[src] = b
 	}
 	sb.mu.Unlock()
-	return b.take(now, 0)
+	return b.takeSpent(now, 0)
 }
 
 // pruneLocked forgets the sources whose budget refilled (a new bucket starts full, so nothing is
@@ -159,19 +172,20 @@ func sourceOf(remoteAddr string) netip.Addr {
 	return ap.Addr().Unmap().WithZone("")
 }
 
-// takeSource spends one new-token call of the budget of the client at remoteAddr, or answers 429.
-func (s *Server) takeSource(remoteAddr string) error {
+// takeSource spends one new-token call of the budget of the client at remoteAddr and reports the
+// fraction of that budget spent, or answers 429.
+func (s *Server) takeSource(remoteAddr string) (float64, error) {
 	src := sourceOf(remoteAddr)
-	ok, wait := s.sources.take(src, time.Now())
+	ok, wait, spent := s.sources.take(src, time.Now())
 	if ok {
-		return nil
+		return spent, nil
 	}
 	s.metrics.rateLimited.WithLabelValues("source").Inc()
 	who := "this client"
 	if src.IsValid() {
 		who = src.String()
 	}
-	return &Error{
+	return 1, &Error{
 		Status: 429, Code: CodeThrottled, RetryAfter: min(max(wait, time.Second), maxRetryAfter),
 		Message: "too many new tokens from " + who + "; retry later", Err: errSourceRateLimit,
 	}

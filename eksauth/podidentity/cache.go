@@ -60,6 +60,8 @@ type call struct {
 	err  error
 	// known: the token was accepted by EKS Auth before; its miss may spend the reserved budget.
 	known bool
+	// spent is the fraction of its own budget the requesting source had spent (new tokens only).
+	spent float64
 }
 
 type fetchKind string
@@ -142,8 +144,10 @@ func (c *cache) get(ctx context.Context, token, remoteAddr string) (*value, erro
 		if s.ctx.Err() != nil {
 			return nil, &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "agent is shutting down"}
 		}
+		var spent float64
 		if !l.verified {
-			if err := s.takeSource(remoteAddr); err != nil {
+			var err error
+			if spent, err = s.takeSource(remoteAddr); err != nil {
 				return nil, err
 			}
 		}
@@ -152,7 +156,7 @@ func (c *cache) get(ctx context.Context, token, remoteAddr string) (*value, erro
 		fl = l.flight
 		start := false
 		if l.val == nil && l.err == nil && fl == nil {
-			fl = &call{done: make(chan struct{}), known: l.verified}
+			fl = &call{done: make(chan struct{}), known: l.verified, spent: spent}
 			c.flights[k] = fl
 			start = true
 		}
@@ -240,7 +244,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 		if fl.known {
 			l = laneKnown
 		}
-		if !s.waitBudget(s.ctx, l, s.opts.MissWait) {
+		if !s.waitBudget(s.ctx, l, fl.spent, s.opts.MissWait) {
 			s.metrics.rateLimited.WithLabelValues(string(kindMiss)).Inc()
 			c.finish(k, token, claims, fl, kind, nil, errLocalRateLimit)
 			return
@@ -515,7 +519,7 @@ func (c *cache) worker() {
 		if e.val.expires.Sub(now)-s.opts.ServeSkew < s.opts.RefreshBefore/2 {
 			l = laneKnown
 		}
-		if ok, _ := s.budget.take(time.Now(), s.floor(l)); !ok {
+		if ok, _ := s.budget.take(time.Now(), s.floor(l, 0)); !ok {
 			s.metrics.rateLimited.WithLabelValues(string(kindRefresh)).Inc()
 			if e.heapIdx < 0 {
 				e.due, e.kind = now.Add(jitter(2*time.Second, 0.5)), dueRefresh

@@ -17,10 +17,10 @@
 //     retrying in a loop cannot spend the node's budget; one outbound rate budget is shared, and background
 //     refreshes with time to spare only spend it while more than half of the burst is left, so cache misses win;
 //   - fairness: misses for new tokens are budgeted per source (the connection's peer IP, which a pod
-//     cannot choose, not the token's unverified claims) and never spend ReservedBurst, which stays
-//     for tokens EKS Auth accepted before and for refreshes close to the end of the credentials, so
-//     one client flooding the agent with made-up tokens cannot starve other pods or let cached
-//     credentials lapse;
+//     cannot choose, not the token's unverified claims), a busy source leaves more of the node's
+//     budget to quiet ones, and new tokens never spend ReservedBurst, which stays for tokens EKS Auth
+//     accepted before and for refreshes close to the end of the credentials, so clients flooding
+//     the agent with made-up tokens cannot starve other pods or let cached credentials lapse;
 //   - upstream answers are checked: Retry-After is capped at 30s, credentials that are expired (or
 //     expire within ServeSkew) when they arrive are a 502, never served or cached;
 //   - during an EKS Auth outage cached credentials keep being served until ServeSkew before they

@@ -3,6 +3,7 @@ package podidentity
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,7 +86,7 @@ func TestReserveServesKnownTokensWhenNewTokensCannot(t *testing.T) {
 	up.lifetime.Store(int64(time.Hour))
 	a := startAgent(t, Options{
 		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
-		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond,
+		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	known := makeToken(clock.Now().Add(24*time.Hour), nil)
 	if ans := a.get(t, known); ans.status != 200 {
@@ -130,7 +131,7 @@ func TestUrgentRefreshSpendsTheReserve(t *testing.T) {
 	up.lifetime.Store(int64(time.Hour))
 	a := startAgent(t, Options{
 		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
-		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond,
+		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	urgent := makeToken(clock.Now().Add(24*time.Hour), nil) // credentials until T+60m
 	first := a.get(t, urgent)
@@ -156,5 +157,105 @@ func TestUrgentRefreshSpendsTheReserve(t *testing.T) {
 	}
 	if ans := a.get(t, spare); ans.status != 200 || ans.body["AccessKeyId"] != second.body["AccessKeyId"] {
 		t.Fatalf("a refresh with time to spare spent the reserve: %d %s", ans.status, ans.raw)
+	}
+}
+
+// Many pods flooding together (40 addresses x 5 concurrent requests, each address within its own
+// budget) can drain the node's budget for new tokens. The reserve still serves a pod whose cached
+// credentials ran out and refreshes credentials about to stop being served, and a quiet pod's new
+// tokens go before the flooders' (they have spent their own budgets). Before the fix all of them
+// went through the same budget as the flood.
+func TestFloodFromManyPodsLeavesTheReserve(t *testing.T) {
+	clock := newFakeClock()
+	up := newUpstream(t, clock.Now)
+	up.lifetime.Store(int64(time.Hour))
+	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute, Rate: 10, Burst: 20})
+	knownPod, urgentPod := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
+	known := makeToken(clock.Now().Add(24*time.Hour), podClaims("shop", "checkout", "checkout-1"))
+	if code, err := fetchOnce(knownPod, a.url, known); code != 200 {
+		t.Fatalf("known pod: %d %v", code, err)
+	}
+	clock.Advance(5 * time.Minute)
+	urgent := makeToken(clock.Now().Add(24*time.Hour), podClaims("shop", "cart", "cart-1"))
+	if code, err := fetchOnce(urgentPod, a.url, urgent); code != 200 {
+		t.Fatalf("urgent pod: %d %v", code, err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 40 {
+		attacker := clientFrom("127.0.0." + strconv.Itoa(10+i))
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					_, _ = fetchOnce(attacker, a.url, makeForgedToken(clock.Now().Add(time.Hour), nil))
+				}
+			}()
+		}
+	}
+	defer func() { stop(); wg.Wait() }()
+	eventually(t, 20*time.Second, "the flood drains the budget for new tokens", func() bool {
+		return metricValue(t, a.reg, "ekslink_pod_identity_rate_limited_total", map[string]string{"kind": "miss"}) >= 20
+	})
+
+	// T+59m30s: the known pod's credentials are no longer served (they were not refreshed, as in an
+	// outage); the other pod's have 4m30s left, less than RefreshBefore/2.
+	clock.Advance(54*time.Minute + 30*time.Second)
+	a.poke()
+	code, err := fetchOnce(knownPod, a.url, known)
+	eventually(t, 10*time.Second, "urgent refresh during the flood", func() bool {
+		return metricValue(t, a.reg, "ekslink_pod_identity_upstream_calls_total", map[string]string{"kind": "refresh", "outcome": "success"}) >= 1
+	})
+	newPod := 0
+	for range 4 {
+		if c, _ := fetchOnce(clientFrom("127.0.0.4"), a.url, makeToken(clock.Now().Add(time.Hour), nil)); c == 200 {
+			newPod++
+		}
+	}
+	stop()
+	wg.Wait()
+	t.Logf("known pod during the flood: %d %v; quiet pod with new tokens: %d/4 served; %d upstream calls", code, err, newPod, up.calls.Load())
+	if code != 200 {
+		t.Errorf("a pod whose credentials ran out got %d during the flood", code)
+	}
+	if newPod != 4 {
+		t.Errorf("a quiet pod got credentials for %d/4 new tokens during the flood", newPod)
+	}
+}
+
+// Within the budget for new tokens, a source that has spent more of its own budget leaves more for
+// the others: a quiet pod's new token goes before the next one of a pod that has been busy.
+func TestQuietSourceGoesBeforeBusyOnes(t *testing.T) {
+	up := newUpstream(t, time.Now)
+	a := startAgent(t, Options{Upstream: up.client(t, 0), Rate: 0.001, Burst: 10, ReservedBurst: 2, SourceRate: 0.001, SourceBurst: 4, MissWait: 10 * time.Millisecond})
+	get := func(from string) int {
+		code, err := fetchOnce(clientFrom(from), a.url, makeToken(time.Now().Add(time.Hour), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	// A source must leave ReservedBurst + round(spent*(Burst-ReservedBurst)/2) in the node's budget,
+	// spent being the fraction of its own burst spent before the request.
+	for i := range 4 { // spent 0 .. 3/4, must leave 2 .. 5: the node's budget goes 10 -> 6
+		if code := get("127.0.0.5"); code != 200 {
+			t.Fatalf("busy source, new token %d: %d", i, code)
+		}
+	}
+	if code := get("127.0.0.5"); code != 429 {
+		t.Fatalf("a source past its own burst: %d", code)
+	}
+	for i := range 2 { // 6 -> 4
+		if code := get("127.0.0.6"); code != 200 {
+			t.Fatalf("second source, new token %d: %d", i, code)
+		}
+	}
+	if code := get("127.0.0.6"); code != 429 { // spent 2/4: must leave 4, 3 would be left
+		t.Fatalf("second source's third token: %d, want 429", code)
+	}
+	if code := get("127.0.0.7"); code != 200 { // spent 0: must leave 2
+		t.Fatalf("a quiet source's first token: %d, want 200", code)
 	}
 }

@@ -415,7 +415,7 @@ func TestRateBudgetLetsMissesBeatRefreshes(t *testing.T) {
 	up.lifetime.Store(int64(time.Hour))
 	a := startAgent(t, Options{
 		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute,
-		Rate: 0.001, Burst: 4, MissWait: 10 * time.Millisecond,
+		Rate: 0.001, Burst: 4, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	t1, t2 := makeToken(clock.Now().Add(24*time.Hour), nil), makeToken(clock.Now().Add(24*time.Hour), nil)
 	a.get(t, t1)
