@@ -126,7 +126,9 @@ type Options struct {
 	// the node's for host-network pods, which share it. Token claims are not used, because they are
 	// not verified before EKS Auth checks the token: a client could name another pod in every
 	// token. A source over its budget is answered 429 at once; cache hits and tokens EKS Auth
-	// accepted before are not counted.
+	// accepted before are not counted. In the node's budget, a source that has spent more of its own
+	// leaves more for the others (up to half of what is above ReservedBurst), so a quiet pod's new
+	// token goes before a busy pod's next one.
 	SourceRate float64
 	// SourceBurst is the burst of SourceRate (default DefaultSourceBurst).
 	SourceBurst int
