@@ -50,6 +50,7 @@ type serverOptions struct {
 	maxRetention    time.Duration
 	rotateCreds     bool
 	verbosity       verbosity
+	fairness        fairnessOptions
 }
 
 func newServerCommand() *cobra.Command { return newServerCommandWith(runServer) }
@@ -117,6 +118,7 @@ cannot be turned off: 0 for --max-cache-size or --max-credential-retention-befor
 	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
 	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails [env POD_IDENTITY_ROTATE_CREDENTIALS]")
 	addVerbosityFlag(fs, &o.verbosity)
+	o.fairness.register(fs)
 	return cmd
 }
 
@@ -167,7 +169,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := podidentity.NewServer(podidentity.Options{
+	srv, err := podidentity.NewServer(o.fairness.apply(podidentity.Options{
 		ClusterName:     o.clusterName,
 		Upstream:        client,
 		MaxRetention:    o.maxRetention,
@@ -185,7 +187,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		MissWait:        o.missWait,
 		Logger:          log.WithName("podidentity"),
 		Registerer:      reg,
-	})
+	}))
 	if err != nil {
 		return err
 	}

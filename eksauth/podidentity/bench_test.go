@@ -50,7 +50,7 @@ func BenchmarkCachedLoopback(b *testing.B) {
 // BenchmarkMissSingleFlight measures a cache miss against the local EKS Auth endpoint (TLS + SigV4).
 func BenchmarkMissSingleFlight(b *testing.B) {
 	up := newUpstream(b, time.Now)
-	a := startAgent(b, Options{Upstream: up.client(b, 0), Rate: 1e6, Burst: 1e6, CacheSize: 1 << 20})
+	a := startAgent(b, Options{Upstream: up.client(b, 0), Rate: 1e6, Burst: 1e6, SourceRate: 1e6, SourceBurst: 1e6, CacheSize: 1 << 20})
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		tokens[i] = makeToken(time.Now().Add(time.Hour), nil)

@@ -49,6 +49,8 @@ type entry struct {
 	failures int
 	// lapsed: not refreshed any more because the token was not presented for IdleTimeout.
 	lapsed bool
+	// verified: EKS Auth accepted the token at least once, so its claims are genuine.
+	verified bool
 }
 
 // call is one upstream fetch shared by every caller of the same key.
@@ -56,6 +58,10 @@ type call struct {
 	done chan struct{}
 	val  *value
 	err  error
+	// known: the token was accepted by EKS Auth before; its miss may spend the reserved budget.
+	known bool
+	// spent is the fraction of its own budget the requesting source had spent (new tokens only).
+	spent float64
 }
 
 type fetchKind string
@@ -110,8 +116,9 @@ func (c *cache) servable(v *value, now time.Time) bool {
 	return v != nil && v.expires.Sub(now) > c.s.opts.ServeSkew
 }
 
-// get answers from the cache or joins (or starts) the single upstream fetch for the token.
-func (c *cache) get(ctx context.Context, token string) (*value, error) {
+// get answers from the cache or joins (or starts) the single upstream fetch for the token;
+// remoteAddr is the client's address, whose source budget pays for a new token's fetch.
+func (c *cache) get(ctx context.Context, token, remoteAddr string) (*value, error) {
 	s := c.s
 	k := key(sha256.Sum256([]byte(token)))
 	now := s.now()
@@ -137,12 +144,19 @@ func (c *cache) get(ctx context.Context, token string) (*value, error) {
 		if s.ctx.Err() != nil {
 			return nil, &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "agent is shutting down"}
 		}
+		var spent float64
+		if !l.verified {
+			var err error
+			if spent, err = s.takeSource(remoteAddr); err != nil {
+				return nil, err
+			}
+		}
 		c.mu.Lock()
 		l = c.lookupLocked(k, now)
 		fl = l.flight
 		start := false
 		if l.val == nil && l.err == nil && fl == nil {
-			fl = &call{done: make(chan struct{})}
+			fl = &call{done: make(chan struct{}), known: l.verified, spent: spent}
 			c.flights[k] = fl
 			start = true
 		}
@@ -170,13 +184,15 @@ func (c *cache) get(ctx context.Context, token string) (*value, error) {
 }
 
 // lookup is the state of a key: a servable value, a cached error, or the in-flight call; known
-// reports whether claims came from a cache entry (so the token need not be parsed again).
+// reports whether claims came from a cache entry (so the token need not be parsed again), verified
+// whether EKS Auth accepted the token before.
 type lookup struct {
-	val    *value
-	err    error
-	flight *call
-	claims tokenClaims
-	known  bool
+	val      *value
+	err      error
+	flight   *call
+	claims   tokenClaims
+	known    bool
+	verified bool
 }
 
 func (c *cache) lookupLocked(k key, now time.Time) lookup {
@@ -199,7 +215,21 @@ func (c *cache) lookupLocked(k key, now time.Time) lookup {
 	if now.Before(e.negUntil) && e.negErr != nil {
 		return lookup{err: e.negErr}
 	}
-	return lookup{flight: c.flights[k], claims: e.claims, known: true}
+	return lookup{flight: c.flights[k], claims: e.claims, known: true, verified: e.verified}
+}
+
+// knownUntil is how long an entry outlives its servable credentials: a token EKS Auth accepted
+// stays known while it is valid and in use, so that its next miss may spend the reserved budget
+// (a pod whose credentials ran out during an outage is not a new token).
+func (c *cache) knownUntil(e *entry) time.Time {
+	if !e.verified {
+		return time.Time{}
+	}
+	t := e.lastAccess.Add(c.s.opts.IdleTimeout)
+	if e.claims.Expiry.Before(t) {
+		t = e.claims.Expiry
+	}
+	return t
 }
 
 // refreshable: the token is still in use and valid long enough for EKS Auth to accept it.
@@ -211,25 +241,24 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	s := c.s
 	if kind == kindMiss {
 		s.metrics.upstream.miss.Inc()
-		r := s.limiter.Reserve()
-		if d := r.Delay(); !r.OK() || d > s.opts.MissWait {
-			r.Cancel()
+		l := laneNew
+		if fl.known {
+			l = laneKnown
+		}
+		if !s.waitBudget(s.ctx, l, fl.spent, s.opts.MissWait) {
 			s.metrics.rateLimited.WithLabelValues(string(kindMiss)).Inc()
 			c.finish(k, token, claims, fl, kind, nil, errLocalRateLimit)
 			return
-		} else if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.UpstreamTimeout)
 	start := time.Now()
 	out, err := s.opts.Upstream.AssumeRoleForPodIdentity(ctx, s.opts.ClusterName, token)
 	cancel()
+	if now := s.now(); err == nil && out != nil && !c.servable(&value{expires: out.Credentials.Expiration}, now) {
+		// Expired on arrival (or within the serve skew): an upstream fault, not credentials.
+		out, err = nil, &StaleCredentialsError{Expiration: out.Credentials.Expiration, Now: now, ServeSkew: s.opts.ServeSkew}
+	}
 	outcome := "success"
 	if err != nil {
 		_, outcome = classify(err)
@@ -240,7 +269,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 		s.metrics.renewal(err)
 	}
 	switch outcome {
-	case "unavailable", "timeout":
+	case "unavailable", "timeout", "invalid_answer":
 		msg := err.Error()
 		s.lastUpstreamErr.Store(&msg)
 		if n := s.consecutiveUnavailable.Add(1); n == int64(s.opts.UnhealthyAfter) {
@@ -289,18 +318,18 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 			e = c.insertLocked(k, token, claims, now)
 		}
 		if e != nil {
-			e.val, e.negUntil, e.negErr, e.failures = v, time.Time{}, nil, 0
+			e.val, e.negUntil, e.negErr, e.failures, e.verified = v, time.Time{}, nil, 0, true
 			if kind == kindMiss {
 				e.lastAccess = now
 			}
 			c.scheduleLocked(e, now)
 		}
-	case outcome == "throttled" || (s.opts.RefusalTTL > 0 && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found")):
+	case outcome == "throttled" || outcome == "invalid_answer" || (s.opts.RefusalTTL > 0 && (outcome == "invalid_token" || outcome == "denied" || outcome == "not_found")):
 		ttl := s.opts.RefusalTTL
-		if outcome == "throttled" {
+		if outcome == "throttled" || outcome == "invalid_answer" {
 			ttl = s.opts.ThrottleTTL
 			if perr.RetryAfter > ttl {
-				ttl = min(perr.RetryAfter, 30*time.Second)
+				ttl = min(perr.RetryAfter, maxRetryAfter)
 			}
 		}
 		if e == nil && kind == kindMiss {
@@ -358,6 +387,9 @@ func (c *cache) scheduleLocked(e *entry, now time.Time) {
 	switch {
 	case !c.servable(e.val, now):
 		due = e.negUntil
+		if k := c.knownUntil(e); k.After(due) {
+			due = k
+		}
 		if due.Before(now) {
 			due = now
 		}
@@ -418,8 +450,16 @@ func (c *cache) scheduler() {
 			kind := e.kind
 			e.kind = dueNone
 			switch {
-			case !c.servable(e.val, now) && !now.Before(e.negUntil) && c.flights[e.k] == nil:
+			case !c.servable(e.val, now) && !now.Before(e.negUntil) && !now.Before(c.knownUntil(e)) && c.flights[e.k] == nil:
 				c.removeLocked(e) // expired, lapsed, or a negative entry that ran out
+			case !c.servable(e.val, now) && c.flights[e.k] == nil:
+				// A refusal still cached, or a known token kept until knownUntil: its credentials
+				// leave the cache now (upstream's "evicted"), the token stays known.
+				if e.val != nil {
+					s.metrics.upstream.evicted.Inc()
+					e.val = nil
+				}
+				c.scheduleLocked(e, now)
 			case c.flights[e.k] != nil:
 				// The fetch in flight reschedules the entry when it finishes.
 			case kind == dueRefresh && c.servable(e.val, now) && c.refreshable(e, now):
@@ -493,8 +533,12 @@ func (c *cache) worker() {
 			c.mu.Unlock()
 			continue
 		}
-		// Misses win: a refresh only spends the budget while more than half the burst is left.
-		if s.limiter.Tokens() < float64(s.opts.Burst)/2+1 || !s.limiter.Allow() {
+		// Misses win while the refresh has time to spare; closer to the end it may spend the reserve.
+		l := laneRefresh
+		if e.val.expires.Sub(now)-s.opts.ServeSkew < s.opts.RefreshBefore/2 {
+			l = laneKnown
+		}
+		if ok, _ := s.budget.take(time.Now(), s.floor(l, 0)); !ok {
 			s.metrics.rateLimited.WithLabelValues(string(kindRefresh)).Inc()
 			if e.heapIdx < 0 {
 				e.due, e.kind = now.Add(jitter(2*time.Second, 0.5)), dueRefresh

@@ -15,12 +15,21 @@
 //     that hangs up does not cancel it, and every waiting client gets the same result or error;
 //   - throttle answers and definitive refusals (400/403/404) are cached briefly per token, so a pod
 //     retrying in a loop cannot spend the node's budget; one outbound rate budget is shared, and background
-//     refreshes only spend it while more than half of the burst is left, so cache misses win;
+//     refreshes with time to spare only spend it while more than half of the burst is left, so cache misses win;
+//   - fairness: misses for new tokens are budgeted per source (the connection's peer IP, which a pod
+//     cannot choose, not the token's unverified claims), a busy source leaves more of the node's
+//     budget to quiet ones, and new tokens never spend ReservedBurst, which stays for tokens EKS Auth
+//     accepted before and for refreshes close to the end of the credentials, so clients flooding
+//     the agent with made-up tokens cannot starve other pods or let cached credentials lapse;
+//   - upstream answers are checked: Retry-After is capped at 30s, credentials that are expired (or
+//     expire within ServeSkew) when they arrive are a 502, never served or cached;
 //   - during an EKS Auth outage cached credentials keep being served until ServeSkew before they
 //     expire; new tokens get 503 or 504 within UpstreamTimeout; readiness (ReadinessHandler) follows
 //     upstream health, liveness (LivenessHandler) does not; a definitive refusal of a background
 //     refresh (association deleted, access denied, token revoked) drops the cached credentials at once;
-//   - errors are JSON {"code","message"} with 400/403/404/429/503/504 statuses;
+//   - errors are JSON {"code","message"} with 400/403/404/429/502/503/504 statuses;
+//   - listeners do not set SO_REUSEPORT, so no other process can bind the agent's address and port
+//     while it listens and receive a share of the pods' tokens;
 //   - metrics go to a caller-supplied prometheus.Registerer (or a private registry).
 //
 // What it deliberately does not do: it does not verify token signatures (EKS Auth does, and the

@@ -46,7 +46,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // upstream is a local EKS Auth endpoint (SigV4-verified by awstest) whose behaviour tests switch.
 type upstream struct {
 	*awstest.Server
-	mode     atomic.Value // string: "ok", "unavailable", "hang", "throttle", "denied", "notfound", "invalid"
+	mode     atomic.Value // string: "ok", "unavailable", "hang", "throttle", "throttle-long", "denied", "notfound", "invalid", "expired", "stale"
 	calls    atomic.Int64
 	lifetime atomic.Int64 // credential lifetime in ns
 	now      func() time.Time
@@ -70,6 +70,12 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		Token string `json:"token"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&body)
+	if strings.HasSuffix(body.Token, forgedSignature) {
+		// EKS Auth verifies the signature: a forged token is refused whatever its claims say.
+		awstest.WriteRESTJSONError(w, 400, "InvalidTokenException", "signature verification failed")
+		return
+	}
+	lifetime := time.Duration(u.lifetime.Load())
 	switch u.mode.Load().(string) {
 	case "unavailable":
 		awstest.WriteRESTJSONError(w, 503, "ServiceUnavailableException", "down")
@@ -84,6 +90,14 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "2")
 		awstest.WriteRESTJSONError(w, 429, "ThrottlingException", "slow down")
 		return
+	case "throttle-long":
+		w.Header().Set("Retry-After", "100000")
+		awstest.WriteRESTJSONError(w, 429, "ThrottlingException", "slow down")
+		return
+	case "expired":
+		lifetime = -time.Minute // credentials that expired before they arrived
+	case "stale":
+		lifetime = time.Minute // valid, but inside the agent's serve skew (2m)
 	case "denied":
 		awstest.WriteRESTJSONError(w, 400, "AccessDeniedException", "no")
 		return
@@ -97,7 +111,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	if u.gate != nil {
 		<-u.gate
 	}
-	exp := u.now().Add(time.Duration(u.lifetime.Load()))
+	exp := u.now().Add(lifetime)
 	awstest.WriteJSON(w, "", map[string]any{
 		"subject":                map[string]string{"namespace": "default", "serviceAccount": "app"},
 		"audience":               "pods.eks.amazonaws.com",
@@ -142,6 +156,40 @@ func makeToken(exp time.Time, extra map[string]any) string {
 	p, _ := json.Marshal(claims)
 	h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"k1"}`))
 	return h + "." + base64.RawURLEncoding.EncodeToString(p) + "." + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("sig%04d", tokenSeq.Load())))
+}
+
+// forgedSignature ends the tokens of makeForgedToken: base64url("forged").
+var forgedSignature = "." + base64.RawURLEncoding.EncodeToString([]byte("forged"))
+
+// makeForgedToken is a JWT-shaped token with any claims and a signature EKS Auth refuses, as an
+// attacker on the node can mint without limit.
+func makeForgedToken(exp time.Time, extra map[string]any) string {
+	claims := map[string]any{"jti": fmt.Sprintf("forged-%d", tokenSeq.Add(1))} // every token distinct
+	for k, v := range extra {
+		claims[k] = v
+	}
+	t := makeToken(exp, claims)
+	return t[:strings.LastIndexByte(t, '.')] + forgedSignature
+}
+
+// podClaims are the private claims of a projected service account token as the API server writes
+// them (kubernetes pkg/serviceaccount/claims.go: "kubernetes.io" with namespace, serviceaccount, pod).
+func podClaims(namespace, serviceAccount, pod string) map[string]any {
+	return map[string]any{
+		"sub": "system:serviceaccount:" + namespace + ":" + serviceAccount,
+		"kubernetes.io": map[string]any{
+			"namespace":      namespace,
+			"serviceaccount": map[string]string{"name": serviceAccount, "uid": "5e1c0a2e-0000-4000-8000-" + fmt.Sprintf("%012x", len(serviceAccount))},
+			"pod":            map[string]string{"name": pod, "uid": "9a7b3c1d-0000-4000-8000-" + fmt.Sprintf("%012x", len(pod))},
+		},
+	}
+}
+
+// clientFrom is an HTTP client whose connections come from ip, as a pod's come from its own
+// address; on Linux every 127.0.0.0/8 address is local, so tests use several loopback peers.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 256}}
 }
 
 // agent is a Server on loopback for tests.

@@ -87,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 		}, []string{"outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rate_limited_total",
-			Help: "Upstream calls refused or deferred by the agent's own rate budget, by kind (miss, refresh).",
+			Help: "Upstream calls refused or deferred by the agent's own rate budget, by kind (miss, refresh; source: a client over its budget of new tokens).",
 		}, []string{"kind"}),
 		byCode: map[int]codeMetrics{},
 	}

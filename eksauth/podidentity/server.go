@@ -18,7 +18,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/ekslink/ekslink/eksauth"
 )
@@ -57,6 +56,11 @@ const (
 	DefaultRate = 20
 	// DefaultBurst is the node's EKS Auth call burst.
 	DefaultBurst = 40
+	// DefaultSourceRate is the rate of new-token EKS Auth calls one source (pod address) may cause.
+	DefaultSourceRate = 1
+	// DefaultSourceBurst is the burst of new-token EKS Auth calls one source may cause (enough for
+	// the host-network pods of a node, which share the node's address, starting together).
+	DefaultSourceBurst = 10
 	// DefaultMissWait is how long a miss waits for the rate budget.
 	DefaultMissWait = time.Second
 	// DefaultUnhealthyAfter is the number of failed upstream calls in a row that fails readiness.
@@ -112,9 +116,26 @@ type Options struct {
 	RefusalTTL time.Duration
 	// Rate is the outbound budget of upstream calls per second (default DefaultRate).
 	Rate float64
-	// Burst is the budget's burst (default DefaultBurst). Background refreshes only spend it while
-	// more than half the burst is left, so cache misses win.
+	// Burst is the budget's burst (default DefaultBurst). Background refreshes with time to spare
+	// only spend it while more than half the burst is left, so cache misses win.
 	Burst int
+	// ReservedBurst is the part of Burst that misses for new tokens never spend: it stays available
+	// for tokens EKS Auth accepted before (a pod whose cached credentials ran out) and for refreshes
+	// of cached credentials that are about to stop being served (less than RefreshBefore/2 left),
+	// so a flood of new tokens cannot make cached credentials lapse (default Burst/4 rounded up; it
+	// must be smaller than Burst).
+	ReservedBurst int
+	// SourceRate is the rate per second of upstream calls for new tokens that one source may cause
+	// (default DefaultSourceRate). A source is the peer IP address of the connection: a pod's IP, or
+	// the node's for host-network pods, which share it. Token claims are not used, because they are
+	// not verified before EKS Auth checks the token: a client could name another pod in every
+	// token. A source over its budget is answered 429 at once; cache hits and tokens EKS Auth
+	// accepted before are not counted. In the node's budget, a source that has spent more of its own
+	// leaves more for the others (up to half of what is above ReservedBurst), so a quiet pod's new
+	// token goes before a busy pod's next one.
+	SourceRate float64
+	// SourceBurst is the burst of SourceRate (default DefaultSourceBurst).
+	SourceBurst int
 	// MissWait is how long a cache miss may wait for the rate budget before it is answered 429
 	// (default DefaultMissWait).
 	MissWait time.Duration
@@ -138,7 +159,8 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	reg     *prometheus.Registry
-	limiter *rate.Limiter
+	budget  *bucket
+	sources *sourceBudgets
 	hosts   atomic.Pointer[map[string]struct{}]
 	hostsMu sync.Mutex
 
@@ -173,6 +195,7 @@ func NewServer(opts Options) (*Server, error) {
 		{"RefreshBefore", opts.RefreshBefore < 0}, {"MaxRetention", opts.MaxRetention < 0}, {"IdleTimeout", opts.IdleTimeout < 0}, {"RefreshWorkers", opts.RefreshWorkers < 0},
 		{"UpstreamTimeout", opts.UpstreamTimeout < 0}, {"ThrottleTTL", opts.ThrottleTTL < 0}, {"Rate", opts.Rate < 0},
 		{"Burst", opts.Burst < 0}, {"MissWait", opts.MissWait < 0}, {"UnhealthyAfter", opts.UnhealthyAfter < 0},
+		{"ReservedBurst", opts.ReservedBurst < 0}, {"SourceRate", opts.SourceRate < 0}, {"SourceBurst", opts.SourceBurst < 0},
 	} {
 		if o.neg {
 			return nil, fmt.Errorf("podidentity: Options.%s must not be negative", o.name)
@@ -190,9 +213,15 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.Rate, DefaultRate)
 	setDefault(&opts.Burst, DefaultBurst)
 	setDefault(&opts.MissWait, DefaultMissWait)
+	setDefault(&opts.ReservedBurst, min((opts.Burst+3)/4, opts.Burst-1))
+	setDefault(&opts.SourceRate, DefaultSourceRate)
+	setDefault(&opts.SourceBurst, DefaultSourceBurst)
 	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
 	if opts.RefreshBefore <= opts.ServeSkew {
 		return nil, fmt.Errorf("podidentity: Options.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
+	}
+	if opts.ReservedBurst >= opts.Burst {
+		return nil, fmt.Errorf("podidentity: Options.ReservedBurst (%d) must be smaller than Burst (%d), or no new token is ever exchanged", opts.ReservedBurst, opts.Burst)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -200,7 +229,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, limiter: rate.NewLimiter(rate.Limit(opts.Rate), opts.Burst)}
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
 	reg := opts.Registerer
 	if reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -289,6 +318,9 @@ const (
 	CodeUpstreamUnavailable = "UpstreamUnavailable"
 	// CodeUpstreamTimeout (504): EKS Auth did not answer within the upstream timeout.
 	CodeUpstreamTimeout = "UpstreamTimeout"
+	// CodeInvalidUpstreamAnswer (502): EKS Auth answered credentials that are already expired or
+	// expire within the serve skew; retry later.
+	CodeInvalidUpstreamAnswer = "InvalidUpstreamAnswer"
 	// CodeNotFound (404): a path other than /v1/credentials.
 	CodeNotFound = "NotFound"
 	// CodeMethodNotAllowed (405): a method other than GET.
@@ -322,11 +354,39 @@ func (e *Error) Unwrap() error { return e.Err }
 // errLocalRateLimit is the cause of 429 answers produced by the agent's own rate budget.
 var errLocalRateLimit = errors.New("podidentity: the agent's upstream rate budget is exhausted")
 
+// errSourceRateLimit is the cause of 429 answers to a source over its own budget of new tokens.
+var errSourceRateLimit = errors.New("podidentity: the client's budget of new tokens is exhausted")
+
+// maxRetryAfter caps the Retry-After sent to clients and the time a throttled token is answered
+// from the cache, whatever EKS Auth asks for.
+const maxRetryAfter = 30 * time.Second
+
+// StaleCredentialsError reports an EKS Auth answer whose credentials had expired, or would expire
+// within ServeSkew, when they arrived (EKS Auth credentials normally last hours; a wrong node clock
+// causes this too). Such credentials are neither served nor cached.
+type StaleCredentialsError struct {
+	// Expiration is the credentials' expiration as answered.
+	Expiration time.Time
+	// Now is the agent's time when the answer arrived.
+	Now time.Time
+	// ServeSkew is the minimum remaining validity for credentials to be served.
+	ServeSkew time.Duration
+}
+
+// Error implements error.
+func (e *StaleCredentialsError) Error() string {
+	return fmt.Sprintf("podidentity: EKS Auth answered credentials expiring at %s, %s from now (%s), which is not more than the serve skew %s; check the node's clock",
+		e.Expiration.UTC().Format(time.RFC3339), e.Expiration.Sub(e.Now).Round(time.Second), e.Now.UTC().Format(time.RFC3339), e.ServeSkew)
+}
+
 // classify maps an upstream error to the client's answer and a metrics outcome.
 func classify(err error) (*Error, string) {
 	var ae *eksauth.AuthError
 	var te *eksauth.AuthAttemptTimeoutError
+	var se *StaleCredentialsError
 	switch {
+	case errors.As(err, &se):
+		return &Error{Status: http.StatusBadGateway, Code: CodeInvalidUpstreamAnswer, Message: strings.TrimPrefix(se.Error(), "podidentity: ") + "; retry later", Err: err}, "invalid_answer"
 	case errors.Is(err, errLocalRateLimit):
 		return &Error{Status: 429, Code: CodeThrottled, Message: "too many credential requests on this node; retry later", RetryAfter: time.Second, Err: err}, "rate_limited"
 	case errors.As(err, &ae):
@@ -338,7 +398,7 @@ func classify(err error) (*Error, string) {
 		case eksauth.AuthResourceNotFoundException:
 			return &Error{Status: 404, Code: CodeNoAssociation, Message: "no EKS Pod Identity association for this service account", Err: err}, "not_found"
 		case eksauth.AuthThrottlingException:
-			ra := ae.RetryAfter
+			ra := min(ae.RetryAfter, maxRetryAfter)
 			if ra <= 0 {
 				ra = time.Second
 			}
@@ -377,7 +437,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 	if err := looksLikeJWT(token, s.opts.MaxTokenBytes); err != nil {
 		return writeError(w, &Error{Status: 400, Code: CodeInvalidToken, Message: err.Error()})
 	}
-	val, err := s.cache.get(r.Context(), token)
+	val, err := s.cache.get(r.Context(), token, r.RemoteAddr)
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
@@ -524,12 +584,14 @@ func (e *ListenError) Error() string {
 func (e *ListenError) Unwrap() error { return e.Err }
 
 // Listen binds every address it can ("host:port"); the ones that fail are returned as *ListenError
-// without affecting the others. On Linux the sockets set SO_REUSEPORT, so a replacement agent can
-// bind while the previous one drains.
+// without affecting the others. The sockets do not set SO_REUSEPORT: with it, another process of
+// the same user on the host network could bind the same address and port and receive a share of
+// the pods' tokens. A second bind fails with EADDRINUSE instead (a replacement agent binds once the
+// old one has exited; ServeAddrs retries).
 func Listen(ctx context.Context, addrs []string) ([]net.Listener, []error) {
 	var lns []net.Listener
 	var errs []error
-	lc := net.ListenConfig{Control: listenControl}
+	var lc net.ListenConfig
 	for _, a := range addrs {
 		ln, err := lc.Listen(ctx, "tcp", a)
 		if err != nil {

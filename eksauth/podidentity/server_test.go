@@ -415,7 +415,7 @@ func TestRateBudgetLetsMissesBeatRefreshes(t *testing.T) {
 	up.lifetime.Store(int64(time.Hour))
 	a := startAgent(t, Options{
 		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute,
-		Rate: 0.001, Burst: 4, MissWait: 10 * time.Millisecond,
+		Rate: 0.001, Burst: 4, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	t1, t2 := makeToken(clock.Now().Add(24*time.Hour), nil), makeToken(clock.Now().Add(24*time.Hour), nil)
 	a.get(t, t1)
@@ -430,10 +430,9 @@ func TestRateBudgetLetsMissesBeatRefreshes(t *testing.T) {
 	if c := up.calls.Load(); c != 2 {
 		t.Fatalf("%d upstream calls; refreshes spent the misses' reserve", c)
 	}
-	for i := range 2 {
-		if ans := a.get(t, makeToken(clock.Now().Add(24*time.Hour), nil)); ans.status != 200 {
-			t.Fatalf("miss %d: %d %s", i, ans.status, ans.raw)
-		}
+	// One more new token fits above the reserve (ReservedBurst defaults to a quarter of the burst).
+	if ans := a.get(t, makeToken(clock.Now().Add(24*time.Hour), nil)); ans.status != 200 {
+		t.Fatalf("miss: %d %s", ans.status, ans.raw)
 	}
 	ans := a.get(t, makeToken(clock.Now().Add(24*time.Hour), nil))
 	if ans.status != 429 || ans.body["code"] != CodeThrottled || ans.header.Get("Retry-After") == "" {
@@ -543,6 +542,10 @@ func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
 		"refresh window inside the skew":     {RefreshBefore: time.Minute, ServeSkew: 2 * time.Minute},
 		"refresh window equal to the skew":   {RefreshBefore: time.Minute, ServeSkew: time.Minute},
 		"default refresh inside a long skew": {ServeSkew: 2 * time.Hour},
+		"reserve as large as the burst":      {Burst: 4, ReservedBurst: 4},
+		"negative reserve":                   {ReservedBurst: -1},
+		"negative source rate":               {SourceRate: -1},
+		"negative source burst":              {SourceBurst: -1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o.ClusterName, o.Upstream = "c1", up

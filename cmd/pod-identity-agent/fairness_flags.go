@@ -1,0 +1,27 @@
+package main
+
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/ekslink/ekslink/eksauth/podidentity"
+)
+
+// fairnessOptions are the flags of the per-source budget and the reserve (docs/podidentity.md,
+// "Fairness"); zero values mean the podidentity defaults.
+type fairnessOptions struct {
+	reservedBurst int
+	sourceRate    float64
+	sourceBurst   int
+}
+
+func (f *fairnessOptions) register(fs *pflag.FlagSet) {
+	fs.IntVar(&f.reservedBurst, "reserved-burst", 0, "part of --burst that new tokens never spend, kept for tokens EKS Auth accepted before and for refreshes close to expiry (0: a quarter of --burst) [env POD_IDENTITY_RESERVED_BURST]")
+	fs.Float64Var(&f.sourceRate, "source-rate", podidentity.DefaultSourceRate, "EKS Auth calls per second for new tokens one client address may cause [env POD_IDENTITY_SOURCE_RATE]")
+	fs.IntVar(&f.sourceBurst, "source-burst", podidentity.DefaultSourceBurst, "burst of --source-rate (host-network pods share the node's address) [env POD_IDENTITY_SOURCE_BURST]")
+}
+
+// apply sets the fairness fields of o and returns it.
+func (f *fairnessOptions) apply(o podidentity.Options) podidentity.Options {
+	o.ReservedBurst, o.SourceRate, o.SourceBurst = f.reservedBurst, f.sourceRate, f.sourceBurst
+	return o
+}
