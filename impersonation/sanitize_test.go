@@ -1,0 +1,164 @@
+package impersonation
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// worstCaseRequest is the request of issue 15 item 7: 14,000 Connection tokens ("a") and 4,000
+// empty headers in about 56 KB, under the connector's 64 KiB MaxHeaderBytes. With a scan of
+// every header per named token it cost ~0.5 s of CPU. distinct makes the tokens all different
+// (so a set of them cannot shrink to one entry; 107 KB, under net/http's default 1 MiB): the
+// first ones name no header, the last ones name the empty headers, which must go.
+func worstCaseRequest(tb testing.TB, tokens, headers int, distinct bool) (http.Header, int) {
+	tb.Helper()
+	var b strings.Builder
+	b.WriteString("GET /api/v1/namespaces HTTP/1.1\r\nHost: connector\r\n")
+	b.WriteString(DefaultIdentityHeader + ": " + testUserARN + "\r\nConnection: ")
+	for i := range tokens {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if distinct {
+			fmt.Fprintf(&b, "e%x", tokens-1-i)
+		} else {
+			b.WriteByte('a')
+		}
+	}
+	b.WriteString("\r\n")
+	for i := range headers {
+		fmt.Fprintf(&b, "e%x:\r\n", i)
+	}
+	b.WriteString("\r\n")
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.String())))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return req.Header, b.Len()
+}
+
+// The time to sanitize must grow with the size of the headers, not with tokens x headers: the
+// request above must take well under the bound (generous for the race detector and a shared
+// machine; the quadratic version took ~0.5 s without the race detector).
+func TestSanitizeWorstCaseIsLinear(t *testing.T) {
+	for _, distinct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("distinct=%v", distinct), func(t *testing.T) {
+			const bound = 100 * time.Millisecond
+			best := time.Hour
+			for range 3 {
+				h, size := worstCaseRequest(t, 14000, 4000, distinct)
+				start := time.Now()
+				Sanitize(h)
+				best = min(best, time.Since(start))
+				left := 1 // the identity header (the Handler removes it separately)
+				if !distinct {
+					left += 4000 // the empty headers no token names
+				}
+				if _, ok := h["Connection"]; ok || len(h) != left {
+					t.Fatalf("%d headers left of a %d-byte request (Connection: %t), want %d", len(h), size, ok, left)
+				}
+			}
+			t.Logf("best of 3: %s", best)
+			if best > bound {
+				t.Errorf("Sanitize took %s on the worst-case request, want < %s", best, bound)
+			}
+		})
+	}
+}
+
+// BenchmarkSanitizeWorstCase is issue 15 item 7's request (goal: < 1 ms) and the same number of
+// distinct tokens, and a 1 MiB request (net/http's default MaxHeaderBytes) of distinct tokens.
+func BenchmarkSanitizeWorstCase(b *testing.B) {
+	for _, c := range []struct {
+		name            string
+		tokens, headers int
+		distinct        bool
+	}{
+		{"issue15", 14000, 4000, false},
+		{"distinct-14000x4000", 14000, 4000, true},
+		{"distinct-1MiB", 60000, 60000, true},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h, size := worstCaseRequest(b, c.tokens, c.headers, c.distinct)
+			b.ReportMetric(float64(size), "request-bytes")
+			b.ReportAllocs()
+			runtime.LockOSThread() // the thread's CPU time is Sanitize's, not the copies'
+			defer runtime.UnlockOSThread()
+			var cpu time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				hc := h.Clone()
+				start := cpuTime(b, syscall.RUSAGE_THREAD)
+				b.StartTimer()
+				Sanitize(hc)
+				b.StopTimer()
+				cpu += cpuTime(b, syscall.RUSAGE_THREAD) - start
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// The index removeConnectionNamed builds for many tokens must find exactly what a scan with
+// strings.EqualFold finds, including non-canonical keys, several spellings of one name, and
+// names that fold only under Unicode rules (the Kelvin sign K is k, the long s is s).
+func TestConnectionTokensMatchAsEqualFoldDoes(t *testing.T) {
+	names := []string{"X-Keep", "x-keep", "X-KEEP", "x-\u212aeep", "X-Sess", "x-\u017fess", "X-\xffbad", "X-\ufffdbad", "X-Other", "Accept", "É-Acute", "é-acute"}
+	for _, tokens := range []string{
+		"x-keep",               // every spelling of X-Keep, the Kelvin one too
+		"X-\u212aEEP, x-SESS",  // the Kelvin sign in the token
+		"X-\u017fESS",          // the long s in the token
+		"x-\xfebad",            // invalid UTF-8 reads as U+FFFD in EqualFold
+		"é-ACUTE",              // non-ASCII letters fold too
+		"nothing, x-nothing,,", // names nothing
+	} {
+		for _, many := range []bool{false, true} {
+			h := http.Header{}
+			for _, n := range names {
+				h[n] = []string{"v"}
+			}
+			conn := tokens
+			if many { // first enough other tokens to make removeConnectionNamed index the headers
+				conn = ""
+				for i := range scanBudget {
+					conn += fmt.Sprintf("x-filler-%d, ", i)
+				}
+				conn += tokens
+			}
+			h["Connection"] = []string{conn}
+			want := map[string]bool{"Connection": true}
+			for tok := range strings.SplitSeq(tokens, ",") {
+				for _, n := range names {
+					if tok = strings.TrimSpace(tok); tok != "" && strings.EqualFold(n, tok) {
+						want[n] = true
+					}
+				}
+			}
+			removeConnectionNamed(h)
+			for _, n := range names {
+				if _, left := h[n]; left == want[n] {
+					t.Errorf("Connection: %q (many tokens: %v): header %q left=%v, want removed=%v", tokens, many, n, left, want[n])
+				}
+			}
+		}
+	}
+}
+
+func TestFoldKeyIsEqualFold(t *testing.T) {
+	words := []string{"", "k", "K", "\u212a", "s", "S", "\u017f", "ß", "ẞ", "σ", "ς", "Σ", "\xff", "\ufffd", "İ", "i", "ı", "I", "Ǆ", "ǅ", "ǆ", "é", "É", "x-Keep"}
+	for _, a := range words {
+		for _, b := range words {
+			same := string(foldKey(nil, a)) == string(foldKey(nil, b))
+			if same != strings.EqualFold(a, b) {
+				t.Errorf("foldKey(%q)==foldKey(%q) is %v, strings.EqualFold says %v", a, b, same, !same)
+			}
+		}
+	}
+}
