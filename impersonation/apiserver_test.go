@@ -112,34 +112,55 @@ func TestRBACIsTheAPIServersAsTheImpersonatedARN(t *testing.T) {
 			t.Fatalf("err = %v, want an impersonation 403", err)
 		}
 	})
-	t.Run("the API server sees the ARN and session as user extras", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, f.proxyURL+"/apis/authentication.k8s.io/v1/selfsubjectreviews",
-			strings.NewReader(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(DefaultIdentityHeader, f.allowed)
-		resp, err := http.DefaultClient.Do(req)
-		must(t, err)
-		defer resp.Body.Close()
-		var ssr struct {
-			Status struct {
-				UserInfo struct {
-					Username string              `json:"username"`
-					Groups   []string            `json:"groups"`
-					Extra    map[string][]string `json:"extra"`
-				} `json:"userInfo"`
-			} `json:"status"`
-		}
-		must(t, json.NewDecoder(resp.Body).Decode(&ssr))
-		ui := ssr.Status.UserInfo
-		if ui.Username != f.allowed || ui.Extra["arn"][0] != f.allowed || ui.Extra["sessionname"][0] != f.ns {
-			t.Fatalf("user info %+v", ui)
-		}
-		for _, g := range ui.Groups {
-			if g != "system:authenticated" {
-				t.Errorf("unexpected group %q", g)
-			}
+	t.Run("the API server sees the ARN as the user, without extras by default", func(t *testing.T) {
+		ui := selfSubjectReview(t, f.proxyURL, f.allowed)
+		if ui.Username != f.allowed || len(ui.Extra) != 0 {
+			t.Fatalf("user info %+v, want the ARN and no extras", ui)
 		}
 	})
+	t.Run("with UserExtras the API server also sees the ARN and session as user extras", func(t *testing.T) {
+		h := newTestHandler(t, Config{UserExtras: true, Upstream: &rest.Config{
+			Host:            f.env.URL,
+			BearerTokenFile: f.tokens.path("token"),
+			TLSClientConfig: rest.TLSClientConfig{CAFile: f.tokens.path("ca.crt")},
+		}})
+		ui := selfSubjectReview(t, serveHandler(t, h), f.allowed)
+		if ui.Username != f.allowed || len(ui.Extra["arn"]) != 1 || ui.Extra["arn"][0] != f.allowed ||
+			len(ui.Extra["sessionname"]) != 1 || ui.Extra["sessionname"][0] != f.ns {
+			t.Fatalf("user info %+v", ui)
+		}
+	})
+}
+
+type userInfo struct {
+	Username string              `json:"username"`
+	Groups   []string            `json:"groups"`
+	Extra    map[string][]string `json:"extra"`
+}
+
+// selfSubjectReview asks the API server, through the proxy at proxyURL, who arn is, and checks
+// that no group but system:authenticated was added.
+func selfSubjectReview(t *testing.T, proxyURL, arn string) userInfo {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, proxyURL+"/apis/authentication.k8s.io/v1/selfsubjectreviews",
+		strings.NewReader(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(DefaultIdentityHeader, arn)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	var ssr struct {
+		Status struct {
+			UserInfo userInfo `json:"userInfo"`
+		} `json:"status"`
+	}
+	must(t, json.NewDecoder(resp.Body).Decode(&ssr))
+	for _, g := range ssr.Status.UserInfo.Groups {
+		if g != "system:authenticated" {
+			t.Errorf("unexpected group %q", g)
+		}
+	}
+	return ssr.Status.UserInfo
 }
 
 func TestRequestsKeepTheirSemantics(t *testing.T) {
