@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // BenchmarkHandlerGET measures the proxy's own overhead: parallel small GETs through the Handler
@@ -76,18 +74,6 @@ func BenchmarkParseARN(b *testing.B) {
 // machine shared with other work disturbs far less than the wall-clock ns/op.
 func cpuMeter(b *testing.B) func() {
 	b.Helper()
-	start := cpuTime(b, syscall.RUSAGE_SELF)
-	return func() {
-		b.ReportMetric(float64(cpuTime(b, syscall.RUSAGE_SELF)-start)/float64(b.N), "cpu-ns/op")
-	}
-}
-
-// cpuTime is the user+system CPU time of the process (RUSAGE_SELF) or the calling thread
-// (RUSAGE_THREAD, with the goroutine locked to it).
-func cpuTime(b *testing.B, who int) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	start := processCPU(b)
+	return func() { b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op") }
 }

@@ -87,11 +87,11 @@ func stripBearerSubprotocols(h http.Header, k string) {
 // removeConnectionNamed deletes the headers that the Connection header (under any spelling of
 // its name) names, comparing names as strings.EqualFold does, in time linear in the size of the
 // headers, and returns what UpgradeType returned before (the Upgrade header is read before the
-// "upgrade" token deletes it). A few tokens are looked for by a scan of the headers each (the usual "keep-alive" or
-// "Upgrade"); more are looked up in an index of the folded header names built in one pass (one
-// entry per header, so bounded by the request itself, and no allocation per entry). Deleting
-// with a scan of every header per token made one 56 KB request with 14,000 tokens and 4,000
-// empty headers cost ~0.5 s of CPU.
+// "upgrade" token deletes it). The first distinct tokens (the usual "keep-alive" or "Upgrade")
+// are looked for by a scan of the headers each, within scanBudget; the others in an index of
+// the folded header names built in one pass (one entry per header, so bounded by the request
+// itself, and no allocation per entry). Deleting with a scan of every header per token made one
+// 56 KB request with 14,000 tokens and 4,000 empty headers cost ~0.5 s of CPU.
 func removeConnectionNamed(h http.Header) (upgrade string) {
 	var conn [][]string
 	for k, vs := range h {
@@ -117,7 +117,7 @@ func removeConnectionNamed(h http.Header) (upgrade string) {
 					upgradeSeen = true
 					upgrade = headerGetFold(h, "Upgrade")
 				}
-				if idx == nil && (scans+1)*len(h) <= scanBudget {
+				if idx == nil && (scans < minScans || (scans+1)*len(h) <= scanBudget) {
 					scans++
 					deleteFold(h, tok)
 					continue
@@ -132,9 +132,13 @@ func removeConnectionNamed(h http.Header) (upgrade string) {
 	return upgrade
 }
 
-// scanBudget is how many header visits removeConnectionNamed spends on scans (one per token)
-// before it indexes the headers instead.
-const scanBudget = 128
+// removeConnectionNamed scans the headers for up to scanBudget header visits, or for its first
+// minScans distinct tokens however many headers there are (a linear cost: a repeated token, as
+// in "a, a, a, ...", then needs no index), before it indexes the headers instead.
+const (
+	scanBudget = 128
+	minScans   = 2
+)
 
 // foldIndex finds the keys of a header map equal to a name under strings.EqualFold without a
 // scan: keys are chained by a seeded hash of their folded form (foldKey), and each candidate is
