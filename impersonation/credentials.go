@@ -39,9 +39,18 @@ type credentials struct {
 var errNoToken = errors.New("impersonation: no service-account token loaded")
 
 // bearer is a token with its Authorization header value, built once per token, not per request.
-type bearer struct{ token, header string }
+// bearer is a token and its Authorization header value, built once per token: values is shared
+// by every request sent with it (a request's header values are only read by the transports, and
+// replaced, never written in place, by everything else; cap == len, so an append copies).
+type bearer struct {
+	token, header string
+	values        []string
+}
 
-func newBearer(tok string) *bearer { return &bearer{token: tok, header: "Bearer " + tok} }
+func newBearer(tok string) *bearer {
+	h := "Bearer " + tok
+	return &bearer{token: tok, header: h, values: []string{h}}
+}
 
 func (c *credentials) Token() string {
 	if b := c.token.Load(); b != nil {

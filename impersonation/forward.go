@@ -115,8 +115,9 @@ func (h *Handler) copyBody(w http.ResponseWriter, resp *http.Response) error {
 			return err
 		}
 	}
-	buf := h.buffers.Get()
-	defer h.buffers.Put(buf)
+	bp := h.buffers.pool.Get().(*[]byte) // the pointer itself: Put([]byte) allocates one
+	defer h.buffers.pool.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {

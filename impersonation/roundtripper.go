@@ -71,25 +71,6 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// hopByHop are the headers RFC 9110 §7.6.1 says a proxy must not forward, plus the de-facto ones.
-var hopByHop = []string{
-	"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-	"te", "trailer", "transfer-encoding", "upgrade",
-}
-
-// stripExact are the lowercase header names Sanitize removes outright (besides the prefixes in
-// stripPrefixes): credentials, forwarding claims and the hop-by-hop headers.
-var stripExact = func() map[string]bool {
-	m := map[string]bool{"authorization": true, "forwarded": true, "x-real-ip": true}
-	for _, h := range hopByHop {
-		m[h] = true
-	}
-	return m
-}()
-
-// stripPrefixes are the lowercase header-name prefixes Sanitize removes.
-var stripPrefixes = []string{"impersonate-", "x-remote-", "x-forwarded-"}
-
 // lowerKey returns k in lower case, in buf when k is short ASCII (no allocation), otherwise as
 // strings.ToLower does it (so non-ASCII keys are matched exactly as before).
 func lowerKey(buf *[64]byte, k string) []byte {
@@ -125,77 +106,6 @@ func UpgradeType(h http.Header) string {
 		return ""
 	}
 	return headerGetFold(h, "Upgrade")
-}
-
-// Sanitize removes, case-insensitively, every header a client could use to spoof an identity or
-// that must not cross a proxy: Authorization, Proxy-Authorization, Impersonate-*, X-Remote-*,
-// Forwarded, X-Forwarded-*, X-Real-Ip, bearer-token WebSocket subprotocols
-// ("base64url.bearer.authorization.k8s.io.*"), hop-by-hop headers and the headers Connection
-// names. A protocol upgrade request keeps exactly "Connection: Upgrade" and its Upgrade header
-// (the other WebSocket and SPDY negotiation headers are end-to-end and kept).
-func Sanitize(h http.Header) {
-	upgrade := UpgradeType(h)
-	var named []string
-	for k, vs := range h {
-		if strings.EqualFold(k, "Connection") {
-			for _, v := range vs {
-				for _, tok := range strings.Split(v, ",") {
-					if tok = strings.TrimSpace(tok); tok != "" {
-						named = append(named, tok)
-					}
-				}
-			}
-		}
-	}
-	for _, n := range named {
-		deleteFold(h, n)
-	}
-	var buf [64]byte
-	for k := range h {
-		l := lowerKey(&buf, k)
-		if string(l) == "sec-websocket-protocol" {
-			stripBearerSubprotocols(h, k)
-			continue
-		}
-		if stripExact[string(l)] {
-			delete(h, k)
-			continue
-		}
-		for _, p := range stripPrefixes {
-			if len(l) >= len(p) && string(l[:len(p)]) == p {
-				delete(h, k)
-				break
-			}
-		}
-	}
-	if upgrade != "" {
-		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{upgrade}
-	}
-}
-
-// bearerSubprotocolPrefix marks a WebSocket subprotocol carrying a bearer token, which the API
-// server accepts as a credential when the Authorization header does not authenticate.
-const bearerSubprotocolPrefix = "base64url.bearer.authorization.k8s.io."
-
-// stripBearerSubprotocols removes the credential-carrying entries from the Sec-WebSocket-Protocol
-// header stored under key k, keeping the real subprotocols (the header goes when none is left).
-func stripBearerSubprotocols(h http.Header, k string) {
-	var keep []string
-	for _, v := range h[k] {
-		for _, p := range strings.Split(v, ",") {
-			p = strings.TrimSpace(p)
-			if p == "" || len(p) >= len(bearerSubprotocolPrefix) && strings.EqualFold(p[:len(bearerSubprotocolPrefix)], bearerSubprotocolPrefix) {
-				continue
-			}
-			keep = append(keep, p)
-		}
-	}
-	if len(keep) == 0 {
-		delete(h, k)
-		return
-	}
-	h[k] = []string{strings.Join(keep, ", ")}
 }
 
 // SetIdentityHeaders sets the Impersonate-* headers for id, replacing any present. Extra keys are
@@ -290,7 +200,7 @@ func headerHasToken(h http.Header, name, token string) bool {
 			continue
 		}
 		for _, v := range vs {
-			for _, tok := range strings.Split(v, ",") {
+			for tok := range strings.SplitSeq(v, ",") {
 				if strings.EqualFold(strings.TrimSpace(tok), token) {
 					return true
 				}

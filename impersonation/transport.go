@@ -356,7 +356,7 @@ func (t *Transport) roundTripOwned(out *http.Request) (*http.Response, error) {
 		b = t.creds.bearer()
 	}
 	if b != nil {
-		out.Header["Authorization"] = []string{b.header}
+		out.Header["Authorization"] = b.values
 	} else if t.creds.tokenFile != "" {
 		closeBody(out)
 		return nil, errNoToken
@@ -397,7 +397,7 @@ func (t *Transport) roundTripOwned(out *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-	retry.Header["Authorization"] = []string{fresh.header}
+	retry.Header["Authorization"] = fresh.values
 	resp2, err := rt.RoundTrip(retry)
 	if err != nil {
 		return resp, nil
