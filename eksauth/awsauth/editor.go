@@ -115,57 +115,14 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		if created {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name}}
 		}
-		before, err := parseData(cm.Data, e.cache)
-		if err != nil {
-			return nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
+		res, newData, err := e.plan(cm.Data, opts, fn)
+		if res != nil {
+			res.Created, res.ResourceVersion, res.Attempts = created, cm.ResourceVersion, attempt
 		}
-		after := before.Clone()
-		warnings, err := fn(after)
-		if err != nil {
-			return nil, err
+		if err != nil || !res.Changed || opts.DryRun {
+			return res, err
 		}
-		res := &Result{DryRun: opts.DryRun, Created: created, ResourceVersion: cm.ResourceVersion, Attempts: attempt}
-		newData := after.Data(before)
-		oldData := map[string]string{}
-		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
-			if v, ok := cm.Data[k]; ok {
-				oldData[k] = v
-			}
-		}
-		// Fail closed on a rendering bug: what is written must parse back to what was meant.
-		if back, err := parseData(newData, e.cache); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
-			return nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
-		}
-		res.Diff = diffData(id, oldData, newData)
-		res.Changed = res.Diff != ""
-		// Problems already present before the edit are warnings; new ones block the write.
-		var fresh, old []string
-		problems := after.Problems()
-		if len(problems) > 0 {
-			old = before.Problems()
-		}
-		for _, p := range problems {
-			if slices.Contains(old, p) {
-				warnings = append(warnings, "existing entry: "+p)
-			} else {
-				fresh = append(fresh, p)
-			}
-		}
-		res.Warnings = warnings
-		if !res.Changed {
-			return res, nil
-		}
-		if len(fresh) > 0 {
-			return res, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))
-		}
-		if !opts.Force {
-			if err := guard(before, after); err != nil {
-				return res, err
-			}
-		}
-		if opts.DryRun {
-			return res, nil
-		}
+		warnings := res.Warnings
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
@@ -207,6 +164,61 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		case <-time.After(delay):
 		}
 	}
+}
+
+// plan applies fn to a copy of the parsed data and returns the result (diff, warnings) and the
+// data keys to write. It reads nothing from the API server, so it is also what a dry run costs.
+func (e *Editor) plan(data map[string]string, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, map[string]string, error) {
+	id := e.opts.Namespace + "/" + e.opts.Name
+	before, err := parseData(data, e.cache)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
+	}
+	after := before.Clone()
+	warnings, err := fn(after)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &Result{DryRun: opts.DryRun}
+	newData := after.Data(before)
+	oldData := map[string]string{}
+	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		if v, ok := data[k]; ok {
+			oldData[k] = v
+		}
+	}
+	// Fail closed on a rendering bug: what is written must parse back to what was meant.
+	if back, err := parseData(newData, e.cache); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
+		return nil, nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
+	}
+	res.Diff = diffData(id, oldData, newData)
+	res.Changed = res.Diff != ""
+	// Problems already present before the edit are warnings; new ones block the write.
+	var fresh, old []string
+	problems := after.Problems()
+	if len(problems) > 0 {
+		old = before.Problems()
+	}
+	for _, p := range problems {
+		if slices.Contains(old, p) {
+			warnings = append(warnings, "existing entry: "+p)
+		} else {
+			fresh = append(fresh, p)
+		}
+	}
+	res.Warnings = warnings
+	if !res.Changed {
+		return res, nil, nil
+	}
+	if len(fresh) > 0 {
+		return res, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))
+	}
+	if !opts.Force {
+		if err := guard(before, after); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, newData, nil
 }
 
 // UpsertRole adds or updates a role mapping.
