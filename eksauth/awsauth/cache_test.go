@@ -56,3 +56,32 @@ func TestItemCacheParsesLikeTheWholeDocument(t *testing.T) {
 		}
 	})
 }
+
+func TestSplitListKeepsEveryByte(t *testing.T) {
+	cases := map[string]struct {
+		doc    string
+		items  int
+		indent int
+		split  bool
+	}{
+		"plain":             {"- a: 1\n  b: 2\n- a: 3\n", 2, 0, true},
+		"header and footer": {"# h\n\n- a: 1\n# about the second\n- a: 2\n  # inside\n  b: 3\n# f\n", 2, 0, true},
+		"indented":          {"  - a: 1\n    b: 2\n  - a: 3\n", 2, 2, true},
+		"no final newline":  {"- a: 1\n- a: 2", 2, 0, true},
+		"flow":              {"[{a: 1}]", 0, 0, false},
+		"anchor":            {"- &x\n  a: 1\n- *x\n", 0, 0, false},
+		"uneven":            {"  - a: 1\n- a: 2\n", 0, 0, false},
+		"document marker":   {"---\n- a: 1\n", 0, 0, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			items, lay, ok := splitList(tc.doc)
+			if ok != tc.split || len(items) != tc.items || lay.indent != tc.indent {
+				t.Fatalf("ok=%t items=%q layout=%+v", ok, items, lay)
+			}
+			if ok && lay.header+strings.Join(items, "")+lay.footer != tc.doc {
+				t.Fatalf("bytes lost: %q + %q + %q", lay.header, items, lay.footer)
+			}
+		})
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -180,35 +179,47 @@ func (e *Editor) plan(data map[string]string, opts EditOptions, fn func(*Config)
 		return nil, nil, err
 	}
 	res := &Result{DryRun: opts.DryRun}
-	newData := after.Data(before)
+	newData, rewritten, err := after.render(before)
+	if err != nil {
+		return nil, nil, fmt.Errorf("awsauth: %w; nothing written", err)
+	}
 	oldData := map[string]string{}
 	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
 		if v, ok := data[k]; ok {
 			oldData[k] = v
 		}
 	}
-	// Fail closed on a rendering bug: what is written must parse back to what was meant.
-	if back, err := parseData(newData, e.cache); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
-		return nil, nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
-	}
 	res.Diff = diffData(id, oldData, newData)
 	res.Changed = res.Diff != ""
-	// Problems already present before the edit are warnings; new ones block the write.
-	var fresh, old []string
-	problems := after.Problems()
-	if len(problems) > 0 {
-		old = before.Problems()
-	}
-	for _, p := range problems {
-		if slices.Contains(old, p) {
-			warnings = append(warnings, "existing entry: "+p)
-		} else {
-			fresh = append(fresh, p)
+	// Problems already present before the edit are warnings; new ones block the write. They are
+	// matched by the entry they concern, not by its position.
+	var fresh []string
+	if problems := after.problems(); len(problems) > 0 {
+		old := map[problemKey]bool{}
+		for _, p := range before.problems() {
+			if k, ok := p.key(); ok {
+				old[k] = true
+			}
+		}
+		for _, p := range problems {
+			if k, ok := p.key(); ok && old[k] {
+				warnings = append(warnings, "existing entry: "+p.String())
+			} else {
+				fresh = append(fresh, p.String())
+			}
 		}
 	}
 	res.Warnings = warnings
 	if !res.Changed {
 		return res, nil, nil
+	}
+	// Fail closed on a rendering bug: what is written must parse back to what was meant, with
+	// every untouched entry as it was written and the other fields of changed entries unchanged.
+	if err := checkRendered(newData, after, e.cache); err != nil {
+		return nil, nil, fmt.Errorf("awsauth: internal error: %w; nothing written", err)
+	}
+	if len(rewritten) > 0 {
+		return res, nil, fmt.Errorf("%w: %s (the list is written in a layout the editor cannot edit in place: flow style, anchors, tabs or uneven indentation; rewrite it in block style by hand, see the diff)", ErrRewrite, strings.Join(rewritten, ", "))
 	}
 	if len(fresh) > 0 {
 		return res, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))

@@ -1,0 +1,218 @@
+package awsauth_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/aws-iam-authenticator/pkg/config"
+	"sigs.k8s.io/aws-iam-authenticator/pkg/mapper/configmap"
+
+	"github.com/ekslink/ekslink/eksauth/awsauth"
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+// issue15Roles is the map of the report: an admin, the role to revoke, and a role written with a
+// path (a problem that was already there, warned about on every edit).
+const issue15Roles = `- rolearn: arn:aws:iam::111122223333:role/admin
+  username: admin
+  groups:
+    - system:masters
+- rolearn: arn:aws:iam::111122223333:role/old
+  username: old
+  groups:
+    - deployers
+- rolearn: arn:aws:iam::111122223333:role/team/path-role
+  username: path-role
+  groups:
+    - viewers
+`
+
+// Removing role/old moves the path-role entry from mapRoles[2] to mapRoles[1]. Its problem is
+// the same problem: revocation must go through, with the problem as a warning.
+func TestRevocationIsNotBlockedByAnExistingProblemThatMoves(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprint("force=", force), func(t *testing.T) {
+			ed, env, ns := editorIn(t)
+			seed(t, env, ns, map[string]string{"mapRoles": issue15Roles})
+			res, err := ed.Remove(testenv.Context(t), "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{Force: force})
+			if err != nil {
+				t.Fatalf("revocation refused: %v", err)
+			}
+			if !slices.ContainsFunc(res.Warnings, func(w string) bool {
+				return strings.HasPrefix(w, "existing entry: mapRoles[1] arn:aws:iam::111122223333:role/team/path-role") && strings.Contains(w, `role path "/team/" stripped`)
+			}) {
+				t.Errorf("warnings %q lack the existing path problem", res.Warnings)
+			}
+			roles, _, _ := reference(t, current(t, env, ns).Data)
+			want := []string{"arn:aws:iam::111122223333:role/admin|admin|system:masters", "arn:aws:iam::111122223333:role/team/path-role|path-role|viewers"}
+			if !slices.Equal(roles, want) {
+				t.Fatalf("the authenticator now reads %q, want %q", roles, want)
+			}
+		})
+	}
+	t.Run("a new problem still blocks", func(t *testing.T) {
+		ed, env, ns := editorIn(t)
+		before := seed(t, env, ns, map[string]string{"mapRoles": issue15Roles})
+		_, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: "arn:aws:iam::111122223333:role/new", Username: "new:{{SessionNam}}"}, awsauth.EditOptions{})
+		if !errors.Is(err, awsauth.ErrInvalid) {
+			t.Fatalf("err = %v, want ErrInvalid", err)
+		}
+		if current(t, env, ns).ResourceVersion != before.ResourceVersion {
+			t.Fatal("written")
+		}
+	})
+}
+
+// userMap has what real aws-auth maps carry besides role mappings: a header comment, comments on
+// entries, an sso entry whose accountID YAML 1.1 reads as an octal number, a userid that does not
+// fit an int64, flow-style groups and uneven spacing.
+const userMap = `# managed by platform team: do not edit by hand
+- rolearn: arn:aws:iam::111122223333:role/admin   # break-glass
+  username: admin:{{SessionName}}
+  groups: [system:masters]
+
+# SSO administrators
+- sso: {permissionSetName: Admin, accountID: 012345670123}
+  username: sso-admin:{{SessionName}}
+  groups:
+    - system:masters
+- rolearn: arn:aws:iam::111122223333:role/legacy
+  userid: 123456789012345678901
+  username:   legacy
+  groups:
+  - viewers
+# end of list
+`
+
+// itemsOf returns each entry's text (the lines from one "- " to the next, comments above an entry
+// included), for byte-for-byte comparison.
+func itemsOf(s string) []string {
+	var out []string
+	for _, part := range strings.SplitAfter(s, "\n") {
+		if strings.HasPrefix(part, "- ") || len(out) == 0 {
+			out = append(out, part)
+		} else {
+			out[len(out)-1] += part
+		}
+	}
+	return out
+}
+
+func TestEditsKeepUntouchedEntriesByteForByte(t *testing.T) {
+	ed, env, ns := editorIn(t)
+	seed(t, env, ns, map[string]string{"mapRoles": userMap, "mapAccounts": "- 012345670123\n- \"444455556666\"  # partner\n"})
+	ctx := testenv.Context(t)
+	_, refBefore, _, _ := configmap.ParseMap(map[string]string{"mapRoles": userMap})
+
+	res, err := ed.UpsertRole(ctx, awsauth.RoleMapping{RoleARN: ciRole, Username: "ci", Groups: []string{"deployers"}}, awsauth.EditOptions{})
+	if err != nil || !res.Changed {
+		t.Fatalf("%+v %v", res, err)
+	}
+	got := current(t, env, ns).Data["mapRoles"]
+	if want := strings.TrimSuffix(userMap, "# end of list\n") + "- rolearn: " + ciRole + "\n  username: ci\n  groups:\n  - deployers\n# end of list\n"; got != want {
+		t.Fatalf("mapRoles after add-role:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Updating the entry that carries userid keeps userid's text; every other entry stays as is.
+	res, err = ed.UpsertRole(ctx, awsauth.RoleMapping{RoleARN: "arn:aws:iam::111122223333:role/legacy", Username: "legacy", Groups: []string{"viewers", "auditors"}}, awsauth.EditOptions{})
+	if err != nil || !res.Changed {
+		t.Fatalf("%+v %v", res, err)
+	}
+	got = current(t, env, ns).Data["mapRoles"]
+	if !strings.Contains(got, "userid: 123456789012345678901\n") {
+		t.Fatalf("userid rewritten:\n%s", got)
+	}
+	before, after := itemsOf(userMap), itemsOf(got)
+	for i, it := range before {
+		if i == 3 { // the legacy entry, changed on purpose
+			continue
+		}
+		if !strings.Contains(got, it) {
+			t.Errorf("entry %d changed; was:\n%s\nnow:\n%s", i, it, got)
+		}
+	}
+	if len(after) != 5 {
+		t.Fatalf("%d items:\n%s", len(after), got)
+	}
+	// The authenticator reads the same for every entry the edits did not target.
+	_, refAfter, _, _ := configmap.ParseMap(map[string]string{"mapRoles": got})
+	for _, r := range refBefore {
+		if r.RoleARN == "arn:aws:iam::111122223333:role/legacy" {
+			continue
+		}
+		if !slices.ContainsFunc(refAfter, func(x config.RoleMapping) bool { return fmt.Sprint(x) == fmt.Sprint(r) }) {
+			t.Errorf("the authenticator no longer reads %+v", r)
+		}
+	}
+	if accts := current(t, env, ns).Data["mapAccounts"]; accts != "- 012345670123\n- \"444455556666\"  # partner\n" {
+		t.Errorf("mapAccounts rewritten: %q", accts)
+	}
+}
+
+// A list the editor cannot cut into entries (here flow style) would be rewritten whole: the edit
+// is refused with the diff, and nothing is written.
+func TestAnEditThatWouldRewriteOtherEntriesIsRefusedWithTheDiff(t *testing.T) {
+	ed, env, ns := editorIn(t)
+	flow := `[{rolearn: "arn:aws:iam::111122223333:role/admin", username: admin, groups: [system:masters]}, {rolearn: "arn:aws:iam::111122223333:role/legacy", userid: 123456789012345678901, username: legacy}]`
+	before := seed(t, env, ns, map[string]string{"mapRoles": flow})
+	res, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
+	if !errors.Is(err, awsauth.ErrRewrite) || !strings.Contains(err.Error(), "mapRoles[0] arn:aws:iam::111122223333:role/admin") {
+		t.Fatalf("err = %v, want ErrRewrite naming the admin entry", err)
+	}
+	if res == nil || !strings.Contains(res.Diff, "- "+flow) || !strings.Contains(res.Diff, "+ - rolearn: "+ciRole) {
+		t.Fatalf("the refusal does not show the diff: %+v", res)
+	}
+	if current(t, env, ns).ResourceVersion != before.ResourceVersion {
+		t.Fatal("written")
+	}
+}
+
+// username: 12345 and groups: [yes] are YAML numbers and booleans. The authenticator's ParseMap
+// decodes them with encoding/json into strings, which fails for those fields only: it keeps the
+// entry with an empty username or group. The editor reads them the same way, reports the problem,
+// and can still edit the rest of the map (the problems are not new, so they are warnings).
+func TestNonStringValuesAreReadAsTheAuthenticatorReadsThem(t *testing.T) {
+	data := map[string]string{
+		"mapRoles":    "- rolearn: " + adminRole + "\n  username: admin\n  groups: [system:masters]\n- rolearn: " + nodeRole + "\n  username: 12345\n  groups: [yes, ops]\n",
+		"mapUsers":    "- userarn: " + aliceUser + "\n  username: alice\n  groups: system:masters\n",
+		"mapAccounts": "- 012345670123\n",
+	}
+	users, roles, accounts, refErr := configmap.ParseMap(data)
+	if refErr == nil {
+		t.Fatal("the authenticator reported no decoding error; the fixture no longer shows the case")
+	}
+	c := parse(t, data)
+	for i, r := range roles {
+		if c.Roles[i].RoleARN != r.RoleARN || c.Roles[i].Username != r.Username || !slices.Equal(c.Roles[i].Groups, r.Groups) {
+			t.Errorf("role %d: editor reads %+v, the authenticator %+v", i, c.Roles[i], r)
+		}
+	}
+	if len(users) != 1 || c.Users[0].Username != users[0].Username || !slices.Equal(c.Users[0].Groups, users[0].Groups) {
+		t.Errorf("user: editor reads %+v, the authenticator %+v", c.Users, users)
+	}
+	if !slices.Equal(c.Accounts, accounts) || accounts[0] != "012345670123" {
+		t.Errorf("accounts: editor reads %q, the authenticator %q", c.Accounts, accounts)
+	}
+	problems := strings.Join(c.Problems(), "\n")
+	for _, want := range []string{"username 12345 is not a string", "groups[0] true is not a string", "groups is not a list"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems lack %q:\n%s", want, problems)
+		}
+	}
+
+	ed, env, ns := editorIn(t)
+	seed(t, env, ns, data)
+	res, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
+	if err != nil {
+		t.Fatalf("an unrelated edit was refused: %v", err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "existing entry: mapRoles[1] "+nodeRole+": username 12345 is not a string") {
+		t.Errorf("warnings: %q", res.Warnings)
+	}
+	if got := current(t, env, ns).Data; !strings.HasPrefix(got["mapRoles"], data["mapRoles"]) || got["mapUsers"] != data["mapUsers"] || got["mapAccounts"] != data["mapAccounts"] {
+		t.Errorf("untouched text changed: %q", got)
+	}
+}
