@@ -36,6 +36,12 @@ type EditOptions struct {
 	DryRun bool
 	// Force allows removing the last system:masters mapping or a node role mapping.
 	Force bool
+	// AllowRewrite accepts an edit of a list the editor cannot splice into (flow style, anchors,
+	// tabs, uneven indentation), which rewrites the entries the edit did not change. What the
+	// authenticator reads from them, and the text of their other fields (sso, userid), is still
+	// checked to be unchanged; their layout and the list's comments are not kept. Without it such
+	// an edit fails with ErrRewrite and the diff.
+	AllowRewrite bool
 }
 
 // Result describes an edit.
@@ -218,8 +224,11 @@ func (e *Editor) plan(data map[string]string, opts EditOptions, fn func(*Config)
 	if err := checkRendered(newData, after, e.cache); err != nil {
 		return nil, nil, fmt.Errorf("awsauth: internal error: %w; nothing written", err)
 	}
-	if len(rewritten) > 0 {
-		return res, nil, fmt.Errorf("%w: %s (the list is written in a layout the editor cannot edit in place: flow style, anchors, tabs or uneven indentation; rewrite it in block style by hand, see the diff)", ErrRewrite, strings.Join(rewritten, ", "))
+	if len(rewritten) > 0 && !opts.AllowRewrite {
+		return res, nil, fmt.Errorf("%w: %s (the list is written in a layout the editor cannot edit in place: flow style, anchors, tabs or uneven indentation; see the diff, then rewrite the list in block style by hand or allow the rewrite)", ErrRewrite, strings.Join(rewritten, ", "))
+	}
+	for _, r := range rewritten {
+		res.Warnings = append(res.Warnings, "rewritten in a new layout (same meaning): "+r)
 	}
 	if len(fresh) > 0 {
 		return res, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	yaml3 "go.yaml.in/yaml/v3"
 )
@@ -17,8 +18,8 @@ type source struct {
 	// text is the entry's own text in the list (with the comments and blank lines above it), or
 	// "" when the list's layout could not be cut into entries.
 	text string
-	// whole is the full list, to find the entry's fields when text is "".
-	whole string
+	// whole is the full list, to find the entry's fields when text is "" (shared by its entries).
+	whole *wholeList
 	// arn, username and groups as read, to tell whether an edit changed the entry.
 	arn, username string
 	groups        []string
@@ -103,20 +104,54 @@ func modelled(key, arnKey string) bool {
 	return k == arnKey || k == "username" || k == "groups"
 }
 
-// itemNode returns the mapping node of the entry src describes.
-func (s *source) itemNode() (*yaml3.Node, error) {
-	text, index := s.text, 0
-	if text == "" {
-		text, index = s.whole, s.index
+// wholeList is a list's text and, once needed, its node tree (parsed once for all its entries).
+type wholeList struct {
+	text string
+	once sync.Once
+	seq  *yaml3.Node
+	err  error
+}
+
+func (w *wholeList) items() ([]*yaml3.Node, error) {
+	w.once.Do(func() { w.seq, w.err = parseSeq(w.text) })
+	if w.err != nil {
+		return nil, w.err
 	}
+	return w.seq.Content, nil
+}
+
+func parseSeq(text string) (*yaml3.Node, error) {
 	var doc yaml3.Node
 	if err := yaml3.Unmarshal([]byte(text), &doc); err != nil {
 		return nil, err
 	}
-	if doc.Kind != yaml3.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml3.SequenceNode || len(doc.Content[0].Content) <= index {
+	if doc.Kind != yaml3.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml3.SequenceNode {
+		return nil, fmt.Errorf("not a YAML list")
+	}
+	return doc.Content[0], nil
+}
+
+// itemNode returns the mapping node of the entry src describes.
+func (s *source) itemNode() (*yaml3.Node, error) {
+	var items []*yaml3.Node
+	index := 0
+	if s.text != "" {
+		seq, err := parseSeq(s.text)
+		if err != nil {
+			return nil, err
+		}
+		items = seq.Content
+	} else {
+		var err error
+		if items, err = s.whole.items(); err != nil {
+			return nil, err
+		}
+		index = s.index
+	}
+	if len(items) <= index {
 		return nil, fmt.Errorf("%s[%d] is not where it was read", s.key, s.index)
 	}
-	item := doc.Content[0].Content[index]
+	item := items[index]
 	if item.Kind != yaml3.MappingNode {
 		return nil, fmt.Errorf("%s[%d] is not a mapping", s.key, s.index)
 	}

@@ -73,11 +73,12 @@ func (c *Config) readEntries(s, key, arnKey string, cache *itemCache) ([]entry, 
 	}
 	c.layouts[key] = lay
 	out := make([]entry, 0, len(list))
+	whole := &wholeList{text: s}
 	for i, m := range list {
 		if err := checkFoldedKeys(m, key, i); err != nil {
 			return nil, err
 		}
-		e := entry{src: &source{key: key, index: i, whole: s}}
+		e := entry{src: &source{key: key, index: i, whole: whole}}
 		if texts != nil {
 			e.src.text = texts[i]
 		}
@@ -99,8 +100,11 @@ func (c *Config) readEntries(s, key, arnKey string, cache *itemCache) ([]entry, 
 				}
 				e.extra[k] = v
 				e.src.extras = append(e.src.extras, k)
-				if strings.EqualFold(k, "sso") {
+				switch {
+				case strings.EqualFold(k, "sso"):
 					e.src.readSSO(v)
+				case strings.EqualFold(k, "userid") && !isString(v) && v != nil:
+					e.src.problems = append(e.src.problems, fmt.Sprintf("%s %v is not a string: the authenticator reads it as empty (quote it)", k, v))
 				}
 			}
 		}

@@ -168,6 +168,22 @@ func TestAnEditThatWouldRewriteOtherEntriesIsRefusedWithTheDiff(t *testing.T) {
 	if current(t, env, ns).ResourceVersion != before.ResourceVersion {
 		t.Fatal("written")
 	}
+
+	// Allowed, the rewrite keeps what the authenticator reads and the other fields' text. (The
+	// unquoted userid is a decoding error for the authenticator too; it reads the rest.)
+	_, refBefore, _, _ := configmap.ParseMap(before.Data)
+	res, err = ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{AllowRewrite: true})
+	if err != nil || !strings.Contains(strings.Join(res.Warnings, "\n"), "rewritten in a new layout (same meaning): mapRoles[1] arn:aws:iam::111122223333:role/legacy") {
+		t.Fatalf("%+v %v", res, err)
+	}
+	got := current(t, env, ns).Data
+	_, refAfter, _, _ := configmap.ParseMap(got)
+	if len(refAfter) != 3 || fmt.Sprint(refAfter[:2]) != fmt.Sprint(refBefore) || refAfter[2].RoleARN != ciRole {
+		t.Fatalf("the authenticator reads %+v, before %+v", refAfter, refBefore)
+	}
+	if !strings.Contains(got["mapRoles"], "userid: 123456789012345678901\n") {
+		t.Fatalf("userid rewritten:\n%s", got["mapRoles"])
+	}
 }
 
 // username: 12345 and groups: [yes] are YAML numbers and booleans. The authenticator's ParseMap

@@ -54,7 +54,7 @@ func (c *Config) render(orig *Config) (out map[string]string, rewritten []string
 		return c.renderList(KeyMapUsers, "userarn", es)
 	}, len(c.Users) == 0)
 	set(KeyMapAccounts, orig != nil && slices.Equal(orig.Accounts, c.Accounts), func() (string, []string, error) {
-		return c.renderAccounts(), nil, nil
+		return c.renderAccounts()
 	}, len(c.Accounts) == 0)
 	return out, rewritten, err
 }
@@ -66,6 +66,7 @@ func (c *Config) renderList(key, arnKey string, es []entry) (string, []string, e
 	var b strings.Builder
 	var rewritten []string
 	var firstErr error
+	b.Grow(len(c.raw[key]) + 512)
 	b.WriteString(lay.header)
 	for _, e := range es {
 		untouched := e.src.unchanged(e.arn, e.username, e.groups) && e.src.key == key
@@ -198,7 +199,7 @@ func renderEntry(indent int, arnKey, arn, username string, groups []string, extr
 }
 
 // renderAccounts keeps the text of every account that was already there and quotes new ones.
-func (c *Config) renderAccounts() string {
+func (c *Config) renderAccounts() (string, []string, error) {
 	raw := c.raw[KeyMapAccounts]
 	texts, lay, ok := splitList(raw)
 	var have []string
@@ -220,13 +221,23 @@ func (c *Config) renderAccounts() string {
 		if lay.footer != "" {
 			writeItem(&b, lay.footer)
 		}
-		return b.String()
+		return b.String(), nil, nil
 	}
 	var b strings.Builder
+	var rewritten []string
+	had := map[string]bool{}
+	if have = nil; yaml2Strings(raw, &have) == nil {
+		for _, h := range have {
+			had[h] = true
+		}
+	}
 	for _, a := range c.Accounts {
 		b.WriteString("- " + strconv.Quote(a) + "\n")
+		if had[a] {
+			rewritten = append(rewritten, "mapAccounts "+a)
+		}
 	}
-	return b.String()
+	return b.String(), rewritten, nil
 }
 
 // checkRendered parses the rendered data back and compares it with the edited model: the mappings
