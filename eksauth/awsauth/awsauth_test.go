@@ -228,10 +228,9 @@ func TestUpsertRules(t *testing.T) {
 
 func TestMalformedDataIsReported(t *testing.T) {
 	for name, data := range map[string]map[string]string{
-		"bad YAML":              {"mapRoles": "- rolearn: x\n  groups: [a\n"},
-		"not a list":            {"mapRoles": "rolearn: x\n"},
-		"entry without rolearn": {"mapRoles": "- username: x\n"},
-		"account not a string":  {"mapAccounts": "- {a: b}\n"},
+		"bad YAML":             {"mapRoles": "- rolearn: x\n  groups: [a\n"},
+		"not a list":           {"mapRoles": "rolearn: x\n"},
+		"account not a string": {"mapAccounts": "- {a: b}\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := awsauth.ParseData(data); !errors.Is(err, awsauth.ErrMalformed) {

@@ -72,6 +72,7 @@ func TestSplitListKeepsEveryByte(t *testing.T) {
 		"anchor":            {"- &x\n  a: 1\n- *x\n", 0, 0, false},
 		"uneven":            {"  - a: 1\n- a: 2\n", 0, 0, false},
 		"document marker":   {"---\n- a: 1\n", 0, 0, false},
+		"keep chomping":     {"- a: |+\n    x\n\n- a: 2\n", 0, 0, false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package awsauth
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,13 @@ type source struct {
 	problems []string
 	// extras are the names of the unmodelled fields (sso, userid, ...).
 	extras []string
+	// ignored: the authenticator drops this entry (no ARN, unreadable sso).
+	ignored bool
+}
+
+// dropped reports whether the authenticator ignores the entry (as read, unchanged by the edit).
+func (s *source) dropped(arn, username string, groups []string) bool {
+	return s != nil && s.ignored && s.unchanged(arn, username, groups)
 }
 
 func (s *source) unchanged(arn, username string, groups []string) bool {
@@ -40,12 +48,16 @@ type layout struct {
 	header, footer string
 }
 
+var keepChomping = regexp.MustCompile(`[|>][1-9]?\+`)
+
 // splitList cuts a block sequence into its items' texts. Comment and blank lines above an item
 // belong to it; those before the first item are the header, those after the last the footer.
 // Anything unusual (flow style, anchors and aliases, tabs, documents, uneven indentation) makes
 // it give up, and the list is then only ever parsed whole.
 func splitList(s string) (items []string, lay layout, ok bool) {
-	if strings.ContainsAny(s, "&*\t\r") {
+	// Anchors and aliases tie items together; a block scalar that keeps its trailing newlines
+	// (|+, >+) owns the blank lines that would otherwise go to the next item.
+	if strings.ContainsAny(s, "&*\t\r") || keepChomping.MatchString(s) {
 		return nil, layout{}, false
 	}
 	indent := -1

@@ -220,6 +220,12 @@ func (c *Config) problems() []problem {
 	seen := map[string]int{}
 	for i, r := range c.Roles {
 		where := fmt.Sprintf("mapRoles[%d] %s", i, r.RoleARN)
+		if r.RoleARN == "" {
+			where = fmt.Sprintf("mapRoles[%d] (no rolearn)", i)
+			if hasFoldedKey(r.extra, "sso") {
+				where = fmt.Sprintf("mapRoles[%d] (sso)", i)
+			}
+		}
 		var src *source
 		if r.src.unchanged(r.RoleARN, r.Username, r.Groups) {
 			src = r.src
@@ -246,10 +252,16 @@ func (c *Config) problems() []problem {
 	}
 	for i, u := range c.Users {
 		where := fmt.Sprintf("mapUsers[%d] %s", i, u.UserARN)
+		if u.UserARN == "" {
+			where = fmt.Sprintf("mapUsers[%d] (no userarn)", i)
+		}
 		var src *source
 		if u.src.unchanged(u.UserARN, u.Username, u.Groups) {
 			src = u.src
 			add(src, where, src.problems...)
+		}
+		if u.UserARN == "" {
+			continue // ignored by the authenticator, reported above
 		}
 		if _, err := CanonicalUserARN(u.UserARN); err != nil {
 			add(src, where, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
@@ -418,12 +430,12 @@ func isNodeEntry(username string, groups []string) bool {
 func (c *Config) mastersCount() int {
 	n := 0
 	for _, r := range c.Roles {
-		if slices.Contains(r.Groups, GroupMasters) {
+		if slices.Contains(r.Groups, GroupMasters) && !r.src.dropped(r.RoleARN, r.Username, r.Groups) {
 			n++
 		}
 	}
 	for _, u := range c.Users {
-		if slices.Contains(u.Groups, GroupMasters) {
+		if slices.Contains(u.Groups, GroupMasters) && !u.src.dropped(u.UserARN, u.Username, u.Groups) {
 			n++
 		}
 	}

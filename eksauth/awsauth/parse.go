@@ -37,7 +37,10 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	for _, e := range roles {
 		if e.arn == "" && !hasFoldedKey(e.extra, "sso") {
-			return nil, fmt.Errorf("%w: %s[%d] has neither rolearn nor sso", ErrMalformed, KeyMapRoles, e.src.index)
+			// config.RoleMapping.Validate fails: the authenticator drops this entry and keeps the
+			// others. So does the model: kept as written, reported, never matched or counted.
+			e.src.ignored = true
+			e.src.problems = append(e.src.problems, "has neither rolearn nor sso: the authenticator ignores this entry")
 		}
 		c.Roles = append(c.Roles, RoleMapping{RoleARN: e.arn, Username: e.username, Groups: e.groups, extra: e.extra, src: e.src})
 	}
@@ -47,7 +50,8 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	for _, e := range users {
 		if e.arn == "" {
-			return nil, fmt.Errorf("%w: %s[%d] has no userarn", ErrMalformed, KeyMapUsers, e.src.index)
+			e.src.ignored = true
+			e.src.problems = append(e.src.problems, "has no userarn: the authenticator ignores this entry")
 		}
 		c.Users = append(c.Users, UserMapping{UserARN: e.arn, Username: e.username, Groups: e.groups, extra: e.extra, src: e.src})
 	}
@@ -85,11 +89,7 @@ func (c *Config) readEntries(s, key, arnKey string, cache *itemCache) ([]entry, 
 		for k, v := range m {
 			switch strings.ToLower(k) {
 			case arnKey:
-				s, ok := v.(string)
-				if !ok && v != nil {
-					return nil, fmt.Errorf("%w: %s[%d].%s is not a string", ErrMalformed, key, i, k)
-				}
-				e.arn = s
+				e.arn = e.src.readString(v, k)
 			case "username":
 				e.username = e.src.readString(v, k)
 			case "groups":
@@ -133,11 +133,13 @@ func (s *source) readString(v any, field string) string {
 func (s *source) readSSO(v any) {
 	m, ok := v.(map[string]any)
 	if !ok {
+		s.ignored = true
 		s.problems = append(s.problems, "sso is not a mapping: the authenticator ignores this entry")
 		return
 	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if x := m[k]; !isString(x) && x != nil {
+			s.ignored = true
 			s.problems = append(s.problems, fmt.Sprintf("sso.%s %v is not a string (YAML read the unquoted value as a number or boolean): the authenticator ignores this entry; quote it", k, x))
 		}
 	}

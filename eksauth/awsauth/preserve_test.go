@@ -232,3 +232,37 @@ func TestNonStringValuesAreReadAsTheAuthenticatorReadsThem(t *testing.T) {
 		t.Errorf("untouched text changed: %q", got)
 	}
 }
+
+// An entry the authenticator drops (no rolearn, an unquoted sso account ID) does not block any
+// edit: the authenticator keeps the other entries (configmap.ParseMap validates entry by entry),
+// and so the editor keeps it as written, reports it, and never counts it as an admin.
+func TestEntriesTheAuthenticatorDropsDoNotBlockRevocation(t *testing.T) {
+	data := map[string]string{"mapRoles": "- username: orphan\n  groups: [system:masters]\n" +
+		"- sso: {permissionSetName: Admin, accountID: 012345670123}\n  username: sso\n  groups: [system:masters]\n" + issue15Roles,
+		"mapUsers": "- username: no-arn\n  groups: [system:masters]\n"}
+	_, refRoles, _, refErr := configmap.ParseMap(data)
+	if refErr == nil || len(refRoles) != 3 {
+		t.Fatalf("the authenticator reads %+v (%v); the fixture no longer shows dropped entries", refRoles, refErr)
+	}
+	ed, env, ns := editorIn(t)
+	seed(t, env, ns, data)
+	ctx := testenv.Context(t)
+	res, err := ed.Remove(ctx, "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{})
+	if err != nil {
+		t.Fatalf("revocation refused: %v", err)
+	}
+	w := strings.Join(res.Warnings, "\n")
+	for _, want := range []string{"mapRoles[0] (no rolearn): has neither rolearn nor sso: the authenticator ignores this entry", "mapRoles[1] (sso): sso.accountID 1.402433619e+09 is not a string", "mapUsers[0] (no userarn): has no userarn"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	got := current(t, env, ns).Data
+	if !strings.HasPrefix(got["mapRoles"], "- username: orphan\n  groups: [system:masters]\n- sso: {permissionSetName: Admin, accountID: 012345670123}\n") || got["mapUsers"] != data["mapUsers"] {
+		t.Fatalf("dropped entries were not kept as written: %q", got)
+	}
+	// Dropped entries grant nothing: the admin role is the last real system:masters mapping.
+	if _, err := ed.Remove(ctx, adminRole, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrLastMasters) {
+		t.Fatalf("removing the last real admin: %v, want ErrLastMasters", err)
+	}
+}
