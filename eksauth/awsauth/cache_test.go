@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestItemCacheParsesLikeTheWholeDocument(t *testing.T) {
@@ -85,4 +87,38 @@ func TestSplitListKeepsEveryByte(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzSplitListItemsParseAlone checks what the cache and the splicing rely on: when splitList
+// cuts a list, the pieces are the whole text, and each piece parsed alone reads as the same item
+// as in the whole list.
+func FuzzSplitListItemsParseAlone(f *testing.F) {
+	for _, s := range []string{
+		"- rolearn: a\n  username: b\n- rolearn: c\n",
+		"# h\n- a: 1\n\n# c\n- b: |\n    x\n\n    y\n- c: >\n    z\n",
+		"  - a: 1\n  # c\n  - b: [x, y]\n",
+		"- a: 'x\n  y'\n- b: \"p\n  q\"\n",
+		"- a: 1\n- b: 2",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		items, lay, ok := splitList(s)
+		if !ok {
+			return
+		}
+		if lay.header+strings.Join(items, "")+lay.footer != s {
+			t.Fatalf("bytes lost")
+		}
+		var whole []map[string]any
+		if yaml.Unmarshal([]byte(s), &whole) != nil || len(whole) != len(items) {
+			return // parseList then refuses to splice this list
+		}
+		for i, it := range items {
+			var one []map[string]any
+			if err := yaml.Unmarshal([]byte(it), &one); err != nil || len(one) != 1 || !reflect.DeepEqual(one[0], whole[i]) {
+				t.Fatalf("item %d %q alone reads %v (%v), in the list %v", i, it, one, err, whole[i])
+			}
+		}
+	})
 }
