@@ -2,6 +2,7 @@ package awsauth
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -136,12 +137,7 @@ func sameUsers(a, b []UserMapping) bool {
 }
 
 func sameExtra(a, b map[string]any) bool {
-	if len(a) == 0 && len(b) == 0 {
-		return true
-	}
-	ja, err1 := yaml.Marshal(a)
-	jb, err2 := yaml.Marshal(b)
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
+	return len(a) == 0 && len(b) == 0 || reflect.DeepEqual(a, b)
 }
 
 // plainScalar matches strings that YAML reads back as the same string without quotes: ARNs,
