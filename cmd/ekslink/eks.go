@@ -341,7 +341,8 @@ system:masters mapping or a node role needs --force. Entries an edit does not ch
 for byte (comments too); an edit that would rewrite them (a list in flow style, with anchors or
 uneven indentation) is refused with the diff unless --allow-rewrite is given. Problems that were
 already there (a role path, an unquoted number) are warnings and never block an edit, a removal
-least of all. A malformed ConfigMap is reported and left alone.`,
+least of all. A list that cannot be parsed is reported and left alone; the other lists can still be
+edited.`,
 	}
 	var kf eksKubeFlags
 	var dryRun, force, allowRewrite bool

@@ -13,8 +13,10 @@
 // partitions, username templates, non-empty usernames and groups, duplicates), and refuses to
 // remove the last system:masters mapping or a node role's mapping unless forced. Problems that were
 // already there are warnings, matched by entry rather than position. An edit that would rewrite
-// entries it was not asked to change fails with ErrRewrite. A dry run returns a readable diff. A ConfigMap it cannot parse is reported with ErrMalformed and left untouched:
-// rewriting it would drop the entries the authenticator could not read either, locking out nodes.
+// entries it was not asked to change fails with ErrRewrite. A dry run returns a readable diff. A
+// list it cannot parse is reported with ErrMalformed and written back untouched (rewriting it would
+// drop the entries the authenticator could not read either, locking out nodes); as the
+// authenticator reads each list on its own, edits of the other lists still go through.
 //
 // It does not manage EKS access entries (see eksauth.AccessEntries) and cannot tell whether the
 // cluster reads aws-auth at all: on clusters in API authentication mode the ConfigMap is ignored.

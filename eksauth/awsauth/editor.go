@@ -106,8 +106,9 @@ func (e *Editor) Get(ctx context.Context) (*Config, error) {
 
 // Edit applies fn to the current Config and writes the result if it changed. fn may run more than
 // once (after a conflict) and must be deterministic in its input. Nothing is written when fn fails,
-// the result is invalid (ErrInvalid), a guard refuses (ErrLastMasters, ErrNodeRole), or the existing
-// ConfigMap is malformed (ErrMalformed).
+// the result is invalid (ErrInvalid), a guard refuses (ErrLastMasters, ErrNodeRole), the edit would
+// rewrite other entries (ErrRewrite), or it would change a list that is malformed (ErrMalformed; a
+// malformed list is written back as it was and does not block edits of the other lists).
 func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, error) {
 	cms := e.client.CoreV1().ConfigMaps(e.opts.Namespace)
 	id := e.opts.Namespace + "/" + e.opts.Name
@@ -175,14 +176,28 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 // data keys to write. It reads nothing from the API server, so it is also what a dry run costs.
 func (e *Editor) plan(data map[string]string, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, map[string]string, error) {
 	id := e.opts.Namespace + "/" + e.opts.Name
-	before, err := parseData(data, e.cache)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
-	}
+	// Each list is read on its own, as the authenticator reads them: a malformed list (which the
+	// authenticator ignores whole) blocks edits of that list only, never a removal elsewhere.
+	before := readData(data, e.cache)
 	after := before.Clone()
 	warnings, err := fn(after)
 	if err != nil {
+		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+			if berr := before.broken[k]; berr != nil && errors.Is(err, ErrNotFound) {
+				err = fmt.Errorf("%w (%s could not be read: %v)", err, k, berr)
+			}
+		}
 		return nil, nil, err
+	}
+	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		berr := before.broken[k]
+		if berr == nil {
+			continue
+		}
+		if k == KeyMapRoles && len(after.Roles) > 0 || k == KeyMapUsers && len(after.Users) > 0 || k == KeyMapAccounts && len(after.Accounts) > 0 {
+			return nil, nil, fmt.Errorf("%w (%s left untouched: fix %s by hand; until then it cannot be edited, the other lists can)", berr, id, k)
+		}
+		warnings = append(warnings, fmt.Sprintf("existing problem: %v: the authenticator ignores the whole list; fix it by hand", berr))
 	}
 	res := &Result{DryRun: opts.DryRun}
 	newData, rewritten, err := after.render(before)

@@ -85,11 +85,13 @@ type Config struct {
 	raw map[string]string
 	// layouts say how mapRoles and mapUsers are written, so an edit splices entries into them.
 	layouts map[string]layout
+	// broken holds the lists that could not be read (ErrMalformed), which read as empty.
+	broken map[string]error
 }
 
 // Clone returns a deep copy.
 func (c *Config) Clone() *Config {
-	out := &Config{Accounts: slices.Clone(c.Accounts), raw: maps.Clone(c.raw), layouts: maps.Clone(c.layouts)}
+	out := &Config{Accounts: slices.Clone(c.Accounts), raw: maps.Clone(c.raw), layouts: maps.Clone(c.layouts), broken: maps.Clone(c.broken)}
 	for _, r := range c.Roles {
 		r.Groups, r.extra = slices.Clone(r.Groups), cloneExtra(r.extra)
 		out.Roles = append(out.Roles, r)

@@ -24,8 +24,21 @@ import (
 // unquoted 012345670123 is the account 012345670123.
 func ParseData(data map[string]string) (*Config, error) { return parseData(data, nil) }
 
+// parseData fails when any list is malformed.
 func parseData(data map[string]string, cache *itemCache) (*Config, error) {
-	c := &Config{raw: map[string]string{}, layouts: map[string]layout{}}
+	c := readData(data, cache)
+	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		if err := c.broken[k]; err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// readData reads each list on its own, as the authenticator does: a malformed list is recorded in
+// c.broken (the authenticator drops that whole list) and reads as empty; the others are read.
+func readData(data map[string]string, cache *itemCache) *Config {
+	c := &Config{raw: map[string]string{}, layouts: map[string]layout{}, broken: map[string]error{}}
 	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
 		if v, ok := data[k]; ok {
 			c.raw[k] = v
@@ -33,7 +46,7 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	roles, err := c.readEntries(data[KeyMapRoles], KeyMapRoles, "rolearn", cache)
 	if err != nil {
-		return nil, err
+		c.broken[KeyMapRoles], roles = err, nil
 	}
 	for _, e := range roles {
 		if e.arn == "" && !hasFoldedKey(e.extra, "sso") {
@@ -46,7 +59,7 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	users, err := c.readEntries(data[KeyMapUsers], KeyMapUsers, "userarn", cache)
 	if err != nil {
-		return nil, err
+		c.broken[KeyMapUsers], users = err, nil
 	}
 	for _, e := range users {
 		if e.arn == "" {
@@ -57,10 +70,11 @@ func parseData(data map[string]string, cache *itemCache) (*Config, error) {
 	}
 	if s := strings.TrimSpace(data[KeyMapAccounts]); s != "" {
 		if err := yaml2Strings(s, &c.Accounts); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, KeyMapAccounts, err)
+			c.Accounts = nil
+			c.broken[KeyMapAccounts] = fmt.Errorf("%w: %s: %v", ErrMalformed, KeyMapAccounts, err)
 		}
 	}
-	return c, nil
+	return c
 }
 
 type entry struct {

@@ -266,3 +266,37 @@ func TestEntriesTheAuthenticatorDropsDoNotBlockRevocation(t *testing.T) {
 		t.Fatalf("removing the last real admin: %v, want ErrLastMasters", err)
 	}
 }
+
+// The authenticator reads each list on its own (configmap.ParseMap): a YAML error in mapUsers
+// drops mapUsers only. A role can still be revoked; the broken list is written back as it was,
+// and only edits of that list are refused.
+func TestAMalformedListBlocksOnlyEditsOfThatList(t *testing.T) {
+	badUsers := "- userarn: " + aliceUser + "\n  groups: [viewers\n"
+	data := map[string]string{"mapRoles": issue15Roles, "mapUsers": badUsers}
+	if _, refRoles, _, err := configmap.ParseMap(data); err == nil || len(refRoles) != 3 {
+		t.Fatalf("the authenticator reads %d roles (%v); the fixture no longer shows a per-list error", len(refRoles), err)
+	}
+	ed, env, ns := editorIn(t)
+	before := seed(t, env, ns, data)
+	ctx := testenv.Context(t)
+	if _, err := ed.UpsertUser(ctx, awsauth.UserMapping{UserARN: aliceUser, Username: "alice"}, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrMalformed) {
+		t.Fatalf("editing the malformed list: %v, want ErrMalformed", err)
+	}
+	if _, err := ed.Remove(ctx, aliceUser, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrNotFound) || !strings.Contains(err.Error(), "mapUsers could not be read") {
+		t.Fatalf("removing from the malformed list: %v", err)
+	}
+	if current(t, env, ns).ResourceVersion != before.ResourceVersion {
+		t.Fatal("written")
+	}
+	res, err := ed.Remove(ctx, "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{})
+	if err != nil {
+		t.Fatalf("revocation refused: %v", err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "existing problem: awsauth: aws-auth ConfigMap is malformed: mapUsers") {
+		t.Errorf("warnings: %q", res.Warnings)
+	}
+	got := current(t, env, ns).Data
+	if got["mapUsers"] != badUsers || strings.Contains(got["mapRoles"], "role/old") {
+		t.Fatalf("after the revocation: %q", got)
+	}
+}
