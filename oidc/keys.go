@@ -14,12 +14,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"reflect"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/ekslink/ekslink/internal/regularfile"
 )
 
 // MinRSABits is the smallest RSA modulus ParseKeys accepts; MaxRSABits the largest.
@@ -206,22 +206,15 @@ func ParseKeyFiles(paths ...string) ([]Key, error) {
 	return dedupe(all), nil
 }
 
-// readLimited reads at most limit bytes of the file; a larger file (or a device such as
-// /dev/zero) is an error rather than an unbounded allocation.
+// readLimited reads at most limit bytes of a regular file. A larger file is an error rather than
+// an unbounded allocation; a named pipe or a device (/dev/zero) is refused without being opened
+// in a way that could block.
 func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	data, err := regularfile.Read(path, limit)
+	if tl := (*regularfile.TooLargeError)(nil); errors.As(err, &tl) {
+		return nil, &KeyError{Source: path, Err: fmt.Errorf("%w: larger than %d bytes; no key file is that big", ErrMalformedKey, limit)}
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return data, &KeyError{Source: path, Err: fmt.Errorf("%w: larger than %d bytes; no key file is that big", ErrMalformedKey, limit)}
-	}
-	return data, nil
+	return data, err
 }
 
 func parseKeys(source string, data []byte) ([]Key, error) {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/ekslink/ekslink/internal/regularfile"
 )
 
 func mustRSA(t testing.TB, bits int) *rsa.PrivateKey {
@@ -173,7 +175,7 @@ func TestParseKeysBoundsItsInput(t *testing.T) {
 		}
 	})
 	t.Run("endless device", func(t *testing.T) {
-		if _, err := ParseKeyFiles("/dev/zero"); !errors.Is(err, ErrMalformedKey) {
+		if _, err := ParseKeyFiles("/dev/zero"); !errors.Is(err, regularfile.ErrNotRegular) {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -64,7 +64,7 @@ func (e *eksEnv) bind(flag string, vars ...string) {
 
 // eksNoEnv are flags that must be typed on the command line: an environment variable left over in a
 // shell or a CI job must never override a safety guard.
-var eksNoEnv = map[string]bool{"help": true, "force": true}
+var eksNoEnv = map[string]bool{"help": true, "force": true, "allow-rewrite": true}
 
 // eksDefaultEnv binds every still-unbound flag of cmd (except eksNoEnv) to EKSLINK_<FLAG_NAME>.
 func eksDefaultEnv(cmd *cobra.Command) {
@@ -337,10 +337,15 @@ func newEKSAWSAuthCommand() *cobra.Command {
 		Short: "Read and safely edit the kube-system/aws-auth ConfigMap",
 		Long: `Edit kube-system/aws-auth with a typed model: entries are matched by canonical ARN, edits are
 idempotent and use optimistic concurrency, invalid results are refused, and removing the last
-system:masters mapping or a node role needs --force. A malformed ConfigMap is reported and left alone.`,
+system:masters mapping or a node role needs --force. Entries an edit does not change are kept byte
+for byte (comments too); an edit that would rewrite them (a list in flow style, with anchors or
+uneven indentation) is refused with the diff unless --allow-rewrite is given. Problems that were
+already there (a role path, an unquoted number) are warnings and never block an edit, a removal
+least of all. A list that cannot be parsed is reported and left alone; the other lists can still be
+edited.`,
 	}
 	var kf eksKubeFlags
-	var dryRun, force bool
+	var dryRun, force, allowRewrite bool
 	var username string
 	var groups []string
 	env := newEKSEnv(cmd.PersistentFlags())
@@ -388,6 +393,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 	mutating := func(c *cobra.Command) {
 		c.Flags().BoolVar(&dryRun, "dry-run", false, "print the diff, write nothing")
 		c.Flags().BoolVar(&force, "force", false, "allow removing the last system:masters mapping or a node role mapping")
+		c.Flags().BoolVar(&allowRewrite, "allow-rewrite", false, "accept rewriting entries the edit does not change when the list's layout cannot be edited in place (their meaning is still checked)")
 	}
 	identity := func(c *cobra.Command) {
 		c.Flags().StringVar(&username, "username", "", "Kubernetes username (templates: {{SessionName}}, {{AccountID}}, ...)")
@@ -423,7 +429,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 			if err != nil {
 				return err
 			}
-			res, err := ed.UpsertRole(c.Context(), awsauth.RoleMapping{RoleARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force})
+			res, err := ed.UpsertRole(c.Context(), awsauth.RoleMapping{RoleARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force, AllowRewrite: allowRewrite})
 			return report(c, res, err)
 		},
 	}
@@ -434,7 +440,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 			if err != nil {
 				return err
 			}
-			res, err := ed.UpsertUser(c.Context(), awsauth.UserMapping{UserARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force})
+			res, err := ed.UpsertUser(c.Context(), awsauth.UserMapping{UserARN: args[0], Username: username, Groups: groups}, awsauth.EditOptions{DryRun: dryRun, Force: force, AllowRewrite: allowRewrite})
 			return report(c, res, err)
 		},
 	}
@@ -445,7 +451,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 			if err != nil {
 				return err
 			}
-			res, err := ed.Remove(c.Context(), args[0], awsauth.EditOptions{DryRun: dryRun, Force: force})
+			res, err := ed.Remove(c.Context(), args[0], awsauth.EditOptions{DryRun: dryRun, Force: force, AllowRewrite: allowRewrite})
 			return report(c, res, err)
 		},
 	}
@@ -457,7 +463,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 			if err != nil {
 				return err
 			}
-			opts := awsauth.EditOptions{DryRun: true, Force: force}
+			opts := awsauth.EditOptions{DryRun: true, Force: force, AllowRewrite: allowRewrite}
 			var res *awsauth.Result
 			switch {
 			case removeDiff:
@@ -475,6 +481,7 @@ system:masters mapping or a node role needs --force. A malformed ConfigMap is re
 	}
 	diff.Flags().BoolVar(&removeDiff, "remove", false, "diff a removal instead of an upsert")
 	diff.Flags().BoolVar(&force, "force", false, "allow removing the last system:masters mapping or a node role mapping")
+	diff.Flags().BoolVar(&allowRewrite, "allow-rewrite", false, "show the rewrite of a list whose layout cannot be edited in place instead of refusing")
 	for _, c := range []*cobra.Command{addRole, addUser, remove} {
 		mutating(c)
 	}

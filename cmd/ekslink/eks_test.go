@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -139,8 +140,8 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 	}
 }
 
-func TestAWSAuthAndAccessCommands(t *testing.T) {
-	isolateAWS(t, "us-west-2")
+// useKubeconfig points KUBECONFIG at a private control plane and returns it.
+func useKubeconfig(t *testing.T) *testenv.Env {
 	env := testenv.Start(t, testenv.Options{})
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
@@ -152,6 +153,12 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("KUBECONFIG", path)
+	return env
+}
+
+func TestAWSAuthAndAccessCommands(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	env := useKubeconfig(t)
 	admin := "arn:aws:iam::111122223333:role/admin"
 	ci := "arn:aws:iam::111122223333:role/ci"
 
@@ -197,6 +204,109 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	cr, err := env.Client.RbacV1().ClusterRoles().Get(testenv.Context(t), "eks-connector-impersonation", metav1.GetOptions{})
 	if err != nil || cr.Rules[0].ResourceNames[0] != viewer {
 		t.Fatalf("%+v %v", cr, err)
+	}
+}
+
+// runEKSErr runs the CLI in-process and returns stdout and stderr.
+func runEKSErr(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+// The issue 15 scenarios through the CLI against a real API server: revoking a role while a later
+// entry has an existing problem (a role path), with and without --force; an add-role next to an
+// sso entry with an unquoted account ID, a large userid and comments, which must all survive as
+// written; and a flow-style list, which is refused with the diff unless --allow-rewrite is typed.
+func TestAWSAuthCommandsRevokeAndKeepUntouchedEntries(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	env := useKubeconfig(t)
+	ctx := testenv.Context(t)
+	cms := env.Client.CoreV1().ConfigMaps("kube-system")
+	set := func(roles string) {
+		t.Helper()
+		_ = cms.Delete(ctx, "aws-auth", metav1.DeleteOptions{})
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "aws-auth", Namespace: "kube-system"}, Data: map[string]string{"mapRoles": roles}}
+		if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func() string {
+		t.Helper()
+		cm, err := cms.Get(ctx, "aws-auth", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cm.Data["mapRoles"]
+	}
+	const roles = `- rolearn: arn:aws:iam::111122223333:role/admin
+  username: admin
+  groups:
+    - system:masters
+- rolearn: arn:aws:iam::111122223333:role/old
+  username: old
+  groups:
+    - deployers
+- rolearn: arn:aws:iam::111122223333:role/team/path-role
+  username: path-role
+  groups:
+    - viewers
+`
+	for _, extra := range [][]string{nil, {"--force"}} {
+		set(roles)
+		out, stderr, err := runEKSErr(t, append([]string{"aws-auth", "remove", "arn:aws:iam::111122223333:role/old"}, extra...)...)
+		if err != nil || !strings.Contains(out, "aws-auth: updated") {
+			t.Fatalf("remove %v: %q %q %v", extra, out, stderr, err)
+		}
+		if !strings.Contains(stderr, `warning: existing entry: mapRoles[1] arn:aws:iam::111122223333:role/team/path-role: role path "/team/" stripped`) {
+			t.Errorf("stderr lacks the existing problem as a warning: %q", stderr)
+		}
+		if got := get(); strings.Contains(got, "role/old") || !strings.Contains(got, "role/team/path-role") {
+			t.Fatalf("after remove %v:\n%s", extra, got)
+		}
+	}
+
+	const kept = `# managed by platform
+- rolearn: arn:aws:iam::111122223333:role/admin  # break-glass
+  username: admin
+  groups: [system:masters]
+- sso: {permissionSetName: Admin, accountID: 012345670123}
+  username: sso-admin
+- rolearn: arn:aws:iam::111122223333:role/legacy
+  userid: 123456789012345678901
+  username: legacy
+`
+	set(kept)
+	out, stderr, err := runEKSErr(t, "aws-auth", "add-role", "arn:aws:iam::111122223333:role/ci", "--username", "ci", "--group", "deployers")
+	if err != nil || !strings.Contains(out, "aws-auth: updated") {
+		t.Fatalf("add-role: %q %q %v", out, stderr, err)
+	}
+	if got, want := get(), kept+"- rolearn: arn:aws:iam::111122223333:role/ci\n  username: ci\n  groups:\n  - deployers\n"; got != want {
+		t.Fatalf("mapRoles after add-role:\n%s\nwant:\n%s", got, want)
+	}
+
+	const flow = `[{rolearn: "arn:aws:iam::111122223333:role/admin", username: admin, groups: [system:masters]}]`
+	set(flow)
+	out, stderr, err = runEKSErr(t, "aws-auth", "add-role", "arn:aws:iam::111122223333:role/ci", "--username", "ci")
+	if err == nil || !strings.Contains(err.Error(), "rewrite") || out != "" || !strings.Contains(stderr, "- "+flow) || !strings.Contains(stderr, "+ - rolearn: arn:aws:iam::111122223333:role/admin") {
+		t.Fatalf("flow-style list: stdout %q stderr %q err %v", out, stderr, err)
+	}
+	if get() != flow {
+		t.Fatal("written")
+	}
+	t.Setenv("EKSLINK_ALLOW_REWRITE", "true") // must not count: --allow-rewrite has to be typed
+	if _, _, err := runEKSErr(t, "aws-auth", "add-role", "arn:aws:iam::111122223333:role/ci", "--username", "ci"); err == nil {
+		t.Fatal("EKSLINK_ALLOW_REWRITE lifted the refusal")
+	}
+	if out, stderr, err := runEKSErr(t, "aws-auth", "add-role", "arn:aws:iam::111122223333:role/ci", "--username", "ci", "--allow-rewrite"); err != nil || !strings.Contains(out, "updated") || !strings.Contains(stderr, "rewritten in a new layout") {
+		t.Fatalf("--allow-rewrite: %q %q %v", out, stderr, err)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ekslink/ekslink/internal/regularfile"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
 )
@@ -454,14 +455,10 @@ that failed (algorithm, kid, signature, issuer, audience, expiry, subject).`,
 // oidcMaxInput bounds every file the oidc commands read (tokens, JWKS, certificate chains).
 const oidcMaxInput = 1 << 20
 
-// oidcReadFile reads a file of at most oidcMaxInput bytes.
+// oidcReadFile reads a regular file of at most oidcMaxInput bytes. A named pipe or a device is
+// refused at once (opening a FIFO would otherwise block before any limit or signal applies).
 func oidcReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return oidcReadAll(path, f)
+	return regularfile.Read(path, oidcMaxInput)
 }
 
 // oidcReadAll reads r, failing rather than truncating or growing without bound past oidcMaxInput.

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,10 +114,10 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 		want string
 	}{
 		{"oversized token file", []string{"verify-token", "--token-file", big, "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
-		{"endless token file", []string{"verify-token", "--token-file", "/dev/zero", "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
+		{"endless token file", []string{"verify-token", "--token-file", "/dev/zero", "--key-file", pub, "--issuer", "https://x.example.com"}, "not a regular file"},
 		{"oversized token on stdin is not truncated", []string{"verify-token", "--token-file", "-", "--key-file", pub, "--issuer", "https://x.example.com"}, "larger than"},
-		{"endless JWKS file", []string{"verify-token", "--token-file", pub, "--jwks-file", "/dev/zero", "--issuer", "https://x.example.com"}, "larger than"},
-		{"endless chain file", []string{"thumbprint", "--chain-file", "/dev/zero"}, "larger than"},
+		{"endless JWKS file", []string{"verify-token", "--token-file", pub, "--jwks-file", "/dev/zero", "--issuer", "https://x.example.com"}, "not a regular file"},
+		{"endless chain file", []string{"thumbprint", "--chain-file", "/dev/zero"}, "not a regular file"},
 		{"malformed key file", []string{"jwks", "--key-file", weak}, "malformed key"},
 		{"missing key file flag", []string{"jwks"}, "--key-file is required"},
 		{"http issuer", []string{"discovery", "--issuer", "http://x.example.com", "--key-file", weak}, "scheme"},
@@ -137,6 +138,66 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 			}
 			if out != "" {
 				t.Fatalf("stdout %q on failure", out)
+			}
+		})
+	}
+}
+
+// A named pipe given as an input file used to block the command in open(2) before any size limit
+// applied, and SIGTERM (the context) could not stop it. Every file-reading flag must refuse it at
+// once with an error that says what the path is.
+func TestOIDCNamedPipeInputsFailPromptly(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "sa.pub")
+	p, err := testenv.PublicKeyPEM(testenv.NewECKey().Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"token file": {"verify-token", "--token-file", fifo, "--key-file", pub, "--issuer", "https://x.example.com"},
+		"JWKS file":  {"verify-token", "--token-file", pub, "--jwks-file", fifo, "--issuer", "https://x.example.com"},
+		"key file":   {"jwks", "--key-file", fifo},
+		"chain file": {"thumbprint", "--chain-file", fifo},
+		"CA file":    {"thumbprint", "--url", "https://127.0.0.1:1", "--ca-file", fifo},
+		"serve keys": {"serve", "--issuer", "https://x.example.com", "--key-file", fifo, "--listen", "127.0.0.1:0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			type result struct {
+				out string
+				err error
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				out, _, err := runOIDC(t, ctx, "", args...)
+				done <- result{out, err}
+			}()
+			select {
+			case r := <-done:
+				if r.err == nil || !strings.Contains(r.err.Error(), "named pipe") || !strings.Contains(r.err.Error(), fifo) {
+					t.Fatalf("err = %v, want a named-pipe refusal naming %s", r.err, fifo)
+				}
+				if r.out != "" {
+					t.Fatalf("stdout %q on failure", r.out)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("took %s", d)
+				}
+			case <-time.After(10 * time.Second):
+				// Release the blocked open so that the test binary can finish.
+				if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+					_ = w.Close()
+				}
+				t.Fatal("the command was still blocked on the named pipe after 10s, past its context deadline")
 			}
 		})
 	}

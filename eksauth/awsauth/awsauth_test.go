@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
+	"sigs.k8s.io/aws-iam-authenticator/pkg/mapper/configmap"
 
 	"github.com/ekslink/ekslink/eksauth/awsauth"
 	"github.com/ekslink/ekslink/internal/testenv"
@@ -44,25 +44,15 @@ var existing = map[string]string{
 	"mapAccounts": "- \"444455556666\"\n",
 }
 
-// mapping has the fields and tags of aws-iam-authenticator's config.RoleMapping/UserMapping.
-// (Its pkg/mapper/configmap parser cannot be imported: k8s.io/component-base is not in go.sum.)
-type mapping struct {
-	RoleARN  string   `json:"rolearn,omitempty"`
-	UserARN  string   `json:"userarn,omitempty"`
-	Username string   `json:"username"`
-	Groups   []string `json:"groups"`
-}
-
-// reference parses data the way aws-iam-authenticator's ParseMap does (sigs.k8s.io/yaml, strict
-// list types).
+// reference parses data with aws-iam-authenticator's own ParseMap
+// (sigs.k8s.io/aws-iam-authenticator pkg/mapper/configmap/configmap.go: utilyaml.ToJSON, then
+// encoding/json into config.RoleMapping/UserMapping; mapAccounts with gopkg.in/yaml.v2), which is
+// what the cluster's authenticator reads from the ConfigMap. Lines are "arn|username|groups".
 func reference(t *testing.T, data map[string]string) ([]string, []string, []string) {
 	t.Helper()
-	var roles, users []mapping
-	var accounts []string
-	for key, into := range map[string]any{"mapRoles": &roles, "mapUsers": &users, "mapAccounts": &accounts} {
-		if err := yaml.Unmarshal([]byte(data[key]), into); err != nil {
-			t.Fatalf("the authenticator could not parse %s: %v\n%s", key, err, data[key])
-		}
+	users, roles, accounts, err := configmap.ParseMap(data)
+	if err != nil {
+		t.Fatalf("the authenticator could not parse the ConfigMap: %v\n%q", err, data)
 	}
 	var r, u []string
 	for _, x := range roles {
@@ -238,11 +228,9 @@ func TestUpsertRules(t *testing.T) {
 
 func TestMalformedDataIsReported(t *testing.T) {
 	for name, data := range map[string]map[string]string{
-		"bad YAML":              {"mapRoles": "- rolearn: x\n  groups: [a\n"},
-		"not a list":            {"mapRoles": "rolearn: x\n"},
-		"entry without rolearn": {"mapRoles": "- username: x\n"},
-		"groups not a list":     {"mapUsers": "- userarn: " + aliceUser + "\n  username: a\n  groups: system:masters\n"},
-		"account not a string":  {"mapAccounts": "- {a: b}\n"},
+		"bad YAML":             {"mapRoles": "- rolearn: x\n  groups: [a\n"},
+		"not a list":           {"mapRoles": "rolearn: x\n"},
+		"account not a string": {"mapAccounts": "- {a: b}\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := awsauth.ParseData(data); !errors.Is(err, awsauth.ErrMalformed) {

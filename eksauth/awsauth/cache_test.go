@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 func TestItemCacheParsesLikeTheWholeDocument(t *testing.T) {
@@ -53,6 +55,70 @@ func TestItemCacheParsesLikeTheWholeDocument(t *testing.T) {
 		}
 		if len(cache.m) > maxCachedItems+10 {
 			t.Fatalf("cache holds %d items", len(cache.m))
+		}
+	})
+}
+
+func TestSplitListKeepsEveryByte(t *testing.T) {
+	cases := map[string]struct {
+		doc    string
+		items  int
+		indent int
+		split  bool
+	}{
+		"plain":             {"- a: 1\n  b: 2\n- a: 3\n", 2, 0, true},
+		"header and footer": {"# h\n\n- a: 1\n# about the second\n- a: 2\n  # inside\n  b: 3\n# f\n", 2, 0, true},
+		"indented":          {"  - a: 1\n    b: 2\n  - a: 3\n", 2, 2, true},
+		"no final newline":  {"- a: 1\n- a: 2", 2, 0, true},
+		"flow":              {"[{a: 1}]", 0, 0, false},
+		"anchor":            {"- &x\n  a: 1\n- *x\n", 0, 0, false},
+		"uneven":            {"  - a: 1\n- a: 2\n", 0, 0, false},
+		"document marker":   {"---\n- a: 1\n", 0, 0, false},
+		"keep chomping":     {"- a: |+\n    x\n\n- a: 2\n", 0, 0, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			items, lay, ok := splitList(tc.doc)
+			if ok != tc.split || len(items) != tc.items || lay.indent != tc.indent {
+				t.Fatalf("ok=%t items=%q layout=%+v", ok, items, lay)
+			}
+			if ok && lay.header+strings.Join(items, "")+lay.footer != tc.doc {
+				t.Fatalf("bytes lost: %q + %q + %q", lay.header, items, lay.footer)
+			}
+		})
+	}
+}
+
+// FuzzSplitListItemsParseAlone checks what the cache and the splicing rely on: when splitList
+// cuts a list, the pieces are the whole text, and each piece parsed alone reads as the same item
+// as in the whole list.
+func FuzzSplitListItemsParseAlone(f *testing.F) {
+	for _, s := range []string{
+		"- rolearn: a\n  username: b\n- rolearn: c\n",
+		"# h\n- a: 1\n\n# c\n- b: |\n    x\n\n    y\n- c: >\n    z\n",
+		"  - a: 1\n  # c\n  - b: [x, y]\n",
+		"- a: 'x\n  y'\n- b: \"p\n  q\"\n",
+		"- a: 1\n- b: 2",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		items, lay, ok := splitList(s)
+		if !ok {
+			return
+		}
+		if lay.header+strings.Join(items, "")+lay.footer != s {
+			t.Fatalf("bytes lost")
+		}
+		var whole []map[string]any
+		if yaml.Unmarshal([]byte(s), &whole) != nil || len(whole) != len(items) {
+			return // parseList then refuses to splice this list
+		}
+		for i, it := range items {
+			var one []map[string]any
+			if err := yaml.Unmarshal([]byte(it), &one); err != nil || len(one) != 1 || !reflect.DeepEqual(one[0], whole[i]) {
+				t.Fatalf("item %d %q alone reads %v (%v), in the list %v", i, it, one, err, whole[i])
+			}
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +36,12 @@ type EditOptions struct {
 	DryRun bool
 	// Force allows removing the last system:masters mapping or a node role mapping.
 	Force bool
+	// AllowRewrite accepts an edit of a list the editor cannot splice into (flow style, anchors,
+	// tabs, uneven indentation), which rewrites the entries the edit did not change. What the
+	// authenticator reads from them, and the text of their other fields (sso, userid), is still
+	// checked to be unchanged; their layout and the list's comments are not kept. Without it such
+	// an edit fails with ErrRewrite and the diff.
+	AllowRewrite bool
 }
 
 // Result describes an edit.
@@ -101,8 +106,9 @@ func (e *Editor) Get(ctx context.Context) (*Config, error) {
 
 // Edit applies fn to the current Config and writes the result if it changed. fn may run more than
 // once (after a conflict) and must be deterministic in its input. Nothing is written when fn fails,
-// the result is invalid (ErrInvalid), a guard refuses (ErrLastMasters, ErrNodeRole), or the existing
-// ConfigMap is malformed (ErrMalformed).
+// the result is invalid (ErrInvalid), a guard refuses (ErrLastMasters, ErrNodeRole), the edit would
+// rewrite other entries (ErrRewrite), or it would change a list that is malformed (ErrMalformed; a
+// malformed list is written back as it was and does not block edits of the other lists).
 func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, error) {
 	cms := e.client.CoreV1().ConfigMaps(e.opts.Namespace)
 	id := e.opts.Namespace + "/" + e.opts.Name
@@ -115,57 +121,14 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		if created {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name}}
 		}
-		before, err := parseData(cm.Data, e.cache)
-		if err != nil {
-			return nil, fmt.Errorf("%w (%s left untouched: fix it by hand, every edit is refused until then)", err, id)
+		res, newData, err := e.plan(cm.Data, opts, fn)
+		if res != nil {
+			res.Created, res.ResourceVersion, res.Attempts = created, cm.ResourceVersion, attempt
 		}
-		after := before.Clone()
-		warnings, err := fn(after)
-		if err != nil {
-			return nil, err
+		if err != nil || !res.Changed || opts.DryRun {
+			return res, err
 		}
-		res := &Result{DryRun: opts.DryRun, Created: created, ResourceVersion: cm.ResourceVersion, Attempts: attempt}
-		newData := after.Data(before)
-		oldData := map[string]string{}
-		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
-			if v, ok := cm.Data[k]; ok {
-				oldData[k] = v
-			}
-		}
-		// Fail closed on a rendering bug: what is written must parse back to what was meant.
-		if back, err := parseData(newData, e.cache); err != nil || !sameRoles(back.Roles, after.Roles) || !sameUsers(back.Users, after.Users) || !slices.Equal(back.Accounts, after.Accounts) {
-			return nil, fmt.Errorf("awsauth: internal error: the rendered aws-auth does not parse back to the edited mappings (%v); nothing written", err)
-		}
-		res.Diff = diffData(id, oldData, newData)
-		res.Changed = res.Diff != ""
-		// Problems already present before the edit are warnings; new ones block the write.
-		var fresh, old []string
-		problems := after.Problems()
-		if len(problems) > 0 {
-			old = before.Problems()
-		}
-		for _, p := range problems {
-			if slices.Contains(old, p) {
-				warnings = append(warnings, "existing entry: "+p)
-			} else {
-				fresh = append(fresh, p)
-			}
-		}
-		res.Warnings = warnings
-		if !res.Changed {
-			return res, nil
-		}
-		if len(fresh) > 0 {
-			return res, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))
-		}
-		if !opts.Force {
-			if err := guard(before, after); err != nil {
-				return res, err
-			}
-		}
-		if opts.DryRun {
-			return res, nil
-		}
+		warnings := res.Warnings
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
@@ -207,6 +170,90 @@ func (e *Editor) Edit(ctx context.Context, opts EditOptions, fn func(*Config) ([
 		case <-time.After(delay):
 		}
 	}
+}
+
+// plan applies fn to a copy of the parsed data and returns the result (diff, warnings) and the
+// data keys to write. It reads nothing from the API server, so it is also what a dry run costs.
+func (e *Editor) plan(data map[string]string, opts EditOptions, fn func(*Config) ([]string, error)) (*Result, map[string]string, error) {
+	id := e.opts.Namespace + "/" + e.opts.Name
+	// Each list is read on its own, as the authenticator reads them: a malformed list (which the
+	// authenticator ignores whole) blocks edits of that list only, never a removal elsewhere.
+	before := readData(data, e.cache)
+	after := before.Clone()
+	warnings, err := fn(after)
+	if err != nil {
+		for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+			if berr := before.broken[k]; berr != nil && errors.Is(err, ErrNotFound) {
+				err = fmt.Errorf("%w (%s could not be read: %v)", err, k, berr)
+			}
+		}
+		return nil, nil, err
+	}
+	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		berr := before.broken[k]
+		if berr == nil {
+			continue
+		}
+		if k == KeyMapRoles && len(after.Roles) > 0 || k == KeyMapUsers && len(after.Users) > 0 || k == KeyMapAccounts && len(after.Accounts) > 0 {
+			return nil, nil, fmt.Errorf("%w (%s left untouched: fix %s by hand; until then it cannot be edited, the other lists can)", berr, id, k)
+		}
+		warnings = append(warnings, fmt.Sprintf("existing problem: %v: the authenticator ignores the whole list; fix it by hand", berr))
+	}
+	res := &Result{DryRun: opts.DryRun}
+	newData, rewritten, err := after.render(before)
+	if err != nil {
+		return nil, nil, fmt.Errorf("awsauth: %w; nothing written", err)
+	}
+	oldData := map[string]string{}
+	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
+		if v, ok := data[k]; ok {
+			oldData[k] = v
+		}
+	}
+	res.Diff = diffData(id, oldData, newData)
+	res.Changed = res.Diff != ""
+	// Problems already present before the edit are warnings; new ones block the write. They are
+	// matched by the entry they concern, not by its position.
+	var fresh []string
+	if problems := after.problems(); len(problems) > 0 {
+		old := map[problemKey]bool{}
+		for _, p := range before.problems() {
+			if k, ok := p.key(); ok {
+				old[k] = true
+			}
+		}
+		for _, p := range problems {
+			if k, ok := p.key(); ok && old[k] {
+				warnings = append(warnings, "existing entry: "+p.String())
+			} else {
+				fresh = append(fresh, p.String())
+			}
+		}
+	}
+	res.Warnings = warnings
+	if !res.Changed {
+		return res, nil, nil
+	}
+	// Fail closed on a rendering bug: what is written must parse back to what was meant, with
+	// every untouched entry as it was written and the other fields of changed entries unchanged.
+	if err := checkRendered(newData, after, e.cache); err != nil {
+		return nil, nil, fmt.Errorf("awsauth: internal error: %w; nothing written", err)
+	}
+	if len(rewritten) > 0 && !opts.AllowRewrite {
+		return res, nil, fmt.Errorf("%w: %s (the list is written in a layout the editor cannot edit in place: flow style, anchors, tabs or uneven indentation; see the diff, then rewrite the list in block style by hand or allow the rewrite)", ErrRewrite, strings.Join(rewritten, ", "))
+	}
+	for _, r := range rewritten {
+		res.Warnings = append(res.Warnings, "rewritten in a new layout (same meaning): "+r)
+	}
+	if len(fresh) > 0 {
+		return res, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(fresh, "; "))
+	}
+	if !opts.Force {
+		if err := guard(before, after); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, newData, nil
 }
 
 // UpsertRole adds or updates a role mapping.

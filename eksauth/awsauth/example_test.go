@@ -28,8 +28,7 @@ func ExampleConfig_UpsertRole() {
 	// true [role path "/pipelines/" stripped from arn:aws:iam::111122223333:role/pipelines/ci: aws-auth matches arn:aws:iam::111122223333:role/ci (STS drops role paths)]
 	// - rolearn: arn:aws:iam::111122223333:role/admin
 	//   username: admin
-	//   groups:
-	//   - system:masters
+	//   groups: [system:masters]
 	// - rolearn: arn:aws:iam::111122223333:role/ci
 	//   username: ci:{{SessionName}}
 	//   groups:

@@ -5,15 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
-	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/internal/iamarn"
 )
@@ -44,6 +38,10 @@ var (
 	ErrInvalid = errors.New("awsauth: invalid mapping")
 	// ErrLastMasters: the edit would remove the last system:masters mapping.
 	ErrLastMasters = errors.New("awsauth: refusing to remove the last system:masters mapping (use Force if you have another way in)")
+	// ErrRewrite: the edit would change entries it was not asked to change (their text or
+	// comments), because the list is written in a layout the editor cannot splice into (flow
+	// style, anchors, tabs, uneven indentation). Result.Diff shows what would change.
+	ErrRewrite = errors.New("awsauth: refusing an edit that would rewrite entries it was not asked to change")
 	// ErrNodeRole: the edit would remove or demote a node role's mapping.
 	ErrNodeRole = errors.New("awsauth: refusing to remove a node role mapping (nodes using it could no longer join; use Force)")
 )
@@ -58,6 +56,8 @@ type RoleMapping struct {
 	Groups []string
 	// extra holds fields this package does not model (sso, userid, ...), written back as found.
 	extra map[string]any
+	// src is where the entry was read from (nil for a new entry).
+	src *source
 }
 
 // UserMapping maps an IAM user (or account root) to a Kubernetes user and groups.
@@ -69,6 +69,7 @@ type UserMapping struct {
 	// Groups are the Kubernetes groups.
 	Groups []string
 	extra  map[string]any
+	src    *source
 }
 
 // Config is the typed content of aws-auth.
@@ -82,257 +83,15 @@ type Config struct {
 
 	// raw keeps the original strings of the three keys, so unchanged lists are written back as is.
 	raw map[string]string
-}
-
-// ParseData parses the ConfigMap's data. Structural errors wrap ErrMalformed; semantic problems
-// (bad ARNs, duplicates) are reported by Problems instead, so an edit can still fix them.
-func ParseData(data map[string]string) (*Config, error) { return parseData(data, nil) }
-
-func parseData(data map[string]string, cache *itemCache) (*Config, error) {
-	c := &Config{raw: map[string]string{}}
-	for _, k := range []string{KeyMapRoles, KeyMapUsers, KeyMapAccounts} {
-		if v, ok := data[k]; ok {
-			c.raw[k] = v
-		}
-	}
-	roles, err := parseList(data[KeyMapRoles], KeyMapRoles, cache)
-	if err != nil {
-		return nil, err
-	}
-	for i, m := range roles {
-		r := RoleMapping{extra: map[string]any{}}
-		if err := checkFoldedKeys(m, KeyMapRoles, i); err != nil {
-			return nil, err
-		}
-		for k, v := range m {
-			// The authenticator decodes with encoding/json, which matches field names
-			// case-insensitively: "Groups" is groups.
-			switch strings.ToLower(k) {
-			case "rolearn":
-				r.RoleARN, err = str(v, KeyMapRoles, i, k)
-			case "username":
-				r.Username, err = str(v, KeyMapRoles, i, k)
-			case "groups":
-				r.Groups, err = strs(v, KeyMapRoles, i)
-			default:
-				r.extra[k] = v
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if r.RoleARN == "" && !hasFoldedKey(r.extra, "sso") {
-			return nil, fmt.Errorf("%w: %s[%d] has neither rolearn nor sso", ErrMalformed, KeyMapRoles, i)
-		}
-		c.Roles = append(c.Roles, r)
-	}
-	users, err := parseList(data[KeyMapUsers], KeyMapUsers, cache)
-	if err != nil {
-		return nil, err
-	}
-	for i, m := range users {
-		u := UserMapping{extra: map[string]any{}}
-		if err := checkFoldedKeys(m, KeyMapUsers, i); err != nil {
-			return nil, err
-		}
-		for k, v := range m {
-			switch strings.ToLower(k) {
-			case "userarn":
-				u.UserARN, err = str(v, KeyMapUsers, i, k)
-			case "username":
-				u.Username, err = str(v, KeyMapUsers, i, k)
-			case "groups":
-				u.Groups, err = strs(v, KeyMapUsers, i)
-			default:
-				u.extra[k] = v
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if u.UserARN == "" {
-			return nil, fmt.Errorf("%w: %s[%d] has no userarn", ErrMalformed, KeyMapUsers, i)
-		}
-		c.Users = append(c.Users, u)
-	}
-	if s := strings.TrimSpace(data[KeyMapAccounts]); s != "" {
-		var accts []any
-		if err := yaml.Unmarshal([]byte(s), &accts); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, KeyMapAccounts, err)
-		}
-		for i, a := range accts {
-			switch v := a.(type) {
-			case string:
-				c.Accounts = append(c.Accounts, v)
-			case float64:
-				if v != math.Trunc(v) || v < 0 {
-					return nil, fmt.Errorf("%w: %s[%d] is not an account ID", ErrMalformed, KeyMapAccounts, i)
-				}
-				c.Accounts = append(c.Accounts, fmt.Sprintf("%012d", int64(v)))
-			default:
-				return nil, fmt.Errorf("%w: %s[%d] is not an account ID", ErrMalformed, KeyMapAccounts, i)
-			}
-		}
-	}
-	return c, nil
-}
-
-// checkFoldedKeys refuses an item with two keys that differ only in case ("groups" and
-// "Groups"): the authenticator would silently use one of them, and an edit could not say which.
-func checkFoldedKeys(m map[string]any, key string, i int) error {
-	seen := make(map[string]string, len(m))
-	for k := range m {
-		lk := strings.ToLower(k)
-		if other, dup := seen[lk]; dup {
-			return fmt.Errorf("%w: %s[%d] has both %q and %q (keys are case-insensitive)", ErrMalformed, key, i, other, k)
-		}
-		seen[lk] = k
-	}
-	return nil
-}
-
-func hasFoldedKey(m map[string]any, want string) bool {
-	for k, v := range m {
-		if strings.EqualFold(k, want) && v != nil {
-			return true
-		}
-	}
-	return false
-}
-
-func parseList(s, key string, cache *itemCache) ([]map[string]any, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	if cache != nil {
-		if list, ok := cache.parse(s); ok {
-			return list, nil
-		}
-	}
-	var list []map[string]any
-	if err := yaml.Unmarshal([]byte(s), &list); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, key, err)
-	}
-	for i, m := range list {
-		if m == nil {
-			return nil, fmt.Errorf("%w: %s[%d] is empty", ErrMalformed, key, i)
-		}
-	}
-	return list, nil
-}
-
-// itemCache remembers parsed list items by their text. Parsing with sigs.k8s.io/yaml (the
-// authenticator's parser) costs ~17 µs per entry; between two versions of aws-auth almost every
-// item is unchanged, so an Editor re-parses only the new ones. It is used only for lists in plain
-// block style at column 0 without anchors, aliases or tabs; anything else is parsed whole.
-type itemCache struct {
-	mu sync.Mutex
-	m  map[string]map[string]any
-}
-
-const maxCachedItems = 4096
-
-// splitItems cuts a block sequence at column 0 into its items' texts.
-func splitItems(s string) ([]string, bool) {
-	if strings.ContainsAny(s, "&*\t\r") {
-		return nil, false
-	}
-	var items []string
-	start := -1
-	for off := 0; off < len(s); {
-		end := strings.IndexByte(s[off:], '\n')
-		if end < 0 {
-			end = len(s)
-		} else {
-			end += off + 1
-		}
-		line := s[off:end]
-		switch {
-		case strings.HasPrefix(line, "- "):
-			if start >= 0 {
-				items = append(items, s[start:off])
-			}
-			start = off
-		case start >= 0 && (strings.HasPrefix(line, " ") || strings.TrimSpace(line) == ""):
-		default:
-			return nil, false
-		}
-		off = end
-	}
-	if start < 0 {
-		return nil, false
-	}
-	return append(items, s[start:]), true
-}
-
-// parse returns the list's items, parsing only the items it has not seen; false means "parse the
-// whole text instead" (unusual layout, or an item that does not parse on its own).
-func (c *itemCache) parse(s string) ([]map[string]any, bool) {
-	items, ok := splitItems(s)
-	if !ok {
-		return nil, false
-	}
-	out := make([]map[string]any, len(items))
-	var missing []int
-	c.mu.Lock()
-	for i, it := range items {
-		if m, ok := c.m[it]; ok {
-			out[i] = m
-		} else {
-			missing = append(missing, i)
-		}
-	}
-	c.mu.Unlock()
-	for _, i := range missing {
-		var one []map[string]any
-		if err := yaml.Unmarshal([]byte(items[i]), &one); err != nil || len(one) != 1 || one[0] == nil {
-			return nil, false
-		}
-		out[i] = one[0]
-	}
-	if len(missing) > 0 {
-		c.mu.Lock()
-		if c.m == nil || len(c.m)+len(missing) > maxCachedItems {
-			c.m = map[string]map[string]any{}
-		}
-		for _, i := range missing {
-			c.m[items[i]] = out[i]
-		}
-		c.mu.Unlock()
-	}
-	return out, true
-}
-
-func str(v any, key string, i int, field string) (string, error) {
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%w: %s[%d].%s is not a string", ErrMalformed, key, i, field)
-	}
-	return s, nil
-}
-
-func strs(v any, key string, i int) ([]string, error) {
-	if v == nil {
-		return nil, nil
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s[%d].groups is not a list", ErrMalformed, key, i)
-	}
-	out := make([]string, len(list))
-	for j, g := range list {
-		s, ok := g.(string)
-		if !ok {
-			return nil, fmt.Errorf("%w: %s[%d].groups[%d] is not a string", ErrMalformed, key, i, j)
-		}
-		out[j] = s
-	}
-	return out, nil
+	// layouts say how mapRoles and mapUsers are written, so an edit splices entries into them.
+	layouts map[string]layout
+	// broken holds the lists that could not be read (ErrMalformed), which read as empty.
+	broken map[string]error
 }
 
 // Clone returns a deep copy.
 func (c *Config) Clone() *Config {
-	out := &Config{Accounts: slices.Clone(c.Accounts), raw: maps.Clone(c.raw)}
+	out := &Config{Accounts: slices.Clone(c.Accounts), raw: maps.Clone(c.raw), layouts: maps.Clone(c.layouts), broken: maps.Clone(c.broken)}
 	for _, r := range c.Roles {
 		r.Groups, r.extra = slices.Clone(r.Groups), cloneExtra(r.extra)
 		out.Roles = append(out.Roles, r)
@@ -352,131 +111,6 @@ func cloneExtra(m map[string]any) map[string]any {
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
 	return out
-}
-
-// Data renders the three keys. A key whose list did not change semantically keeps its original
-// string; an empty list of a key that did not exist stays absent. Absent keys map to "" only when
-// they existed before (so callers can delete them).
-func (c *Config) Data(orig *Config) map[string]string {
-	out := map[string]string{}
-	set := func(key string, same bool, render func() string, empty bool) {
-		_, existed := c.raw[key]
-		switch {
-		case same && existed:
-			out[key] = c.raw[key]
-		case empty && !existed:
-		default:
-			out[key] = render()
-		}
-	}
-	set(KeyMapRoles, orig != nil && sameRoles(orig.Roles, c.Roles), func() string { return renderRoles(c.Roles) }, len(c.Roles) == 0)
-	set(KeyMapUsers, orig != nil && sameUsers(orig.Users, c.Users), func() string { return renderUsers(c.Users) }, len(c.Users) == 0)
-	set(KeyMapAccounts, orig != nil && slices.Equal(orig.Accounts, c.Accounts), func() string { return renderAccounts(c.Accounts) }, len(c.Accounts) == 0)
-	return out
-}
-
-func sameRoles(a, b []RoleMapping) bool {
-	return len(a) == len(b) && reflect.DeepEqual(normRoles(a), normRoles(b))
-}
-
-func normRoles(rs []RoleMapping) []RoleMapping {
-	out := make([]RoleMapping, len(rs))
-	for i, r := range rs {
-		if len(r.extra) == 0 {
-			r.extra = nil
-		}
-		if len(r.Groups) == 0 {
-			r.Groups = nil
-		}
-		out[i] = r
-	}
-	return out
-}
-
-func sameUsers(a, b []UserMapping) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if x.UserARN != y.UserARN || x.Username != y.Username || !slices.Equal(x.Groups, y.Groups) || (len(x.extra) > 0 || len(y.extra) > 0) && !reflect.DeepEqual(x.extra, y.extra) {
-			return false
-		}
-	}
-	return true
-}
-
-// plainScalar matches strings that YAML reads back as the same string without quotes: ARNs,
-// usernames with templates, group names. Anything else goes through the YAML encoder.
-var plainScalar = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9:/_.@+=,{}-]*$`)
-
-// yamlWords are plain scalars YAML 1.1 would read as booleans or null.
-var yamlWords = map[string]bool{"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true, "on": true, "off": true, "null": true}
-
-func q(s string) string {
-	// A plain scalar ending in ':' would start a mapping ("username: ops:" does not parse).
-	if plainScalar.MatchString(s) && !yamlWords[strings.ToLower(s)] && !strings.Contains(s, ": ") && !strings.HasSuffix(s, ":") {
-		return s
-	}
-	b, err := yaml.Marshal(s)
-	if err != nil {
-		return strconv.Quote(s)
-	}
-	return strings.TrimSuffix(string(b), "\n")
-}
-
-func renderEntry(b *strings.Builder, arnKey, arn, username string, groups []string, extra map[string]any) {
-	first := true
-	line := func(s string) {
-		if first {
-			b.WriteString("- ")
-			first = false
-		} else {
-			b.WriteString("  ")
-		}
-		b.WriteString(s)
-		b.WriteByte('\n')
-	}
-	if arn != "" {
-		line(arnKey + ": " + q(arn))
-	}
-	line("username: " + q(username))
-	if len(groups) > 0 {
-		line("groups:")
-		for _, g := range groups {
-			b.WriteString("  - " + q(g) + "\n")
-		}
-	}
-	if len(extra) > 0 {
-		y, _ := yaml.Marshal(extra)
-		for _, l := range strings.Split(strings.TrimSuffix(string(y), "\n"), "\n") {
-			line(l)
-		}
-	}
-}
-
-func renderRoles(rs []RoleMapping) string {
-	var b strings.Builder
-	for _, r := range rs {
-		renderEntry(&b, "rolearn", r.RoleARN, r.Username, r.Groups, r.extra)
-	}
-	return b.String()
-}
-
-func renderUsers(us []UserMapping) string {
-	var b strings.Builder
-	for _, u := range us {
-		renderEntry(&b, "userarn", u.UserARN, u.Username, u.Groups, u.extra)
-	}
-	return b.String()
-}
-
-func renderAccounts(as []string) string {
-	var b strings.Builder
-	for _, a := range as {
-		b.WriteString("- " + strconv.Quote(a) + "\n")
-	}
-	return b.String()
 }
 
 // CanonicalRoleARN returns the ARN aws-auth must hold for a role: partition-checked, path
@@ -516,77 +150,144 @@ func CanonicalUserARN(arn string) (string, error) {
 
 var templatePattern = regexp.MustCompile(`\{\{[^}]*\}\}`)
 
-func checkIdentity(where, username string, groups []string) []string {
+func checkIdentity(username string, groups []string) []string {
 	var problems []string
 	if strings.TrimSpace(username) == "" {
-		problems = append(problems, where+": empty username")
+		problems = append(problems, "empty username")
 	}
 	for _, t := range templatePattern.FindAllString(username, -1) {
 		if !slices.Contains(UsernameTemplates, t) {
-			problems = append(problems, fmt.Sprintf("%s: unknown username template %s (known: %s)", where, t, strings.Join(UsernameTemplates, ", ")))
+			problems = append(problems, fmt.Sprintf("unknown username template %s (known: %s)", t, strings.Join(UsernameTemplates, ", ")))
 		}
 	}
 	if strings.Count(username, "{{") != len(templatePattern.FindAllString(username, -1)) {
-		problems = append(problems, where+": unbalanced {{ in username")
+		problems = append(problems, "unbalanced {{ in username")
 	}
 	for _, g := range groups {
 		if strings.TrimSpace(g) == "" || strings.ContainsAny(g, " \t\n") {
-			problems = append(problems, fmt.Sprintf("%s: group %q is empty or contains whitespace", where, g))
+			problems = append(problems, fmt.Sprintf("group %q is empty or contains whitespace", g))
 		}
 	}
 	return problems
 }
 
 // Problems lists what an authenticator would reject or silently misread: invalid ARNs or
-// partitions, role paths, unknown username templates, empty usernames or groups, duplicate ARNs
-// (case-insensitive; the authenticator keeps the last) and malformed account IDs.
+// partitions, role paths, unknown username templates, empty usernames or groups, values YAML types
+// as numbers or booleans where the authenticator wants strings, duplicate ARNs (case-insensitive;
+// the authenticator keeps the last) and malformed account IDs.
 func (c *Config) Problems() []string {
-	var problems []string
+	ps := c.problems()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// problem is one finding. Findings are compared by the entry they concern (src, shared by the
+// clones of an entry the edit did not change) and msg, never by position: an existing problem that
+// moves because an entry above it was removed is still the same problem.
+type problem struct {
+	src   *source // the untouched entry it concerns; nil for a new or changed entry
+	id    string  // for accounts, which have no source: the account itself
+	where string  // position and ARN, for display only
+	msg   string
+	note  string // display-only detail that may mention other positions
+}
+
+func (p problem) String() string {
+	if p.note != "" {
+		return p.where + ": " + p.msg + " " + p.note
+	}
+	return p.where + ": " + p.msg
+}
+
+// key identifies a problem across an edit; ok is false for problems of new or changed entries.
+func (p problem) key() (problemKey, bool) {
+	return problemKey{p.src, p.id, p.msg}, p.src != nil || p.id != ""
+}
+
+type problemKey struct {
+	src     *source
+	id, msg string
+}
+
+func (c *Config) problems() []problem {
+	var out []problem
+	add := func(src *source, where string, msgs ...string) {
+		for _, m := range msgs {
+			out = append(out, problem{src: src, where: where, msg: m})
+		}
+	}
 	seen := map[string]int{}
 	for i, r := range c.Roles {
 		where := fmt.Sprintf("mapRoles[%d] %s", i, r.RoleARN)
+		if r.RoleARN == "" {
+			where = fmt.Sprintf("mapRoles[%d] (no rolearn)", i)
+			if hasFoldedKey(r.extra, "sso") {
+				where = fmt.Sprintf("mapRoles[%d] (sso)", i)
+			}
+		}
+		var src *source
+		if r.src.unchanged(r.RoleARN, r.Username, r.Groups) {
+			src = r.src
+			add(src, where, src.problems...)
+		}
 		if r.RoleARN == "" {
 			continue // sso entries are not modelled
 		}
 		canon, warn, err := CanonicalRoleARN(r.RoleARN)
 		if err != nil {
-			problems = append(problems, where+": "+strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+			add(src, where, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 		} else if warn != "" {
-			problems = append(problems, where+": "+warn)
+			add(src, where, warn)
 		}
 		if canon == "" {
 			canon = r.RoleARN
 		}
 		key := "role " + strings.ToLower(canon)
 		if j, dup := seen[key]; dup {
-			problems = append(problems, fmt.Sprintf("%s: duplicate of mapRoles[%d]", where, j))
+			out = append(out, problem{src: src, where: where, msg: "duplicate of an earlier mapping of the same role (the authenticator uses the last)", note: fmt.Sprintf("(mapRoles[%d])", j)})
 		}
 		seen[key] = i
-		problems = append(problems, checkIdentity(where, r.Username, r.Groups)...)
+		add(src, where, checkIdentity(r.Username, r.Groups)...)
 	}
 	for i, u := range c.Users {
 		where := fmt.Sprintf("mapUsers[%d] %s", i, u.UserARN)
+		if u.UserARN == "" {
+			where = fmt.Sprintf("mapUsers[%d] (no userarn)", i)
+		}
+		var src *source
+		if u.src.unchanged(u.UserARN, u.Username, u.Groups) {
+			src = u.src
+			add(src, where, src.problems...)
+		}
+		if u.UserARN == "" {
+			continue // ignored by the authenticator, reported above
+		}
 		if _, err := CanonicalUserARN(u.UserARN); err != nil {
-			problems = append(problems, where+": "+strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+			add(src, where, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 		}
 		key := "user " + strings.ToLower(u.UserARN)
 		if j, dup := seen[key]; dup {
-			problems = append(problems, fmt.Sprintf("%s: duplicate of mapUsers[%d]", where, j))
+			out = append(out, problem{src: src, where: where, msg: "duplicate of an earlier mapping of the same user (the authenticator uses the last)", note: fmt.Sprintf("(mapUsers[%d])", j)})
 		}
 		seen[key] = i
-		problems = append(problems, checkIdentity(where, u.Username, u.Groups)...)
+		add(src, where, checkIdentity(u.Username, u.Groups)...)
 	}
 	acct := map[string]bool{}
 	for i, a := range c.Accounts {
+		// An account is its own identity: the same value is the same entry.
+		where := fmt.Sprintf("mapAccounts[%d] %q", i, a)
 		if len(a) != 12 || strings.Trim(a, "0123456789") != "" {
-			problems = append(problems, fmt.Sprintf("mapAccounts[%d] %q: not a 12-digit account ID", i, a))
+			out = append(out, problem{id: a, where: where, msg: "not a 12-digit account ID"})
 		}
 		if acct[a] {
-			problems = append(problems, fmt.Sprintf("mapAccounts[%d] %q: duplicate", i, a))
+			out = append(out, problem{id: a, where: where, msg: "duplicate"})
 		}
 		acct[a] = true
 	}
-	return problems
+	return out
 }
 
 func roleMatches(r RoleMapping, canon string) bool {
@@ -610,8 +311,8 @@ func (c *Config) UpsertRole(m RoleMapping) (changed bool, warnings []string, err
 	if warn != "" {
 		warnings = append(warnings, warn)
 	}
-	if p := checkIdentity("role "+canon, m.Username, m.Groups); len(p) > 0 {
-		return false, warnings, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	if p := checkIdentity(m.Username, m.Groups); len(p) > 0 {
+		return false, warnings, fmt.Errorf("%w: role %s: %s", ErrInvalid, canon, strings.Join(p, "; "))
 	}
 	var idx []int
 	for i, r := range c.Roles {
@@ -630,7 +331,9 @@ func (c *Config) UpsertRole(m RoleMapping) (changed bool, warnings []string, err
 		c.Roles = append(c.Roles, entry)
 		return true, warnings, nil
 	}
-	entry.extra = c.Roles[idx[len(idx)-1]].extra // the authenticator used the last duplicate
+	// The authenticator used the last duplicate: its unmodelled fields (sso, userid) are kept.
+	last := c.Roles[idx[len(idx)-1]]
+	entry.extra, entry.src = last.extra, last.src
 	if len(idx) > 1 {
 		warnings = append(warnings, fmt.Sprintf("%d mappings of %s collapsed into one", len(idx), canon))
 	}
@@ -647,8 +350,8 @@ func (c *Config) UpsertUser(m UserMapping) (changed bool, warnings []string, err
 	if err != nil {
 		return false, nil, err
 	}
-	if p := checkIdentity("user "+arn, m.Username, m.Groups); len(p) > 0 {
-		return false, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+	if p := checkIdentity(m.Username, m.Groups); len(p) > 0 {
+		return false, nil, fmt.Errorf("%w: user %s: %s", ErrInvalid, arn, strings.Join(p, "; "))
 	}
 	var idx []int
 	for i, u := range c.Users {
@@ -667,7 +370,8 @@ func (c *Config) UpsertUser(m UserMapping) (changed bool, warnings []string, err
 		c.Users = append(c.Users, entry)
 		return true, nil, nil
 	}
-	entry.extra = c.Users[idx[len(idx)-1]].extra
+	last := c.Users[idx[len(idx)-1]]
+	entry.extra, entry.src = last.extra, last.src
 	if len(idx) > 1 {
 		warnings = append(warnings, fmt.Sprintf("%d mappings of %s collapsed into one", len(idx), arn))
 	}
@@ -728,12 +432,12 @@ func isNodeEntry(username string, groups []string) bool {
 func (c *Config) mastersCount() int {
 	n := 0
 	for _, r := range c.Roles {
-		if slices.Contains(r.Groups, GroupMasters) {
+		if slices.Contains(r.Groups, GroupMasters) && !r.src.dropped(r.RoleARN, r.Username, r.Groups) {
 			n++
 		}
 	}
 	for _, u := range c.Users {
-		if slices.Contains(u.Groups, GroupMasters) {
+		if slices.Contains(u.Groups, GroupMasters) && !u.src.dropped(u.UserARN, u.Username, u.Groups) {
 			n++
 		}
 	}

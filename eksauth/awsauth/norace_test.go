@@ -1,0 +1,5 @@
+//go:build !race
+
+package awsauth
+
+const raceEnabled = false
