@@ -1,0 +1,330 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// webhookUnderTest is a Handler served over TLS on loopback and registered with the real API
+// server through a MutatingWebhookConfiguration scoped to one namespace.
+type webhookUnderTest struct {
+	h   *Handler
+	reg *prometheus.Registry
+}
+
+// startWebhook serves a Handler for namespace ns and waits until the API server calls it. The
+// configuration is the upstream's deploy/mutatingwebhook.yaml (pod CREATE, failurePolicy Ignore,
+// the skip-pod-identity-webhook objectSelector), with a loopback URL and caBundle instead of a
+// Service, and a namespaceSelector so that tests sharing the API server do not see each other.
+func startWebhook(t *testing.T, env *testenv.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
+	t.Helper()
+	return startWebhookWith(t, env, env.Client, ns, cfg, opts)
+}
+
+// startWebhookWith is startWebhook with the Handler's own client.
+func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interface, ns string, cfg Config, opts Options) *webhookUnderTest {
+	t.Helper()
+	ctx := testenv.Context(t)
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	h, err := NewHandler(client, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(); err != nil {
+		t.Fatalf("Ready after Start: %v", err)
+	}
+
+	cert := testenv.NewServingCert(t)
+	mux := http.NewServeMux()
+	mux.Handle(MutatePath, h)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLSCertificate(t)}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	url := srv.URL + MutatePath
+	ignore := admissionregistrationv1.Ignore
+	none := admissionregistrationv1.SideEffectClassNone
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-identity-webhook-" + ns},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "pod-identity-webhook.amazonaws.com",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cert.CAPEM},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+			}},
+			FailurePolicy:           &ignore,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: SkipPodLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
+			}}},
+		}},
+	}
+	mwcs := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if _, err := mwcs.Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), mwc.Name, metav1.DeleteOptions{}) })
+
+	// The API server loads webhook configurations asynchronously: dry-run a pod of an annotated
+	// probe service account until it comes back mutated.
+	createSA(t, env, ns, "probe", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "probe", "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil && envValue(p.Spec.Containers[0], EnvRoleARN) == testARN {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server does not call the webhook after 30s (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return &webhookUnderTest{h: h, reg: reg}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func createSA(t *testing.T, env *testenv.Env, ns, name string, annotations map[string]string) {
+	t.Helper()
+	_, err := env.Client.CoreV1().ServiceAccounts(ns).Create(testenv.Context(t),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func podFor(ns, name, sa string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: sa,
+			Containers:         []corev1.Container{{Name: "main", Image: testImage}},
+		},
+	}
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// tokenVolume returns the pod's projected service-account-token volume of that name.
+func tokenVolume(p *corev1.Pod, name string) *corev1.ServiceAccountTokenProjection {
+	for _, v := range p.Spec.Volumes {
+		if v.Name == name && v.Projected != nil && len(v.Projected.Sources) == 1 {
+			return v.Projected.Sources[0].ServiceAccountToken
+		}
+	}
+	return nil
+}
+
+// checkIRSA reports how the stored pod differs from an IRSA-mutated one for role.
+func checkIRSA(p *corev1.Pod, role string) error {
+	c := p.Spec.Containers[0]
+	if got := envValue(c, EnvRoleARN); got != role {
+		return fmt.Errorf("pod %s: AWS_ROLE_ARN = %q, want %q", p.Name, got, role)
+	}
+	if got := envValue(c, EnvWebIdentityTokenFile); got != DefaultTokenMountPath+"/token" {
+		return fmt.Errorf("pod %s: AWS_WEB_IDENTITY_TOKEN_FILE = %q", p.Name, got)
+	}
+	tok := tokenVolume(p, "aws-iam-token")
+	if tok == nil || tok.Audience != "sts.amazonaws.com" || tok.ExpirationSeconds == nil || *tok.ExpirationSeconds != 86400 || tok.Path != "token" {
+		return fmt.Errorf("pod %s: aws-iam-token volume = %+v", p.Name, p.Spec.Volumes)
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == "aws-iam-token" && m.MountPath == DefaultTokenMountPath && m.ReadOnly {
+			return nil
+		}
+	}
+	return fmt.Errorf("pod %s: no read-only aws-iam-token mount at %s: %+v", p.Name, DefaultTokenMountPath, c.VolumeMounts)
+}
+
+func untouched(p *corev1.Pod) error {
+	for _, e := range p.Spec.Containers[0].Env {
+		if strings.HasPrefix(e.Name, "AWS_") {
+			return fmt.Errorf("pod %s has %s", p.Name, e.Name)
+		}
+	}
+	if tokenVolume(p, "aws-iam-token") != nil || tokenVolume(p, DefaultContainerCredentialsVolumeName) != nil {
+		return fmt.Errorf("pod %s has a token volume", p.Name)
+	}
+	return nil
+}
+
+// Upstream issues #174 and #264: a pod created right after its annotated service account was
+// admitted unmutated when the informer had not delivered the account yet. Here the Handler's
+// watch lags 2 s behind the API server, so the pods of 50 back-to-back pairs are admitted before
+// the informer has their service account; every stored pod must still be mutated.
+func TestAPIServerMutatesPodsCreatedRightAfterTheirServiceAccount(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	lagging, err := laggingWatchClient(env.Config, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{})
+	ctx := testenv.Context(t)
+
+	const n = 50
+	for i := range n {
+		name := fmt.Sprintf("app-%d", i)
+		createSA(t, env, ns, name, map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/" + name})
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, name, name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		name := fmt.Sprintf("app-%d", i)
+		p, err := env.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkIRSA(p, "arn:aws:iam::123456789012:role/"+name); err != nil {
+			t.Error(err)
+		}
+	}
+	live := counterValue(w.h.metrics.lookups.WithLabelValues("api"))
+	mutated := counterValue(w.h.metrics.mutations.WithLabelValues(string(ModeIRSA), resultMutated))
+	t.Logf("%d pods created right after their service account: %.0f mutated, %.0f service accounts found only by the live GET (the upstream, without a grace period, left these pods unmutated)", n, mutated, live)
+	if mutated < n {
+		t.Errorf("mutations_total{irsa,mutated} = %.0f, want at least %d", mutated, n)
+	}
+	if live < n/2 {
+		t.Errorf("only %.0f of %d service accounts came from the live GET: the watch did not lag, so the race was not exercised", live, n)
+	}
+}
+
+func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	w := startWebhook(t, env, ns, Config{}, Options{})
+	ctx := testenv.Context(t)
+	createSA(t, env, ns, "plain", nil)
+	createSA(t, env, ns, "annotated", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	createSA(t, env, ns, "broken", map[string]string{"eks.amazonaws.com/role-arn": "not-an-arn"})
+
+	skipped := podFor(ns, "skipped", "annotated")
+	skipped.Labels = map[string]string{SkipPodLabel: "true"}
+	for _, p := range []*corev1.Pod{podFor(ns, "plain", "plain"), skipped, podFor(ns, "broken", "broken")} {
+		stored, err := env.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating pod %s: %v (the webhook must never block a pod)", p.Name, err)
+		}
+		if err := untouched(stored); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := counterValue(w.h.metrics.mutations.WithLabelValues(string(ModeNone), resultInvalid)); got != 1 {
+		t.Errorf("mutations_total{none,invalid} = %v, want 1 (the broken role-arn)", got)
+	}
+	if got := counterValue(w.h.metrics.mutations.WithLabelValues(string(ModeNone), resultNotConfigured)); got != 1 {
+		t.Errorf("mutations_total{none,not_configured} = %v, want 1 (the plain service account)", got)
+	}
+}
+
+// Container credentials from the identities file, and IRSA from the pod-identity-webhook
+// ConfigMap, both watched: a change to either applies to the next pod.
+func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "identities.json")
+	writeFile := func(content string) {
+		tmp := filepath.Join(dir, ".tmp")
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(`{"identities":[{"namespace":"` + ns + `","serviceAccount":"agent"}]}`)
+	cms := env.Client.CoreV1().ConfigMaps(ns)
+	_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName},
+		Data: map[string]string{ConfigMapKey: `{"` + ns + `/mapped":{"RoleARN":"` + testARN + `","Audience":"sts.amazonaws.com"}}`}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWebhook(t, env, ns, Config{}, Options{IdentitiesFile: file, ConfigMapNamespace: ns})
+	createSA(t, env, ns, "agent", nil)
+	createSA(t, env, ns, "mapped", nil)
+	createSA(t, env, ns, "later", nil)
+
+	p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "agent", "agent"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := tokenVolume(p, DefaultContainerCredentialsVolumeName)
+	if envValue(p.Spec.Containers[0], EnvContainerCredentialsURI) != DefaultContainerCredentialsFullURI ||
+		p.Labels[PodIdentityLabel] != "enabled" || tok == nil || tok.Audience != DefaultContainerCredentialsAudience ||
+		*tok.ExpirationSeconds < JitterMinTokenExpiration || *tok.ExpirationSeconds > DefaultTokenExpiration {
+		t.Errorf("container-credentials pod as stored: labels %v, env %v, volumes %+v", p.Labels, p.Spec.Containers[0].Env, p.Spec.Volumes)
+	}
+	if p, err = env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "mapped", "mapped"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	} else if err := checkIRSA(p, testARN); err != nil {
+		t.Error(err)
+	}
+
+	// Both sources change: "later" becomes a container-credentials identity and "mapped" loses
+	// its mapping.
+	writeFile(`{"identities":[{"namespace":"` + ns + `","serviceAccount":"later"}]}`)
+	cm, err := cms.Get(ctx, ConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data[ConfigMapKey] = `{}`
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		later, err1 := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "x", "later"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		mapped, err2 := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "y", "mapped"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err1 == nil && err2 == nil && later.Labels[PodIdentityLabel] == "enabled" && untouched(mapped) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: later=%v (%v), mapped=%v (%v)", later, err1, mapped, err2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
