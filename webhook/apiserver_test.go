@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -31,10 +29,7 @@ type webhookUnderTest struct {
 	reg *prometheus.Registry
 }
 
-// startWebhook serves a Handler for namespace ns and waits until the API server calls it. The
-// configuration is the upstream's deploy/mutatingwebhook.yaml (pod CREATE, failurePolicy Ignore,
-// the skip-pod-identity-webhook objectSelector), with a loopback URL and caBundle instead of a
-// Service, and a namespaceSelector so that tests sharing the API server do not see each other.
+// startWebhook serves a Handler for namespace ns and waits until the API server calls it.
 func startWebhook(t *testing.T, env *testenv.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
 	t.Helper()
 	return startWebhookWith(t, env, env.Client, ns, cfg, opts)
@@ -65,47 +60,17 @@ func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interfac
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
-	url := srv.URL + MutatePath
-	ignore := admissionregistrationv1.Ignore
-	none := admissionregistrationv1.SideEffectClassNone
-	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-identity-webhook-" + ns},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:         "pod-identity-webhook.amazonaws.com",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: cert.CAPEM},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			FailurePolicy:           &ignore,
-			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: SkipPodLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
-			}}},
-		}},
-	}
-	mwcs := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	if _, err := mwcs.Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), mwc.Name, metav1.DeleteOptions{}) })
-
-	// The API server loads webhook configurations asynchronously: dry-run a pod of an annotated
-	// probe service account until it comes back mutated.
+	// The upstream's deploy/mutatingwebhook.yaml: pod CREATE, failurePolicy Ignore, the
+	// skip-pod-identity-webhook objectSelector; a loopback URL and caBundle instead of a Service.
 	createSA(t, env, ns, "probe", map[string]string{"eks.amazonaws.com/role-arn": testARN})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "probe", "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err == nil && envValue(p.Spec.Containers[0], EnvRoleARN) == testARN {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the API server does not call the webhook after 30s (last error %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	env.RegisterPodWebhook(t, testenv.PodWebhook{
+		Name: "pod-identity-webhook-" + ns, URL: srv.URL + MutatePath, CABundle: cert.CAPEM, Namespace: ns,
+		ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: SkipPodLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
+		}}},
+		Probe:   podFor(ns, "probe", "probe"),
+		Mutated: func(p *corev1.Pod) bool { return envValue(p.Spec.Containers[0], EnvRoleARN) == testARN },
+	})
 	return &webhookUnderTest{h: h, reg: reg}
 }
 
