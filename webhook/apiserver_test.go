@@ -222,6 +222,37 @@ func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
 	if got := counterValue(w.h.metrics.mutations.WithLabelValues(string(ModeNone), resultNotConfigured)); got != 1 {
 		t.Errorf("mutations_total{none,not_configured} = %v, want 1 (the plain service account)", got)
 	}
+
+	// The broken annotation is reported where the user looks: a Warning Event on the service
+	// account, once however many pods repeat it.
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "broken-again", "broken"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []corev1.Event
+		for _, ev := range evs.Items {
+			if ev.Reason == EventReasonInvalidAnnotation {
+				found = append(found, ev)
+			}
+		}
+		if len(found) == 1 {
+			ev := found[0]
+			if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "ServiceAccount" || ev.InvolvedObject.Name != "broken" ||
+				!strings.Contains(ev.Message, `eks.amazonaws.com/role-arn="not-an-arn"`) || !strings.Contains(ev.Message, "pod broken") {
+				t.Errorf("event = %+v", ev)
+			}
+			break
+		}
+		if len(found) > 1 || time.Now().After(deadline) {
+			t.Fatalf("events with reason %s: %+v", EventReasonInvalidAnnotation, found)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Container credentials from the identities file, and IRSA from the pod-identity-webhook

@@ -48,8 +48,12 @@ type Options struct {
 	// IdentitiesFile, when set, is the container-credentials identities file to watch
 	// (--watch-container-credentials-config).
 	IdentitiesFile string
-	// Now is the clock for the latency histogram (default time.Now).
+	// Now is the clock for the latency histogram and Events (default time.Now).
 	Now func() time.Time
+	// DisableEvents turns off the Warning Events recorded on a service account whose annotations
+	// leave its pods unmutated (at most one per service account and problem every 10 minutes;
+	// they need RBAC to create events).
+	DisableEvents bool
 }
 
 // Handler is the mutating admission webhook: an http.Handler for AdmissionReview v1 (and
@@ -60,6 +64,7 @@ type Handler struct {
 	opts    Options
 	log     logr.Logger
 	metrics *metrics
+	events  *events // nil when disabled
 
 	saLister   corelisters.ServiceAccountLister
 	lookups    singleflight.Group
@@ -98,6 +103,9 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 		return nil, err
 	}
 	h := &Handler{client: client, cfg: cfg.withDefaults(), opts: opts, log: opts.Logger, metrics: m}
+	if !opts.DisableEvents {
+		h.events = &events{h: h, last: map[string]time.Time{}}
+	}
 	mappings, identities := cfg.Mappings, cfg.Identities
 	h.mappings.Store(&mappings)
 	h.identities.Store(&identities)
@@ -197,6 +205,7 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	if err != nil {
 		log.Error(err, "pod admitted without AWS credentials")
 		h.metrics.admitted(ModeNone, resultInvalid)
+		h.events.invalid(sa, pod, err)
 		return
 	}
 	if m.Mode == ModeNone {
