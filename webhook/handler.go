@@ -149,9 +149,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
 	body, err := json.Marshal(out)
-	if err != nil { // cannot happen with these types; allow the pod rather than fail the call
+	if err != nil { // cannot happen with these types; the failed call lets the pod in (failurePolicy Ignore)
 		h.log.Error(err, "encoding the AdmissionResponse")
-		body = []byte(`{"apiVersion":"` + review.APIVersion + `","kind":"AdmissionReview","response":{"uid":"` + string(review.Request.UID) + `","allowed":true}}`)
+		http.Error(w, "webhook: encoding the AdmissionResponse: "+err.Error(), http.StatusInternalServerError)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -445,6 +446,21 @@ func TestMutate(t *testing.T) {
 			}
 			if (m.Pod == nil) != (tc.want == "") {
 				t.Errorf("mutated pod = %v with patch %q", m.Pod, tc.want)
+			}
+			if m.Pod != nil {
+				// The Pod is what the Patch makes of the input.
+				in, _ := json.Marshal(tc.pod)
+				patched, err := applyAdd(in, m.Patch)
+				if err != nil {
+					t.Fatalf("applying the patch: %v", err)
+				}
+				var want corev1.Pod
+				if err := json.Unmarshal(patched, &want); err != nil {
+					t.Fatal(err)
+				}
+				if want.String() != m.Pod.String() {
+					t.Errorf("Mutation.Pod differs from the patched pod:\n got %s\nwant %s", m.Pod, &want)
+				}
 			}
 			if tc.pod.String() != before.String() {
 				t.Errorf("Mutate modified its input pod")
