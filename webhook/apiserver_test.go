@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -322,5 +323,42 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 			t.Fatalf("after 20s: later=%v (%v), mapped=%v (%v)", later, err1, mapped, err2)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The binary serves at once and reports ready when the cache has synced: admissions that arrive
+// while Start runs are answered from live lookups (and race-free under -race).
+func TestHandlerServesWhileItsCacheSyncs(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	createSA(t, env, ns, "early", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	h, err := NewHandler(env.Client, Config{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Ready() == nil {
+		t.Fatal("ready before Start")
+	}
+	podJSON, _ := json.Marshal(podFor(ns, "early", "early"))
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"` + ns + `","object":` + string(podJSON) + `}}`
+	started := make(chan error, 1)
+	go func() { started <- h.Start(testenv.Context(t)) }()
+	results := make(chan string, 20)
+	for range 20 {
+		go func() {
+			_, body := post(t, h, "POST", "application/json", review)
+			results <- body
+		}()
+	}
+	for range 20 {
+		if body := <-results; !strings.Contains(body, `"patch"`) {
+			t.Errorf("admission during Start: %s", body)
+		}
+	}
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Ready(); err != nil {
+		t.Errorf("Ready after Start: %v", err)
 	}
 }

@@ -66,7 +66,7 @@ type Handler struct {
 	metrics *metrics
 	events  *events // nil when disabled
 
-	saLister   corelisters.ServiceAccountLister
+	saLister   atomic.Pointer[corelisters.ServiceAccountLister] // set once the cache has synced
 	lookups    singleflight.Group
 	mappings   atomic.Pointer[Mappings]
 	identities atomic.Pointer[Identities]
@@ -237,8 +237,8 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 	if name == "" {
 		return nil, nil
 	}
-	if h.saLister != nil {
-		sa, err := h.saLister.ServiceAccounts(namespace).Get(name)
+	if lister := h.saLister.Load(); lister != nil {
+		sa, err := (*lister).ServiceAccounts(namespace).Get(name)
 		if err == nil {
 			h.metrics.lookups.WithLabelValues("cache").Inc()
 			return sa, nil

@@ -73,8 +73,8 @@ func (h *Handler) Start(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("webhook: caches not synced: %w", context.Cause(ctx))
 	}
+	h.saLister.Store(&lister)
 	h.mu.Lock()
-	h.saLister = lister
 	h.synced = synced
 	h.mu.Unlock()
 	h.log.Info("caches synced; serving from the informer cache")
