@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -360,5 +361,59 @@ func TestHandlerServesWhileItsCacheSyncs(t *testing.T) {
 	}
 	if err := h.Ready(); err != nil {
 		t.Errorf("Ready after Start: %v", err)
+	}
+}
+
+// The webhook needs no more than: get/list/watch service accounts, create events, and
+// get/list/watch its own ConfigMap by name in its namespace (the informer lists with a
+// metadata.name field selector, which RBAC authorizes against resourceNames).
+func TestHandlerWorksWithMinimalRBAC(t *testing.T) {
+	env := testenv.Shared(t)
+	home, ns := env.Namespace(t), env.Namespace(t)
+	ctx := testenv.Context(t)
+	createSA(t, env, home, "pod-identity-webhook", nil)
+	self := testenv.ServiceAccountSubject(home, "pod-identity-webhook")
+	env.Grant(t, "", "pod-identity-webhook-"+ns, self, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+	})
+	env.Grant(t, home, "pod-identity-webhook", self, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{ConfigMapName}, Verbs: []string{"get", "list", "watch"}},
+	})
+	if _, err := env.Client.CoreV1().ConfigMaps(home).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName},
+		Data: map[string]string{ConfigMapKey: `{"*/mapped":{"RoleARN":"` + testARN + `","Audience":"sts.amazonaws.com"}}`}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	client := env.ClientForToken(t, env.Token(t, home, "pod-identity-webhook", nil, 0))
+	startWebhookWith(t, env, client, ns, Config{}, Options{ConfigMapNamespace: home})
+
+	createSA(t, env, ns, "annotated", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	createSA(t, env, ns, "mapped", nil)
+	createSA(t, env, ns, "broken", map[string]string{"eks.amazonaws.com/token-expiration": "1h", "eks.amazonaws.com/role-arn": testARN})
+	for _, sa := range []string{"annotated", "mapped"} {
+		p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, sa, sa), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkIRSA(p, testARN); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "broken", "broken"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + EventReasonInvalidAnnotation})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Items) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event recorded with the minimal RBAC: %+v", EventReasonInvalidAnnotation, evs.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
