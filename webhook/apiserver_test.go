@@ -34,11 +34,12 @@ type webhookUnderTest struct {
 // startWebhook serves a Handler for namespace ns and waits until the API server calls it.
 func startWebhook(t *testing.T, env *testenv.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
 	t.Helper()
-	return startWebhookWith(t, env, env.Client, ns, cfg, opts)
+	return startWebhookWith(t, env, env.Client, ns, cfg, opts, "v1")
 }
 
-// startWebhookWith is startWebhook with the Handler's own client.
-func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interface, ns string, cfg Config, opts Options) *webhookUnderTest {
+// startWebhookWith is startWebhook with the Handler's own client and the AdmissionReview versions
+// the configuration names.
+func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interface, ns string, cfg Config, opts Options, reviewVersions ...string) *webhookUnderTest {
 	t.Helper()
 	ctx := testenv.Context(t)
 	reg := prometheus.NewRegistry()
@@ -70,8 +71,9 @@ func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interfac
 		ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 			Key: SkipPodLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
 		}}},
-		Probe:   podFor(ns, "probe", "probe"),
-		Mutated: func(p *corev1.Pod) bool { return envValue(p.Spec.Containers[0], EnvRoleARN) == testARN },
+		Probe:          podFor(ns, "probe", "probe"),
+		Mutated:        func(p *corev1.Pod) bool { return envValue(p.Spec.Containers[0], EnvRoleARN) == testARN },
+		ReviewVersions: reviewVersions,
 	})
 	return &webhookUnderTest{h: h, reg: reg}
 }
@@ -166,7 +168,7 @@ func TestAPIServerMutatesPodsCreatedRightAfterTheirServiceAccount(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{})
+	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{}, "v1")
 	ctx := testenv.Context(t)
 
 	const n = 50
@@ -310,7 +312,7 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cm.Data[ConfigMapKey] = `{}`
-	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	if cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -325,6 +327,31 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// The mapping comes back, then the ConfigMap is deleted: its mappings go with it.
+	cm.Data[ConfigMapKey] = `{"` + ns + `/mapped":{"RoleARN":"` + testARN + `"}}`
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mappedNow := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "y", "mapped"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if err == nil && (checkIRSA(p, testARN) == nil) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 20s, mapped = %v, want %v (err %v)", !want, want, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	mappedNow(true)
+	if err := cms.Delete(ctx, ConfigMapName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mappedNow(false)
 }
 
 // The binary serves at once and reports ready when the cache has synced: admissions that arrive
@@ -385,7 +412,7 @@ func TestHandlerWorksWithMinimalRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := env.ClientForToken(t, env.Token(t, home, "pod-identity-webhook", nil, 0))
-	startWebhookWith(t, env, client, ns, Config{}, Options{ConfigMapNamespace: home})
+	startWebhookWith(t, env, client, ns, Config{}, Options{ConfigMapNamespace: home}, "v1")
 
 	createSA(t, env, ns, "annotated", map[string]string{"eks.amazonaws.com/role-arn": testARN})
 	createSA(t, env, ns, "mapped", nil)
@@ -415,5 +442,21 @@ func TestHandlerWorksWithMinimalRBAC(t *testing.T) {
 			t.Fatalf("no %s event recorded with the minimal RBAC: %+v", EventReasonInvalidAnnotation, evs.Items)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The upstream's deploy/mutatingwebhook.yaml registers admissionReviewVersions ["v1beta1"]:
+// existing configurations keep working when the image changes.
+func TestAPIServerCallsWithV1beta1Reviews(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	startWebhookWith(t, env, env.Client, ns, Config{}, Options{}, "v1beta1")
+	createSA(t, env, ns, "app", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	p, err := env.Client.CoreV1().Pods(ns).Create(testenv.Context(t), podFor(ns, "app", "app"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkIRSA(p, testARN); err != nil {
+		t.Error(err)
 	}
 }

@@ -29,13 +29,18 @@ type PodWebhook struct {
 	Probe *corev1.Pod
 	// Mutated reports whether the dry-run pod came back mutated.
 	Mutated func(*corev1.Pod) bool
+	// ReviewVersions are the AdmissionReview versions the webhook accepts (default v1).
+	ReviewVersions []string
 }
 
-// RegisterPodWebhook creates the webhook's configuration (failurePolicy Ignore, sideEffects None,
-// AdmissionReview v1), waits until the API server calls it, and deletes it at cleanup.
+// RegisterPodWebhook creates the webhook's configuration (failurePolicy Ignore, sideEffects None),
+// waits until the API server calls it, and deletes it at cleanup.
 func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 	t.Helper()
 	ctx := Context(t)
+	if len(w.ReviewVersions) == 0 {
+		w.ReviewVersions = []string{"v1"}
+	}
 	ignore := admissionregistrationv1.Ignore
 	none := admissionregistrationv1.SideEffectClassNone
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
@@ -49,7 +54,7 @@ func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 			}},
 			FailurePolicy:           &ignore,
 			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
+			AdmissionReviewVersions: w.ReviewVersions,
 			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": w.Namespace}},
 			ObjectSelector:          w.ObjectSelector,
 		}},
