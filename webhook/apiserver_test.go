@@ -283,7 +283,7 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startWebhook(t, env, ns, Config{}, Options{IdentitiesFile: file, ConfigMapNamespace: ns})
+	w := startWebhook(t, env, ns, Config{}, Options{IdentitiesFile: file, ConfigMapNamespace: ns})
 	createSA(t, env, ns, "agent", nil)
 	createSA(t, env, ns, "mapped", nil)
 	createSA(t, env, ns, "later", nil)
@@ -326,6 +326,20 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 			t.Fatalf("after 20s: later=%v (%v), mapped=%v (%v)", later, err1, mapped, err2)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A broken identities file keeps the previous identities.
+	writeFile(`{"identities":[{"namespace":`)
+	deadline = time.Now().Add(20 * time.Second)
+	for counterValue(w.h.metrics.reloads.WithLabelValues("identities", "error")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken identities file was not read within 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if later, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "x", "later"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil ||
+		later.Labels[PodIdentityLabel] != "enabled" {
+		t.Errorf("after a broken identities file: %v, %v", later, err)
 	}
 
 	// The mapping comes back, then the ConfigMap is deleted: its mappings go with it.

@@ -1,10 +1,13 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,5 +102,30 @@ func TestNewHandlerRefusesASharedRegistry(t *testing.T) {
 	}
 	if _, err := NewHandler(unreachableClient(t), Config{}, Options{Registerer: reg}); err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("second Handler on one registry: err = %v", err)
+	}
+}
+
+// A missing or unreadable identities file stops Start (the binary exits) rather than serving
+// pods as if nobody used container credentials.
+func TestStartRefusesABadIdentitiesFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"identities":[`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{filepath.Join(dir, "missing.json"), bad} {
+		h, err := NewHandler(unreachableClient(t), Config{}, Options{IdentitiesFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		err = h.Start(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("Start with %s: %v, want an error naming the file", file, err)
+		}
+		if h.Ready() == nil {
+			t.Errorf("ready with %s", file)
+		}
 	}
 }
