@@ -75,6 +75,14 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 		}
 	}
 	port, metricsPort := freePort(t), freePort(t)
+	identities := filepath.Join(dir, "identities.json")
+	if err := os.WriteFile(identities, []byte(`{"identities":[{"namespace":"`+ns+`","serviceAccount":"agent"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: webhook.ConfigMapName},
+		Data: map[string]string{webhook.ConfigMapKey: `{"*/mapped":{"RoleARN":"arn:aws:iam::111122223333:role/mapped","Audience":"sts.amazonaws.com"}}`}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -85,6 +93,7 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 		"--namespace=" + ns, "--service-name=pod-identity-webhook",
 		"--annotation-prefix=eks.amazonaws.com", "--token-audience=sts.amazonaws.com", "--logtostderr",
 		"--aws-default-region=eu-west-1", "--sts-regional-endpoint=true", "--watch-config-map", "--tls-min-version=1.2",
+		"--watch-container-credentials-config=" + identities,
 	})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
@@ -119,11 +128,12 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := func(name string) *corev1.Pod {
+	podOf := func(name, sa string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.PodSpec{
-			ServiceAccountName: "s3-echoer", Containers: []corev1.Container{{Name: "main", Image: "public.ecr.aws/amazonlinux/amazonlinux:latest"}},
+			ServiceAccountName: sa, Containers: []corev1.Container{{Name: "main", Image: "public.ecr.aws/amazonlinux/amazonlinux:latest"}},
 		}}
 	}
+	pod := func(name string) *corev1.Pod { return podOf(name, "s3-echoer") }
 	hasRole := func(p *corev1.Pod) bool {
 		for _, e := range p.Spec.Containers[0].Env {
 			if e.Name == webhook.EnvRoleARN {
@@ -147,6 +157,27 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 		"AWS_ROLE_ARN=arn:aws:iam::111122223333:role/s3-echoer AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
 	if strings.Join(got, " ") != want {
 		t.Errorf("stored pod's env:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+
+	// --watch-config-map (in --namespace) and --watch-container-credentials-config
+	for _, name := range []string{"mapped", "agent"} {
+		if _, err := env.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mapped, err := env.Client.CoreV1().Pods(ns).Create(ctx, podOf("mapped", "mapped"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasRole(mapped) {
+		t.Errorf("ConfigMap-mapped pod not mutated: %v", mapped.Spec.Containers[0].Env)
+	}
+	agent, err := env.Client.CoreV1().Pods(ns).Create(ctx, podOf("agent", "agent"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agent.Labels[webhook.PodIdentityLabel] != "enabled" || agent.Spec.Containers[0].Env[len(agent.Spec.Containers[0].Env)-2].Value != webhook.DefaultContainerCredentialsFullURI {
+		t.Errorf("container-credentials pod: labels %v env %v", agent.Labels, agent.Spec.Containers[0].Env)
 	}
 
 	code, body := get(http.DefaultClient, metrics+"/metrics")
