@@ -18,10 +18,14 @@ const (
 // account that has no annotations (kOps writes these). The JSON field names are the upstream's
 // (pkg/cache/cache.go Entry), matched case-insensitively as encoding/json does.
 type Mapping struct {
-	RoleARN         string `json:"RoleARN"`
-	Audience        string `json:"Audience,omitempty"`
-	UseRegionalSTS  bool   `json:"UseRegionalSTS,omitempty"`
-	TokenExpiration int64  `json:"TokenExpiration,omitempty"`
+	// RoleARN is the IAM role; an entry without one maps nothing.
+	RoleARN string `json:"RoleARN"`
+	// Audience of the token (default Config.TokenAudience).
+	Audience string `json:"Audience,omitempty"`
+	// UseRegionalSTS injects AWS_STS_REGIONAL_ENDPOINTS=regional.
+	UseRegionalSTS bool `json:"UseRegionalSTS,omitempty"`
+	// TokenExpiration in seconds (0: Config.TokenExpiration; at least 600).
+	TokenExpiration int64 `json:"TokenExpiration,omitempty"`
 }
 
 // Mappings are the ConfigMap's entries keyed "<namespace>/<serviceAccount>"; the namespace "*"
@@ -59,7 +63,9 @@ func (m Mappings) lookup(namespace, name string) (Mapping, bool) {
 
 // Identity names a service account served with container credentials.
 type Identity struct {
-	Namespace      string `json:"namespace"`
+	// Namespace of the service account.
+	Namespace string `json:"namespace"`
+	// ServiceAccount is its name.
 	ServiceAccount string `json:"serviceAccount"`
 }
 
