@@ -228,8 +228,12 @@ func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
 	}
 
 	// The broken annotation is reported where the user looks: a Warning Event on the service
-	// account, once however many pods repeat it.
+	// account, once however many pods repeat it, and none for a dry run (sideEffects: None).
 	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "broken-again", "broken"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createSA(t, env, ns, "broken-dry", map[string]string{"eks.amazonaws.com/role-arn": "not-an-arn"})
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "dry", "broken-dry"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

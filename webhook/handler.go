@@ -206,7 +206,9 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	if err != nil {
 		log.Error(err, "pod admitted without AWS credentials")
 		h.metrics.admitted(ModeNone, resultInvalid)
-		h.events.invalid(sa, pod, err)
+		if req.DryRun == nil || !*req.DryRun { // sideEffects: None allows no Event for a dry run
+			h.events.invalid(sa, pod, err)
+		}
 		return
 	}
 	if m.Mode == ModeNone {
