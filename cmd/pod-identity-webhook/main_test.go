@@ -183,7 +183,9 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 	code, body := get(http.DefaultClient, metrics+"/metrics")
 	if code != 200 || !strings.Contains(body, `ekslink_webhook_mutations_total{mode="irsa",result="mutated"}`) ||
 		!strings.Contains(body, `pod_identity_webhook_pod_count{method="sts_web_identity"}`) ||
-		!strings.Contains(body, "ekslink_webhook_admission_duration_seconds_bucket") {
+		!strings.Contains(body, "ekslink_webhook_admission_duration_seconds_bucket") ||
+		!strings.Contains(body, `http_request_count{code="200",path="/mutate",verb="POST"}`) ||
+		!strings.Contains(body, `http_request_latencies_bucket{path="/mutate",verb="POST",le="125000"}`) {
 		t.Errorf("/metrics: %d\n%s", code, body)
 	}
 

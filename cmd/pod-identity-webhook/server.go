@@ -75,8 +75,12 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		}
 		_, _ = w.Write([]byte("ok"))
 	}
+	mutate, err := instrument(reg, h)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	mux.Handle(webhook.MutatePath, h)
+	mux.Handle(webhook.MutatePath, mutate)
 	mux.HandleFunc("/healthz", healthz)
 	mux.HandleFunc("/readyz", readyz)
 	metricsMux := http.NewServeMux()
