@@ -1,0 +1,58 @@
+// Command pod-identity-webhook is a drop-in for aws/amazon-eks-pod-identity-webhook: the mutating
+// admission webhook that gives pods AWS credentials through IRSA or EKS Pod Identity (see package
+// webhook). It takes the upstream's flags with their meanings, so an existing Deployment can switch
+// images.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+
+	"github.com/ekslink/ekslink/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "pod-identity-webhook:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	o := &options{}
+	root := &cobra.Command{
+		Use:   "pod-identity-webhook",
+		Short: "Mutating admission webhook: AWS credentials for pods (IRSA and EKS Pod Identity)",
+		Long: `pod-identity-webhook mutates pods whose service account has an eks.amazonaws.com/role-arn
+annotation (or an entry in the pod-identity-webhook ConfigMap) for IRSA, and pods whose service
+account the identities file lists for EKS Pod Identity container credentials: the AWS_* variables,
+a projected service account token volume and its mount, exactly as
+aws/amazon-eks-pod-identity-webhook does, with the same flags.
+
+It serves /mutate, /healthz and /readyz over TLS on --port, and /metrics, /healthz and /readyz over
+plain HTTP on --metrics-port. Register it with failurePolicy: Ignore; it never refuses a pod.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), newLogger(o.verbosity), o)
+		},
+	}
+	o.addFlags(root.Flags())
+	cli.AddVersion(root)
+	return root
+}
+
+func newLogger(verbosity int) logr.Logger {
+	return logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
+}

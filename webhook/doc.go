@@ -1,0 +1,19 @@
+// Package webhook is the pod mutation half of IRSA and EKS Pod Identity on any cluster: a
+// drop-in for aws/amazon-eks-pod-identity-webhook, as a library.
+//
+// Mutate is the whole mutation as a pure function over (pod, service account, Config): it picks the
+// mode (container credentials when the identities file lists the service account; IRSA when the
+// service account has an eks.amazonaws.com/role-arn annotation or the pod-identity-webhook
+// ConfigMap an entry for it; else none) and returns the same JSON Patch as the upstream webhook for
+// the same inputs: the AWS_* variables, the projected token volume and its mount, in every init
+// container and container not named in eks.amazonaws.com/skip-containers, with the upstream's
+// precedence for audience, regional STS and expiration. Where the upstream mutated with a fallback
+// after logging an invalid annotation, Mutate returns an *AnnotationError and no patch.
+//
+// Handler serves it as a mutating admission webhook (AdmissionReview v1 and v1beta1 on /mutate):
+// service accounts come from an informer cache, with a bounded live GET on a miss so that a pod
+// created right after its service account is still mutated; it never blocks a pod by itself.
+//
+// It deliberately does not manage the serving certificate, the MutatingWebhookConfiguration or
+// the OIDC issuer (see package oidc); cmd/pod-identity-webhook is the binary.
+package webhook

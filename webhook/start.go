@@ -1,0 +1,197 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Start starts the service-account informer (and the ConfigMap informer and identities file
+// watcher when configured) and waits until their first contents are in, or ctx ends. They stop
+// when ctx is cancelled. Until Start returns nil, Ready reports an error; the Handler still
+// serves, with live lookups for every service account.
+func (h *Handler) Start(ctx context.Context) error {
+	h.mu.Lock()
+	if h.started {
+		h.mu.Unlock()
+		return errors.New("webhook: Handler started twice")
+	}
+	h.started = true
+	h.mu.Unlock()
+
+	factory := informers.NewSharedInformerFactory(h.client, h.opts.ResyncPeriod)
+	saInformer := factory.Core().V1().ServiceAccounts()
+	// Keep only what Mutate reads: the upstream's memory saving for large clusters (main.go
+	// stripDownServiceAccount).
+	if err := saInformer.Informer().SetTransform(stripServiceAccount(h.cfg.AnnotationPrefix + "/")); err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	lister := saInformer.Lister()
+	synced := []cache.InformerSynced{saInformer.Informer().HasSynced}
+
+	if ns := h.opts.ConfigMapNamespace; ns != "" {
+		cmFactory := informers.NewSharedInformerFactoryWithOptions(h.client, h.opts.ResyncPeriod, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
+			}))
+		cm := cmFactory.Core().V1().ConfigMaps().Informer()
+		if _, err := cm.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { h.loadConfigMap(obj) },
+			UpdateFunc: func(_, obj any) { h.loadConfigMap(obj) },
+			DeleteFunc: func(any) {
+				var none Mappings
+				h.mappings.Store(&none)
+				h.log.Info("ConfigMap deleted: no mappings", "namespace", ns, "name", ConfigMapName)
+			},
+		}); err != nil {
+			return fmt.Errorf("webhook: %w", err)
+		}
+		synced = append(synced, cm.HasSynced)
+		cmFactory.Start(ctx.Done())
+	}
+	factory.Start(ctx.Done())
+
+	if h.opts.IdentitiesFile != "" {
+		if err := h.loadIdentities(); err != nil {
+			return err
+		}
+		go h.watchIdentities(ctx)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("webhook: caches not synced: %w", context.Cause(ctx))
+	}
+	h.saLister.Store(&lister)
+	h.mu.Lock()
+	h.synced = synced
+	h.mu.Unlock()
+	h.log.Info("caches synced; serving from the informer cache")
+	return nil
+}
+
+// Ready reports nil once Start has synced the caches (for /readyz).
+func (h *Handler) Ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.synced == nil {
+		return errors.New("webhook: caches not synced yet")
+	}
+	for _, s := range h.synced {
+		if !s() {
+			return errors.New("webhook: caches not synced")
+		}
+	}
+	return nil
+}
+
+func (h *Handler) loadConfigMap(obj any) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || cm.Name != ConfigMapName {
+		return
+	}
+	m, err := ParseMappings(cm.Data[ConfigMapKey])
+	if err != nil {
+		h.metrics.reloads.WithLabelValues("configmap", "error").Inc()
+		h.log.Error(err, "ConfigMap ignored; keeping the previous mappings", "namespace", cm.Namespace, "resourceVersion", cm.ResourceVersion)
+		return
+	}
+	h.mappings.Store(&m)
+	h.metrics.reloads.WithLabelValues("configmap", "ok").Inc()
+	h.log.Info("ConfigMap loaded", "namespace", cm.Namespace, "entries", len(m), "resourceVersion", cm.ResourceVersion)
+}
+
+// loadIdentities reads the identities file; a file that does not parse leaves the previous set
+// (upstream pkg/containercredentials/config.go Load).
+func (h *Handler) loadIdentities() error {
+	data, err := os.ReadFile(h.opts.IdentitiesFile)
+	if err == nil {
+		var ids Identities
+		if ids, err = ParseIdentities(data); err == nil {
+			h.identities.Store(&ids)
+			h.metrics.reloads.WithLabelValues("identities", "ok").Inc()
+			h.log.Info("identities file loaded", "file", h.opts.IdentitiesFile, "identities", len(ids))
+			return nil
+		}
+	}
+	h.metrics.reloads.WithLabelValues("identities", "error").Inc()
+	return fmt.Errorf("webhook: identities file %s: %w", h.opts.IdentitiesFile, err)
+}
+
+// watchIdentities reloads the identities file when its directory changes (fsnotify sees the
+// atomic renames and the ..data symlink swaps of mounted ConfigMaps), and every ResyncPeriod as a
+// safety net.
+func (h *Handler) watchIdentities(ctx context.Context) {
+	var events <-chan fsnotify.Event
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		h.log.Error(err, "identities file: no file events; reloading periodically only")
+	} else {
+		defer w.Close()
+		if err := w.Add(filepath.Dir(h.opts.IdentitiesFile)); err != nil {
+			h.log.Error(err, "identities file: no file events; reloading periodically only")
+		} else {
+			events = w.Events
+		}
+	}
+	tick := time.NewTicker(h.opts.ResyncPeriod)
+	defer tick.Stop()
+	var last []byte
+	reload := func() {
+		data, err := os.ReadFile(h.opts.IdentitiesFile)
+		if err == nil && bytes.Equal(data, last) {
+			return
+		}
+		last = data
+		if err := h.loadIdentities(); err != nil {
+			h.log.Error(err, "identities file ignored; keeping the previous identities")
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			reload()
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			reload()
+		}
+	}
+}
+
+// stripServiceAccount keeps a service account's name, namespace, resource version and the
+// annotations under prefix.
+func stripServiceAccount(prefix string) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		a, err := meta.Accessor(obj)
+		if err != nil {
+			return obj, nil // a tombstone: keep it as it is
+		}
+		var ann map[string]string
+		for k, v := range a.GetAnnotations() {
+			if strings.HasPrefix(k, prefix) {
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann[k] = v
+			}
+		}
+		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+			Name: a.GetName(), Namespace: a.GetNamespace(), ResourceVersion: a.GetResourceVersion(), Annotations: ann,
+		}}, nil
+	}
+}
