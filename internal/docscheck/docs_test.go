@@ -18,7 +18,7 @@ import (
 
 // binaryPackages are the reference binaries and where they are built from (the output name is the
 // package directory's base name).
-var binaryPackages = []string{"./cmd/ekslink", "./cmd/pod-identity-agent", "./examples/connector"}
+var binaryPackages = []string{"./cmd/ekslink", "./cmd/pod-identity-agent", "./cmd/pod-identity-webhook", "./examples/connector"}
 
 var (
 	buildOnce sync.Once
@@ -78,7 +78,7 @@ type invocation struct {
 
 var (
 	// A binary's name, optionally as the package path "go run" takes, at the start of a command.
-	commandStart = regexp.MustCompile(`(?:^|[\s"'(\x60$])(?:\./(?:cmd|examples)/)?(ekslink|pod-identity-agent|connector)(?:\s+|$)`)
+	commandStart = regexp.MustCompile(`(?:^|[\s"'(\x60$])(?:\./(?:cmd|examples)/)?(ekslink|pod-identity-agent|pod-identity-webhook|connector)(?:\s+|$)`)
 	wordRE       = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	flagRE       = regexp.MustCompile(`^(--[a-z0-9][a-z0-9-]*|-[a-zA-Z])(?:=.*)?$`)
 	fenceRE      = regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
@@ -87,8 +87,8 @@ var (
 
 // parseCommands finds the command lines in text. A command runs from the binary's name to the end
 // of its line (continued by a trailing backslash), a pipe, ";", "&&", a comment or a closing quote.
-// With strict false (plain text, help texts), "connector", which is also an ordinary word there,
-// is not looked for, and shell comments are not cut.
+// With strict false (plain text, help texts), "connector" and "pod-identity-webhook", which are
+// also ordinary words there (the upstream webhook, its ConfigMap), are not looked for, and shell comments are not cut.
 func parseCommands(where, text string, strict bool) []invocation {
 	text = strings.ReplaceAll(text, "\\\n", " ")
 	var out []invocation
@@ -110,7 +110,7 @@ func parseLine(where, line string, strict bool) []invocation {
 	var out []invocation
 	for _, m := range commandStart.FindAllStringSubmatchIndex(line, -1) {
 		bin := line[m[2]:m[3]]
-		if bin == "connector" && !strict {
+		if (bin == "connector" || bin == "pod-identity-webhook") && !strict {
 			continue
 		}
 		rest := line[m[1]:]
