@@ -65,10 +65,10 @@ demo: testbin
 images:
 	cd hack/images && $(GO) run . build -root $(CURDIR) -out $(IMAGES_DIR) -prefix '$(IMAGE_PREFIX)' -version '$(VERSION)'
 
-## push: push the multi-platform images built by make images: make push REGISTRY=registry.example/team TAG=v0.1.0
+## push: push the multi-platform images built by make images: make push REGISTRY=registry.example/team VERSION=v0.1.0
 ifneq ($(filter push,$(MAKECMDGOALS)),)
 ifeq ($(REGISTRY),)
-$(error make push needs REGISTRY=<registry>/<path>, e.g. make push REGISTRY=ghcr.io/your-org TAG=v0.1.0)
+$(error make push needs REGISTRY=<registry>/<path>, e.g. make push REGISTRY=ghcr.io/your-org VERSION=v0.1.0)
 endif
 endif
 push: images
