@@ -51,6 +51,10 @@ func parsePlatform(s string) (platform, error) {
 
 // Image configuration shared by every image.
 const (
+	// defaultPrefix is the repository prefix of the images' names in the archives, and the
+	// charts' and renderer's default: ekslink has no official registry yet, and "localhost"
+	// says the image was built locally (no registry on the internet serves it).
+	defaultPrefix = "localhost/ekslink"
 	// binDir holds the binary; it is also the image's PATH.
 	binDir = "/usr/local/bin"
 	// caFile is where Go's crypto/x509 looks first on Linux for the system roots.

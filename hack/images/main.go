@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		root := fs.String("root", "../..", "repository root (the directory of ekslink's go.mod)")
 		out := fs.String("out", "../../_output/images", "directory for the <name>.tar archives")
 		version := fs.String("version", "", "version stamped into the binaries, labels and tags (default: git describe from the nearest v* tag, else the commit's Go pseudo-version; -dirty with local changes)")
-		prefix := fs.String("prefix", "localhost/ekslink", "repository prefix of the images' names in the archives (<prefix>/<name>:<version>)")
+		prefix := fs.String("prefix", defaultPrefix, "repository prefix of the images' names in the archives (<prefix>/<name>:<version>)")
 		load := fs.String("load-platform", "linux/"+runtime.GOARCH, "the platform docker load gets from each archive (ctr image import reads every platform)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

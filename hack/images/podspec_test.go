@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -77,4 +79,58 @@ type container struct {
 	SecurityContext struct {
 		RunAsUser *int `yaml:"runAsUser"`
 	} `yaml:"securityContext"`
+}
+
+// TestChartDefaultsNameTheBuiltImages: the charts' default repositories are the names make images
+// gives the archives, and their default tag (appVersion) is a version make images can stamp
+// (VERSION=v...), so an imported archive runs with the charts' defaults.
+func TestChartDefaultsNameTheBuiltImages(t *testing.T) {
+	root := repoRoot(t)
+	read := func(file string, into any) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, into); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	type image struct {
+		Repository string `yaml:"repository"`
+	}
+	var connector struct {
+		Images struct {
+			Connector image `yaml:"connector"`
+		} `yaml:"images"`
+	}
+	read("charts/eks-connector/values.yaml", &connector)
+	var agent struct {
+		Image image `yaml:"image"`
+	}
+	read("charts/eks-pod-identity-agent/values.yaml", &agent)
+	for repo, binaryName := range map[string]string{
+		connector.Images.Connector.Repository: "eks-connector",
+		agent.Image.Repository:                "pod-identity-agent",
+	} {
+		if want := defaultPrefix + "/" + binaryName; repo != want || !slices.ContainsFunc(binaries, func(b binary) bool { return b.Name == binaryName }) {
+			t.Errorf("chart default repository %q, want %q (a binary make images builds)", repo, want)
+		}
+	}
+	for _, chart := range []string{"eks-connector", "eks-pod-identity-agent"} {
+		var meta struct {
+			AppVersion string `yaml:"appVersion"`
+		}
+		read("charts/"+chart+"/Chart.yaml", &meta)
+		if !strings.HasPrefix(meta.AppVersion, "v") || !tagPattern.MatchString(meta.AppVersion) {
+			t.Errorf("%s appVersion %q: want a v-prefixed version, as make images VERSION=... tags", chart, meta.AppVersion)
+		}
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(makefile), "IMAGE_PREFIX ?= "+defaultPrefix+"\n") {
+		t.Errorf("the Makefile's IMAGE_PREFIX default is not %s", defaultPrefix)
+	}
 }

@@ -52,7 +52,7 @@ const (
 	// DefaultSSMAgentImage is the unmodified AWS SSM agent image the EKS Connector ships with.
 	DefaultSSMAgentImage = "public.ecr.aws/amazon-ssm-agent/amazon-ssm-agent:3.1.1927.0"
 	// DefaultVersion is the image tag used when no image or version is given.
-	DefaultVersion = "0.1.0"
+	DefaultVersion = "v0.1.0"
 	// DefaultTokenExpirationSeconds is the projected service-account token lifetime requested; the
 	// kubelet rotates it at 80%.
 	DefaultTokenExpirationSeconds = 3607
