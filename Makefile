@@ -4,8 +4,18 @@ TOOLS_DIR   := $(CURDIR)/.tools
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_DIR)/staticcheck-$(STATICCHECK_VERSION)
 TEST_TIMEOUT ?= 30m
+# Images (hack/images): VERSION defaults to git describe / the commit's pseudo-version; the names in
+# the archives are $(IMAGE_PREFIX)/<name>:<version>; make push needs REGISTRY, TAG defaults to the
+# version.
+IMAGES_DIR  := $(CURDIR)/_output/images
+IMAGE_PREFIX ?= localhost/ekslink
+VERSION     ?=
+REGISTRY    ?=
+TAG         ?=
+# Modules besides the SDK's: tested and linted by make test, with their own go.mod.
+TOOL_MODULES := hack/images
 
-.PHONY: all test lint fmt-check vet staticcheck testbin bench demo build clean
+.PHONY: all test lint fmt-check vet staticcheck testbin bench demo build clean images push
 
 all: build
 
@@ -22,6 +32,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	@for m in $(TOOL_MODULES); do echo "cd $$m && $(GO) vet ./..."; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 $(STATICCHECK):
 	@mkdir -p $(TOOLS_DIR)
@@ -30,6 +41,7 @@ $(STATICCHECK):
 
 staticcheck: $(STATICCHECK)
 	$(STATICCHECK) ./...
+	@for m in $(TOOL_MODULES); do echo "cd $$m && staticcheck ./..."; (cd $$m && $(STATICCHECK) ./...) || exit 1; done
 
 lint: fmt-check vet staticcheck
 
@@ -37,6 +49,7 @@ lint: fmt-check vet staticcheck
 ## real-API-server tests; they fail instead of skipping when CI is set and the binaries are missing)
 test: testbin lint
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@for m in $(TOOL_MODULES); do echo "cd $$m && $(GO) test -race ./..."; (cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; done
 
 ## bench: Go benchmarks plus the load tests that compare against the direct path and print ratios
 bench: testbin
@@ -47,5 +60,19 @@ bench: testbin
 demo: testbin
 	$(GO) run ./examples/demo
 
+## images: one OCI image per binary for linux/amd64 and linux/arm64, without Docker, into
+## _output/images/<name>.tar (ctr image import, docker load); see docs/deploy.md#images
+images:
+	cd hack/images && $(GO) run . build -root $(CURDIR) -out $(IMAGES_DIR) -prefix '$(IMAGE_PREFIX)' -version '$(VERSION)'
+
+## push: push the multi-platform images built by make images: make push REGISTRY=registry.example/team VERSION=v0.1.0
+ifneq ($(filter push,$(MAKECMDGOALS)),)
+ifeq ($(REGISTRY),)
+$(error make push needs REGISTRY=<registry>/<path>, e.g. make push REGISTRY=ghcr.io/your-org VERSION=v0.1.0)
+endif
+endif
+push: images
+	cd hack/images && $(GO) run . push -in $(IMAGES_DIR) -registry '$(REGISTRY)' -tag '$(TAG)'
+
 clean:
-	rm -rf $(TOOLS_DIR)
+	rm -rf $(TOOLS_DIR) $(CURDIR)/_output

@@ -120,8 +120,26 @@ func connectorCases() []chartCase {
 				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "us-gov-west-1", ActivationID: activationID, ActivationSecretName: "my-activation"})
 			},
 		},
+		{
+			name:      "image pinned by the digest make push prints (the tag is ignored)",
+			namespace: "eks-connector",
+			values: map[string]any{
+				"activation": map[string]any{"id": activationID, "code": activationCode},
+				"region":     "eu-west-1",
+				"images": map[string]any{"connector": map[string]any{
+					"repository": "registry.example:5000/team/eks-connector", "tag": "v0.1.0", "digest": testDigest,
+				}},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "eu-west-1", ActivationID: activationID, ActivationCode: activationCode,
+					Image: "registry.example:5000/team/eks-connector@" + testDigest})
+			},
+		},
 	}
 }
+
+// testDigest is an image digest in the form "make push" prints.
+const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func podIdentityCases() []chartCase {
 	return []chartCase{
@@ -161,6 +179,16 @@ func podIdentityCases() []chartCase {
 					NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
 					Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},
 				})
+			},
+		},
+		{
+			name:      "image pinned by the digest make push prints",
+			namespace: "kube-system",
+			values: map[string]any{"clusterName": "prod", "region": "eu-west-1",
+				"image": map[string]any{"repository": "registry.example/team/pod-identity-agent", "digest": testDigest}},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{Namespace: ns, ClusterName: "prod", Region: "eu-west-1",
+					Image: "registry.example/team/pod-identity-agent@" + testDigest})
 			},
 		},
 	}
@@ -300,6 +328,27 @@ func TestChartsRefuseBadValues(t *testing.T) {
 			v["images"] = map[string]any{"pullPolicy": "Sometimes"}
 			return v
 		}, []string{"pullPolicy"}},
+		{"image digest that is not a sha256 digest", Connector, func() map[string]any {
+			v := valid()
+			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "digest": "v0.1.0"}}
+			return v
+		}, []string{"digest"}},
+		{"image repository with a tag in it", Connector, func() map[string]any {
+			v := valid()
+			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c:v1"}}
+			return v
+		}, []string{"repository"}},
+		{"misspelt image value", Connector, func() map[string]any {
+			v := valid()
+			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "sha": testDigest}}
+			return v
+		}, []string{"sha"}},
+		{"agent image tag with a plus", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"tag": "v1.0.0+build"}}
+		}, []string{"tag"}},
+		{"agent image digest without its algorithm", PodIdentityAgent, func() map[string]any {
+			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"digest": testDigest[len("sha256:"):]}}
+		}, []string{"digest"}},
 		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
 		{"reserved env for the probe address", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_IP": "0.0.0.0"}; return v }, []string{"env.POD_IP"}},
 		{"user extras not a boolean", Connector, func() map[string]any { v := valid(); v["userExtras"] = "yes"; return v }, []string{"userExtras"}},

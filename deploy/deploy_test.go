@@ -66,7 +66,7 @@ func connectorValues() map[string]string {
 		manifest.PlaceholderRegion:         "eu-west-1",
 		manifest.PlaceholderActivationID:   "5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
 		manifest.PlaceholderActivationCode: base64.StdEncoding.EncodeToString([]byte("AbCdEfGhIjKlMnOpQrStUvWx")),
-		manifest.PlaceholderConnectorImage: "public.ecr.aws/ekslink/connector:" + manifest.DefaultVersion,
+		manifest.PlaceholderConnectorImage: manifest.DefaultConnectorImageRepository + ":" + manifest.DefaultVersion,
 		manifest.PlaceholderSSMAgentImage:  manifest.DefaultSSMAgentImage,
 		manifest.PlaceholderConsoleARN:     "arn:aws:iam::123456789012:role/Admin",
 	}
@@ -76,7 +76,7 @@ func podIdentityValues() map[string]string {
 	return map[string]string{
 		manifest.PlaceholderClusterName:      "prod",
 		manifest.PlaceholderRegion:           "eu-west-1",
-		manifest.PlaceholderPodIdentityImage: "public.ecr.aws/ekslink/pod-identity-agent:" + manifest.DefaultVersion,
+		manifest.PlaceholderPodIdentityImage: manifest.DefaultPodIdentityImageRepository + ":" + manifest.DefaultVersion,
 	}
 }
 
@@ -204,11 +204,11 @@ func TestREADMESedCommandsProduceTheSubstitutedYAML(t *testing.T) {
 		"EKS_AWS_REGION=eu-west-1",
 		"EKS_ACTIVATION_ID=5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
 		"EKS_ACTIVATION_CODE="+code,
-		"EKS_CONNECTOR_IMAGE=public.ecr.aws/ekslink/connector:"+manifest.DefaultVersion,
+		"EKS_CONNECTOR_IMAGE="+manifest.DefaultConnectorImageRepository+":"+manifest.DefaultVersion,
 		"SSM_AGENT_IMAGE="+manifest.DefaultSSMAgentImage,
 		"EKS_CONSOLE_ARN=arn:aws:iam::123456789012:role/Admin",
 		"EKS_CLUSTER_NAME=prod",
-		"EKS_POD_IDENTITY_AGENT_IMAGE=public.ecr.aws/ekslink/pod-identity-agent:"+manifest.DefaultVersion,
+		"EKS_POD_IDENTITY_AGENT_IMAGE="+manifest.DefaultPodIdentityImageRepository+":"+manifest.DefaultVersion,
 	)
 	want := map[string]map[string]string{
 		"deploy/connector/eks-connector.yaml":                   connectorValues(),
@@ -261,7 +261,7 @@ func TestTheEKSConnectorSedCommandStillWorks(t *testing.T) {
 		"EKS_AWS_REGION=eu-west-1",
 		"EKS_ACTIVATION_ID=5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
 		"EKS_ACTIVATION_CODE=AbCdEfGhIjKlMnOpQrStUvWx",
-		"EKS_CONNECTOR_IMAGE=public.ecr.aws/ekslink/connector:"+manifest.DefaultVersion,
+		"EKS_CONNECTOR_IMAGE="+manifest.DefaultConnectorImageRepository+":"+manifest.DefaultVersion,
 		"SSM_AGENT_IMAGE="+manifest.DefaultSSMAgentImage,
 	)
 	out, err := cmd.CombinedOutput()

@@ -14,7 +14,7 @@ func ExampleConnectorTemplate() {
 		manifest.PlaceholderRegion:         "eu-west-1",
 		manifest.PlaceholderActivationID:   "5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f",
 		manifest.PlaceholderActivationCode: base64.StdEncoding.EncodeToString([]byte("AbCdEfGhIjKlMnOpQrStUvWx")),
-		manifest.PlaceholderConnectorImage: "public.ecr.aws/ekslink/connector:" + manifest.DefaultVersion,
+		manifest.PlaceholderConnectorImage: manifest.DefaultConnectorImageRepository + ":" + manifest.DefaultVersion,
 		manifest.PlaceholderSSMAgentImage:  manifest.DefaultSSMAgentImage,
 		manifest.PlaceholderConsoleARN:     "arn:aws:iam::123456789012:role/Admin",
 	})

@@ -45,12 +45,14 @@ const (
 	// ServiceAccountTokenDir is where the projected service-account token, CA and namespace are
 	// mounted (the in-cluster client-go location).
 	ServiceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-	// DefaultConnectorImageRepository is the connector image (the tag defaults to DefaultVersion).
-	DefaultConnectorImageRepository = "public.ecr.aws/ekslink/connector"
+	// DefaultConnectorImageRepository is the connector image (the tag defaults to DefaultVersion):
+	// the name "make images" gives it (hack/images). ekslink has no official registry yet, so
+	// this name says the image is built locally; push yours ("make push") and set Image.
+	DefaultConnectorImageRepository = "localhost/ekslink/eks-connector"
 	// DefaultSSMAgentImage is the unmodified AWS SSM agent image the EKS Connector ships with.
 	DefaultSSMAgentImage = "public.ecr.aws/amazon-ssm-agent/amazon-ssm-agent:3.1.1927.0"
 	// DefaultVersion is the image tag used when no image or version is given.
-	DefaultVersion = "0.1.0"
+	DefaultVersion = "v0.1.0"
 	// DefaultTokenExpirationSeconds is the projected service-account token lifetime requested; the
 	// kubelet rotates it at 80%.
 	DefaultTokenExpirationSeconds = 3607
@@ -122,7 +124,8 @@ type ConnectorOptions struct {
 	// userextras/sessionname. Off (the default), the proxy sends Impersonate-User alone, as the EKS
 	// Connector does, and the ClusterRole is the one AWS documents for it.
 	UserExtras bool
-	// Image is the connector image (default DefaultConnectorImageRepository:Version).
+	// Image is the connector image, repository:tag or repository@sha256:digest (default
+	// DefaultConnectorImageRepository:Version).
 	Image string
 	// Version is the connector image tag used when Image is empty (default DefaultVersion).
 	Version string

@@ -22,8 +22,10 @@ const (
 	DefaultPodIdentityNamespace = "kube-system"
 	// DefaultPodIdentityName names the DaemonSet.
 	DefaultPodIdentityName = "eks-pod-identity-agent"
-	// DefaultPodIdentityImageRepository is the agent image (the tag defaults to DefaultVersion).
-	DefaultPodIdentityImageRepository = "public.ecr.aws/ekslink/pod-identity-agent"
+	// DefaultPodIdentityImageRepository is the agent image (the tag defaults to DefaultVersion):
+	// the name "make images" gives it (hack/images). ekslink has no official registry yet, so
+	// this name says the image is built locally; push yours ("make push") and set Image.
+	DefaultPodIdentityImageRepository = "localhost/ekslink/pod-identity-agent"
 	// DefaultPodIdentityPort is the port the SDKs call (http://169.254.170.23/v1/credentials).
 	DefaultPodIdentityPort = 80
 	// DefaultPodIdentityProbeAddr serves /healthz and /readyz (loopback on the node).
@@ -52,7 +54,8 @@ type PodIdentityAgentOptions struct {
 	ClusterName string
 	// Region is the AWS region of the cluster, set as AWS_REGION (required).
 	Region string
-	// Image (default DefaultPodIdentityImageRepository:Version), Version (default DefaultVersion),
+	// Image, repository:tag or repository@sha256:digest (default
+	// DefaultPodIdentityImageRepository:Version), Version (default DefaultVersion),
 	// ImagePullPolicy (default IfNotPresent).
 	Image           string
 	Version         string

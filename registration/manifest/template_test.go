@@ -13,7 +13,7 @@ func connectorValues() map[string]string {
 		PlaceholderRegion:         "eu-west-1",
 		PlaceholderActivationID:   testActivationID,
 		PlaceholderActivationCode: base64.StdEncoding.EncodeToString([]byte(testActivationCode)),
-		PlaceholderConnectorImage: "public.ecr.aws/ekslink/connector:" + DefaultVersion,
+		PlaceholderConnectorImage: DefaultConnectorImageRepository + ":" + DefaultVersion,
 		PlaceholderSSMAgentImage:  DefaultSSMAgentImage,
 		PlaceholderConsoleARN:     testARN,
 	}

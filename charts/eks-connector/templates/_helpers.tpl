@@ -14,8 +14,15 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 
+{{/* repository@digest when a digest is set (the tag is then ignored), else repository:tag. */}}
 {{- define "eks-connector.image" -}}
-{{ .Values.images.connector.repository }}:{{ .Values.images.connector.tag | default .Chart.AppVersion }}
+{{- with .Values.images.connector -}}
+{{- if .digest -}}
+{{ .repository }}@{{ .digest }}
+{{- else -}}
+{{ .repository }}:{{ .tag | default $.Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
 {{- end }}
 
 {{- define "eks-connector.agentImage" -}}

@@ -12,6 +12,17 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 
+{{/* repository@digest when a digest is set (the tag is then ignored), else repository:tag. */}}
+{{- define "eks-pod-identity-agent.image" -}}
+{{- with .Values.image -}}
+{{- if .digest -}}
+{{ .repository }}@{{ .digest }}
+{{- else -}}
+{{ .repository }}:{{ .tag | default $.Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
 {{- define "eks-pod-identity-agent.validate" -}}
 {{- $problems := list -}}
 {{- if not .Values.clusterName -}}
