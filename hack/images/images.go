@@ -2,14 +2,14 @@ package main
 
 import "fmt"
 
-// binaries is every image "make images" builds, one line per binary: add the webhook here when it
-// exists. Name is the image name (the last path element of its repository), the binary's name in
+// binaries is every image "make images" builds, one line per binary. Name is the image name (the last path element of its repository), the binary's name in
 // the image and its entrypoint; Package is what "go build" compiles, relative to the repository
 // root.
 var binaries = []binary{
 	{Name: "eks-connector", Package: "./examples/connector", Description: "The EKS Connector on ekslink: registration init container and impersonating proxy"},
 	{Name: "pod-identity-agent", Package: "./cmd/pod-identity-agent", Description: "The EKS Pod Identity agent on ekslink"},
-	{Name: "ekslink", Package: "./cmd/ekslink", Description: "The ekslink command line: cluster registration, IRSA, access entries, aws-auth"},
+	{Name: "ekslink", Package: "./cmd/ekslink", Description: "The ekslink command line: EKS tokens and kubeconfigs, aws-auth, console access, self-hosted IRSA"},
+	{Name: "pod-identity-webhook", Package: "./cmd/pod-identity-webhook", Description: "The pod identity webhook on ekslink: IRSA and container-credentials pod mutation"},
 }
 
 // platforms are the platforms every image is built for, in index order.
