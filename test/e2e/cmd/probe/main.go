@@ -1,0 +1,89 @@
+// Command probe is the e2e test workload: it reports what a container sees (user, root file
+// system, capabilities, addresses) and exits non-zero when an expectation given by a flag fails,
+// so a pod's phase (Succeeded or Failed) carries the verdict and its log says why.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	uid := flag.Int("expect-uid", -1, "fail unless the process runs as this user ID")
+	readOnly := flag.Bool("expect-read-only-root", false, "fail unless writing to / fails with EROFS")
+	noCaps := flag.Bool("expect-no-capabilities", false, "fail unless the effective capability set is empty")
+	cidr := flag.String("expect-address-in", "", "fail unless an interface has an IPv4 address in this CIDR")
+	flag.Parse()
+	var failures []string
+	fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
+	if *uid >= 0 && os.Getuid() != *uid {
+		failures = append(failures, fmt.Sprintf("uid %d, expected %d", os.Getuid(), *uid))
+	}
+	if *readOnly {
+		err := os.WriteFile("/probe-write-test", []byte("x"), 0o600)
+		fmt.Printf("write to /: %v\n", err)
+		if !errors.Is(err, syscall.EROFS) {
+			failures = append(failures, fmt.Sprintf("writing to / gave %v, expected a read-only file system", err))
+		}
+	}
+	capEff := effectiveCapabilities()
+	fmt.Printf("CapEff=%s\n", capEff)
+	if *noCaps && strings.Trim(capEff, "0") != "" {
+		failures = append(failures, "effective capabilities "+capEff+", expected none")
+	}
+	addrs := addresses()
+	fmt.Printf("addresses=%s\n", strings.Join(addrs, ","))
+	if *cidr != "" {
+		_, want, err := net.ParseCIDR(*cidr)
+		found := false
+		for _, a := range addrs {
+			if ip, _, perr := net.ParseCIDR(a); perr == nil && err == nil && ip.To4() != nil && want.Contains(ip) {
+				found = true
+			}
+		}
+		if !found {
+			failures = append(failures, fmt.Sprintf("no address in %s (err %v)", *cidr, err))
+		}
+	}
+	if len(failures) > 0 {
+		fmt.Printf("probe FAILED: %s\n", strings.Join(failures, "; "))
+		os.Exit(1)
+	}
+	fmt.Println("probe ok")
+}
+
+func effectiveCapabilities() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func addresses() []string {
+	var out []string
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return []string{"error: " + err.Error()}
+	}
+	for _, ifc := range ifaces {
+		as, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
