@@ -12,6 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/utils/ptr"
 
 	"github.com/ekslink/ekslink/internal/testenv"
@@ -23,7 +26,7 @@ import (
 // system and no capabilities, each to phase Succeeded, with the pod's log read through the API
 // server (so the API server reaches the kubelet over authenticated TLS); a probe whose
 // expectation fails ends Failed (the verdict is the probe's, not the harness's); a pod still
-// running when the node stops is removed by Stop, which leaves nothing behind.
+// running when the node stops (after a command exec'd in it through the API server ran) is removed by Stop, which leaves nothing behind.
 func TestNodeRunsPods(t *testing.T) {
 	started := time.Now()
 	n := node.Start(t, node.Options{})
@@ -39,8 +42,7 @@ func TestNodeRunsPods(t *testing.T) {
 	bridgePod := probePod("bridge", n, "-expect-uid", "65532", "-expect-read-only-root", "-expect-no-capabilities",
 		"-expect-address-in", n.PodCIDR.String())
 	wrongPod := probePod("wrong-uid", n, "-expect-uid", "0")
-	sleeper := probePod("sleeper", n)
-	sleeper.Spec.Containers[0].Image = n.Image("pause")
+	sleeper := probePod("sleeper", n, "-wait")
 	for _, p := range []*corev1.Pod{hostPod, bridgePod, wrongPod, sleeper} {
 		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("creating pod %s: %v", p.Name, err)
@@ -66,6 +68,10 @@ func TestNodeRunsPods(t *testing.T) {
 		t.Errorf("wrong-uid pod log lacks the probe's verdict:\n%s", logs)
 	}
 	waitPhase(t, n, ns, "sleeper", corev1.PodRunning)
+	out := podExec(t, n, ns, "sleeper", "/probe", "-expect-uid", "65532", "-expect-read-only-root", "-expect-no-capabilities")
+	if !strings.Contains(out, "probe ok") {
+		t.Errorf("exec through the API server did not run the probe in the pod:\n%s", out)
+	}
 	t.Logf("smoke pods done after %s", time.Since(smoke).Round(time.Millisecond))
 
 	// The sleeper still runs: Stop must kill it, release its address and leave nothing behind.
@@ -166,4 +172,31 @@ func podLogs(t *testing.T, n *node.Node, ns, name string) string {
 		t.Fatalf("reading the log of %s/%s: %v", ns, name, err)
 	}
 	return string(data)
+}
+
+// podExec runs a command in the pod's container through the API server (which reaches the
+// kubelet, which reaches containerd's streaming server) and returns its output.
+func podExec(t *testing.T, n *node.Node, ns, name string, command ...string) string {
+	t.Helper()
+	req := n.Env.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(name).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "probe", Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(n.Env.Config, "GET", req.URL().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(n.Env.Config, "POST", req.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, httpstream.IsUpgradeFailure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(testenv.Context(t), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out}); err != nil {
+		t.Fatalf("exec %v in %s/%s: %v\n%s\n--- kubelet\n%s", command, ns, name, err, out.String(), n.Logs("kubelet", 30))
+	}
+	return out.String()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 )
@@ -18,6 +19,7 @@ func main() {
 	readOnly := flag.Bool("expect-read-only-root", false, "fail unless writing to / fails with EROFS")
 	noCaps := flag.Bool("expect-no-capabilities", false, "fail unless the effective capability set is empty")
 	cidr := flag.String("expect-address-in", "", "fail unless an interface has an IPv4 address in this CIDR")
+	wait := flag.Bool("wait", false, "after the checks pass, run until SIGTERM or SIGINT (a pod to exec into)")
 	flag.Parse()
 	var failures []string
 	fmt.Printf("uid=%d gid=%d\n", os.Getuid(), os.Getgid())
@@ -55,6 +57,11 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("probe ok")
+	if *wait {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		<-sigs
+	}
 }
 
 func effectiveCapabilities() string {
