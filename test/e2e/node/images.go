@@ -37,7 +37,7 @@ func buildImage(ctx context.Context, moduleDir, outDir, imgName string) (path st
 	bin := filepath.Join(outDir, imgName)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/"+imgName)
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building ./cmd/%s for the %s image: %w\n%s", imgName, imgName, err, out)
 	}
