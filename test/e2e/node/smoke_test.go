@@ -40,7 +40,7 @@ func TestNodeRunsPods(t *testing.T) {
 	hostPod := probePod("host", n, "-expect-address-in", n.PodCIDR.String())
 	hostPod.Spec.HostNetwork = true
 	bridgePod := probePod("bridge", n, "-expect-uid", "65532", "-expect-read-only-root", "-expect-no-capabilities",
-		"-expect-address-in", n.PodCIDR.String())
+		"-expect-address-in", n.PodCIDR.String(), "-expect-no-default-route")
 	wrongPod := probePod("wrong-uid", n, "-expect-uid", "0")
 	sleeper := probePod("sleeper", n, "-wait")
 	for _, p := range []*corev1.Pod{hostPod, bridgePod, wrongPod, sleeper} {
@@ -58,7 +58,7 @@ func TestNodeRunsPods(t *testing.T) {
 		t.Errorf("bridge pod IP = %q, want an address of %s from the bridge CNI", bridge.Status.PodIP, n.PodCIDR)
 	}
 	logs := podLogs(t, n, ns, "bridge")
-	for _, want := range []string{"uid=65532", "read-only file system", "CapEff=0000000000000000", "probe ok"} {
+	for _, want := range []string{"uid=65532", "read-only file system", "CapEff=0000000000000000", "default routes=0", "probe ok"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("bridge pod log (read through the API server) lacks %q:\n%s", want, logs)
 		}

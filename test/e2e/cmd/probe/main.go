@@ -19,6 +19,7 @@ func main() {
 	readOnly := flag.Bool("expect-read-only-root", false, "fail unless writing to / fails with EROFS")
 	noCaps := flag.Bool("expect-no-capabilities", false, "fail unless the effective capability set is empty")
 	cidr := flag.String("expect-address-in", "", "fail unless an interface has an IPv4 address in this CIDR")
+	noDefaultRoute := flag.Bool("expect-no-default-route", false, "fail if the network namespace has an IPv4 default route")
 	wait := flag.Bool("wait", false, "after the checks pass, run until SIGTERM or SIGINT (a pod to exec into)")
 	flag.Parse()
 	var failures []string
@@ -51,6 +52,11 @@ func main() {
 		if !found {
 			failures = append(failures, fmt.Sprintf("no address in %s (err %v)", *cidr, err))
 		}
+	}
+	routes := defaultRoutes()
+	fmt.Printf("default routes=%d\n", routes)
+	if *noDefaultRoute && routes != 0 {
+		failures = append(failures, fmt.Sprintf("%d IPv4 default routes, expected none (traffic must stay on this machine)", routes))
 	}
 	if len(failures) > 0 {
 		fmt.Printf("probe FAILED: %s\n", strings.Join(failures, "; "))
@@ -93,4 +99,21 @@ func addresses() []string {
 		}
 	}
 	return out
+}
+
+// defaultRoutes counts the IPv4 default routes in /proc/net/route (destination and mask 0), or -1
+// when the table cannot be read.
+func defaultRoutes() int {
+	data, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) >= 8 && f[1] == "00000000" && f[7] == "00000000" {
+			n++
+		}
+	}
+	return n
 }
