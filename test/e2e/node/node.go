@@ -52,6 +52,7 @@ type Node struct {
 	stopOnce   sync.Once
 	stopErr    error
 	reportOnce sync.Once
+	logOnce    sync.Once
 	// newHostPaths are the hostPaths absent before the node started (removed by Stop).
 	newHostPaths []string
 }
@@ -79,15 +80,21 @@ func Start(t testing.TB, opts Options) *Node {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := n.start(ctx, t, bins, opts); err != nil {
-		t.Fatalf("node: %v\n%s", err, n.logs())
+		t.Fatalf("node: %v", err)
 	}
 	return n
 }
 
 // cleanup returns a t.Cleanup function that stops the node and fails the test if the tear-down
-// left anything behind (reported once however often it runs).
+// left anything behind (reported once however often it runs). When the test failed, it first
+// copies the tails of the components' logs into the test log (Stop removes the files).
 func (n *Node) cleanup(t testing.TB) func() {
 	return func() {
+		n.logOnce.Do(func() {
+			if t.Failed() {
+				t.Logf("node: the test failed; component logs before the tear-down:\n%s", n.logs())
+			}
+		})
 		err := n.Stop()
 		n.reportOnce.Do(func() {
 			if err != nil {
