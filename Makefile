@@ -26,6 +26,18 @@ build:
 testbin:
 	@./hack/testbin.sh
 
+## nodebin: build kubelet, kube-controller-manager and kube-scheduler for the e2e node (idempotent, cached beside testbin)
+.PHONY: nodebin e2e
+nodebin:
+	@./hack/testbin.sh kubelet kube-controller-manager kube-scheduler
+
+## e2e: the test/e2e module (its own go.mod) on a real node: containerd, runc and CNI plugins from Debian
+## packages (installed when missing, needs root), the control plane, a kubelet; vet and staticcheck too
+e2e: testbin nodebin $(STATICCHECK)
+	@./hack/node-deps.sh
+	cd test/e2e && $(GO) vet ./... && $(STATICCHECK) ./...
+	cd test/e2e && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from the Go module proxy into a cache directory outside the repo:
+# Builds Kubernetes test binaries from the Go module proxy into a cache directory outside the repo:
 #   ${EKSLINK_TESTBIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ekslink/testbin/<k8s>-<etcd>}
-# Idempotent: does nothing when both binaries are already there. Prints the directory.
+#
+#   hack/testbin.sh            kube-apiserver and etcd (the control plane of internal/testenv)
+#   hack/testbin.sh NAME...    the named binaries: etcd or any k8s.io/kubernetes/cmd/NAME
+#                              (make nodebin: kubelet kube-controller-manager kube-scheduler)
+#
+# Idempotent: builds only the binaries that are missing. Each one is written to NAME.tmp and then
+# renamed, so tests running at the same time never see a partial or replaced binary.
+# Prints the directory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
 . "$here/testbin.env"
 dir=${EKSLINK_TESTBIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ekslink/testbin/${KUBERNETES_VERSION}-${ETCD_VERSION}}
-if [ -x "$dir/kube-apiserver" ] && [ -x "$dir/etcd" ]; then
+[ $# -gt 0 ] || set -- kube-apiserver etcd
+missing=()
+for name in "$@"; do
+  case $name in
+    etcd | kube-apiserver | kubelet | kube-controller-manager | kube-scheduler | kube-proxy) ;;
+    *) echo "testbin.sh: unknown binary $name (etcd or a k8s.io/kubernetes/cmd name)" >&2; exit 2 ;;
+  esac
+  [ -x "$dir/$name" ] || missing+=("$name")
+done
+if [ ${#missing[@]} -eq 0 ]; then
   echo "$dir"
   exit 0
 fi
@@ -38,16 +54,19 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
+{
+  printf '//go:build tools\n\npackage tools\n\n'
+  for name in "${missing[@]}"; do
+    [ "$name" = etcd ] || printf 'import _ "k8s.io/kubernetes/cmd/%s"\n' "$name"
+  done
+} > tools.go
 go mod tidy >/dev/null
-go build -trimpath -ldflags=-s -o "$dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-go build -trimpath -ldflags=-s -o "$dir/etcd.tmp" ./etcd
-mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
-mv "$dir/etcd.tmp" "$dir/etcd"
+for name in "${missing[@]}"; do
+  pkg=k8s.io/kubernetes/cmd/$name
+  [ "$name" = etcd ] && pkg=./etcd
+  start=$(date +%s)
+  go build -trimpath -ldflags=-s -o "$dir/$name.tmp" "$pkg"
+  mv "$dir/$name.tmp" "$dir/$name"
+  echo "testbin.sh: built $name in $(($(date +%s) - start))s" >&2
+done
 echo "$dir"
