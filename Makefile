@@ -62,6 +62,7 @@ lint: fmt-check vet staticcheck
 test: testbin lint
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@for m in $(TOOL_MODULES); do echo "cd $$m && $(GO) test -race ./..."; (cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; done
+	$(MAKE) e2e
 
 ## bench: Go benchmarks plus the load tests that compare against the direct path and print ratios
 bench: testbin
