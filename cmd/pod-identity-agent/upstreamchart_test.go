@@ -218,9 +218,15 @@ func checkRotation(t *testing.T, up *awstest.Server, credsFile string, get func(
 		t.Fatalf("first call signed by %v, want the file's %s", ids, hybridKeysA.AccessKeyID)
 	}
 	// nodeadm rewrites the file; once the agent has read it, the next call is signed with the new key.
+	// Rewrite it again only now and then: a rewrite every few milliseconds would keep restarting the
+	// agent's settle timer (it waits for the writes to stop before reading).
 	deadline := time.Now().Add(10 * time.Second)
+	var written time.Time
 	for {
-		writeNodeCredentials(t, credsFile, hybridKeysB, true)
+		if time.Since(written) > time.Second {
+			writeNodeCredentials(t, credsFile, hybridKeysB, true)
+			written = time.Now()
+		}
 		_, m := httpGet(t, metricsURL, "")
 		if strings.Contains(m, `ekslink_shared_credentials_reloads_total{result="changed"} 2`) {
 			break
