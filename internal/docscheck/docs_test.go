@@ -347,8 +347,10 @@ func TestCheckerCatchesWhatDoesNotExist(t *testing.T) {
 func TestEveryBinaryReportsItsVersion(t *testing.T) {
 	dir := buildBinaries(t)
 	root := moduleRoot(t)
+	// The go command stamps the revision of a checkout whose .git is a directory; a git worktree
+	// (.git is a file) or a source tree without git gets none.
 	var head string
-	if _, err := os.Stat(filepath.Join(root, ".git")); err == nil {
+	if fi, err := os.Stat(filepath.Join(root, ".git")); err == nil && fi.IsDir() {
 		out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
 		if err != nil {
 			t.Fatalf("git rev-parse HEAD: %v", err)
