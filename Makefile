@@ -13,7 +13,7 @@ VERSION     ?=
 REGISTRY    ?=
 TAG         ?=
 # Modules besides the SDK's: tested and linted by make test, with their own go.mod.
-TOOL_MODULES := hack/images charts
+TOOL_MODULES := hack/images charts test/interop
 
 .PHONY: all test lint fmt-check vet staticcheck testbin bench demo build clean images push
 
