@@ -13,7 +13,7 @@ VERSION     ?=
 REGISTRY    ?=
 TAG         ?=
 # Modules besides the SDK's: tested and linted by make test, with their own go.mod.
-TOOL_MODULES := hack/images
+TOOL_MODULES := hack/images charts test/interop
 
 .PHONY: all test lint fmt-check vet staticcheck testbin bench demo build clean images push
 
@@ -67,6 +67,7 @@ test: testbin lint
 ## bench: Go benchmarks plus the load tests that compare against the direct path and print ratios
 bench: testbin
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@for m in $(TOOL_MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
 	$(GO) test -tags loadtest -run '^TestLoad' -count=1 -v -timeout $(TEST_TIMEOUT) ./... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|ratio|p50|p99|upstream|memory|throughput|LOAD' 
 
 ## demo: the connector end to end on loopback with a transcript (see README); exits 0 only if every step passed

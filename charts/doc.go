@@ -17,4 +17,8 @@
 // Render and Load embed the charts so programs can render them without the source tree. The
 // package does not install releases (use helm, or manifest.Apply on the rendered YAML) and does not
 // publish the charts to a repository.
+//
+// The package is a module of its own (github.com/ekslink/ekslink/charts, charts/go.mod) so that
+// helm and what it pulls in stay out of the SDK module's go.mod: a program that imports only, say,
+// package oidc does not download the Helm engine. make test runs this module's tests too.
 package charts

@@ -1,4 +1,4 @@
-package oidc_test
+package interop_test
 
 import (
 	"crypto"
@@ -56,4 +56,18 @@ func TestGoOIDCRelyingPartyAcceptsServedDocuments(t *testing.T) {
 	if _, err := verifier.Verify(ctx, env.Token(t, ns, "app", nil, 10*time.Minute)); err == nil {
 		t.Fatal("token for the API server's audience accepted for sts.amazonaws.com")
 	}
+}
+
+// mustPEM encodes public keys as the PEM that kube-apiserver's --service-account-key-file holds.
+func mustPEM(t *testing.T, pubs ...crypto.PublicKey) []byte {
+	t.Helper()
+	var out []byte
+	for _, p := range pubs {
+		b, err := testenv.PublicKeyPEM(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
 }
