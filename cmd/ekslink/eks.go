@@ -522,7 +522,7 @@ func newEKSAccessCommand() *cobra.Command {
 		Long: `Render the ClusterRoles and bindings that give the IAM ARNs read-only console access (all
 namespaces, or only --namespace ones; Secrets are never readable) and the ClusterRole that lets the
 connector's service account impersonate exactly these ARNs (the RBAC AWS documents for the EKS
-Connector; --user-extras also grants the user extras a "connector proxy --user-extras" sends).
+Connector; --user-extras also grants the user extras a "eks-connector proxy --user-extras" sends).
 Prints YAML unless --apply is given.
 With --access-entry and --cluster-name, also create EKS access entries (clusters in API modes).`,
 		Args: cobra.NoArgs,

@@ -1,4 +1,4 @@
-// Command connector is the EKS Connector rebuilt on the ekslink packages: "init" registers the
+// Command eks-connector is the EKS Connector rebuilt on the ekslink packages: "init" registers the
 // cluster's agent with SSM and writes the SSM agent's vault, "proxy" serves the impersonating proxy
 // the SSM agent forwards console requests to.
 package main
@@ -37,7 +37,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "connector:", err)
+		fmt.Fprintln(os.Stderr, "eks-connector:", err)
 		stop()
 		os.Exit(1)
 	}
@@ -45,7 +45,7 @@ func main() {
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "connector",
+		Use:           "eks-connector",
 		Short:         "The EKS Connector on ekslink",
 		SilenceUsage:  true,
 		SilenceErrors: true,

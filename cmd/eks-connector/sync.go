@@ -6,7 +6,7 @@ package main
 // new key must reach the state Secret before the vault's emptyDir is lost, or the cluster is locked
 // out. Two ways to run the sync:
 //
-//   - standalone: "connector sync" (newSyncCommand), serving /healthz and /readyz, and /metrics
+//   - standalone: "eks-connector sync" (newSyncCommand), serving /healthz and /readyz, and /metrics
 //     on loopback unless told otherwise;
 //   - inside the proxy process (wired by main.go / proxy.go, not here):
 //
