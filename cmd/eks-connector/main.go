@@ -5,10 +5,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,22 +23,13 @@ func newProxyWithKeySyncCommand() *cobra.Command {
 	return newProxyCommandWithHooks(proxyHooks{
 		readyReason: "key sync (the vault's key is not in the state Secret yet)",
 		addFlags:    func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
-		applyEnv:    applyKeySyncEnv,
 		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
 			return startKeySync(ctx, log, reg, ks)
 		},
 	})
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "eks-connector:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main(newRootCommand())) }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{

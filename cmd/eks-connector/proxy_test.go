@@ -25,6 +25,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/testenv"
 )
 
@@ -292,7 +293,7 @@ func TestProxyFlagsFallBackToEnvironment(t *testing.T) {
 	t.Setenv("CONNECTOR_USER_EXTRAS", "true")
 	must(t, cmd.ParseFlags([]string{"--metrics-addr=:1234"}))
 	t.Setenv("CONNECTOR_METRICS_ADDR", ":5678") // a flag on the command line wins
-	must(t, envFallback(cmd.Flags(), true, nil))
+	must(t, cli.ApplyEnv(cmd.Flags()))
 	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": "", "v": "0", "user-extras": "true"} {
 		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)
