@@ -20,8 +20,10 @@ import (
 //     for "ekslink oidc") for ekslink. Names that predate the rule (EKS_CLUSTER_NAME, AWS_REGION,
 //     POD_NAME, ...) are written in the flag's help and keep working.
 //   - The command line wins; among the variables, the first one set wins.
-//   - An empty value counts as unset (the next variable is tried), except for a string flag whose
-//     default is not empty: there "" is a value, as --metrics-addr="" is (it switches a server off).
+//   - An empty value counts as unset: the next variable is tried, else the default stays. Manifests
+//     render unset values as "" (a Helm value left empty), and a number or a duration cannot be
+//     empty anyway. To give a flag the empty string (--metrics-addr="" switches a server off), use
+//     the flag. (This is viper's default too.)
 //   - A value the flag refuses is an error naming the variable and the flag; every such error is
 //     reported at once.
 //   - Safety switches (--force) name no variable: a variable left over in a shell or a CI job must
@@ -74,7 +76,7 @@ func ApplyEnv(fs *pflag.FlagSet) error {
 		}
 		for _, name := range EnvVars(f) {
 			v, ok := os.LookupEnv(name)
-			if !ok || (v == "" && !(f.Value.Type() == "string" && f.DefValue != "")) {
+			if !ok || v == "" {
 				continue
 			}
 			if err := fs.Set(f.Name, v); err != nil {

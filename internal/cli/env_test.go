@@ -76,9 +76,9 @@ func TestApplyEnv(t *testing.T) {
 			want: map[string]string{"v": "0", "timeout": "1m0s"},
 		},
 		{
-			name: "an empty value switches off a string flag with a default",
+			name: "an empty value leaves a string flag's default",
 			env:  map[string]string{"T_METRICS_ADDR": ""},
-			want: map[string]string{"metrics-addr": ""},
+			want: map[string]string{"metrics-addr": "127.0.0.1:8080"},
 		},
 		{
 			name: "a guard has no variable",
