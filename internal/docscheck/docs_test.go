@@ -391,3 +391,52 @@ func TestEveryBinaryReportsItsVersion(t *testing.T) {
 		}
 	}
 }
+
+// Every flag of every binary that reads the environment says which variables in one form, "[env
+// NAME, ...]" at the end of its help (internal/cli reads the names from there). The exceptions are
+// the guards that must be typed, help, the version command's --output, and the webhook, which like
+// the upstream one reads flags only.
+func TestEveryFlagNamesItsEnvironmentVariables(t *testing.T) {
+	c := &helpCache{dir: buildBinaries(t), m: map[string]helpResult{}}
+	typed := map[string]bool{"--help": true, "--force": true, "--allow-rewrite": true, "--unblock-public-policy": true, "--version": true}
+	flagLine := regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?(--[a-z0-9-]+)\b`)
+	envTag := regexp.MustCompile(`\[env [A-Z_][A-Z0-9_]*(?:, [A-Z_][A-Z0-9_]*)*\]`)
+	checked := 0
+	for _, pkg := range binaryPackages {
+		bin := filepath.Base(pkg)
+		if bin == "pod-identity-webhook" {
+			continue
+		}
+		queue := [][]string{nil}
+		for len(queue) > 0 {
+			words := queue[0]
+			queue = queue[1:]
+			r := c.help(bin, words)
+			if r.err != nil {
+				t.Fatalf("%s %s --help: %v", bin, strings.Join(words, " "), r.err)
+			}
+			for _, child := range r.children {
+				if child != "version" && child != "help" && child != "completion" {
+					queue = append(queue, append(slices.Clone(words), child))
+				}
+			}
+			if !r.leaf {
+				continue
+			}
+			for _, line := range strings.Split(r.text, "\n") {
+				m := flagLine.FindStringSubmatch(line)
+				if m == nil || typed[m[1]] {
+					continue
+				}
+				checked++
+				if strings.Contains(line, "(env ") || !envTag.MatchString(line) {
+					t.Errorf("%s %s %s: no [env NAME] at the end of its help: %q", bin, strings.Join(words, " "), m[1], strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("checked only %d flags: the extraction is broken", checked)
+	}
+	t.Logf("checked %d flag lines", checked)
+}
