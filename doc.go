@@ -20,13 +20,13 @@
 //
 // A StatefulSet pod with three containers sharing two emptyDirs (/var/eks/shared and the SSM vault):
 //
-//	init container (examples/connector init)
+//	init container (cmd/eks-connector init)
 //	    statestore.Secret <-> registration.Ensure --RegisterManagedInstance--> SSM
 //	    registration.WriteVault --> /var/lib/amazon/ssm/Vault (Manifest, RegistrationKey, InstanceFingerprint)
 //	SSM agent container (unmodified AWS SSM agent, container mode)
 //	    reads the vault, rotates the key every 7 days, forwards EKS console requests to
 //	    unix:///var/eks/shared/connector.sock with x-aws-eks-identity-arn: <IAM ARN>
-//	proxy container (examples/connector proxy)
+//	proxy container (cmd/eks-connector proxy)
 //	    impersonation.Handler: x-aws-eks-identity-arn --> Impersonate-User, own SA token -->
 //	    https://kubernetes.default.svc; the rotated-key sync loop copies the agent's new key back
 //	    into the Secret.

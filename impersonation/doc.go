@@ -23,5 +23,5 @@
 // What it deliberately does not do: authenticate callers (the identity source, such as the SSM
 // channel or a verified mTLS certificate, is trusted by construction), impersonate groups or
 // "system:" names by default, use exec or auth-provider plugins for its own credentials, or
-// serve HTTP itself (see examples/connector for a binary that does).
+// serve HTTP itself (see cmd/eks-connector for a binary that does).
 package impersonation

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -24,89 +23,21 @@ import (
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
-// newEKSCommands returns the EKS commands: token, kubeconfig, aws-auth, access.
+// newEKSCommands returns the EKS commands: token, kubeconfig, aws-auth, access. Every flag falls
+// back to EKSLINK_<FLAG_NAME> unless its help names other variables; the guards --force and
+// --allow-rewrite must be typed.
 func newEKSCommands() []*cobra.Command {
 	cmds := []*cobra.Command{newEKSTokenCommand(), newEKSKubeconfigCommand(), newEKSAWSAuthCommand(), newEKSAccessCommand()}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		eksDefaultEnv(c)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
 	for _, c := range cmds {
-		walk(c)
+		cli.BindEnv(c, "EKSLINK_", "force", "allow-rewrite")
 	}
 	return cmds
 }
 
-// eksEnv binds flags to environment variables used when the flag is not given, and says so in
-// the flag's help. The names are kept in the flag's annotations, so inherited flags carry them.
-type eksEnv struct{ flags *pflag.FlagSet }
-
-const eksEnvAnnotation = "ekslink-env"
-
-func newEKSEnv(fs *pflag.FlagSet) *eksEnv { return &eksEnv{flags: fs} }
-
-func (e *eksEnv) bind(flag string, vars ...string) {
-	f := e.flags.Lookup(flag)
-	if f == nil {
-		panic("unknown flag " + flag)
-	}
-	f.Usage += " (env " + strings.Join(vars, ", ") + ")"
-	if f.Annotations == nil {
-		f.Annotations = map[string][]string{}
-	}
-	f.Annotations[eksEnvAnnotation] = vars
-}
-
-// eksNoEnv are flags that must be typed on the command line: an environment variable left over in a
-// shell or a CI job must never override a safety guard.
-var eksNoEnv = map[string]bool{"help": true, "force": true, "allow-rewrite": true}
-
-// eksDefaultEnv binds every still-unbound flag of cmd (except eksNoEnv) to EKSLINK_<FLAG_NAME>.
-func eksDefaultEnv(cmd *cobra.Command) {
-	for _, fs := range []*pflag.FlagSet{cmd.LocalFlags(), cmd.PersistentFlags()} {
-		fs.VisitAll(func(f *pflag.Flag) {
-			if eksNoEnv[f.Name] || f.Annotations[eksEnvAnnotation] != nil {
-				return
-			}
-			newEKSEnv(fs).bind(f.Name, "EKSLINK_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
-		})
-	}
-}
-
-// eksApplyEnv sets unset flags from their environment variables (first non-empty wins).
-func eksApplyEnv(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || err != nil {
-			return
-		}
-		for _, v := range f.Annotations[eksEnvAnnotation] {
-			val, ok := os.LookupEnv(v)
-			if !ok || val == "" {
-				continue
-			}
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				err = sv.Replace(strings.Split(val, ","))
-			} else {
-				err = f.Value.Set(val)
-			}
-			if err != nil {
-				err = fmt.Errorf("%s=%q: %w", v, val, err)
-			}
-			return
-		}
-	})
-	return err
-}
-
-func eksLogger(cmd *cobra.Command) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-}
+func eksLogger(cmd *cobra.Command) logr.Logger { return cli.NewLogger(cmd.ErrOrStderr(), 0) }
 
 // eksAWSFlags are the flags that pick AWS credentials and the STS endpoint.
 type eksAWSFlags struct {
@@ -114,19 +45,13 @@ type eksAWSFlags struct {
 	fips, dualStack, global  bool
 }
 
-func (f *eksAWSFlags) register(fs *pflag.FlagSet, env *eksEnv) {
-	fs.StringVar(&f.region, "region", "", "AWS region of the cluster; required, there is no default")
-	fs.StringVar(&f.profile, "profile", "", "shared config profile")
+func (f *eksAWSFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.region, "region", "", "AWS region of the cluster; required, there is no default [env AWS_REGION, AWS_DEFAULT_REGION]")
+	fs.StringVar(&f.profile, "profile", "", "shared config profile [env AWS_PROFILE]")
 	fs.StringVar(&f.roleARN, "role-arn", "", "IAM role to assume before signing")
 	fs.BoolVar(&f.fips, "fips", false, "use the FIPS STS endpoint")
 	fs.BoolVar(&f.dualStack, "dual-stack", false, "use the dual-stack STS endpoint")
 	fs.BoolVar(&f.global, "global-endpoint", false, "use the legacy global STS endpoint sts.amazonaws.com (aws partition only)")
-	env.bind("region", "AWS_REGION", "AWS_DEFAULT_REGION")
-	env.bind("profile", "AWS_PROFILE")
-	env.bind("role-arn", "EKSLINK_ROLE_ARN")
-	env.bind("fips", "EKSLINK_FIPS")
-	env.bind("dual-stack", "EKSLINK_DUAL_STACK")
-	env.bind("global-endpoint", "EKSLINK_GLOBAL_ENDPOINT")
 }
 
 func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
@@ -165,14 +90,9 @@ plugin protocol expects. The apiVersion follows KUBERNETES_EXEC_INFO (v1 or v1be
 unset). The token expires 14 minutes after signing or when the AWS credentials do, if earlier.`,
 		Args: cobra.NoArgs,
 	}
-	env := newEKSEnv(cmd.Flags())
 	cmd.Flags().StringVar(&cluster, "cluster-name", "", "cluster name (or, for local clusters on Outposts, the cluster ID)")
-	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
-	aws.register(cmd.Flags(), env)
+	aws.register(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := eksApplyEnv(cmd); err != nil {
-			return err
-		}
 		version, err := eksauth.ExecCredentialVersion(os.Getenv)
 		if err != nil {
 			return err
@@ -211,19 +131,13 @@ Never). By default the kubeconfig is printed; --output writes it to a file with 
 new private temporary file whose path is printed.`,
 		Args: cobra.NoArgs,
 	}
-	env := newEKSEnv(cmd.Flags())
 	cmd.Flags().StringVar(&cluster, "cluster-name", "", "cluster name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (mode 0600); default stdout")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (mode 0600); default stdout [env EKSLINK_KUBECONFIG_OUTPUT]")
 	cmd.Flags().BoolVar(&temp, "temp", false, "write to a new private temporary file and print its path")
 	cmd.Flags().StringVar(&command, "exec-command", "ekslink", "exec plugin command written into the kubeconfig")
 	cmd.Flags().StringVar(&contextName, "context-name", "", "context name (default: the cluster ARN)")
-	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
-	env.bind("output", "EKSLINK_KUBECONFIG_OUTPUT")
-	aws.register(cmd.Flags(), env)
+	aws.register(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := eksApplyEnv(cmd); err != nil {
-			return err
-		}
 		if cluster == "" {
 			return errors.New("--cluster-name is required")
 		}
@@ -291,13 +205,11 @@ type eksKubeFlags struct {
 	aws                          eksAWSFlags
 }
 
-func (f *eksKubeFlags) register(fs *pflag.FlagSet, env *eksEnv) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file")
+func (f *eksKubeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file [env KUBECONFIG]")
 	fs.StringVar(&f.context, "context", "", "kubeconfig context")
 	fs.StringVar(&f.cluster, "cluster-name", "", "reach this EKS cluster directly (DescribeCluster + token) instead of using a kubeconfig")
-	env.bind("kubeconfig", "KUBECONFIG")
-	env.bind("cluster-name", "EKSLINK_CLUSTER_NAME")
-	f.aws.register(fs, env)
+	f.aws.register(fs)
 }
 
 func (f *eksKubeFlags) client(ctx context.Context) (kubernetes.Interface, *eksauth.Cluster, error) {
@@ -348,13 +260,9 @@ edited.`,
 	var dryRun, force, allowRewrite bool
 	var username string
 	var groups []string
-	env := newEKSEnv(cmd.PersistentFlags())
-	kf.register(cmd.PersistentFlags(), env)
+	kf.register(cmd.PersistentFlags())
 
 	editor := func(c *cobra.Command) (*awsauth.Editor, error) {
-		if err := eksApplyEnv(c); err != nil {
-			return nil, err
-		}
 		client, cluster, err := kf.client(c.Context())
 		if err != nil {
 			return nil, err
@@ -522,14 +430,13 @@ func newEKSAccessCommand() *cobra.Command {
 		Long: `Render the ClusterRoles and bindings that give the IAM ARNs read-only console access (all
 namespaces, or only --namespace ones; Secrets are never readable) and the ClusterRole that lets the
 connector's service account impersonate exactly these ARNs (the RBAC AWS documents for the EKS
-Connector; --user-extras also grants the user extras a "connector proxy --user-extras" sends).
+Connector; --user-extras also grants the user extras a "eks-connector proxy --user-extras" sends).
 Prints YAML unless --apply is given.
 With --access-entry and --cluster-name, also create EKS access entries (clusters in API modes).`,
 		Args: cobra.NoArgs,
 	}
-	env := newEKSEnv(grant.Flags())
-	grant.Flags().StringSliceVar(&arns, "arn", nil, "IAM principal ARN to grant (repeatable)")
-	grant.Flags().StringSliceVar(&namespaces, "namespace", nil, "restrict namespaced read access to this namespace (repeatable)")
+	grant.Flags().StringSliceVar(&arns, "arn", nil, "IAM principal ARN to grant (repeatable) [env EKSLINK_ACCESS_ARNS]")
+	grant.Flags().StringSliceVar(&namespaces, "namespace", nil, "restrict namespaced read access to this namespace (repeatable) [env EKSLINK_ACCESS_NAMESPACES]")
 	grant.Flags().StringVar(&connNS, "connector-namespace", access.DefaultConnectorNamespace, "namespace of the connector's service account")
 	grant.Flags().StringVar(&connSA, "connector-service-account", access.DefaultConnectorServiceAccount, "connector's service account")
 	grant.Flags().StringVar(&name, "name", access.DefaultConsoleName, "base name of the console RBAC objects")
@@ -537,14 +444,8 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 	grant.Flags().BoolVar(&userExtras, "user-extras", false, "also grant impersonate on userextras/arn and userextras/sessionname (for a proxy run with --user-extras)")
 	grant.Flags().BoolVar(&entries, "access-entry", false, "also create EKS access entries for the ARNs (needs --cluster-name)")
 	grant.Flags().StringVar(&policy, "access-policy", eksauth.AccessPolicyView, "access policy associated with --access-entry")
-	env.bind("arn", "EKSLINK_ACCESS_ARNS")
-	env.bind("namespace", "EKSLINK_ACCESS_NAMESPACES")
-	env.bind("connector-namespace", "EKSLINK_CONNECTOR_NAMESPACE")
-	kf.register(grant.Flags(), env)
+	kf.register(grant.Flags())
 	grant.RunE = func(c *cobra.Command, _ []string) error {
-		if err := eksApplyEnv(c); err != nil {
-			return err
-		}
 		console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: arns, Namespaces: namespaces, Name: name})
 		if err != nil {
 			return err

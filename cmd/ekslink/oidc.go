@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/regularfile"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
@@ -49,49 +48,9 @@ Every flag can also be set through an environment variable, shown in each flag's
 	}
 	cmd.AddCommand(oidcKeygenCommand(), oidcDiscoveryCommand(), oidcJWKSCommand(), oidcThumbprintCommand(),
 		oidcTrustPolicyCommand(), oidcVerifyTokenCommand(), oidcServeCommand(), oidcPublishCommand())
-	for _, c := range cmd.Commands() {
-		oidcBindEnv(c)
-	}
+	// A leftover environment variable must never overwrite key files or widen a bucket on its own.
+	cli.BindEnv(cmd, oidcEnvPrefix, "force", "unblock-public-policy")
 	return cmd
-}
-
-// oidcNoEnv are flags that must be typed on the command line: a leftover environment variable must
-// never overwrite key files or widen a bucket on its own.
-var oidcNoEnv = map[string]bool{"force": true, "unblock-public-policy": true}
-
-// oidcBindEnv documents and applies the environment fallback of every flag of c (except oidcNoEnv).
-func oidcBindEnv(c *cobra.Command) {
-	c.Flags().VisitAll(func(f *pflag.Flag) {
-		if !oidcNoEnv[f.Name] {
-			f.Usage += fmt.Sprintf(" [env %s]", oidcEnvName(f.Name))
-		}
-	})
-	prev := c.PreRunE
-	c.PreRunE = func(cmd *cobra.Command, args []string) error {
-		var errs []error
-		cmd.Flags().VisitAll(func(f *pflag.Flag) {
-			v, ok := os.LookupEnv(oidcEnvName(f.Name))
-			if f.Changed || !ok || oidcNoEnv[f.Name] {
-				return
-			}
-			if sv, isSlice := f.Value.(pflag.SliceValue); isSlice {
-				errs = append(errs, sv.Replace(strings.Split(v, ",")))
-				return
-			}
-			errs = append(errs, f.Value.Set(v))
-		})
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("environment: %w", err)
-		}
-		if prev != nil {
-			return prev(cmd, args)
-		}
-		return nil
-	}
-}
-
-func oidcEnvName(flag string) string {
-	return oidcEnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // oidcKeyFlags are the flags that select and render keys.
@@ -491,9 +450,7 @@ func oidcPrintJSON(cmd *cobra.Command, v any) error {
 	return err
 }
 
-func oidcLogger(cmd *cobra.Command) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(cmd.ErrOrStderr(), nil))
-}
+func oidcLogger(cmd *cobra.Command) logr.Logger { return cli.NewLogger(cmd.ErrOrStderr(), 0) }
 
 func oidcServeCommand() *cobra.Command {
 	var k oidcKeyFlags

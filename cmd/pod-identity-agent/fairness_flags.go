@@ -15,9 +15,9 @@ type fairnessOptions struct {
 }
 
 func (f *fairnessOptions) register(fs *pflag.FlagSet) {
-	fs.IntVar(&f.reservedBurst, "reserved-burst", 0, "part of --burst that new tokens never spend, kept for tokens EKS Auth accepted before and for refreshes close to expiry (0: a quarter of --burst) [env POD_IDENTITY_RESERVED_BURST]")
-	fs.Float64Var(&f.sourceRate, "source-rate", podidentity.DefaultSourceRate, "EKS Auth calls per second for new tokens one client address may cause [env POD_IDENTITY_SOURCE_RATE]")
-	fs.IntVar(&f.sourceBurst, "source-burst", podidentity.DefaultSourceBurst, "burst of --source-rate (host-network pods share the node's address) [env POD_IDENTITY_SOURCE_BURST]")
+	fs.IntVar(&f.reservedBurst, "reserved-burst", 0, "part of --burst that new tokens never spend, kept for tokens EKS Auth accepted before and for refreshes close to expiry (0: a quarter of --burst)")
+	fs.Float64Var(&f.sourceRate, "source-rate", podidentity.DefaultSourceRate, "EKS Auth calls per second for new tokens one client address may cause")
+	fs.IntVar(&f.sourceBurst, "source-burst", podidentity.DefaultSourceBurst, "burst of --source-rate (host-network pods share the node's address)")
 }
 
 // apply sets the fairness fields of o and returns it.

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 // The fairness flags (and their environment fallbacks) reach podidentity.Options; left alone they
@@ -18,7 +19,8 @@ func TestFairnessFlagsReachTheServerOptions(t *testing.T) {
 	if err := fs.Parse([]string{"--source-burst=3", "--reserved-burst=5"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := bindEnv(fs); err != nil {
+	cli.DocumentEnv(fs, envPrefix)
+	if err := cli.ApplyEnv(fs); err != nil {
 		t.Fatal(err)
 	}
 	o := f.apply(podidentity.Options{ClusterName: "c1", Burst: 8})

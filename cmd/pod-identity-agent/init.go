@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 type initOptions struct {
@@ -23,16 +25,14 @@ family the node does not support (IPv6 disabled) is logged and skipped; init fai
 address could be configured. Linux only. "initialize" is the upstream agent's name of this command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd.Flags()); err != nil {
-				return err
-			}
 			return runInit(cmd.Context(), o)
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.linkName, "link-name", "pod-id-link0", "dummy link holding the addresses [env POD_IDENTITY_LINK_NAME]")
-	fs.StringSliceVar(&o.addresses, "addresses", []string{"169.254.170.23/32", "fd00:ec2::23/128"}, "comma-separated CIDRs to add to the link [env POD_IDENTITY_ADDRESSES]")
+	fs.StringVar(&o.linkName, "link-name", "pod-id-link0", "dummy link holding the addresses")
+	fs.StringSliceVar(&o.addresses, "addresses", []string{"169.254.170.23/32", "fd00:ec2::23/128"}, "comma-separated CIDRs to add to the link")
 	fs.SetNormalizeFunc(aliasNormalizer)
 	addVerbosityFlag(fs, &o.verbosity)
+	cli.BindEnv(cmd, envPrefix)
 	return cmd
 }

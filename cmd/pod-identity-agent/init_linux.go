@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 func runInit(ctx context.Context, o *initOptions) error {
@@ -20,7 +23,7 @@ func runInit(ctx context.Context, o *initOptions) error {
 		return fmt.Errorf("opening netlink: %w", err)
 	}
 	defer h.Close()
-	return ensureLinkAddresses(h, o.linkName, o.addresses, newLogger(int(o.verbosity)))
+	return ensureLinkAddresses(h, o.linkName, o.addresses, cli.NewLogger(os.Stderr, int(o.verbosity)))
 }
 
 // ensureLinkAddresses creates the dummy link if needed, brings it up and adds each address that is

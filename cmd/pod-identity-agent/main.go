@@ -4,30 +4,14 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/ekslink/ekslink/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "pod-identity-agent:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main(newRootCommand())) }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -46,28 +30,7 @@ Every flag can also be set with the environment variable shown in its descriptio
 	return root
 }
 
-// bindEnv sets every flag the command line left alone from its environment variable (the "[env X]"
-// at the end of its usage).
-func bindEnv(fs *pflag.FlagSet) error {
-	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || err != nil {
-			return
-		}
-		i := strings.LastIndex(f.Usage, "[env ")
-		if i < 0 {
-			return
-		}
-		name := strings.TrimSuffix(f.Usage[i+len("[env "):], "]")
-		if v, ok := os.LookupEnv(name); ok && v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("environment %s=%q for --%s: %w", name, v, f.Name, e)
-			}
-		}
-	})
-	return err
-}
-
-func newLogger(verbosity int) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
-}
+// envPrefix is the prefix of every flag's environment variable: --cache-size falls back to
+// POD_IDENTITY_CACHE_SIZE (see internal/cli). Flags with other names (EKS_CLUSTER_NAME) list them in
+// their help.
+const envPrefix = "POD_IDENTITY_"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 type serverOptions struct {
@@ -78,9 +80,6 @@ boolean flag ("--rotate-credentials" "true", as the upstream chart renders it) i
 cannot be turned off: 0 for --max-cache-size or --max-credential-retention-before-renewal is refused.`,
 		Args: boolArgsOnly,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd.Flags()); err != nil {
-				return err
-			}
 			if err := o.resolveUpstreamFlags(cmd.Flags()); err != nil {
 				return err
 			}
@@ -90,40 +89,41 @@ cannot be turned off: 0 for --max-cache-size or --max-credential-retention-befor
 	fs := cmd.Flags()
 	fs.SetNormalizeFunc(aliasNormalizer)
 	fs.StringVarP(&o.clusterName, "cluster-name", "c", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
-	fs.StringVar(&o.region, "region", "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS) [env POD_IDENTITY_REGION]")
-	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws); alias --endpoint [env POD_IDENTITY_EKS_AUTH_ENDPOINT]")
-	fs.BoolVar(&o.fips, "fips", false, "use the FIPS EKS Auth endpoint [env POD_IDENTITY_FIPS]")
-	fs.StringSliceVarP(&o.bindHosts, "bind-hosts", "b", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "hosts to serve credentials on, comma-separated or repeated [env POD_IDENTITY_BIND_HOSTS]")
-	fs.IntVarP(&o.port, "port", "p", 80, "port of the credential listeners [env POD_IDENTITY_PORT]")
-	fs.StringVar(&o.probeAddr, "probe-addr", "127.0.0.1:2703", "address of /healthz and /readyz (empty: off) [env POD_IDENTITY_PROBE_ADDR]")
-	fs.Int("probe-port", 2703, "port of /healthz and /readyz on 127.0.0.1 (upstream agent's flag; sets the port of --probe-addr) [env POD_IDENTITY_PROBE_PORT]")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:2705", "address of /metrics (empty: off) [env POD_IDENTITY_METRICS_ADDR]")
-	fs.String("metrics-address", "0.0.0.0", "host of /metrics (upstream agent's flag; with --metrics-port it replaces --metrics-addr) [env POD_IDENTITY_METRICS_ADDRESS]")
-	fs.Int("metrics-port", 2705, "port of /metrics (upstream agent's flag; with --metrics-address it replaces --metrics-addr) [env POD_IDENTITY_METRICS_PORT]")
-	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU); alias --max-cache-size [env POD_IDENTITY_CACHE_SIZE]")
+	fs.StringVar(&o.region, "region", "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS)")
+	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws); alias --endpoint")
+	fs.BoolVar(&o.fips, "fips", false, "use the FIPS EKS Auth endpoint")
+	fs.StringSliceVarP(&o.bindHosts, "bind-hosts", "b", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "hosts to serve credentials on, comma-separated or repeated")
+	fs.IntVarP(&o.port, "port", "p", 80, "port of the credential listeners")
+	fs.StringVar(&o.probeAddr, "probe-addr", "127.0.0.1:2703", "address of /healthz and /readyz (empty: off)")
+	fs.Int("probe-port", 2703, "port of /healthz and /readyz on 127.0.0.1 (upstream agent's flag; sets the port of --probe-addr)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:2705", "address of /metrics (empty: off)")
+	fs.String("metrics-address", "0.0.0.0", "host of /metrics (upstream agent's flag; with --metrics-port it replaces --metrics-addr)")
+	fs.Int("metrics-port", 2705, "port of /metrics (upstream agent's flag; with --metrics-address it replaces --metrics-addr)")
+	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU); alias --max-cache-size")
 	fs.DurationVar(&o.maxRetention, "max-credential-retention-before-renewal", 0, "renew cached credentials at the latest this long after they were fetched (upstream agent's flag, which defaults to 3h; 0: only --refresh-before applies) [env POD_IDENTITY_MAX_CREDENTIAL_RETENTION]")
-	fs.DurationVar(&o.serveSkew, "serve-skew", podidentity.DefaultServeSkew, "stop serving cached credentials this long before they expire [env POD_IDENTITY_SERVE_SKEW]")
-	fs.DurationVar(&o.refreshBefore, "refresh-before", podidentity.DefaultRefreshBefore, "refresh credentials in the background this long before expiry [env POD_IDENTITY_REFRESH_BEFORE]")
-	fs.DurationVar(&o.idleTimeout, "idle-timeout", podidentity.DefaultIdleTimeout, "stop refreshing tokens not presented for this long [env POD_IDENTITY_IDLE_TIMEOUT]")
-	fs.IntVar(&o.refreshWorkers, "refresh-workers", podidentity.DefaultRefreshWorkers, "background refresh workers [env POD_IDENTITY_REFRESH_WORKERS]")
-	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", podidentity.DefaultUpstreamTimeout, "bound of one EKS Auth exchange including retries (then 504) [env POD_IDENTITY_UPSTREAM_TIMEOUT]")
-	fs.DurationVar(&o.attemptTimeout, "attempt-timeout", 2*time.Second, "bound of one EKS Auth HTTP attempt [env POD_IDENTITY_ATTEMPT_TIMEOUT]")
-	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "EKS Auth attempts per exchange (throttling, 5xx, timeouts are retried with jitter) [env POD_IDENTITY_MAX_ATTEMPTS]")
-	fs.Float64Var(&o.rate, "rate", podidentity.DefaultRate, "EKS Auth calls per second from this node; alias --max-service-qps [env POD_IDENTITY_RATE]")
-	fs.IntVar(&o.burst, "burst", podidentity.DefaultBurst, "EKS Auth call burst; refreshes only use the upper half [env POD_IDENTITY_BURST]")
-	fs.DurationVar(&o.missWait, "miss-wait", podidentity.DefaultMissWait, "how long a cache miss waits for the rate budget before 429 [env POD_IDENTITY_MISS_WAIT]")
-	fs.DurationVar(&o.throttleTTL, "throttle-ttl", podidentity.DefaultThrottleTTL, "how long an EKS Auth throttle is cached per token [env POD_IDENTITY_THROTTLE_TTL]")
-	fs.DurationVar(&o.refusalTTL, "refusal-ttl", podidentity.DefaultRefusalTTL, "how long an EKS Auth refusal (bad token, denied, no association) is repeated per token (negative: off) [env POD_IDENTITY_REFUSAL_TTL]")
-	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token [env POD_IDENTITY_MAX_TOKEN_BYTES]")
-	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never) [env POD_IDENTITY_BIND_RETRY_INTERVAL]")
-	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails [env POD_IDENTITY_ROTATE_CREDENTIALS]")
+	fs.DurationVar(&o.serveSkew, "serve-skew", podidentity.DefaultServeSkew, "stop serving cached credentials this long before they expire")
+	fs.DurationVar(&o.refreshBefore, "refresh-before", podidentity.DefaultRefreshBefore, "refresh credentials in the background this long before expiry")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", podidentity.DefaultIdleTimeout, "stop refreshing tokens not presented for this long")
+	fs.IntVar(&o.refreshWorkers, "refresh-workers", podidentity.DefaultRefreshWorkers, "background refresh workers")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", podidentity.DefaultUpstreamTimeout, "bound of one EKS Auth exchange including retries (then 504)")
+	fs.DurationVar(&o.attemptTimeout, "attempt-timeout", 2*time.Second, "bound of one EKS Auth HTTP attempt")
+	fs.IntVar(&o.maxAttempts, "max-attempts", 3, "EKS Auth attempts per exchange (throttling, 5xx, timeouts are retried with jitter)")
+	fs.Float64Var(&o.rate, "rate", podidentity.DefaultRate, "EKS Auth calls per second from this node; alias --max-service-qps")
+	fs.IntVar(&o.burst, "burst", podidentity.DefaultBurst, "EKS Auth call burst; refreshes only use the upper half")
+	fs.DurationVar(&o.missWait, "miss-wait", podidentity.DefaultMissWait, "how long a cache miss waits for the rate budget before 429")
+	fs.DurationVar(&o.throttleTTL, "throttle-ttl", podidentity.DefaultThrottleTTL, "how long an EKS Auth throttle is cached per token")
+	fs.DurationVar(&o.refusalTTL, "refusal-ttl", podidentity.DefaultRefusalTTL, "how long an EKS Auth refusal (bad token, denied, no association) is repeated per token (negative: off)")
+	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token")
+	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never)")
+	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails")
 	addVerbosityFlag(fs, &o.verbosity)
 	o.fairness.register(fs)
+	cli.BindEnv(cmd, envPrefix)
 	return cmd
 }
 
 func runServer(ctx context.Context, o *serverOptions) error {
-	log := newLogger(int(o.verbosity))
+	log := cli.NewLogger(os.Stderr, int(o.verbosity))
 	if o.clusterName == "" {
 		return fmt.Errorf("--cluster-name (EKS_CLUSTER_NAME) is required")
 	}

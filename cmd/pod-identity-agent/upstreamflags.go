@@ -139,7 +139,7 @@ func (lp listenParts) resolve(fs *pflag.FlagSet) (string, error) {
 }
 
 // resolveUpstreamFlags merges the upstream agent's address flags into ekslink's and refuses the
-// upstream values ekslink cannot honour. It runs after bindEnv, so environment values count as given.
+// upstream values ekslink cannot honour. It runs after the environment fallbacks (cli.ApplyEnv), so environment values count as given.
 func (o *serverOptions) resolveUpstreamFlags(fs *pflag.FlagSet) error {
 	var err error
 	if o.probeAddr, err = (listenParts{addrFlag: "probe-addr", portFlag: "probe-port", defaultHost: "127.0.0.1"}).resolve(fs); err != nil {

@@ -1,32 +1,20 @@
 // Command pod-identity-webhook is a drop-in for aws/amazon-eks-pod-identity-webhook: the mutating
 // admission webhook that gives pods AWS credentials through IRSA or EKS Pod Identity (see package
 // webhook). It takes the upstream's flags with their meanings, so an existing Deployment can switch
-// images.
+// images. Like the upstream, it reads no environment variables for its flags (and the natural
+// prefix, POD_IDENTITY_WEBHOOK_, is taken: Kubernetes sets POD_IDENTITY_WEBHOOK_PORT=tcp://... and
+// friends in every pod of the namespace of a Service named pod-identity-webhook).
 package main
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
 	"github.com/ekslink/ekslink/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "pod-identity-webhook:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main(newRootCommand())) }
 
 func newRootCommand() *cobra.Command {
 	o := &options{}
@@ -45,14 +33,10 @@ plain HTTP on --metrics-port. Register it with failurePolicy: Ignore; it never r
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd.Context(), newLogger(o.verbosity), o)
+			return run(cmd.Context(), cli.NewLogger(cmd.ErrOrStderr(), o.verbosity), o)
 		},
 	}
 	o.addFlags(root.Flags())
 	cli.AddVersion(root)
 	return root
-}
-
-func newLogger(verbosity int) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
 }

@@ -48,12 +48,17 @@ func newCommand(listening func(net.Addr)) *cobra.Command {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The environment fallback follows the ekslink binaries' convention (internal/cli, which an
+		// example copied out of this module cannot import): CUSTOMPROXY_<FLAG_NAME>, the command
+		// line wins, an empty variable counts as unset, a bad value names the variable and the flag.
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			var errs []error
 			cmd.Flags().VisitAll(func(f *pflag.Flag) {
 				env := "CUSTOMPROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-				if v, ok := os.LookupEnv(env); ok && !f.Changed {
-					errs = append(errs, cmd.Flags().Set(f.Name, v))
+				if v := os.Getenv(env); v != "" && !f.Changed {
+					if err := cmd.Flags().Set(f.Name, v); err != nil {
+						errs = append(errs, fmt.Errorf("environment variable %s (for --%s): %w", env, f.Name, err))
+					}
 				}
 			})
 			return errors.Join(errs...)

@@ -1,5 +1,5 @@
 // Command demo runs the connector end to end on loopback with a readable transcript: a real
-// control plane, embedded AWS endpoints, connector init and proxy, console access for two IAM
+// control plane, embedded AWS endpoints, eks-connector init and proxy, console access for two IAM
 // ARNs, the pod identity agent with the AWS SDK as client, and self-hosted IRSA documents checked
 // against a real token. `make demo` runs it; it exits 0 only if every step behaved as expected.
 package main

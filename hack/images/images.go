@@ -6,7 +6,7 @@ import "fmt"
 // the image and its entrypoint; Package is what "go build" compiles, relative to the repository
 // root.
 var binaries = []binary{
-	{Name: "eks-connector", Package: "./examples/connector", Description: "The EKS Connector on ekslink: registration init container and impersonating proxy"},
+	{Name: "eks-connector", Package: "./cmd/eks-connector", Description: "The EKS Connector on ekslink: registration init container and impersonating proxy"},
 	{Name: "pod-identity-agent", Package: "./cmd/pod-identity-agent", Description: "The EKS Pod Identity agent on ekslink"},
 	{Name: "ekslink", Package: "./cmd/ekslink", Description: "The ekslink command line: EKS tokens and kubeconfigs, aws-auth, console access, self-hosted IRSA"},
 	{Name: "pod-identity-webhook", Package: "./cmd/pod-identity-webhook", Description: "The pod identity webhook on ekslink: IRSA and container-credentials pod mutation"},

@@ -130,10 +130,10 @@ func (d *Demo) writeKubeconfig(token string) error {
 	return clientcmd.WriteToFile(*cfg, d.kubeconfig)
 }
 
-// ConnectorInit runs `connector init` as the connector's service account: it registers with SSM,
+// ConnectorInit runs `eks-connector init` as the connector's service account: it registers with SSM,
 // persists the registration in the state Secret and writes the SSM agent's vault.
 func (d *Demo) ConnectorInit(ctx context.Context) error {
-	d.t.heading("connector init: SSM registration, state Secret, SSM agent vault")
+	d.t.heading("eks-connector init: SSM registration, state Secret, SSM agent vault")
 	codeFile, err := d.writeFile("activation-code", []byte(d.registration.Activation.Code))
 	if err != nil {
 		return err
@@ -150,14 +150,14 @@ func (d *Demo) ConnectorInit(ctx context.Context) error {
 		"--vault-dir=" + d.vaultDir,
 		"--pod-name=" + connectorPod,
 	}
-	d.t.call("connector %s", strings.Join(redactArgs(args), " "))
-	out, err := run(ctx, d.bins["connector"], d.awsEnv, args...)
+	d.t.call("eks-connector %s", strings.Join(redactArgs(args), " "))
+	out, err := run(ctx, d.bins["eks-connector"], d.awsEnv, args...)
 	d.init = out
 	if err != nil {
 		return err
 	}
 	if strings.Contains(out, d.registration.Activation.Code) {
-		return fmt.Errorf("connector init logged the activation code")
+		return fmt.Errorf("eks-connector init logged the activation code")
 	}
 	st, _, err := registration.LoadState(ctx, statestore.NewSecret(d.Env.Client, connectorNS, statePrefix+"-0"))
 	if err != nil {
@@ -175,7 +175,7 @@ func (d *Demo) ConnectorInit(ctx context.Context) error {
 	}
 	calls, instances := d.AWS.RegisterCalls()-before, len(d.AWS.Instances())
 	if calls > 1 || instances != 1 {
-		return fmt.Errorf("connector init made %d RegisterManagedInstance calls leaving %d managed instances, want at most 1 call and exactly 1 instance", calls, instances)
+		return fmt.Errorf("eks-connector init made %d RegisterManagedInstance calls leaving %d managed instances, want at most 1 call and exactly 1 instance", calls, instances)
 	}
 	d.t.got("SSM RegisterManagedInstance calls: %d; managed instances for the activation: %d", calls, instances)
 	d.t.got("Secret %s/%s-0: status=%s instanceId=%s fingerprint=%s", connectorNS, statePrefix, st.Status, st.InstanceID, st.Fingerprint)
@@ -196,9 +196,9 @@ func redactArgs(args []string) []string {
 	return out
 }
 
-// ConnectorProxy starts `connector proxy` on a unix socket, with the rotated-key sync on the vault.
+// ConnectorProxy starts `eks-connector proxy` on a unix socket, with the rotated-key sync on the vault.
 func (d *Demo) ConnectorProxy(ctx context.Context) error {
-	d.t.heading("connector proxy on a unix socket (impersonation, fail closed)")
+	d.t.heading("eks-connector proxy on a unix socket (impersonation, fail closed)")
 	health, err := freeAddr()
 	if err != nil {
 		return err
@@ -224,8 +224,8 @@ func (d *Demo) ConnectorProxy(ctx context.Context) error {
 	if d.opts.UserExtras {
 		args = append(args, "--user-extras")
 	}
-	d.t.call("connector %s", strings.Join(redactArgs(args), " "))
-	p, err := startProcess("connector-proxy", d.bins["connector"], d.dir, d.awsEnv, args...)
+	d.t.call("eks-connector %s", strings.Join(redactArgs(args), " "))
+	p, err := startProcess("connector-proxy", d.bins["eks-connector"], d.dir, d.awsEnv, args...)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ type Demo struct {
 	vaultDir     string
 	socket       string
 	proxyHealth  string
-	init         string // output of the last connector init
+	init         string // output of the last eks-connector init
 	procs        []*process
 	proxy        *process
 	agent        *process
@@ -180,7 +180,7 @@ func (d *Demo) StartControlPlane(ctx context.Context) error {
 	binDir := d.opts.BinDir
 	if binDir == "" {
 		binDir = filepath.Join(d.dir, "bin")
-		d.t.call("go build ./examples/connector ./cmd/pod-identity-agent")
+		d.t.call("go build ./cmd/eks-connector ./cmd/pod-identity-agent")
 		if err := BuildBinaries(ctx, binDir); err != nil {
 			return err
 		}

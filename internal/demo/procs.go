@@ -17,7 +17,7 @@ import (
 
 // binaries are the reference binaries the demo runs as processes.
 var binaries = map[string]string{
-	"connector":          "./examples/connector",
+	"eks-connector":      "./cmd/eks-connector",
 	"pod-identity-agent": "./cmd/pod-identity-agent",
 }
 
@@ -29,7 +29,7 @@ func BuildBinaries(ctx context.Context, dir string) error {
 		return err
 	}
 	args := []string{"build", "-buildvcs=auto", "-o", dir + string(os.PathSeparator)}
-	for _, name := range []string{"connector", "pod-identity-agent"} {
+	for _, name := range []string{"eks-connector", "pod-identity-agent"} {
 		args = append(args, binaries[name])
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)

@@ -18,7 +18,7 @@ import (
 
 // binaryPackages are the reference binaries and where they are built from (the output name is the
 // package directory's base name).
-var binaryPackages = []string{"./cmd/ekslink", "./cmd/pod-identity-agent", "./cmd/pod-identity-webhook", "./examples/connector"}
+var binaryPackages = []string{"./cmd/ekslink", "./cmd/pod-identity-agent", "./cmd/pod-identity-webhook", "./cmd/eks-connector"}
 
 var (
 	buildOnce sync.Once
@@ -78,7 +78,7 @@ type invocation struct {
 
 var (
 	// A binary's name, optionally as the package path "go run" takes, at the start of a command.
-	commandStart = regexp.MustCompile(`(?:^|[\s"'(\x60$])(?:\./(?:cmd|examples)/)?(ekslink|pod-identity-agent|pod-identity-webhook|connector)(?:\s+|$)`)
+	commandStart = regexp.MustCompile(`(?:^|[\s"'(\x60$])(?:\./cmd/)?(ekslink|pod-identity-agent|pod-identity-webhook|eks-connector)(?:\s+|$)`)
 	wordRE       = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	flagRE       = regexp.MustCompile(`^(--[a-z0-9][a-z0-9-]*|-[a-zA-Z])(?:=.*)?$`)
 	fenceRE      = regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
@@ -87,15 +87,15 @@ var (
 
 // parseCommands finds the command lines in text. A command runs from the binary's name to the end
 // of its line (continued by a trailing backslash), a pipe, ";", "&&", a comment or a closing quote.
-// With strict false (plain text, help texts), "connector" and "pod-identity-webhook", which are
-// also ordinary words there (the upstream webhook, its ConfigMap), are not looked for, and shell comments are not cut.
+// With strict false (plain text, help texts), "eks-connector" and "pod-identity-webhook", which are
+// also ordinary words there (the chart and namespace eks-connector, the upstream webhook and its ConfigMap), are not looked for, and shell comments are not cut.
 func parseCommands(where, text string, strict bool) []invocation {
 	text = strings.ReplaceAll(text, "\\\n", " ")
 	var out []invocation
 	for n, line := range strings.Split(text, "\n") {
 		at := fmt.Sprintf("%s:%d", where, n+1)
 		if loc := shellComment.FindStringIndex(line); loc != nil && strict {
-			// A shell comment is prose: "connector" there is a word, not the binary.
+			// A shell comment is prose: "eks-connector" there is a word, not the binary.
 			out = append(out, parseLine(at, line[loc[1]:], false)...)
 			line = line[:loc[0]]
 		}
@@ -106,12 +106,25 @@ func parseCommands(where, text string, strict bool) []invocation {
 
 var shellComment = regexp.MustCompile(`(^|\s)#`)
 
+// commandPrefix is what may stand before a binary's name at the start of a command: nothing, a
+// prompt, a pipe or separator, an opening quote or parenthesis, "go run ./cmd/", or environment
+// assignments.
+var commandPrefix = regexp.MustCompile(`(?:^|[$|;&("'\x60]|go run|exec|\b[A-Z_][A-Z0-9_]*=\S*)\s*(?:\./cmd/)?$`)
+
+// atCommandPosition reports whether a binary's name preceded by before starts a command, rather
+// than being an argument of another one (eks-connector is also the name of the chart, the Helm
+// release and the namespace).
+func atCommandPosition(before string) bool { return commandPrefix.MatchString(before) }
+
 func parseLine(where, line string, strict bool) []invocation {
 	var out []invocation
 	for _, m := range commandStart.FindAllStringSubmatchIndex(line, -1) {
 		bin := line[m[2]:m[3]]
-		if (bin == "connector" || bin == "pod-identity-webhook") && !strict {
+		if (bin == "eks-connector" || bin == "pod-identity-webhook") && !strict {
 			continue
+		}
+		if bin == "eks-connector" && !atCommandPosition(line[:m[2]]) {
+			continue // the chart, release or namespace eks-connector: "helm install eks-connector", "-n eks-connector"
 		}
 		rest := line[m[1]:]
 		if i := strings.IndexAny(rest, "|;#\"'`)"); i >= 0 {
@@ -321,9 +334,11 @@ func TestEveryCommandTheDocsNameExists(t *testing.T) {
 // The checker itself: a made-up subcommand or flag is caught, a real one passes.
 func TestCheckerCatchesWhatDoesNotExist(t *testing.T) {
 	c := &helpCache{dir: buildBinaries(t), m: map[string]helpResult{}}
-	md := "Run `ekslink eks grant` or:\n```sh\nekslink oidc keygen --no-such-flag\nekslink oidc keygen --out-dir x \\\n  --type rsa-2048\ngo run ./cmd/ekslink access grant --arn a --apply\n```\n"
+	md := "Run `ekslink eks grant` or:\n```sh\nekslink oidc keygen --no-such-flag\nekslink oidc keygen --out-dir x \\\n  --type rsa-2048\ngo run ./cmd/ekslink access grant --arn a --apply\n" +
+		"eks-connector init --no-such-flag\nCI=true go run ./cmd/eks-connector proxy --user-extras\n" +
+		"helm install eks-connector ./charts/eks-connector -n eks-connector --create-namespace\n```\n"
 	invs := markdownCommands("x.md", md)
-	if len(invs) != 4 {
+	if len(invs) != 6 {
 		t.Fatalf("parsed %+v", invs)
 	}
 	want := map[string]bool{
@@ -331,6 +346,8 @@ func TestCheckerCatchesWhatDoesNotExist(t *testing.T) {
 		"ekslink oidc keygen --no-such-flag":                 false,
 		"ekslink oidc keygen --out-dir x    --type rsa-2048": true,
 		"./cmd/ekslink access grant --arn a --apply":         true,
+		"eks-connector init --no-such-flag":                  false,
+		"./cmd/eks-connector proxy --user-extras":            true,
 	}
 	for _, inv := range invs {
 		ok, known := want[inv.text]
@@ -375,4 +392,53 @@ func TestEveryBinaryReportsItsVersion(t *testing.T) {
 			t.Errorf("%s --version: %q %v", pkg, flag, err)
 		}
 	}
+}
+
+// Every flag of every binary that reads the environment says which variables in one form, "[env
+// NAME, ...]" at the end of its help (internal/cli reads the names from there). The exceptions are
+// the guards that must be typed, help, the version command's --output, and the webhook, which like
+// the upstream one reads flags only.
+func TestEveryFlagNamesItsEnvironmentVariables(t *testing.T) {
+	c := &helpCache{dir: buildBinaries(t), m: map[string]helpResult{}}
+	typed := map[string]bool{"--help": true, "--force": true, "--allow-rewrite": true, "--unblock-public-policy": true, "--version": true}
+	flagLine := regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?(--[a-z0-9-]+)\b`)
+	envTag := regexp.MustCompile(`\[env [A-Z_][A-Z0-9_]*(?:, [A-Z_][A-Z0-9_]*)*\]`)
+	checked := 0
+	for _, pkg := range binaryPackages {
+		bin := filepath.Base(pkg)
+		if bin == "pod-identity-webhook" {
+			continue
+		}
+		queue := [][]string{nil}
+		for len(queue) > 0 {
+			words := queue[0]
+			queue = queue[1:]
+			r := c.help(bin, words)
+			if r.err != nil {
+				t.Fatalf("%s %s --help: %v", bin, strings.Join(words, " "), r.err)
+			}
+			for _, child := range r.children {
+				if child != "version" && child != "help" && child != "completion" {
+					queue = append(queue, append(slices.Clone(words), child))
+				}
+			}
+			if !r.leaf {
+				continue
+			}
+			for _, line := range strings.Split(r.text, "\n") {
+				m := flagLine.FindStringSubmatch(line)
+				if m == nil || typed[m[1]] {
+					continue
+				}
+				checked++
+				if strings.Contains(line, "(env ") || !envTag.MatchString(line) {
+					t.Errorf("%s %s %s: no [env NAME] at the end of its help: %q", bin, strings.Join(words, " "), m[1], strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("checked only %d flags: the extraction is broken", checked)
+	}
+	t.Logf("checked %d flag lines", checked)
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // Defaults and fixed names of the connector deployment. They are the cross-package contract with
-// examples/connector (flags), registration/statestore (Secret names) and eksauth/access (RBAC).
+// cmd/eks-connector (flags), registration/statestore (Secret names) and eksauth/access (RBAC).
 const (
 	// DefaultNamespace is the connector's namespace.
 	DefaultNamespace = "eks-connector"

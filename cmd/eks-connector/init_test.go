@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/ssmagent"
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
@@ -361,11 +362,11 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 }
 
 func TestStartKeySyncDisabled(t *testing.T) {
-	ready, err := startKeySync(context.Background(), newLogger(&bytes.Buffer{}, 0, "t"), nil, keySyncFlags{enabled: false})
+	ready, err := startKeySync(context.Background(), cli.NewLogger(&bytes.Buffer{}, 0), nil, keySyncFlags{enabled: false})
 	if ready != nil || err != nil {
 		t.Fatal("disabled key sync started")
 	}
-	if _, err := startKeySync(context.Background(), newLogger(&bytes.Buffer{}, 0, "t"), nil, keySyncFlags{enabled: true, stateFlags: stateFlags{podName: "bad", statePrefix: "p", vaultDir: "/v"}}); err == nil {
+	if _, err := startKeySync(context.Background(), cli.NewLogger(&bytes.Buffer{}, 0), nil, keySyncFlags{enabled: true, stateFlags: stateFlags{podName: "bad", statePrefix: "p", vaultDir: "/v"}}); err == nil {
 		t.Fatal("invalid pod name accepted")
 	}
 }

@@ -59,7 +59,7 @@ func createSeedRBAC(t *testing.T, env *testenv.Env, file string, r *strings.Repl
 	}
 }
 
-// TestProxyWorksWithTheRBACAWSDocuments is the drop-in contract of the connector proxy. The
+// TestProxyWorksWithTheRBACAWSDocuments is the drop-in contract of eks-connector proxy. The
 // connector's service account holds exactly the RBAC AWS documents for the EKS Connector: the
 // connector-additional-binding.yaml of seed 001 (the AWS Containers blog post "Connect any
 // Kubernetes cluster to Amazon EKS"), verbatim but for names and ARNs: impersonate on users,

@@ -6,7 +6,7 @@ package main
 // new key must reach the state Secret before the vault's emptyDir is lost, or the cluster is locked
 // out. Two ways to run the sync:
 //
-//   - standalone: "connector sync" (newSyncCommand), serving /healthz and /readyz, and /metrics
+//   - standalone: "eks-connector sync" (newSyncCommand), serving /healthz and /readyz, and /metrics
 //     on loopback unless told otherwise;
 //   - inside the proxy process (wired by main.go / proxy.go, not here):
 //
@@ -15,9 +15,8 @@ package main
 //	ready, err := startKeySync(ctx, logger, registry, ks)   // runs until ctx ends
 //	hooks.extraReadyChecks = append(hooks.extraReadyChecks, ready)
 //
-//     startKeySync returns a nil ready func and no error when --key-sync=false. Call
-//     applyKeySyncEnv(cmd.Flags()) in the command's PreRunE for the CONNECTOR_* environment
-//     fallbacks (the proxy's own envFallback call covers CONNECTOR_*, but not POD_NAME).
+//     startKeySync returns a nil ready func and no error when --key-sync=false. The command's
+//     cli.BindEnv covers the environment fallbacks of these flags too.
 
 import (
 	"context"
@@ -36,6 +35,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -52,17 +52,11 @@ type keySyncFlags struct {
 // --state-namespace, --pod-name, --kubeconfig, --state-encryption-key-file, --key-sync-interval,
 // --key-sync-max-backoff, --key-sync-timeout) to fs.
 func addKeySyncFlags(fs *pflag.FlagSet, o *keySyncFlags) {
-	fs.BoolVar(&o.enabled, "key-sync", true, "copy keys the SSM agent rotates in the vault into the state Secret [env CONNECTOR_KEY_SYNC]")
-	fs.DurationVar(&o.interval, "key-sync-interval", 30*time.Second, "periodic vault check in addition to file events [env CONNECTOR_KEY_SYNC_INTERVAL]")
-	fs.DurationVar(&o.maxBackoff, "key-sync-max-backoff", time.Minute, "longest pause between retries of a failed sync (retries never stop) [env CONNECTOR_KEY_SYNC_MAX_BACKOFF]")
-	fs.DurationVar(&o.checkTimeout, "key-sync-timeout", 30*time.Second, "deadline of one check including the Secret write [env CONNECTOR_KEY_SYNC_TIMEOUT]")
+	fs.BoolVar(&o.enabled, "key-sync", true, "copy keys the SSM agent rotates in the vault into the state Secret")
+	fs.DurationVar(&o.interval, "key-sync-interval", 30*time.Second, "periodic vault check in addition to file events")
+	fs.DurationVar(&o.maxBackoff, "key-sync-max-backoff", time.Minute, "longest pause between retries of a failed sync (retries never stop)")
+	fs.DurationVar(&o.checkTimeout, "key-sync-timeout", 30*time.Second, "deadline of one check including the Secret write")
 	addStateFlags(fs, &o.stateFlags)
-}
-
-// applyKeySyncEnv applies the environment fallbacks of the flags in fs (CONNECTOR_<UPPER_SNAKE>,
-// and POD_NAME for --pod-name).
-func applyKeySyncEnv(fs *pflag.FlagSet) error {
-	return envFallback(fs, false, map[string][]string{"pod-name": {"POD_NAME"}})
 }
 
 // newKeySync validates o and builds the KeySync without running it.
@@ -135,17 +129,17 @@ vault holds a key the Secret does not. Serves /healthz and /readyz on --health-a
 --metrics-addr (loopback by default; give both the same address to serve them together).
 
 Every flag can also be set with the environment variable shown in its description.`,
-		Args:    cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error { return applyKeySyncEnv(cmd.Flags()) },
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSync(cmd.Context(), o, newLogger(cmd.ErrOrStderr(), o.verbosity, "sync"), listening)
+			return runSync(cmd.Context(), o, cli.NewLogger(cmd.ErrOrStderr(), o.verbosity).WithName("sync"), listening)
 		},
 	}
 	fs := cmd.Flags()
 	addKeySyncFlags(fs, &o.keySyncFlags)
-	fs.StringVar(&o.healthAddr, "health-addr", defaultSyncHealthAddr, "address of /healthz and /readyz (empty: off) [env CONNECTOR_HEALTH_ADDR]")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultSyncMetricsAddr, "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
-	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity [env CONNECTOR_V]")
+	fs.StringVar(&o.healthAddr, "health-addr", defaultSyncHealthAddr, "address of /healthz and /readyz (empty: off)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultSyncMetricsAddr, "address of /metrics (empty: off)")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
+	cli.BindEnv(cmd, envPrefix)
 	return cmd
 }
 

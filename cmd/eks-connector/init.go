@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -21,9 +19,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
 )
+
+// envPrefix is the prefix of every flag's environment variable: --metrics-addr falls back to
+// CONNECTOR_METRICS_ADDR (see internal/cli). Flags that also read older names list them in their help.
+const envPrefix = "CONNECTOR_"
 
 // Defaults shared by the init and sync roles.
 const (
@@ -42,12 +45,12 @@ type stateFlags struct {
 }
 
 func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
-	fs.StringVar(&o.statePrefix, "state-secret-prefix", statestore.DefaultStatePrefix, "name prefix of the state Secret; the pod's StatefulSet ordinal is appended (<prefix>-<ordinal>) [env CONNECTOR_STATE_SECRET_PREFIX]")
-	fs.StringVar(&o.stateNamespace, "state-namespace", "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+") [env CONNECTOR_STATE_NAMESPACE]")
-	fs.StringVar(&o.podName, "pod-name", "", "this pod's name, which must end in a StatefulSet ordinal (default: $POD_NAME, then the hostname) [env CONNECTOR_POD_NAME]")
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account) [env CONNECTOR_KUBECONFIG]")
-	fs.StringVar(&o.encryptionKey, "state-encryption-key-file", "", "optional file with a 32-byte AES-256 key (raw or base64) sealing the values of the state Secret, so the SSM private key is not stored in the clear; init and sync must use the same key [env CONNECTOR_STATE_ENCRYPTION_KEY_FILE]")
-	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system [env CONNECTOR_VAULT_DIR]")
+	fs.StringVar(&o.statePrefix, "state-secret-prefix", statestore.DefaultStatePrefix, "name prefix of the state Secret; the pod's StatefulSet ordinal is appended (<prefix>-<ordinal>)")
+	fs.StringVar(&o.stateNamespace, "state-namespace", "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+")")
+	fs.StringVar(&o.podName, "pod-name", "", "this pod's name, which must end in a StatefulSet ordinal (default: the hostname) [env CONNECTOR_POD_NAME, POD_NAME]")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account)")
+	fs.StringVar(&o.encryptionKey, "state-encryption-key-file", "", "optional file with a 32-byte AES-256 key (raw or base64) sealing the values of the state Secret, so the SSM private key is not stored in the clear; init and sync must use the same key")
+	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system")
 }
 
 // resolve fills defaults that depend on the environment and validates; each problem is one error.
@@ -141,10 +144,6 @@ func (o *stateFlags) store(stateName string) (statestore.Store, string, error) {
 	return store, desc, nil
 }
 
-func newLogger(w io.Writer, verbosity int, name string) logr.Logger {
-	return logr.FromSlogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.Level(-verbosity)})).WithName(name)
-}
-
 type initOptions struct {
 	stateFlags
 	activationID       string
@@ -172,27 +171,20 @@ $EKS_ACTIVATION_CODE and is never logged; do not pass it as an argument.
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return envFallback(cmd.Flags(), false, map[string][]string{
-				"activation-id": {"EKS_ACTIVATION_ID"},
-				"region":        {"AWS_REGION"},
-				"ssm-endpoint":  {"AWS_ENDPOINT_URL_SSM"},
-				"pod-name":      {"POD_NAME"},
-			})
-		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runInit(cmd.Context(), o, newLogger(cmd.ErrOrStderr(), o.verbosity, "init"))
+			return runInit(cmd.Context(), o, cli.NewLogger(cmd.ErrOrStderr(), o.verbosity).WithName("init"))
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.activationID, "activation-id", "", "SSM activation id from register-cluster (required) [env CONNECTOR_ACTIVATION_ID, EKS_ACTIVATION_ID]")
-	fs.StringVar(&o.activationCodeFile, "activation-code-file", "", "file holding the activation code, e.g. the mounted key \"code\" of the Secret eks-connector-activation (default: $EKS_ACTIVATION_CODE) [env CONNECTOR_ACTIVATION_CODE_FILE]")
+	fs.StringVar(&o.activationCodeFile, "activation-code-file", "", "file holding the activation code, e.g. the mounted key \"code\" of the Secret eks-connector-activation (default: $EKS_ACTIVATION_CODE)")
 	fs.StringVar(&o.region, "region", "", "region of the activation (required) [env CONNECTOR_REGION, AWS_REGION]")
 	fs.StringVar(&o.ssmEndpoint, "ssm-endpoint", "", "SSM endpoint URL (default: https://ssm.<region>.<partition domain>) [env CONNECTOR_SSM_ENDPOINT, AWS_ENDPOINT_URL_SSM]")
-	fs.StringVar(&o.agentVaultDir, "agent-vault-dir", registration.DefaultVaultDir, "the vault directory as the SSM agent sees it, used for the paths in Vault/Manifest [env CONNECTOR_AGENT_VAULT_DIR]")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long (the next start resumes safely) [env CONNECTOR_TIMEOUT]")
-	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity [env CONNECTOR_V]")
+	fs.StringVar(&o.agentVaultDir, "agent-vault-dir", registration.DefaultVaultDir, "the vault directory as the SSM agent sees it, used for the paths in Vault/Manifest")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long (the next start resumes safely)")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	addStateFlags(fs, &o.stateFlags)
+	cli.BindEnv(cmd, envPrefix)
 	return cmd
 }
 

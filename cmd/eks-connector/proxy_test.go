@@ -25,6 +25,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/testenv"
 )
 
@@ -288,12 +289,12 @@ func TestProxyFlagsFallBackToEnvironment(t *testing.T) {
 	t.Setenv("CONNECTOR_LISTEN", "tcp://127.0.0.1:9999")
 	t.Setenv("CONNECTOR_SHUTDOWN_TIMEOUT", "3s")
 	t.Setenv("CONNECTOR_V", "")           // empty: unset, not a parse error
-	t.Setenv("CONNECTOR_HEALTH_ADDR", "") // empty string: turns the server off
+	t.Setenv("CONNECTOR_HEALTH_ADDR", "") // empty: unset too (the flag --health-addr="" turns the server off)
 	t.Setenv("CONNECTOR_USER_EXTRAS", "true")
 	must(t, cmd.ParseFlags([]string{"--metrics-addr=:1234"}))
 	t.Setenv("CONNECTOR_METRICS_ADDR", ":5678") // a flag on the command line wins
-	must(t, envFallback(cmd.Flags(), true, nil))
-	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": "", "v": "0", "user-extras": "true"} {
+	must(t, cli.ApplyEnv(cmd.Flags()))
+	for flag, want := range map[string]string{"listen": "tcp://127.0.0.1:9999", "shutdown-timeout": "3s", "metrics-addr": ":1234", "health-addr": ":8081", "v": "0", "user-extras": "true"} {
 		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", flag, got, want)
 		}

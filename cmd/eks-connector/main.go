@@ -1,14 +1,11 @@
-// Command connector is the EKS Connector rebuilt on the ekslink packages: "init" registers the
+// Command eks-connector is the EKS Connector rebuilt on the ekslink packages: "init" registers the
 // cluster's agent with SSM and writes the SSM agent's vault, "proxy" serves the impersonating proxy
 // the SSM agent forwards console requests to.
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,26 +23,17 @@ func newProxyWithKeySyncCommand() *cobra.Command {
 	return newProxyCommandWithHooks(proxyHooks{
 		readyReason: "key sync (the vault's key is not in the state Secret yet)",
 		addFlags:    func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
-		applyEnv:    applyKeySyncEnv,
 		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
 			return startKeySync(ctx, log, reg, ks)
 		},
 	})
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCommand().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "connector:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Main(newRootCommand())) }
 
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "connector",
+		Use:           "eks-connector",
 		Short:         "The EKS Connector on ekslink",
 		SilenceUsage:  true,
 		SilenceErrors: true,

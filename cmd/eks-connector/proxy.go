@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ekslink/ekslink/impersonation"
+	"github.com/ekslink/ekslink/internal/cli"
 )
 
 // In-cluster defaults of the proxy role.
@@ -42,7 +42,6 @@ const (
 //	var ks keySyncFlags
 //	newProxyCommandWithHooks(proxyHooks{
 //		addFlags: func(fs *pflag.FlagSet) { addKeySyncFlags(fs, &ks) },
-//		applyEnv: applyKeySyncEnv,
 //		startBackground: func(ctx context.Context, log logr.Logger, reg prometheus.Registerer) (func() error, error) {
 //			return startKeySync(ctx, log, reg, ks)
 //		},
@@ -50,8 +49,6 @@ const (
 type proxyHooks struct {
 	// addFlags adds more flags to the command (after the proxy's own).
 	addFlags func(fs *pflag.FlagSet)
-	// applyEnv applies environment fallbacks for the added flags (after the proxy's own).
-	applyEnv func(fs *pflag.FlagSet) error
 	// extraReadyChecks run on every /readyz after the API server check; any error makes the pod
 	// unready (for example: "the rotated SSM key has not reached the state Secret yet"). They
 	// must be cheap: they are not cached. Their error text is logged at V(1), never served.
@@ -105,15 +102,6 @@ trusted, so only the SSM agent may reach the proxy: a unix socket, or TCP on loo
 
 Every flag can also be set with the environment variable shown in its description.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := envFallback(cmd.Flags(), true, nil); err != nil {
-				return err
-			}
-			if hooks.applyEnv != nil {
-				return hooks.applyEnv(cmd.Flags())
-			}
-			return nil
-		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if hooks.stderr == nil {
 				hooks.stderr = cmd.ErrOrStderr()
@@ -122,20 +110,21 @@ Every flag can also be set with the environment variable shown in its descriptio
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port (loopback unless --allow-remote-callers) [env CONNECTOR_LISTEN]")
-	fs.StringVar(&o.apiServer, "api-server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, else https://kubernetes.default.svc) [env CONNECTOR_API_SERVER]")
-	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change [env CONNECTOR_TOKEN_FILE]")
-	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change [env CONNECTOR_CA_FILE]")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off) [env CONNECTOR_METRICS_ADDR]")
-	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off); the manifests use [$(POD_IP)]:8081, where the kubelet probes [env CONNECTOR_HEALTH_ADDR]")
-	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front [env CONNECTOR_ALLOW_REMOTE_CALLERS]")
-	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN [env CONNECTOR_IDENTITY_HEADER]")
-	fs.BoolVar(&o.userExtras, "user-extras", false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant) [env CONNECTOR_USER_EXTRAS]")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections [env CONNECTOR_SHUTDOWN_TIMEOUT]")
-	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request) [env CONNECTOR_V]")
+	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port (loopback unless --allow-remote-callers)")
+	fs.StringVar(&o.apiServer, "api-server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, else https://kubernetes.default.svc)")
+	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change")
+	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off)")
+	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off); the manifests use [$(POD_IP)]:8081, where the kubelet probes")
+	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front")
+	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN")
+	fs.BoolVar(&o.userExtras, "user-extras", false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections")
+	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request)")
 	if hooks.addFlags != nil {
 		hooks.addFlags(fs)
 	}
+	cli.BindEnv(cmd, envPrefix) // the added flags too
 	return cmd
 }
 
@@ -148,8 +137,7 @@ func inClusterHost() string {
 }
 
 func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
-	logger := logr.FromSlogHandler(slog.NewJSONHandler(hooks.stderr, &slog.HandlerOptions{Level: slog.Level(-o.verbosity)}))
-	logger = logger.WithName("proxy")
+	logger := cli.NewLogger(hooks.stderr, o.verbosity).WithName("proxy")
 	if err := checkListenExposure(o.listen, o.allowRemote); err != nil {
 		return err
 	}
