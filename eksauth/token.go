@@ -178,7 +178,7 @@ func STSHost(region string, fips, dualStack, global bool) (host, signingRegion s
 		}
 		return "sts.amazonaws.com", "us-east-1", p, nil
 	}
-	if dualStack && dualStackSuffix(p) == "" {
+	if dualStack && p.DualStackDNSSuffix == "" {
 		return "", "", p, fmt.Errorf("eksauth: partition %s has no dual-stack STS endpoint EKS accepts; do not set DualStack for region %s", p.ID, region)
 	}
 	ep, err := sts.NewDefaultEndpointResolverV2().ResolveEndpoint(context.Background(), sts.EndpointParameters{
@@ -192,11 +192,6 @@ func STSHost(region string, fips, dualStack, global bool) (host, signingRegion s
 		return "", "", p, fmt.Errorf("eksauth: the STS endpoint rules give %q for %s (fips=%t, dual-stack=%t), which EKS would reject: %v", host, region, fips, dualStack, err)
 	}
 	return host, region, p, nil
-}
-
-// dualStackSuffix is the dual-stack STS domain the verifier accepts for the partition.
-func dualStackSuffix(p iamarn.Partition) string {
-	return p.DualStackDNSSuffix
 }
 
 // checkSTSHost returns the region named by an STS host of partition p.
@@ -225,7 +220,7 @@ func checkSTSHost(host string, p iamarn.Partition) (string, error) {
 	if rp.ID != p.ID {
 		return "", fmt.Errorf("host %q is in partition %s, want %s", host, rp.ID, p.ID)
 	}
-	if domain != p.DNSSuffix && (dualStackSuffix(p) == "" || domain != dualStackSuffix(p)) {
+	if domain != p.DNSSuffix && (p.DualStackDNSSuffix == "" || domain != p.DualStackDNSSuffix) {
 		return "", fmt.Errorf("host %q: domain %q is not an STS domain of partition %s", host, domain, p.ID)
 	}
 	return region, nil
