@@ -15,6 +15,8 @@
 //   - oidc: OIDC discovery and JWKS for self-hosted IRSA, byte-identical to kube-apiserver's.
 //   - eksauth: EKS bearer tokens, rest.Config and kubeconfig for EKS, a safe aws-auth editor, and
 //     the EKS Auth API client; eksauth/podidentity is the Pod Identity credential agent.
+//   - iamarn: IAM principal ARNs (parsing, the canonical form) and AWS partitions (region to
+//     partition, DNS suffixes), shared by every package above.
 //
 // # The connector pod
 //

@@ -453,7 +453,7 @@ func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
 }
 
 // TestChartAcceptsTheARNsTheRendererAccepts keeps the schema's grantedARNs pattern and the
-// renderer's ARN validation (internal/iamarn through eksauth/access) in step: the same ARN is
+// renderer's ARN validation (iamarn through eksauth/access) in step: the same ARN is
 // either impersonable with both or refused by both.
 func TestChartAcceptsTheARNsTheRendererAccepts(t *testing.T) {
 	ch, err := Load(Connector)

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
-	"github.com/ekslink/ekslink/internal/iamarn"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Well-known EKS access policies (the partition is filled in by AccessPolicyARN).

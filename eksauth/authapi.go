@@ -24,7 +24,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // AuthSigningName is the SigV4 signing name of the EKS Auth API.
@@ -169,10 +169,7 @@ func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, loo
 		raw, src = *cfg.BaseEndpoint, "aws.Config.BaseEndpoint"
 	}
 	if raw == "" {
-		if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
-			return nil, "", fmt.Errorf("eksauth: %q is a FIPS pseudo-region, not a region: use region %s with UseFIPS (--fips)", region, strings.TrimSuffix(strings.TrimPrefix(region, "fips-"), "-fips"))
-		}
-		p, err := awspartition.ForRegion(region)
+		p, err := iamarn.PartitionForRegion(region)
 		if err != nil {
 			return nil, "", fmt.Errorf("eksauth: resolving the EKS Auth endpoint: %w", err)
 		}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // EKSAPI is the part of the EKS client this package uses; *eks.Client implements it.
@@ -183,7 +185,8 @@ type KubeconfigOptions struct {
 	Command string
 	// Profile sets AWS_PROFILE for the plugin.
 	Profile string
-	// RoleARN makes the plugin assume this role first.
+	// RoleARN makes the plugin assume this role first. It must be an IAM role ARN (iamarn.Role):
+	// anything else is refused here rather than by STS at every token.
 	RoleARN string
 	// Context names the context, cluster and user (default: the cluster ARN, or its name).
 	Context string
@@ -209,6 +212,13 @@ func Kubeconfig(c *Cluster, opts KubeconfigOptions) ([]byte, error) {
 	}
 	args := []string{"token", "--cluster-name", c.TokenCluster(), "--region", c.Region}
 	if opts.RoleARN != "" {
+		p, err := iamarn.Parse(opts.RoleARN)
+		if err != nil {
+			return nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN: %w", err)
+		}
+		if p.Kind != iamarn.Role {
+			return nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN %s is a %s ARN; the plugin can only assume an IAM role (arn:%s:iam::%s:role/<name>)", opts.RoleARN, p.Kind, p.Partition, p.AccountID)
+		}
 		args = append(args, "--role-arn", opts.RoleARN)
 	}
 	args = append(args, opts.ExtraArgs...)

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/internal/awstest"
 )
 
@@ -198,6 +199,28 @@ func TestKubeconfigRendersAnExecStanza(t *testing.T) {
 	_ = cleanup2()
 	if _, err := os.Stat(p1); !os.IsNotExist(err) {
 		t.Fatal("not removed")
+	}
+}
+
+func TestKubeconfigRefusesARoleARNThatIsNotARole(t *testing.T) {
+	c := &eksauth.Cluster{Name: "prod", Region: "eu-west-1", Endpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+		CAData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2, 3}})}
+	for _, tc := range []struct {
+		arn       string
+		malformed bool
+	}{
+		{"deployer", true},
+		{"arn:aws:iam::11112222333:role/deployer", true},
+		{"arn:aws:iam::111122223333:user/alice", false},
+		{"arn:aws:sts::111122223333:assumed-role/deployer/s", false},
+	} {
+		_, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{RoleARN: tc.arn})
+		if err == nil || errors.Is(err, iamarn.ErrInvalid) != tc.malformed {
+			t.Errorf("RoleARN %q: %v (want an error; malformed: %t)", tc.arn, err, tc.malformed)
+		}
+	}
+	if _, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{RoleARN: "arn:aws-cn:iam::111122223333:role/team/deployer"}); err != nil {
+		t.Errorf("a role ARN with a path in aws-cn: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 func ExampleNewTokenGenerator() {
@@ -39,6 +40,8 @@ func ExampleNewTokenGenerator() {
 
 func ExampleSTSHost() {
 	for _, region := range []string{"us-east-1", "cn-north-1", "us-gov-west-1", "us-isob-east-1", "eusc-de-east-1"} {
+		// The partition is an iamarn.Partition, a type callers can name.
+		var p iamarn.Partition
 		host, _, p, err := eksauth.STSHost(region, false, false, false)
 		if err != nil {
 			panic(err)

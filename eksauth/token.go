@@ -16,7 +16,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Token wire constants (aws-iam-authenticator's contract).
@@ -116,7 +116,7 @@ func (t Token) GoString() string { return t.String() }
 type TokenGenerator struct {
 	creds     aws.CredentialsProvider
 	region    string
-	partition awspartition.Partition
+	partition iamarn.Partition
 	host      string
 	sigRegion string
 	now       func() time.Time
@@ -167,23 +167,18 @@ func (g *TokenGenerator) Region() string { return g.region }
 // to sign for, and the partition. It resolves with the STS SDK's endpoint rules (what the verifier
 // resolves with) and then refuses anything outside the partition's domains, so a region the SDK
 // does not know never silently becomes a commercial-partition host.
-func STSHost(region string, fips, dualStack, global bool) (host, signingRegion string, p awspartition.Partition, err error) {
-	if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
-		// SDK pseudo-regions name no STS endpoint EKS accepts (and "fips-us-gov-west-1" does not
-		// even start with its partition's prefix).
-		return "", "", p, fmt.Errorf("eksauth: %q is a FIPS pseudo-region, not a region: use region %s with the FIPS option", region, strings.TrimSuffix(strings.TrimPrefix(region, "fips-"), "-fips"))
-	}
-	p, err = awspartition.ForRegion(region)
+func STSHost(region string, fips, dualStack, global bool) (host, signingRegion string, p iamarn.Partition, err error) {
+	p, err = iamarn.PartitionForRegion(region)
 	if err != nil {
 		return "", "", p, fmt.Errorf("eksauth: %w", err)
 	}
 	if global {
-		if p.ID != "aws" || fips || dualStack {
+		if p.ID != iamarn.PartitionAWS || fips || dualStack {
 			return "", "", p, fmt.Errorf("eksauth: the legacy global STS endpoint exists only in the aws partition, without FIPS or dual-stack (region %s is in %s)", region, p.ID)
 		}
 		return "sts.amazonaws.com", "us-east-1", p, nil
 	}
-	if dualStack && dualStackSuffix(p) == "" {
+	if dualStack && p.DualStackDNSSuffix == "" {
 		return "", "", p, fmt.Errorf("eksauth: partition %s has no dual-stack STS endpoint EKS accepts; do not set DualStack for region %s", p.ID, region)
 	}
 	ep, err := sts.NewDefaultEndpointResolverV2().ResolveEndpoint(context.Background(), sts.EndpointParameters{
@@ -199,18 +194,13 @@ func STSHost(region string, fips, dualStack, global bool) (host, signingRegion s
 	return host, region, p, nil
 }
 
-// dualStackSuffix is the dual-stack STS domain the verifier accepts for the partition.
-func dualStackSuffix(p awspartition.Partition) string {
-	return p.DualStackDNSSuffix
-}
-
 // checkSTSHost returns the region named by an STS host of partition p.
-func checkSTSHost(host string, p awspartition.Partition) (string, error) {
+func checkSTSHost(host string, p iamarn.Partition) (string, error) {
 	if host == "" || strings.ContainsAny(host, ":/@[]") {
 		return "", fmt.Errorf("host %q must be a bare DNS name without port", host)
 	}
 	if host == "sts.amazonaws.com" {
-		if p.ID != "aws" {
+		if p.ID != iamarn.PartitionAWS {
 			return "", fmt.Errorf("the global endpoint is not accepted in partition %s", p.ID)
 		}
 		return "us-east-1", nil
@@ -223,17 +213,14 @@ func checkSTSHost(host string, p awspartition.Partition) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("host %q has no domain", host)
 	}
-	if strings.HasPrefix(region, "fips-") || strings.HasSuffix(region, "-fips") {
-		return "", fmt.Errorf("host %q names a FIPS pseudo-region, which has no STS endpoint", host)
-	}
-	rp, err := awspartition.ForRegion(region)
+	rp, err := iamarn.PartitionForRegion(region)
 	if err != nil {
 		return "", fmt.Errorf("host %q: %v", host, err)
 	}
 	if rp.ID != p.ID {
 		return "", fmt.Errorf("host %q is in partition %s, want %s", host, rp.ID, p.ID)
 	}
-	if domain != p.DNSSuffix && (dualStackSuffix(p) == "" || domain != dualStackSuffix(p)) {
+	if domain != p.DNSSuffix && (p.DualStackDNSSuffix == "" || domain != p.DualStackDNSSuffix) {
 		return "", fmt.Errorf("host %q: domain %q is not an STS domain of partition %s", host, domain, p.ID)
 	}
 	return region, nil
@@ -322,9 +309,9 @@ func tokenErr(rule, format string, args ...any) error {
 // integer in 0..900, X-Amz-Date within the last 15 minutes; and, stricter than the reference
 // verifier, a credential scope for service sts in the host's region. Errors are *TokenError.
 func ParseToken(token string, opts ValidateOptions) (*ParsedToken, error) {
-	p, ok := awspartition.ByID(opts.Partition)
+	p, ok := iamarn.PartitionByID(opts.Partition)
 	if !ok {
-		return nil, fmt.Errorf("eksauth: ValidateOptions.Partition %q is not a known partition (%s)", opts.Partition, strings.Join(awspartition.IDs(), ", "))
+		return nil, fmt.Errorf("eksauth: ValidateOptions.Partition %q is not a known partition (%s)", opts.Partition, strings.Join(iamarn.PartitionIDs(), ", "))
 	}
 	if len(token) > MaxTokenLength {
 		return nil, tokenErr("length", "%d bytes, the limit is %d (shorter session tokens are needed)", len(token), MaxTokenLength)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/ekslink/ekslink/internal/iamarn"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // DefaultIdentityHeader is the request header the EKS console and the SSM agent put the caller's
@@ -190,16 +190,24 @@ func HeaderIdentity(name string) IdentityFunc {
 	}
 }
 
-// Principal kinds, as parsed from an IAM ARN.
+// Principal kinds, as parsed from an IAM ARN: the string values of the iamarn kinds.
 const (
-	KindUser          = "user"
-	KindRole          = "role"
-	KindAssumedRole   = "assumed-role"
-	KindRoot          = "root"
-	KindFederatedUser = "federated-user"
+	// KindUser is an IAM user (iamarn.User).
+	KindUser = string(iamarn.User)
+	// KindRole is an IAM role (iamarn.Role).
+	KindRole = string(iamarn.Role)
+	// KindAssumedRole is an STS assumed-role session (iamarn.AssumedRole).
+	KindAssumedRole = string(iamarn.AssumedRole)
+	// KindRoot is an account root (iamarn.Root).
+	KindRoot = string(iamarn.Root)
+	// KindFederatedUser is an STS federated user (iamarn.FederatedUser).
+	KindFederatedUser = string(iamarn.FederatedUser)
 )
 
-// Principal is a validated IAM principal ARN.
+// Principal is a validated IAM principal ARN, as a Mapper sees it: the fields of iamarn.Principal
+// a mapping needs, flattened to plain strings with the canonical ARN precomputed, so a Mapper is a
+// function of data. ParseARN fills it through iamarn.Parse; use iamarn directly for the role path
+// or RoleARN.
 type Principal struct {
 	// ARN is the ARN as given.
 	ARN string
@@ -219,15 +227,15 @@ type Principal struct {
 }
 
 // ParseARN validates an IAM principal ARN of any partition (users, roles, assumed-role sessions,
-// account roots, federated users). Errors wrap ErrInvalidIdentity, or ErrReservedIdentity for
-// "system:" names.
+// account roots, federated users) with iamarn.Parse. Errors wrap ErrInvalidIdentity (and the
+// *iamarn.ParseError saying why), or ErrReservedIdentity for "system:" names.
 func ParseARN(arn string) (Principal, error) {
 	if reservedName(arn) {
 		return Principal{}, fmt.Errorf("%w: %q is a Kubernetes system name, not an IAM ARN", ErrReservedIdentity, truncate(arn))
 	}
 	p, err := iamarn.Parse(arn)
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidIdentity, err)
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidIdentity, err)
 	}
 	return Principal{
 		ARN:          p.ARN,

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 func TestParseARNCanonicalizesSessionsAndKeepsTheRest(t *testing.T) {
@@ -64,8 +66,26 @@ func TestParseARNRejects(t *testing.T) {
 		{"arn:aws:iam::123456789012:user/", ErrInvalidIdentity},
 		{"arn:aws:ec2::123456789012:instance/i-1", ErrInvalidIdentity},
 	} {
-		if _, err := ParseARN(tc.arn); !errors.Is(err, tc.want) {
+		_, err := ParseARN(tc.arn)
+		if !errors.Is(err, tc.want) {
 			t.Errorf("ParseARN(%q) = %v, want %v", tc.arn, err, tc.want)
+		}
+		// Callers can tell why: the reason is the typed error of the public iamarn package.
+		var pe *iamarn.ParseError
+		if tc.want == ErrInvalidIdentity && (!errors.As(err, &pe) || !errors.Is(err, iamarn.ErrInvalid) || pe.Reason == "") {
+			t.Errorf("ParseARN(%q) = %#v, want it to wrap an *iamarn.ParseError", tc.arn, err)
+		}
+	}
+}
+
+// The Kind constants are the iamarn kinds, so a Mapper can compare with either.
+func TestPrincipalKindsAreTheIAMARNKinds(t *testing.T) {
+	for kind, want := range map[string]iamarn.Kind{
+		KindUser: iamarn.User, KindRole: iamarn.Role, KindAssumedRole: iamarn.AssumedRole,
+		KindRoot: iamarn.Root, KindFederatedUser: iamarn.FederatedUser,
+	} {
+		if kind != string(want) {
+			t.Errorf("kind %q != iamarn %q", kind, want)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Contract of the amazon-eks-pod-identity-webhook (and of EKS itself) for IRSA.
@@ -41,10 +41,10 @@ var (
 // ("aws", "aws-cn", ...; "" means "aws").
 func ProviderARN(partition, accountID, issuer string) (string, error) {
 	if partition == "" {
-		partition = "aws"
+		partition = iamarn.PartitionAWS
 	}
-	if _, ok := awspartition.ByID(partition); !ok {
-		return "", fmt.Errorf("oidc: unknown partition %q (known: %v)", partition, awspartition.IDs())
+	if _, ok := iamarn.PartitionByID(partition); !ok {
+		return "", fmt.Errorf("oidc: unknown partition %q (known: %v)", partition, iamarn.PartitionIDs())
 	}
 	if !accountIDPattern.MatchString(accountID) {
 		return "", fmt.Errorf("oidc: account id %q is not 12 digits", accountID)

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Wire constants of RegisterManagedInstance (awsJson1.1, anonymous).
@@ -61,7 +61,7 @@ type Client struct {
 func NewClient(opts ClientOptions) (*Client, error) {
 	endpoint := opts.Endpoint
 	if endpoint == "" {
-		host, err := awspartition.Hostname("ssm", opts.Region, false)
+		host, err := iamarn.Hostname("ssm", opts.Region, false)
 		if err != nil {
 			return nil, fmt.Errorf("registration: SSM endpoint: %w", err)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 
+	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/internal/awstest"
 	"github.com/ekslink/ekslink/registration"
 )
@@ -314,6 +315,14 @@ func TestEndpointFollowsThePartition(t *testing.T) {
 	}
 	if _, err := registration.NewClient(registration.ClientOptions{}); err == nil {
 		t.Error("no region and no endpoint accepted")
+	}
+	// An SDK FIPS pseudo-region names no SSM endpoint ("ssm.fips-us-east-1.amazonaws.com" does not
+	// exist): it is refused with iamarn's typed error, like every other region that is not one.
+	for _, region := range []string{"fips-us-east-1", "us-east-1-fips", "Europe"} {
+		var re *iamarn.RegionError
+		if _, err := registration.NewClient(registration.ClientOptions{Region: region}); !errors.As(err, &re) || !errors.Is(err, iamarn.ErrInvalidRegion) {
+			t.Errorf("region %q: %v, want an *iamarn.RegionError", region, err)
+		}
 	}
 	c, err := registration.NewClient(registration.ClientOptions{Region: "eu-west-1", Endpoint: "https://vpce-123.ssm.eu-west-1.vpce.amazonaws.com"})
 	if err != nil || c.Endpoint() != "https://vpce-123.ssm.eu-west-1.vpce.amazonaws.com/" {

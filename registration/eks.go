@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 
-	"github.com/ekslink/ekslink/internal/iamarn"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // EKSAPI is the part of the EKS client RegisterCluster and DeregisterCluster use; *eks.Client

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
@@ -217,7 +217,7 @@ func (o *initOptions) validate() (stateName, code string, err error) {
 	}
 	if o.region == "" {
 		problems = append(problems, errors.New("--region is required (or $CONNECTOR_REGION / $AWS_REGION)"))
-	} else if _, perr := awspartition.ForRegion(o.region); perr != nil {
+	} else if _, perr := iamarn.PartitionForRegion(o.region); perr != nil {
 		problems = append(problems, fmt.Errorf("--region: %w", perr))
 	}
 	if o.ssmEndpoint != "" {

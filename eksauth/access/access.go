@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ekslink/ekslink/internal/iamarn"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Defaults of the rendered objects.

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ekslink/ekslink/internal/iamarn"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // ConfigMap location and data keys.
@@ -121,19 +121,16 @@ func CanonicalRoleARN(arn string) (canonical, warning string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	switch p.Kind {
-	case iamarn.Role:
-		c := fmt.Sprintf("arn:%s:iam::%s:role/%s", p.Partition, p.AccountID, p.Name)
-		if p.Path != "/" {
-			return c, fmt.Sprintf("role path %q stripped from %s: aws-auth matches %s (STS drops role paths)", p.Path, arn, c), nil
-		}
-		return c, "", nil
-	case iamarn.AssumedRole:
-		c := p.Canonical()
-		return c, fmt.Sprintf("%s is a session of role %s: mapping the role", arn, c), nil
-	default:
+	c, ok := p.RoleARN()
+	switch {
+	case !ok:
 		return "", "", fmt.Errorf("%w: %s is a %s ARN, mapRoles needs a role ARN", ErrInvalid, arn, p.Kind)
+	case p.Kind == iamarn.AssumedRole:
+		return c, fmt.Sprintf("%s is a session of role %s: mapping the role", arn, c), nil
+	case p.Path != "/":
+		return c, fmt.Sprintf("role path %q stripped from %s: aws-auth matches %s (STS drops role paths)", p.Path, arn, c), nil
 	}
+	return c, "", nil
 }
 
 // CanonicalUserARN checks an ARN for mapUsers (an IAM user or the account root).
@@ -390,11 +387,7 @@ func (c *Config) Remove(arn string) (int, error) {
 		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	n := 0
-	if p.Kind == iamarn.Role || p.Kind == iamarn.AssumedRole {
-		canon, _, err := CanonicalRoleARN(arn)
-		if err != nil {
-			return 0, err
-		}
+	if canon, ok := p.RoleARN(); ok {
 		before := len(c.Roles)
 		c.Roles = slices.DeleteFunc(c.Roles, func(r RoleMapping) bool { return roleMatches(r, canon) })
 		n = before - len(c.Roles)

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/go-logr/logr"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/oidc"
 )
 
@@ -358,8 +358,8 @@ func (p *Publisher) ensurePolicy(ctx context.Context, site Site, bucket string, 
 		return fmt.Errorf("publish: reading public access block of %s: %w", bucket, err)
 	}
 
-	partition := "aws"
-	if part, err := awspartition.ForRegion(p.Region); err == nil {
+	partition := iamarn.PartitionAWS
+	if part, err := iamarn.PartitionForRegion(p.Region); err == nil {
 		partition = part.ID
 	}
 	resources := make([]any, len(keys))

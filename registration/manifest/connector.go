@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ekslink/ekslink/eksauth/access"
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Defaults and fixed names of the connector deployment. They are the cross-package contract with
@@ -209,7 +209,7 @@ func (o ConnectorOptions) validate() error {
 	if o.Replicas < 1 {
 		add(optionError("Replicas", strconv.Itoa(int(o.Replicas)), "must be at least 1"))
 	}
-	if _, err := awspartition.ForRegion(o.Region); err != nil {
+	if _, err := iamarn.PartitionForRegion(o.Region); err != nil {
 		add(optionError("Region", o.Region, err.Error()))
 	}
 	if !activationIDPattern.MatchString(o.ActivationID) {

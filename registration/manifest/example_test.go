@@ -56,6 +56,6 @@ func ExampleRenderConnector_invalid() {
 	_, err := manifest.RenderConnector(manifest.ConnectorOptions{Region: "Europe"})
 	fmt.Println(err)
 	// Output:
-	// manifest: Region "Europe": awspartition: "Europe" is not a region name (expected something like eu-west-1)
+	// manifest: Region "Europe": iamarn: "Europe" is not a region name (expected something like eu-west-1)
 	// manifest: ActivationID "": must be the UUID "aws eks register-cluster" returned (activationId)
 }

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/ekslink/ekslink/internal/awspartition"
+	"github.com/ekslink/ekslink/iamarn"
 )
 
 // Defaults of the EKS Pod Identity agent DaemonSet.
@@ -133,7 +133,7 @@ func (o PodIdentityAgentOptions) validate() error {
 	if !clusterNamePattern(o.ClusterName) {
 		add(optionError("ClusterName", o.ClusterName, "must be 1-100 letters, digits, hyphens or underscores, starting with a letter or digit"))
 	}
-	if _, err := awspartition.ForRegion(o.Region); err != nil {
+	if _, err := iamarn.PartitionForRegion(o.Region); err != nil {
 		add(optionError("Region", o.Region, err.Error()))
 	}
 	for _, h := range o.BindHosts {

@@ -35,16 +35,17 @@ type Bucket struct {
 
 // S3 is an in-memory S3 speaking restXml, path style, behind awstest's SigV4 check.
 type S3 struct {
-	*awstest.Server
+	*Endpoint
 	mu      sync.Mutex
 	buckets map[string]*Bucket
 }
 
 // NewS3 starts an S3 endpoint for region, closed at test cleanup.
 func NewS3(t testing.TB, region string) *S3 {
-	f := &S3{Server: awstest.New(t, awstest.Options{Service: "s3", Region: region, Protocol: awstest.RESTXML}), buckets: map[string]*Bucket{}}
-	f.Handle("/{bucket}", f.serveBucket)
-	f.Handle("/{bucket}/{key...}", f.serveObject)
+	srv := awstest.New(t, awstest.Options{Service: "s3", Region: region, Protocol: awstest.RESTXML})
+	f := &S3{Endpoint: newEndpoint(srv), buckets: map[string]*Bucket{}}
+	srv.Handle("/{bucket}", f.serveBucket)
+	srv.Handle("/{bucket}/{key...}", f.serveObject)
 	return f
 }
 
@@ -156,7 +157,7 @@ func readBody(r *http.Request) []byte {
 
 // IAM is an in-memory IAM (awsQuery) holding OIDC providers.
 type IAM struct {
-	*awstest.Server
+	*Endpoint
 	mu        sync.Mutex
 	providers map[string]*Provider // by ARN
 }
@@ -178,12 +179,13 @@ type memberList struct {
 // NewIAM starts an IAM endpoint, closed at test cleanup. IAM signs with us-east-1 in the aws
 // partition; a client whose endpoint is overridden signs with its own region, so tests pass that.
 func NewIAM(t testing.TB, region string) *IAM {
-	f := &IAM{Server: awstest.New(t, awstest.Options{Service: "iam", Region: region, Protocol: awstest.Query}), providers: map[string]*Provider{}}
+	srv := awstest.New(t, awstest.Options{Service: "iam", Region: region, Protocol: awstest.Query})
+	f := &IAM{Endpoint: newEndpoint(srv), providers: map[string]*Provider{}}
 	const ns = "https://iam.amazonaws.com/doc/2010-05-08/"
 	type meta struct {
 		RequestID string `xml:"RequestId"`
 	}
-	f.HandleAction("ListOpenIDConnectProviders", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleAction("ListOpenIDConnectProviders", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		type entry struct {
@@ -201,7 +203,7 @@ func NewIAM(t testing.TB, region string) *IAM {
 		}
 		awstest.WriteXML(w, out)
 	})
-	f.HandleAction("GetOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleAction("GetOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		form := parseForm(r)
@@ -221,7 +223,7 @@ func NewIAM(t testing.TB, region string) *IAM {
 		}
 		awstest.WriteXML(w, resp{Xmlns: ns, Thumbprints: memberList{p.Thumbprints}, CreateDate: "2026-11-23T12:00:00Z", ClientIDs: memberList{p.ClientIDs}, URL: p.URL, Meta: meta{"r"}})
 	})
-	f.HandleAction("CreateOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleAction("CreateOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		form := parseForm(r)
@@ -255,12 +257,12 @@ func NewIAM(t testing.TB, region string) *IAM {
 			_, _ = w.Write([]byte(`<` + name + `Response xmlns="` + ns + `"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></` + name + `Response>`))
 		}
 	}
-	f.HandleAction("AddClientIDToOpenIDConnectProvider", empty("AddClientIDToOpenIDConnectProvider", func(p *Provider, form url.Values) {
+	srv.HandleAction("AddClientIDToOpenIDConnectProvider", empty("AddClientIDToOpenIDConnectProvider", func(p *Provider, form url.Values) {
 		if id := form.Get("ClientID"); !slices.Contains(p.ClientIDs, id) {
 			p.ClientIDs = append(p.ClientIDs, id)
 		}
 	}))
-	f.HandleAction("UpdateOpenIDConnectProviderThumbprint", empty("UpdateOpenIDConnectProviderThumbprint", func(p *Provider, form url.Values) {
+	srv.HandleAction("UpdateOpenIDConnectProviderThumbprint", empty("UpdateOpenIDConnectProviderThumbprint", func(p *Provider, form url.Values) {
 		p.Thumbprints = members(form, "ThumbprintList")
 	}))
 	return f

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
-
-	"github.com/ekslink/ekslink/internal/awspartition"
 )
 
 // Kind is the kind of principal an ARN names.
@@ -14,24 +12,26 @@ type Kind string
 
 // Principal kinds.
 const (
-	User          Kind = "user"
-	Role          Kind = "role"
-	AssumedRole   Kind = "assumed-role"
-	Root          Kind = "root"
+	// User is an IAM user: arn:<p>:iam::<acct>:user[/<path>]/<name>.
+	User Kind = "user"
+	// Role is an IAM role: arn:<p>:iam::<acct>:role[/<path>]/<name>.
+	Role Kind = "role"
+	// AssumedRole is an STS session of a role: arn:<p>:sts::<acct>:assumed-role/<role>/<session>.
+	AssumedRole Kind = "assumed-role"
+	// Root is the account root: arn:<p>:iam::<acct>:root.
+	Root Kind = "root"
+	// FederatedUser is an STS federated user: arn:<p>:sts::<acct>:federated-user/<name>.
 	FederatedUser Kind = "federated-user"
 )
 
-// ErrInvalid is wrapped by every parse error.
-var ErrInvalid = errors.New("invalid IAM principal ARN")
-
-// MaxLength is the longest ARN accepted.
+// MaxLength is the longest ARN accepted, in bytes.
 const MaxLength = 2048
 
 // Principal is a parsed IAM principal ARN.
 type Principal struct {
 	// ARN is the ARN as given.
 	ARN string
-	// Partition is "aws", "aws-cn", ...
+	// Partition is the partition ID: "aws", "aws-cn", ... (see [PartitionByID]).
 	Partition string
 	// Service is "iam" or "sts".
 	Service string
@@ -51,26 +51,30 @@ type Principal struct {
 // an assumed-role session, the ARN as given otherwise.
 func (p Principal) Canonical() string {
 	if p.Kind == AssumedRole {
-		return fmt.Sprintf("arn:%s:iam::%s:role/%s", p.Partition, p.AccountID, p.Name)
+		role, _ := p.RoleARN()
+		return role
 	}
 	return p.ARN
 }
 
-func invalid(arn, format string, args ...any) error {
-	shown := arn
-	if len(shown) > 128 {
-		shown = shown[:128] + "..."
+// RoleARN returns the role ARN without path ("arn:<p>:iam::<acct>:role/<name>") for a role or an
+// assumed-role session, and false for other kinds. It is what aws-auth matches: STS drops role
+// paths from the identities it returns, so a mapping with a path never matches.
+func (p Principal) RoleARN() (string, bool) {
+	if p.Kind != Role && p.Kind != AssumedRole {
+		return "", false
 	}
-	return fmt.Errorf("%w %q: %s", ErrInvalid, shown, fmt.Sprintf(format, args...))
+	return fmt.Sprintf("arn:%s:iam::%s:role/%s", p.Partition, p.AccountID, p.Name), true
 }
 
-// Parse validates an IAM principal ARN.
+// Parse validates an IAM principal ARN of any known partition. Errors are *ParseError and match
+// ErrInvalid.
 func Parse(arn string) (Principal, error) {
 	if arn == "" {
-		return Principal{}, fmt.Errorf("%w: empty", ErrInvalid)
+		return Principal{}, &ParseError{Reason: "empty"}
 	}
 	if len(arn) > MaxLength {
-		return Principal{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxLength)
+		return Principal{}, &ParseError{Reason: fmt.Sprintf("longer than %d bytes", MaxLength)}
 	}
 	for _, r := range arn {
 		if r > unicode.MaxASCII || unicode.IsControl(r) || unicode.IsSpace(r) {
@@ -82,8 +86,8 @@ func Parse(arn string) (Principal, error) {
 		return Principal{}, invalid(arn, "expected arn:<partition>:<service>::<account>:<resource>")
 	}
 	p := Principal{ARN: arn, Partition: parts[1], Service: parts[2], AccountID: parts[4]}
-	if _, ok := awspartition.ByID(p.Partition); !ok {
-		return Principal{}, invalid(arn, "unknown partition %q (known: %s)", p.Partition, strings.Join(awspartition.IDs(), ", "))
+	if _, ok := PartitionByID(p.Partition); !ok {
+		return Principal{}, invalid(arn, "unknown partition %q (known: %s)", p.Partition, strings.Join(PartitionIDs(), ", "))
 	}
 	if parts[3] != "" {
 		return Principal{}, invalid(arn, "IAM and STS ARNs have no region")
