@@ -13,8 +13,8 @@
 //   - registration: crash-safe SSM hybrid-activation registration of the connector agent, the SSM
 //     agent's vault files, and the rotated-key sync loop.
 //   - oidc: OIDC discovery and JWKS for self-hosted IRSA, byte-identical to kube-apiserver's.
-//   - eksauth: EKS bearer tokens, rest.Config and kubeconfig for EKS, a safe aws-auth editor, and
-//     the EKS Auth API client; eksauth/podidentity is the Pod Identity credential agent.
+//   - eksauth: EKS bearer tokens, rest.Config and kubeconfig for EKS, and a safe aws-auth editor.
+//   - podidentity: the Pod Identity credential agent and the EKS Auth API client it calls.
 //   - iamarn: IAM principal ARNs (parsing, the canonical form) and AWS partitions (region to
 //     partition, DNS suffixes), shared by every package above.
 //

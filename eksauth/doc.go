@@ -15,11 +15,9 @@
 // temporary file. AccessEntries wraps CreateAccessEntry/AssociateAccessPolicy for clusters whose
 // authentication mode is API or API_AND_CONFIG_MAP.
 //
-// The package also holds the EKS Auth API client (AuthClient, AssumeRoleForPodIdentity) used by
-// eksauth/podidentity; see authapi.go. SharedCredentialsFile is the credentials provider for nodes
-// whose shared credentials file is rewritten as their credentials rotate (EKS hybrid nodes): it
-// follows the rewrites and fails closed when the file cannot be read. The aws-auth ConfigMap editor lives in eksauth/awsauth and
-// the console RBAC in eksauth/access.
+// The aws-auth ConfigMap editor lives in eksauth/awsauth and the console RBAC in eksauth/access.
+// The EKS Auth API client (AssumeRoleForPodIdentity) and the rotating shared credentials file of
+// hybrid nodes serve only the pod identity agent and live with it, in package podidentity.
 //
 // It deliberately does not call STS to verify tokens (an authenticator does that after ParseToken),
 // does not cache credentials (aws.Config's provider does), and never falls back to us-east-1 or

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 	"k8s.io/client-go/rest"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 // DefaultRefreshBefore is how long before a token's Expiration a TokenSource replaces it.
@@ -44,18 +46,6 @@ type TokenSourceOptions struct {
 	Registerer prometheus.Registerer
 }
 
-func registerCounter[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
-
 // NewTokenSource returns a refreshing source of tokens for the cluster. It uses the generator's clock.
 func NewTokenSource(gen *TokenGenerator, cluster string, opts TokenSourceOptions) *TokenSource {
 	rb := opts.RefreshBefore
@@ -65,10 +55,10 @@ func NewTokenSource(gen *TokenGenerator, cluster string, opts TokenSourceOptions
 	s := &TokenSource{gen: gen, cluster: cluster, refreshBefore: rb, now: gen.now}
 	if opts.Registerer != nil {
 		labels := prometheus.Labels{"cluster": cluster}
-		s.refreshes = registerCounter(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		s.refreshes = promreg.Adopt(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ekslink_eksauth_token_refreshes_total", Help: "EKS tokens made by the refreshing token source, by result.", ConstLabels: labels,
 		}, []string{"result"}))
-		s.resets = registerCounter(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+		s.resets = promreg.Adopt(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ekslink_eksauth_token_unauthorized_total", Help: "401 answers that reset the cached EKS token.", ConstLabels: labels,
 		}))
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
 // fairnessOptions are the flags of the per-source budget and the reserve (docs/podidentity.md,
@@ -21,7 +21,7 @@ func (f *fairnessOptions) register(fs *pflag.FlagSet) {
 }
 
 // apply sets the fairness fields of o and returns it.
-func (f *fairnessOptions) apply(o podidentity.Options) podidentity.Options {
+func (f *fairnessOptions) apply(o podidentity.ServerOptions) podidentity.ServerOptions {
 	o.ReservedBurst, o.SourceRate, o.SourceBurst = f.reservedBurst, f.sourceRate, f.sourceBurst
 	return o
 }

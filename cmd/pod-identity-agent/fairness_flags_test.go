@@ -5,11 +5,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ekslink/ekslink/eksauth/podidentity"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
-// The fairness flags (and their environment fallbacks) reach podidentity.Options; left alone they
+// The fairness flags (and their environment fallbacks) reach podidentity.ServerOptions; left alone they
 // are the package defaults.
 func TestFairnessFlagsReachTheServerOptions(t *testing.T) {
 	var f fairnessOptions
@@ -23,14 +23,14 @@ func TestFairnessFlagsReachTheServerOptions(t *testing.T) {
 	if err := cli.ApplyEnv(fs); err != nil {
 		t.Fatal(err)
 	}
-	o := f.apply(podidentity.Options{ClusterName: "c1", Burst: 8})
+	o := f.apply(podidentity.ServerOptions{ClusterName: "c1", Burst: 8})
 	if o.SourceBurst != 3 || o.ReservedBurst != 5 || o.SourceRate != 0.5 || o.ClusterName != "c1" || o.Burst != 8 {
 		t.Fatalf("options = %+v", o)
 	}
 
 	var d fairnessOptions
 	d.register(pflag.NewFlagSet("server", pflag.ContinueOnError))
-	if o := d.apply(podidentity.Options{}); o.SourceBurst != podidentity.DefaultSourceBurst || o.SourceRate != podidentity.DefaultSourceRate || o.ReservedBurst != 0 {
+	if o := d.apply(podidentity.ServerOptions{}); o.SourceBurst != podidentity.DefaultSourceBurst || o.SourceRate != podidentity.DefaultSourceRate || o.ReservedBurst != 0 {
 		t.Fatalf("defaults = %+v", o)
 	}
 	// The server command has them.

@@ -1,5 +1,5 @@
 // Command pod-identity-agent is the EKS Pod Identity agent: "server" serves /v1/credentials on the
-// link-local agent addresses (see package eksauth/podidentity), "init" creates those addresses on
+// link-local agent addresses (see package podidentity), "init" creates those addresses on
 // the node (Linux, netlink).
 package main
 

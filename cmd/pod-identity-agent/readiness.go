@@ -4,14 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
 // readiness is the server's readiness handler, failing as well while the rotated node credentials
 // (--rotate-credentials) cannot be loaded: nothing can be signed then, so no new credentials can
 // be fetched.
-func readiness(srv *podidentity.Server, nodeCreds *eksauth.SharedCredentialsFile) http.Handler {
+func readiness(srv *podidentity.Server, nodeCreds *podidentity.SharedCredentialsFile) http.Handler {
 	next := srv.ReadinessHandler()
 	if nodeCreds == nil {
 		return next

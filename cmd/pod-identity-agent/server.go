@@ -20,9 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/eksauth/podidentity"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
 type serverOptions struct {
@@ -137,10 +136,10 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var nodeCreds *eksauth.SharedCredentialsFile
+	var nodeCreds *podidentity.SharedCredentialsFile
 	if o.rotateCreds {
 		var err error
-		nodeCreds, err = eksauth.NewSharedCredentialsFile(ctx, eksauth.SharedCredentialsOptions{Logger: log.WithName("node-credentials"), Registerer: reg})
+		nodeCreds, err = podidentity.NewSharedCredentialsFile(ctx, podidentity.SharedCredentialsOptions{Logger: log.WithName("node-credentials"), Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -157,21 +156,20 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		cfg.Credentials = nodeCreds
 	}
 	maxAttempts := o.maxAttempts
-	client, err := eksauth.NewAuthClient(cfg, eksauth.AuthOptions{
-		BaseEndpoint:   o.endpoint,
-		UseFIPS:        o.fips,
-		AttemptTimeout: o.attemptTimeout,
-		UserAgent:      "pod-identity-agent",
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
-		},
+	client, err := podidentity.NewFromConfig(cfg, func(po *podidentity.Options) {
+		if o.endpoint != "" {
+			po.BaseEndpoint = aws.String(o.endpoint)
+		}
+		po.UseFIPS = o.fips
+		po.AttemptTimeout = o.attemptTimeout
+		po.UserAgent = "pod-identity-agent"
+		po.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
 	})
 	if err != nil {
 		return err
 	}
-	srv, err := podidentity.NewServer(o.fairness.apply(podidentity.Options{
+	srv, err := podidentity.NewServer(client, o.fairness.apply(podidentity.ServerOptions{
 		ClusterName:     o.clusterName,
-		Upstream:        client,
 		MaxRetention:    o.maxRetention,
 		MaxTokenBytes:   o.maxTokenBytes,
 		CacheSize:       o.cacheSize,

@@ -18,8 +18,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ekslink/ekslink/eksauth/podidentity"
 	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
 func freePort(t *testing.T) int {

@@ -27,7 +27,7 @@ import (
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/podidentity"
 	"github.com/ekslink/ekslink/impersonation"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/registration"

@@ -14,12 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/internal/awstest"
 )
 
@@ -124,20 +122,17 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (u *upstream) client(t testing.TB, attemptTimeout time.Duration) *eksauth.AuthClient {
+func (u *upstream) client(t testing.TB, attemptTimeout time.Duration) *Client {
 	t.Helper()
-	c, err := eksauth.NewAuthClient(u.Config(), eksauth.AuthOptions{
-		LookupEnv:      func(string) (string, bool) { return "", false },
-		AttemptTimeout: attemptTimeout,
-		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = max(u.attempts, 2)
-				if u.attempts == 1 {
-					o.MaxAttempts = 1
-				}
-				o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-			})
-		},
+	c, err := NewFromConfig(u.Config(), withoutEnv, func(o *Options) {
+		o.AttemptTimeout = attemptTimeout
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = max(u.attempts, 2)
+			if u.attempts == 1 {
+				o.MaxAttempts = 1
+			}
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -199,14 +194,14 @@ type agent struct {
 	reg *prometheus.Registry
 }
 
-func startAgent(t testing.TB, opts Options) *agent {
+func startAgent(t testing.TB, up Upstream, opts ServerOptions) *agent {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	if opts.ClusterName == "" {
 		opts.ClusterName = "c1"
 	}
 	opts.Registerer = reg
-	s, err := NewServer(opts)
+	s, err := NewServer(up, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,19 @@
 // Package podidentity is an EKS Pod Identity agent: the node-local credential server that the AWS
 // SDKs in pods reach through AWS_CONTAINER_CREDENTIALS_FULL_URI (http://169.254.170.23/v1/credentials
 // or http://[fd00:ec2::23]/v1/credentials), exchanging the pod's projected service account token
-// for IAM role credentials through the EKS Auth API (eksauth.AuthClient).
+// for IAM role credentials through the EKS Auth API.
+//
+// The entry points are NewFromConfig, which builds the EKS Auth client from an aws.Config the way
+// aws-sdk-go-v2 builds its clients, and NewServer, which takes that client and ServerOptions:
+//
+//	client, err := podidentity.NewFromConfig(awsCfg)
+//	srv, err := podidentity.NewServer(client, podidentity.ServerOptions{ClusterName: "prod"})
+//	err = srv.ServeAddrs(ctx, []string{"169.254.170.23:80", "[fd00:ec2::23]:80"}, 5*time.Second)
+//
+// The package holds everything the agent needs and nothing else: the Server, the EKS Auth Client
+// (AssumeRoleForPodIdentity; exceptions are *AuthError values matched with errors.Is against
+// AuthThrottlingException and its siblings), and SharedCredentialsFile, the credentials provider
+// of EKS hybrid nodes whose shared credentials file is rewritten as the node's credentials rotate.
 //
 // A Server is an http.Handler plus one credential cache shared by all listeners:
 //

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ekslink/ekslink/eksauth"
 )
 
 // value is a cached answer, encoded once so the cached path only writes bytes.
@@ -253,7 +251,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.UpstreamTimeout)
 	start := time.Now()
-	out, err := s.opts.Upstream.AssumeRoleForPodIdentity(ctx, s.opts.ClusterName, token)
+	out, err := s.upstream.AssumeRoleForPodIdentity(ctx, s.opts.ClusterName, token)
 	cancel()
 	if now := s.now(); err == nil && out != nil && !c.servable(&value{expires: out.Credentials.Expiration}, now) {
 		// Expired on arrival (or within the serve skew): an upstream fault, not credentials.
@@ -288,7 +286,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	c.finish(k, token, claims, fl, kind, out, err)
 }
 
-func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind fetchKind, out *eksauth.AssumeRoleForPodIdentityOutput, err error) {
+func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind fetchKind, out *AssumeRoleForPodIdentityOutput, err error) {
 	s := c.s
 	now := s.now()
 	var v *value
@@ -559,7 +557,7 @@ func (c *cache) worker() {
 	}
 }
 
-func encodeValue(out *eksauth.AssumeRoleForPodIdentityOutput, now time.Time) (*value, error) {
+func encodeValue(out *AssumeRoleForPodIdentityOutput, now time.Time) (*value, error) {
 	if out == nil {
 		return nil, errors.New("podidentity: empty answer from EKS Auth")
 	}

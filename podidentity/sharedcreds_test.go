@@ -1,4 +1,4 @@
-package eksauth
+package podidentity
 
 import (
 	"context"
@@ -59,7 +59,7 @@ func TestSharedCredentialsFileFollowsRewrites(t *testing.T) {
 	writeSharedCreds(t, file, nodeCredsA)
 	reg := prometheus.NewRegistry()
 	p, err := NewSharedCredentialsFile(t.Context(), SharedCredentialsOptions{
-		LookupEnv: func(k string) (string, bool) { return map[string]string{"AWS_SHARED_CREDENTIALS_FILE": file}[k], true },
+		lookupEnv: func(k string) (string, bool) { return map[string]string{"AWS_SHARED_CREDENTIALS_FILE": file}[k], true },
 		Debounce:  10 * time.Millisecond, Registerer: reg,
 	})
 	if err != nil {
@@ -77,7 +77,7 @@ func TestSharedCredentialsFileFollowsRewrites(t *testing.T) {
 	s := rotationEndpoint(t)
 	cfg := s.Config()
 	cfg.Credentials = p
-	c, err := NewAuthClient(cfg, AuthOptions{LookupEnv: authTestNoEnv, Retryer: authTestFastRetryer(1)})
+	c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) { o.Retryer = authTestFastRetryer(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestSharedCredentialsFileFailsClosed(t *testing.T) {
 			s := rotationEndpoint(t)
 			cfg := s.Config()
 			cfg.Credentials = p
-			c, err := NewAuthClient(cfg, AuthOptions{LookupEnv: authTestNoEnv, Retryer: authTestFastRetryer(1)})
+			c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) { o.Retryer = authTestFastRetryer(1) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,7 +252,7 @@ func TestSharedCredentialsFileDefaultsToTheSDKsFile(t *testing.T) {
 	}
 	file := filepath.Join(home, ".aws", "credentials")
 	writeSharedCreds(t, file, nodeCredsA)
-	p, err := NewSharedCredentialsFile(t.Context(), SharedCredentialsOptions{LookupEnv: func(string) (string, bool) { return "", false }})
+	p, err := NewSharedCredentialsFile(t.Context(), SharedCredentialsOptions{lookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 // credentials from the agent, which gets them from a SigV4-verifying EKS Auth endpoint.
 func TestAWSSDKGetsCredentialsFromAgent(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "eks-pod-identity-token")
@@ -70,7 +70,7 @@ func TestAWSSDKGetsCredentialsFromAgent(t *testing.T) {
 
 func TestAnswerShapeIsExactlyTheContainerCredentialsDocument(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	ans := a.get(t, makeToken(time.Now().Add(time.Hour), nil))
 	if ans.status != 200 || ans.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("answer %d %s", ans.status, ans.raw)
@@ -93,7 +93,7 @@ func TestAnswerShapeIsExactlyTheContainerCredentialsDocument(t *testing.T) {
 
 func TestRequestsRefusedBeforeAnyUpstreamCall(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0), MaxTokenBytes: 4096})
+	a := startAgent(t, up.client(t, 0), ServerOptions{MaxTokenBytes: 4096})
 	valid := makeToken(time.Now().Add(time.Hour), nil)
 	base := strings.TrimSuffix(a.url, CredentialsPath)
 	cases := []struct {
@@ -130,7 +130,7 @@ func TestRequestsRefusedBeforeAnyUpstreamCall(t *testing.T) {
 
 func TestAgentAddressesAreAcceptedHosts(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	for _, host := range []string{"169.254.170.23", "169.254.170.23:80", "[fd00:ec2::23]", "[fd00:ec2::23]:80", "[FD00:EC2:0:0::23]:80", "[fd00:ec2:0:0:0:0:0:23]"} {
 		if ans := a.do(t, context.Background(), "GET", a.url, makeToken(time.Now().Add(time.Hour), nil), host); ans.status != 200 {
 			t.Errorf("Host %s: %d %s", host, ans.status, ans.raw)
@@ -155,7 +155,7 @@ func TestUpstreamExceptionsBecomeJSONErrors(t *testing.T) {
 			up := newUpstream(t, time.Now)
 			up.attempts = 1 // the client's retries are tested in eksauth
 			up.mode.Store(tc.mode)
-			a := startAgent(t, Options{Upstream: up.client(t, 0)})
+			a := startAgent(t, up.client(t, 0), ServerOptions{})
 			ans := a.get(t, makeToken(time.Now().Add(time.Hour), nil))
 			if ans.status != tc.status || ans.body["code"] != tc.code || ans.header.Get("Content-Type") != "application/json" {
 				t.Fatalf("answer %d %s, want %d %s", ans.status, ans.raw, tc.status, tc.code)
@@ -172,7 +172,7 @@ func TestThrottleAnswersAreCachedBriefly(t *testing.T) {
 	up := newUpstream(t, clock.Now)
 	up.mode.Store("throttle")
 	up.attempts = 1
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, ThrottleTTL: time.Second})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, ThrottleTTL: time.Second})
 	token := makeToken(clock.Now().Add(time.Hour), nil)
 	if ans := a.get(t, token); ans.status != 429 {
 		t.Fatalf("%d %s", ans.status, ans.raw)
@@ -196,7 +196,7 @@ func TestThrottleAnswersAreCachedBriefly(t *testing.T) {
 func TestConcurrentRequestsShareOneUpstreamCall(t *testing.T) {
 	up := newUpstream(t, time.Now)
 	up.gate = make(chan struct{})
-	a := startAgent(t, Options{Upstream: up.client(t, 0), UpstreamTimeout: 30 * time.Second})
+	a := startAgent(t, up.client(t, 0), ServerOptions{UpstreamTimeout: 30 * time.Second})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -248,7 +248,7 @@ func TestConcurrentRequestsShareOneUpstreamCall(t *testing.T) {
 func TestClientThatHangsUpStillLeavesACachedResult(t *testing.T) {
 	up := newUpstream(t, time.Now)
 	up.gate = make(chan struct{})
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan answer)
@@ -274,8 +274,8 @@ func TestOutageServesCachedCredentialsAndRecovers(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{
-		Upstream: up.client(t, 500*time.Millisecond), Now: clock.Now,
+	a := startAgent(t, up.client(t, 500*time.Millisecond), ServerOptions{
+		Now:             clock.Now,
 		UpstreamTimeout: time.Second, ServeSkew: 5 * time.Minute, RefreshBefore: 10 * time.Minute, UnhealthyAfter: 2,
 	})
 	cached := makeToken(clock.Now().Add(24*time.Hour), nil)
@@ -355,7 +355,7 @@ func TestRefreshAheadReplacesCredentialsBeforeExpiry(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
 	token := makeToken(clock.Now().Add(24*time.Hour), nil)
 	first := a.get(t, token)
 	clock.Advance(46 * time.Minute) // past expiry - RefreshBefore (jitter is at most 6m earlier)
@@ -373,7 +373,7 @@ func TestEntriesNotPresentedLapseInsteadOfRefreshingForever(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, IdleTimeout: 30 * time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, IdleTimeout: 30 * time.Minute})
 	if ans := a.get(t, makeToken(clock.Now().Add(24*time.Hour), nil)); ans.status != 200 {
 		t.Fatal(ans.raw)
 	}
@@ -389,7 +389,7 @@ func TestEntriesNotPresentedLapseInsteadOfRefreshingForever(t *testing.T) {
 
 func TestLRUDropsTheLeastRecentlyUsedToken(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0), CacheSize: 2})
+	a := startAgent(t, up.client(t, 0), ServerOptions{CacheSize: 2})
 	ta, tb, tc := makeToken(time.Now().Add(time.Hour), nil), makeToken(time.Now().Add(time.Hour), nil), makeToken(time.Now().Add(time.Hour), nil)
 	for _, tok := range []string{ta, tb, ta, tc} { // a is used after b, so b is the LRU when c arrives
 		if ans := a.get(t, tok); ans.status != 200 {
@@ -413,8 +413,8 @@ func TestRateBudgetLetsMissesBeatRefreshes(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{
-		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute,
+	a := startAgent(t, up.client(t, 0), ServerOptions{
+		Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute,
 		Rate: 0.001, Burst: 4, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	t1, t2 := makeToken(clock.Now().Add(24*time.Hour), nil), makeToken(clock.Now().Add(24*time.Hour), nil)
@@ -445,7 +445,7 @@ func TestRateBudgetLetsMissesBeatRefreshes(t *testing.T) {
 
 func TestMetricsCoverRequestsCacheAndUpstream(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	tok := makeToken(time.Now().Add(time.Hour), nil)
 	a.get(t, tok)
 	a.get(t, tok)
@@ -491,7 +491,7 @@ func TestListenerThatCannotBindDoesNotStopTheOthers(t *testing.T) {
 	var logs []string
 	log := funcr.New(func(prefix, args string) { mu.Lock(); logs = append(logs, args); mu.Unlock() }, funcr.Options{})
 	up := newUpstream(t, time.Now)
-	s, err := NewServer(Options{ClusterName: "c1", Upstream: up.client(t, 0), Logger: log})
+	s, err := NewServer(up.client(t, 0), ServerOptions{ClusterName: "c1", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,10 +521,10 @@ func TestListenerThatCannotBindDoesNotStopTheOthers(t *testing.T) {
 }
 
 func TestNewServerRefusesMissingClusterOrUpstream(t *testing.T) {
-	if _, err := NewServer(Options{Upstream: newUpstream(t, time.Now).client(t, 0)}); err == nil {
+	if _, err := NewServer(newUpstream(t, time.Now).client(t, 0), ServerOptions{}); err == nil {
 		t.Error("no cluster accepted")
 	}
-	if _, err := NewServer(Options{ClusterName: "c1"}); err == nil {
+	if _, err := NewServer(nil, ServerOptions{ClusterName: "c1"}); err == nil {
 		t.Error("no upstream accepted")
 	}
 }
@@ -533,7 +533,7 @@ func TestNewServerRefusesMissingClusterOrUpstream(t *testing.T) {
 // negative worker count in NewServer, a negative ServeSkew served expired credentials.
 func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
 	up := newUpstream(t, time.Now).client(t, 0)
-	for name, o := range map[string]Options{
+	for name, o := range map[string]ServerOptions{
 		"negative cache size":                {CacheSize: -1},
 		"negative refresh workers":           {RefreshWorkers: -1},
 		"negative serve skew":                {ServeSkew: -time.Minute},
@@ -548,7 +548,7 @@ func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
 		"negative source burst":              {SourceBurst: -1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			o.ClusterName, o.Upstream = "c1", up
+			o.ClusterName = "c1"
 			var s *Server
 			var err error
 			func() {
@@ -557,7 +557,7 @@ func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
 						t.Fatalf("NewServer panicked: %v", r)
 					}
 				}()
-				s, err = NewServer(o)
+				s, err = NewServer(up, o)
 			}()
 			if err == nil {
 				s.Close()
@@ -565,7 +565,7 @@ func TestNewServerRefusesOptionsThatCannotWork(t *testing.T) {
 			}
 		})
 	}
-	s, err := NewServer(Options{ClusterName: "c1", Upstream: up, RefusalTTL: -1})
+	s, err := NewServer(up, ServerOptions{ClusterName: "c1", RefusalTTL: -1})
 	if err != nil {
 		t.Fatalf("a negative RefusalTTL (off) was refused: %v", err)
 	}
@@ -582,7 +582,7 @@ func TestFailedBindIsRetriedUntilItSucceeds(t *testing.T) {
 	freeAddr := free.Addr().String()
 	_ = free.Close()
 	up := newUpstream(t, time.Now)
-	s, err := NewServer(Options{ClusterName: "c1", Upstream: up.client(t, 0)})
+	s, err := NewServer(up.client(t, 0), ServerOptions{ClusterName: "c1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,7 +609,7 @@ func TestFailedRefreshIsRetriedAndRecoversBeforeExpiry(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
 	token := makeToken(clock.Now().Add(24*time.Hour), nil)
 	first := a.get(t, token)
 	up.mode.Store("unavailable")
@@ -639,7 +639,7 @@ func TestRefusalsAreCachedBrieflyPerToken(t *testing.T) {
 			up := newUpstream(t, clock.Now)
 			up.attempts = 1
 			up.mode.Store(mode)
-			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefusalTTL: 5 * time.Second})
+			a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefusalTTL: 5 * time.Second})
 			token := makeToken(clock.Now().Add(time.Hour), nil)
 			first := a.get(t, token)
 			for range 3 {
@@ -663,7 +663,7 @@ func TestLapsedEntryPresentedAgainIsRefreshedAgain(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, IdleTimeout: 30 * time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, IdleTimeout: 30 * time.Minute})
 	token := makeToken(clock.Now().Add(24*time.Hour), nil)
 	a.get(t, token)
 	clock.Advance(46 * time.Minute)
@@ -700,7 +700,7 @@ func TestRefusedRefreshStopsServingCachedCredentials(t *testing.T) {
 			up := newUpstream(t, clock.Now)
 			up.attempts = 1
 			up.lifetime.Store(int64(time.Hour))
-			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+			a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
 			token := makeToken(clock.Now().Add(24*time.Hour), nil)
 			if ans := a.get(t, token); ans.status != 200 {
 				t.Fatalf("%d %s", ans.status, ans.raw)

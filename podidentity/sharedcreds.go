@@ -1,4 +1,4 @@
-package eksauth
+package podidentity
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 // MaxSharedCredentialsInterval is the longest periodic re-read interval of SharedCredentialsFile:
@@ -40,12 +42,14 @@ type SharedCredentialsOptions struct {
 	Logger logr.Logger
 	// Now is the clock of load times and of the credentials' Expires (default time.Now).
 	Now func() time.Time
-	// LookupEnv reads AWS_SHARED_CREDENTIALS_FILE (default os.LookupEnv).
-	LookupEnv func(string) (string, bool)
 	// Registerer, when set, receives ekslink_shared_credentials_reloads_total{result} (result:
 	// changed, unchanged, error) and ekslink_shared_credentials_loaded (1 while keys are loaded, 0
 	// after a failed load).
 	Registerer prometheus.Registerer
+
+	// lookupEnv reads AWS_SHARED_CREDENTIALS_FILE (default os.LookupEnv); tests of this
+	// package set it. Embedders that must not follow the environment set File.
+	lookupEnv func(string) (string, bool)
 }
 
 // SharedCredentialsFile is an aws.CredentialsProvider for a shared credentials file that is
@@ -87,7 +91,7 @@ type sharedCredsState struct {
 // NewSharedCredentialsFile validates the options and reads the file once. A failed first read is
 // not an error of NewSharedCredentialsFile: it is reported by Err and Retrieve until a read succeeds.
 func NewSharedCredentialsFile(ctx context.Context, opts SharedCredentialsOptions) (*SharedCredentialsFile, error) {
-	lookup := opts.LookupEnv
+	lookup := opts.lookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
@@ -101,9 +105,9 @@ func NewSharedCredentialsFile(ctx context.Context, opts SharedCredentialsOptions
 	}
 	switch {
 	case opts.Interval < 0:
-		return nil, fmt.Errorf("eksauth: SharedCredentialsOptions.Interval %s is negative", opts.Interval)
+		return nil, fmt.Errorf("podidentity: SharedCredentialsOptions.Interval %s is negative", opts.Interval)
 	case opts.Interval > MaxSharedCredentialsInterval:
-		return nil, fmt.Errorf("eksauth: SharedCredentialsOptions.Interval %s is longer than %s: rotated node credentials would be picked up too late", opts.Interval, MaxSharedCredentialsInterval)
+		return nil, fmt.Errorf("podidentity: SharedCredentialsOptions.Interval %s is longer than %s: rotated node credentials would be picked up too late", opts.Interval, MaxSharedCredentialsInterval)
 	case opts.Interval == 0:
 		opts.Interval = MaxSharedCredentialsInterval
 	}
@@ -132,8 +136,8 @@ func NewSharedCredentialsFile(ctx context.Context, opts SharedCredentialsOptions
 		}),
 	}
 	if r := opts.Registerer; r != nil {
-		p.reloads = registerCounter(r, p.reloads)
-		p.loaded = registerCounter(r, p.loaded)
+		p.reloads = promreg.Adopt(r, p.reloads)
+		p.loaded = promreg.Adopt(r, p.loaded)
 	}
 	_ = p.Reload(ctx, "start")
 	return p, nil
@@ -147,7 +151,7 @@ func (p *SharedCredentialsFile) Err() error {
 	if s := p.state.Load(); s != nil {
 		return s.err
 	}
-	return errors.New("eksauth: shared credentials file not read yet")
+	return errors.New("podidentity: shared credentials file not read yet")
 }
 
 // SharedCredentialsError is returned by Retrieve and Err after a failed read.
@@ -160,7 +164,7 @@ type SharedCredentialsError struct {
 
 // Error implements error.
 func (e *SharedCredentialsError) Error() string {
-	return fmt.Sprintf("eksauth: shared credentials file %s, profile %q: %v; nothing is signed until the file holds aws_access_key_id and aws_secret_access_key again", e.File, e.Profile, e.Err)
+	return fmt.Sprintf("podidentity: shared credentials file %s, profile %q: %v; nothing is signed until the file holds aws_access_key_id and aws_secret_access_key again", e.File, e.Profile, e.Err)
 }
 
 // Unwrap returns the cause.

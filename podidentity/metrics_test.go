@@ -43,7 +43,7 @@ func TestUpstreamAgentMetricsCountTheSameEvents(t *testing.T) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		up.serve(w, r)
 	})
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, RefusalTTL: -1})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute, RefusalTTL: -1})
 	renewed := makeToken(clock.Now().Add(24*time.Hour), nil)
 	refused := makeToken(clock.Now().Add(24*time.Hour), nil)
 	failing := makeToken(clock.Now().Add(24*time.Hour), nil)
@@ -100,7 +100,7 @@ func TestUpstreamAgentMetricsCountTheSameEvents(t *testing.T) {
 // The size bound pushing credentials out counts as "evicted", as upstream's LRU does.
 func TestUpstreamEvictedCountsTheSizeBound(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0), CacheSize: 1})
+	a := startAgent(t, up.client(t, 0), ServerOptions{CacheSize: 1})
 	for range 3 {
 		if ans := a.get(t, makeToken(time.Now().Add(time.Hour), nil)); ans.status != 200 {
 			t.Fatal(ans.raw)
@@ -152,7 +152,7 @@ func TestMaxRetentionRenewsEarlierThanRefreshBefore(t *testing.T) {
 		t.Run(retention.String(), func(t *testing.T) {
 			clock := newFakeClock()
 			up := newUpstream(t, clock.Now)
-			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, MaxRetention: retention})
+			a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, MaxRetention: retention})
 			token := makeToken(clock.Now().Add(24*time.Hour), nil)
 			if ans := a.get(t, token); ans.status != 200 {
 				t.Fatal(ans.raw)

@@ -1,4 +1,4 @@
-package eksauth
+package podidentity
 
 import (
 	"context"
@@ -19,15 +19,11 @@ import (
 
 const authTestToken = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2ln"
 
-func authTestNoEnv(string) (string, bool) { return "", false }
-
-func authTestFastRetryer(max int) func() aws.Retryer {
-	return func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = max
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-		})
-	}
+func authTestFastRetryer(max int) aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = max
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+	})
 }
 
 func authTestSuccess(w http.ResponseWriter, r *http.Request) {
@@ -46,15 +42,10 @@ func authTestSuccess(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func newAuthTestClient(t *testing.T, s *awstest.Server, opts AuthOptions) *AuthClient {
+func newAuthTestClient(t *testing.T, s *awstest.Server, optFns ...func(*Options)) *Client {
 	t.Helper()
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = authTestNoEnv
-	}
-	if opts.Retryer == nil {
-		opts.Retryer = authTestFastRetryer(3)
-	}
-	c, err := NewAuthClient(s.Config(), opts)
+	fast := func(o *Options) { o.Retryer = authTestFastRetryer(3) }
+	c, err := NewFromConfig(s.Config(), append([]func(*Options){withoutEnv, fast}, optFns...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +60,7 @@ func TestAssumeRoleForPodIdentitySignedRequestAndDecodedAnswer(t *testing.T) {
 		}
 		authTestSuccess(w, r)
 	})
-	c := newAuthTestClient(t, s, AuthOptions{})
+	c := newAuthTestClient(t, s)
 	out, err := c.AssumeRoleForPodIdentity(context.Background(), "prod-1", authTestToken)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +114,7 @@ func TestAssumeRoleForPodIdentityTypedErrors(t *testing.T) {
 			s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
 				awstest.WriteRESTJSONError(w, tc.status, tc.errorType, "nope")
 			})
-			c := newAuthTestClient(t, s, AuthOptions{})
+			c := newAuthTestClient(t, s)
 			_, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want errors.Is %s", err, tc.want)
@@ -149,7 +140,7 @@ func TestAssumeRoleForPodIdentityRetriesThrottlingThenSucceeds(t *testing.T) {
 		}
 		authTestSuccess(w, r)
 	})
-	c := newAuthTestClient(t, s, AuthOptions{})
+	c := newAuthTestClient(t, s)
 	if _, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +161,7 @@ func TestAssumeRoleForPodIdentityAttemptTimeout(t *testing.T) {
 	})
 	// 250ms leaves room for a TLS handshake on a loaded machine: an attempt that times out before
 	// the server sees it would not be counted below.
-	c := newAuthTestClient(t, s, AuthOptions{AttemptTimeout: 250 * time.Millisecond, Retryer: authTestFastRetryer(2)})
+	c := newAuthTestClient(t, s, func(o *Options) { o.AttemptTimeout, o.Retryer = 250*time.Millisecond, authTestFastRetryer(2) })
 	start := time.Now()
 	_, err := c.AssumeRoleForPodIdentity(context.Background(), "c1", authTestToken)
 	var te *AuthAttemptTimeoutError
@@ -187,7 +178,7 @@ func TestAssumeRoleForPodIdentityAttemptTimeout(t *testing.T) {
 
 func TestAssumeRoleForPodIdentityRefusesBadInputWithoutCalling(t *testing.T) {
 	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
-	c := newAuthTestClient(t, s, AuthOptions{})
+	c := newAuthTestClient(t, s)
 	for _, tc := range []struct{ name, cluster, token string }{
 		{"empty cluster", "", authTestToken},
 		{"cluster with slash", "a/b", authTestToken},
@@ -204,40 +195,35 @@ func TestAssumeRoleForPodIdentityRefusesBadInputWithoutCalling(t *testing.T) {
 }
 
 func TestAuthEndpointResolution(t *testing.T) {
+	fns := func(f ...func(*Options)) []func(*Options) { return f }
 	creds := credentials.NewStaticCredentialsProvider("a", "b", "")
-	env := func(m map[string]string) func(string) (string, bool) {
-		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-	}
 	cases := []struct {
 		name    string
 		cfg     aws.Config
-		opts    AuthOptions
+		opts    []func(*Options)
 		want    string
 		wantErr bool
 	}{
-		{"commercial region uses the dual-stack suffix", aws.Config{Region: "us-west-2"}, AuthOptions{}, "https://eks-auth.us-west-2.api.aws", false},
-		{"china region", aws.Config{Region: "cn-north-1"}, AuthOptions{}, "https://eks-auth.cn-north-1.api.amazonwebservices.com.cn", false},
-		{"fips", aws.Config{Region: "us-gov-west-1"}, AuthOptions{UseFIPS: true}, "https://eks-auth-fips.us-gov-west-1.api.aws", false},
-		{"options region wins", aws.Config{Region: "us-west-2"}, AuthOptions{Region: "eu-west-1"}, "https://eks-auth.eu-west-1.api.aws", false},
-		{"config base endpoint", aws.Config{Region: "us-west-2", BaseEndpoint: aws.String("https://cfg.example")}, AuthOptions{}, "https://cfg.example", false},
+		{"commercial region uses the dual-stack suffix", aws.Config{Region: "us-west-2"}, nil, "https://eks-auth.us-west-2.api.aws", false},
+		{"china region", aws.Config{Region: "cn-north-1"}, nil, "https://eks-auth.cn-north-1.api.amazonwebservices.com.cn", false},
+		{"fips", aws.Config{Region: "us-gov-west-1"}, fns(func(o *Options) { o.UseFIPS = true }), "https://eks-auth-fips.us-gov-west-1.api.aws", false},
+		{"options region wins", aws.Config{Region: "us-west-2"}, fns(func(o *Options) { o.Region = "eu-west-1" }), "https://eks-auth.eu-west-1.api.aws", false},
+		{"config base endpoint", aws.Config{Region: "us-west-2", BaseEndpoint: aws.String("https://cfg.example")}, nil, "https://cfg.example", false},
 		{"service env beats config base endpoint", aws.Config{Region: "us-west-2", BaseEndpoint: aws.String("https://cfg.example")},
-			AuthOptions{LookupEnv: env(map[string]string{AuthEndpointEnv: "http://127.0.0.1:9/"})}, "http://127.0.0.1:9", false},
+			fns(withEnv(map[string]string{AuthEndpointEnv: "http://127.0.0.1:9/"})), "http://127.0.0.1:9", false},
 		{"ignore configured endpoints", aws.Config{Region: "us-west-2"},
-			AuthOptions{LookupEnv: env(map[string]string{AuthEndpointEnv: "https://x", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"})}, "https://eks-auth.us-west-2.api.aws", false},
+			fns(withEnv(map[string]string{AuthEndpointEnv: "https://x", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"})), "https://eks-auth.us-west-2.api.aws", false},
 		{"explicit option beats env", aws.Config{Region: "us-west-2"},
-			AuthOptions{BaseEndpoint: "https://opt.example", LookupEnv: env(map[string]string{AuthEndpointEnv: "https://x"})}, "https://opt.example", false},
-		{"no region is an error", aws.Config{}, AuthOptions{}, "", true},
-		{"unknown dual-stack suffix is an error", aws.Config{Region: "us-iso-east-1"}, AuthOptions{}, "", true},
-		{"FIPS pseudo-region is an error, not the aws partition", aws.Config{Region: "fips-us-gov-west-1"}, AuthOptions{}, "", true},
-		{"endpoint without scheme is an error", aws.Config{Region: "us-west-2"}, AuthOptions{BaseEndpoint: "eks-auth.local"}, "", true},
+			fns(withEnv(map[string]string{AuthEndpointEnv: "https://x"}), func(o *Options) { o.BaseEndpoint = aws.String("https://opt.example") }), "https://opt.example", false},
+		{"no region is an error", aws.Config{}, nil, "", true},
+		{"unknown dual-stack suffix is an error", aws.Config{Region: "us-iso-east-1"}, nil, "", true},
+		{"FIPS pseudo-region is an error, not the aws partition", aws.Config{Region: "fips-us-gov-west-1"}, nil, "", true},
+		{"endpoint without scheme is an error", aws.Config{Region: "us-west-2"}, fns(func(o *Options) { o.BaseEndpoint = aws.String("eks-auth.local") }), "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Credentials = creds
-			if tc.opts.LookupEnv == nil {
-				tc.opts.LookupEnv = authTestNoEnv
-			}
-			c, err := NewAuthClient(tc.cfg, tc.opts)
+			c, err := NewFromConfig(tc.cfg, append([]func(*Options){withoutEnv}, tc.opts...)...)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("endpoint %s resolved, want an error", c.Endpoint())
@@ -252,7 +238,7 @@ func TestAuthEndpointResolution(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewAuthClient(aws.Config{Region: "us-west-2"}, AuthOptions{LookupEnv: authTestNoEnv}); err == nil {
+	if _, err := NewFromConfig(aws.Config{Region: "us-west-2"}, withoutEnv); err == nil {
 		t.Error("no credentials accepted")
 	}
 }
@@ -260,7 +246,7 @@ func TestAuthEndpointResolution(t *testing.T) {
 func BenchmarkAssumeRoleForPodIdentity(b *testing.B) {
 	s := awstest.New(b, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
 	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", authTestSuccess)
-	c, err := NewAuthClient(s.Config(), AuthOptions{LookupEnv: authTestNoEnv})
+	c, err := NewFromConfig(s.Config(), withoutEnv)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -270,5 +256,43 @@ func BenchmarkAssumeRoleForPodIdentity(b *testing.B) {
 		if _, err := c.AssumeRoleForPodIdentity(ctx, "c1", authTestToken); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+type countingHTTPClient struct {
+	next  aws.HTTPClient
+	calls atomic.Int32
+}
+
+func (c *countingHTTPClient) Do(r *http.Request) (*http.Response, error) {
+	c.calls.Add(1)
+	return c.next.Do(r)
+}
+
+// NewFromConfig follows the aws-sdk-go-v2 convention: the option functions see Options already
+// filled from the aws.Config (region, HTTP client, the config's retryer) and what they set is used.
+func TestNewFromConfigFillsOptionsFromTheConfigBeforeTheOptionFunctions(t *testing.T) {
+	s := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	s.Handle("POST /clusters/{name}/assume-role-for-pod-identity", authTestSuccess)
+	cfg := s.Config()
+	cfg.Retryer = func() aws.Retryer { return authTestFastRetryer(1) }
+	var seen Options
+	counting := &countingHTTPClient{}
+	c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) {
+		seen = *o
+		counting.next = o.HTTPClient
+		o.HTTPClient = counting
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen.Region != cfg.Region || seen.HTTPClient != cfg.HTTPClient || seen.Retryer == nil || seen.Retryer.MaxAttempts() != 1 {
+		t.Fatalf("options given to the option function = region %q, HTTP client %v, retryer %v; want the config's", seen.Region, seen.HTTPClient, seen.Retryer)
+	}
+	if _, err := c.AssumeRoleForPodIdentity(t.Context(), "c1", authTestToken); err != nil {
+		t.Fatal(err)
+	}
+	if counting.calls.Load() != 1 {
+		t.Errorf("HTTP client set by the option function sent %d requests, want 1", counting.calls.Load())
 	}
 }

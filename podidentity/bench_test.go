@@ -11,7 +11,7 @@ import (
 // LRU touch, metrics, pre-encoded body.
 func BenchmarkCachedHandler(b *testing.B) {
 	up := newUpstream(b, time.Now)
-	a := startAgent(b, Options{Upstream: up.client(b, 0)})
+	a := startAgent(b, up.client(b, 0), ServerOptions{})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	if ans := a.get(b, token); ans.status != 200 {
 		b.Fatal(ans.raw)
@@ -33,7 +33,7 @@ func BenchmarkCachedHandler(b *testing.B) {
 // BenchmarkCachedLoopback is the cached path as an SDK sees it: HTTP on loopback.
 func BenchmarkCachedLoopback(b *testing.B) {
 	up := newUpstream(b, time.Now)
-	a := startAgent(b, Options{Upstream: up.client(b, 0)})
+	a := startAgent(b, up.client(b, 0), ServerOptions{})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	defer client.CloseIdleConnections()
@@ -50,7 +50,7 @@ func BenchmarkCachedLoopback(b *testing.B) {
 // BenchmarkMissSingleFlight measures a cache miss against the local EKS Auth endpoint (TLS + SigV4).
 func BenchmarkMissSingleFlight(b *testing.B) {
 	up := newUpstream(b, time.Now)
-	a := startAgent(b, Options{Upstream: up.client(b, 0), Rate: 1e6, Burst: 1e6, SourceRate: 1e6, SourceBurst: 1e6, CacheSize: 1 << 20})
+	a := startAgent(b, up.client(b, 0), ServerOptions{Rate: 1e6, Burst: 1e6, SourceRate: 1e6, SourceBurst: 1e6, CacheSize: 1 << 20})
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		tokens[i] = makeToken(time.Now().Add(time.Hour), nil)

@@ -8,28 +8,27 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/eksauth/podidentity"
+	"github.com/ekslink/ekslink/podidentity"
 )
 
-// staticUpstream stands in for *eksauth.AuthClient so the example runs offline.
+// staticUpstream stands in for *podidentity.Client so the example runs offline.
 type staticUpstream struct{}
 
-func (staticUpstream) AssumeRoleForPodIdentity(ctx context.Context, cluster, token string) (*eksauth.AssumeRoleForPodIdentityOutput, error) {
-	return &eksauth.AssumeRoleForPodIdentityOutput{
-		Credentials: eksauth.AuthCredentials{
+func (staticUpstream) AssumeRoleForPodIdentity(ctx context.Context, cluster, token string) (*podidentity.AssumeRoleForPodIdentityOutput, error) {
+	return &podidentity.AssumeRoleForPodIdentityOutput{
+		Credentials: podidentity.AuthCredentials{
 			AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "secret", SessionToken: "session",
 			Expiration: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC),
 		},
-		AssumedRoleUser: eksauth.AuthAssumedRoleUser{ARN: "arn:aws:sts::111122223333:assumed-role/app/eks-demo"},
+		AssumedRoleUser: podidentity.AuthAssumedRoleUser{ARN: "arn:aws:sts::111122223333:assumed-role/app/eks-demo"},
 	}, nil
 }
 
 // ExampleServer runs the agent in-process on loopback, as a demo or a test would. In a real agent
-// the upstream is eksauth.NewAuthClient(awsCfg, eksauth.AuthOptions{}) and the listeners are
+// the upstream is the EKS Auth client, podidentity.NewFromConfig(awsCfg), and the listeners are
 // 169.254.170.23:80 and [fd00:ec2::23]:80.
 func ExampleServer() {
-	srv, err := podidentity.NewServer(podidentity.Options{ClusterName: "demo", Upstream: staticUpstream{}})
+	srv, err := podidentity.NewServer(staticUpstream{}, podidentity.ServerOptions{ClusterName: "demo"})
 	if err != nil {
 		fmt.Println(err)
 		return

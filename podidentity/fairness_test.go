@@ -20,7 +20,7 @@ func TestFloodFromOnePodDoesNotStarveTheNode(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
 	victimClaims := podClaims("shop", "checkout", "checkout-7d9f8-abcde")
 
 	cachedPod := clientFrom("127.0.0.3")
@@ -84,8 +84,8 @@ func TestReserveServesKnownTokensWhenNewTokensCannot(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{
-		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
+	a := startAgent(t, up.client(t, 0), ServerOptions{
+		Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
 		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	known := makeToken(clock.Now().Add(24*time.Hour), nil)
@@ -129,8 +129,8 @@ func TestUrgentRefreshSpendsTheReserve(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{
-		Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
+	a := startAgent(t, up.client(t, 0), ServerOptions{
+		Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute,
 		Rate: 0.001, Burst: 6, ReservedBurst: 2, MissWait: 10 * time.Millisecond, SourceBurst: 1000,
 	})
 	urgent := makeToken(clock.Now().Add(24*time.Hour), nil) // credentials until T+60m
@@ -169,7 +169,7 @@ func TestFloodFromManyPodsLeavesTheReserve(t *testing.T) {
 	clock := newFakeClock()
 	up := newUpstream(t, clock.Now)
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute, Rate: 10, Burst: 20})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 20 * time.Minute, ServeSkew: time.Minute, Rate: 10, Burst: 20})
 	knownPod, urgentPod := clientFrom("127.0.0.2"), clientFrom("127.0.0.3")
 	known := makeToken(clock.Now().Add(24*time.Hour), podClaims("shop", "checkout", "checkout-1"))
 	if code, err := fetchOnce(knownPod, a.url, known); code != 200 {
@@ -229,7 +229,7 @@ func TestFloodFromManyPodsLeavesTheReserve(t *testing.T) {
 // the others: a quiet pod's new token goes before the next one of a pod that has been busy.
 func TestQuietSourceGoesBeforeBusyOnes(t *testing.T) {
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Rate: 0.001, Burst: 10, ReservedBurst: 2, SourceRate: 0.001, SourceBurst: 4, MissWait: 10 * time.Millisecond})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Rate: 0.001, Burst: 10, ReservedBurst: 2, SourceRate: 0.001, SourceBurst: 4, MissWait: 10 * time.Millisecond})
 	get := func(from string) int {
 		code, err := fetchOnce(clientFrom(from), a.url, makeToken(time.Now().Add(time.Hour), nil))
 		if err != nil {

@@ -13,7 +13,7 @@ func TestUpstreamRetryAfterIsCapped(t *testing.T) {
 	up := newUpstream(t, clock.Now)
 	up.attempts = 1
 	up.mode.Store("throttle-long")
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now})
 	token := makeToken(clock.Now().Add(time.Hour), nil)
 	ans := a.get(t, token)
 	if ans.status != 429 || ans.body["code"] != CodeThrottled || ans.header.Get("Retry-After") != "30" {
@@ -41,7 +41,7 @@ func TestStaleCredentialsFromUpstreamAreAnError(t *testing.T) {
 			up := newUpstream(t, clock.Now)
 			up.attempts = 1
 			up.mode.Store(mode)
-			a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now})
+			a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now})
 			token := makeToken(clock.Now().Add(time.Hour), nil)
 			for i := range 3 {
 				ans := a.get(t, token)
@@ -73,7 +73,7 @@ func TestStaleRefreshKeepsServingValidCredentials(t *testing.T) {
 	up := newUpstream(t, clock.Now)
 	up.attempts = 1
 	up.lifetime.Store(int64(time.Hour))
-	a := startAgent(t, Options{Upstream: up.client(t, 0), Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
+	a := startAgent(t, up.client(t, 0), ServerOptions{Now: clock.Now, RefreshBefore: 15 * time.Minute, ServeSkew: time.Minute})
 	token := makeToken(clock.Now().Add(24*time.Hour), nil)
 	first := a.get(t, token)
 	up.mode.Store("expired")

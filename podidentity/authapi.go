@@ -1,4 +1,4 @@
-package eksauth
+package podidentity
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ const AuthSigningName = "eks-auth"
 // (service-specific endpoint for the SDK ID "EKS Auth").
 const AuthEndpointEnv = "AWS_ENDPOINT_URL_EKS_AUTH"
 
-// Defaults of AuthOptions.
+// Defaults of Options.
 const (
 	// AuthDefaultAttemptTimeout bounds one HTTP attempt (connect, send, read the answer).
 	AuthDefaultAttemptTimeout = 5 * time.Second
@@ -44,35 +44,40 @@ const (
 	AuthMaxTokenBytes = 64 << 10
 )
 
-// AuthOptions configure an AuthClient. The zero value takes everything from the aws.Config.
-type AuthOptions struct {
+// Options configure a Client, as the Options of an aws-sdk-go-v2 service client do: NewFromConfig
+// fills them from the aws.Config, then applies the caller's functions. Zero values take what the
+// aws.Config holds.
+type Options struct {
 	// Region overrides the aws.Config region (the region of the cluster).
 	Region string
-	// BaseEndpoint overrides the endpoint entirely ("https://host[:port]"). When empty the client uses
+	// BaseEndpoint overrides the endpoint entirely ("https://host[:port]"). When nil the client uses
 	// AWS_ENDPOINT_URL_EKS_AUTH, then aws.Config.BaseEndpoint, then https://eks-auth.<region>.<dual-stack
 	// DNS suffix of the partition>, which is where EKS Auth lives.
-	BaseEndpoint string
+	BaseEndpoint *string
 	// UseFIPS selects the FIPS endpoint (eks-auth-fips.<region>...) when the endpoint is resolved.
 	UseFIPS bool
 	// HTTPClient sends the requests (default aws.Config.HTTPClient, else the SDK's buildable client).
 	HTTPClient aws.HTTPClient
-	// Retryer decides retries and backoff (default aws.Config.Retryer, else retry.NewStandard(), which
-	// retries throttling, 5xx and connection errors with jittered exponential backoff).
-	Retryer func() aws.Retryer
+	// Retryer decides retries and backoff (default aws.Config.Retryer(), else retry.NewStandard(),
+	// which retries throttling, 5xx and connection errors with jittered exponential backoff).
+	Retryer aws.Retryer
 	// AttemptTimeout bounds each attempt (default AuthDefaultAttemptTimeout). A negative value
 	// disables the per-attempt bound (the caller's context still applies).
 	AttemptTimeout time.Duration
 	// Now is the signing clock (default time.Now).
 	Now func() time.Time
-	// LookupEnv reads AWS_ENDPOINT_URL_EKS_AUTH and AWS_IGNORE_CONFIGURED_ENDPOINT_URLS (default
-	// os.LookupEnv). Tests and embedders that must not read the environment pass a stub.
-	LookupEnv func(string) (string, bool)
 	// UserAgent is appended to the User-Agent header.
 	UserAgent string
+
+	// lookupEnv reads AWS_ENDPOINT_URL_EKS_AUTH and AWS_IGNORE_CONFIGURED_ENDPOINT_URLS (default
+	// os.LookupEnv); tests replace it (export_test.go). Embedders that must not follow the
+	// environment set BaseEndpoint, which wins over it.
+	lookupEnv func(string) (string, bool)
 }
 
-// AuthClient calls the EKS Auth API (AssumeRoleForPodIdentity). It is safe for concurrent use.
-type AuthClient struct {
+// Client calls the EKS Auth API (AssumeRoleForPodIdentity). It is safe for concurrent use and is
+// the Upstream of a Server.
+type Client struct {
 	creds       aws.CredentialsProvider
 	region      string
 	endpoint    *url.URL
@@ -85,20 +90,26 @@ type AuthClient struct {
 	endpointSrc string
 }
 
-// NewAuthClient builds an AuthClient from an aws.Config. It fails when no region or credentials are
-// configured or when the endpoint cannot be resolved: there is no silent default.
-func NewAuthClient(cfg aws.Config, opts AuthOptions) (*AuthClient, error) {
+// NewFromConfig builds a Client from an aws.Config (the node's credentials and region, usually from
+// config.LoadDefaultConfig), then applies optFns in order. Unlike the SDK's constructors it returns
+// an error: it fails when no region or credentials are configured or when the endpoint cannot be
+// resolved, because a client without them could only fail later, on every pod's first request.
+func NewFromConfig(cfg aws.Config, optFns ...func(*Options)) (*Client, error) {
+	opts := Options{Region: cfg.Region, HTTPClient: cfg.HTTPClient}
+	if cfg.Retryer != nil {
+		opts.Retryer = cfg.Retryer()
+	}
+	for _, fn := range optFns {
+		fn(&opts)
+	}
 	region := opts.Region
 	if region == "" {
-		region = cfg.Region
-	}
-	if region == "" {
-		return nil, fmt.Errorf("eksauth: no region for EKS Auth: set AWS_REGION or AuthOptions.Region to the cluster's region")
+		return nil, fmt.Errorf("podidentity: no region for EKS Auth: set AWS_REGION or Options.Region to the cluster's region")
 	}
 	if cfg.Credentials == nil {
-		return nil, fmt.Errorf("eksauth: no AWS credentials in aws.Config: EKS Auth requests must be signed (node role credentials)")
+		return nil, fmt.Errorf("podidentity: no AWS credentials in aws.Config: EKS Auth requests must be signed (node role credentials)")
 	}
-	lookup := opts.LookupEnv
+	lookup := opts.lookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
@@ -108,18 +119,10 @@ func NewAuthClient(cfg aws.Config, opts AuthOptions) (*AuthClient, error) {
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc = cfg.HTTPClient
-	}
-	if hc == nil {
 		hc = awshttp.NewBuildableClient()
 	}
-	var r aws.Retryer
-	switch {
-	case opts.Retryer != nil:
-		r = opts.Retryer()
-	case cfg.Retryer != nil:
-		r = cfg.Retryer()
-	default:
+	r := opts.Retryer
+	if r == nil {
 		r = retry.NewStandard()
 	}
 	to := opts.AttemptTimeout
@@ -130,11 +133,11 @@ func NewAuthClient(cfg aws.Config, opts AuthOptions) (*AuthClient, error) {
 	if now == nil {
 		now = time.Now
 	}
-	ua := "ekslink-eksauth"
+	ua := "ekslink-podidentity"
 	if opts.UserAgent != "" {
 		ua += " " + opts.UserAgent
 	}
-	return &AuthClient{
+	return &Client{
 		creds:       cfg.Credentials,
 		region:      region,
 		endpoint:    endpoint,
@@ -149,13 +152,16 @@ func NewAuthClient(cfg aws.Config, opts AuthOptions) (*AuthClient, error) {
 }
 
 // Endpoint is the resolved EKS Auth endpoint URL.
-func (c *AuthClient) Endpoint() string { return c.endpoint.String() }
+func (c *Client) Endpoint() string { return c.endpoint.String() }
 
 // Region is the signing region.
-func (c *AuthClient) Region() string { return c.region }
+func (c *Client) Region() string { return c.region }
 
-func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, lookup func(string) (string, bool)) (*url.URL, string, error) {
-	raw, src := opts.BaseEndpoint, "AuthOptions.BaseEndpoint"
+func authAPIResolveEndpoint(cfg aws.Config, opts Options, region string, lookup func(string) (string, bool)) (*url.URL, string, error) {
+	var raw, src string
+	if opts.BaseEndpoint != nil && *opts.BaseEndpoint != "" {
+		raw, src = *opts.BaseEndpoint, "Options.BaseEndpoint"
+	}
 	ignore := false
 	if v, ok := lookup("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"); ok && strings.EqualFold(strings.TrimSpace(v), "true") {
 		ignore = true
@@ -171,10 +177,10 @@ func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, loo
 	if raw == "" {
 		p, err := iamarn.PartitionForRegion(region)
 		if err != nil {
-			return nil, "", fmt.Errorf("eksauth: resolving the EKS Auth endpoint: %w", err)
+			return nil, "", fmt.Errorf("podidentity: resolving the EKS Auth endpoint: %w", err)
 		}
 		if p.DualStackDNSSuffix == "" {
-			return nil, "", fmt.Errorf("eksauth: no known EKS Auth endpoint for region %s (partition %s): set %s or AuthOptions.BaseEndpoint", region, p.ID, AuthEndpointEnv)
+			return nil, "", fmt.Errorf("podidentity: no known EKS Auth endpoint for region %s (partition %s): set %s or Options.BaseEndpoint", region, p.ID, AuthEndpointEnv)
 		}
 		host := "eks-auth"
 		if opts.UseFIPS {
@@ -184,7 +190,7 @@ func authAPIResolveEndpoint(cfg aws.Config, opts AuthOptions, region string, loo
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, "", fmt.Errorf("eksauth: EKS Auth endpoint %q from %s is not an http(s) URL with a host", raw, src)
+		return nil, "", fmt.Errorf("podidentity: EKS Auth endpoint %q from %s is not an http(s) URL with a host", raw, src)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
@@ -242,7 +248,7 @@ type PodIdentityAssociation struct {
 }
 
 // AuthErrorCode is an EKS Auth exception name. It is itself an error so that callers can test
-// errors.Is(err, eksauth.AuthThrottlingException).
+// errors.Is(err, podidentity.AuthThrottlingException).
 type AuthErrorCode string
 
 // The documented EKS Auth exceptions of AssumeRoleForPodIdentity. EKS Auth answers
@@ -262,7 +268,7 @@ const (
 )
 
 // Error implements error.
-func (c AuthErrorCode) Error() string { return "eksauth: " + string(c) }
+func (c AuthErrorCode) Error() string { return "podidentity: " + string(c) }
 
 // AuthError is an error answer of EKS Auth. It implements smithy.APIError, so the SDK's retryers
 // classify it (throttling codes, HTTP status), and matches its AuthErrorCode with errors.Is.
@@ -281,7 +287,7 @@ type AuthError struct {
 
 // Error implements error.
 func (e *AuthError) Error() string {
-	msg := fmt.Sprintf("eksauth: AssumeRoleForPodIdentity: %s (HTTP %d)", e.Code, e.StatusCode)
+	msg := fmt.Sprintf("podidentity: AssumeRoleForPodIdentity: %s (HTTP %d)", e.Code, e.StatusCode)
 	if e.Message != "" {
 		msg += ": " + e.Message
 	}
@@ -324,7 +330,7 @@ type AuthAttemptTimeoutError struct {
 
 // Error implements error.
 func (e *AuthAttemptTimeoutError) Error() string {
-	return fmt.Sprintf("eksauth: AssumeRoleForPodIdentity: no answer within %s: %v", e.Limit, e.Err)
+	return fmt.Sprintf("podidentity: AssumeRoleForPodIdentity: no answer within %s: %v", e.Limit, e.Err)
 }
 
 // Unwrap returns the underlying error.
@@ -338,12 +344,12 @@ var authAPIClusterName = regexp.MustCompile(`^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$`)
 // AssumeRoleForPodIdentity exchanges a service account token for the credentials of the IAM role
 // associated with it. Throttling, 5xx, connection errors and attempt timeouts are retried as the
 // retryer decides; EKS Auth exceptions come back as *AuthError.
-func (c *AuthClient) AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*AssumeRoleForPodIdentityOutput, error) {
+func (c *Client) AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*AssumeRoleForPodIdentityOutput, error) {
 	if !authAPIClusterName.MatchString(clusterName) {
-		return nil, fmt.Errorf("eksauth: cluster name %q is not a valid EKS cluster name (1-100 letters, digits, - and _)", clusterName)
+		return nil, fmt.Errorf("podidentity: cluster name %q is not a valid EKS cluster name (1-100 letters, digits, - and _)", clusterName)
 	}
 	if token == "" || len(token) > AuthMaxTokenBytes {
-		return nil, fmt.Errorf("eksauth: service account token is empty or longer than %d bytes", AuthMaxTokenBytes)
+		return nil, fmt.Errorf("podidentity: service account token is empty or longer than %d bytes", AuthMaxTokenBytes)
 	}
 	body, err := json.Marshal(struct {
 		Token string `json:"token"`
@@ -367,7 +373,7 @@ func (c *AuthClient) AssumeRoleForPodIdentity(ctx context.Context, clusterName, 
 		var releaseAttempt func(error) error
 		if r2, ok := c.retryer.(aws.RetryerV2); ok {
 			if releaseAttempt, err = r2.GetAttemptToken(ctx); err != nil {
-				return nil, fmt.Errorf("eksauth: retry quota: %w", err)
+				return nil, fmt.Errorf("podidentity: retry quota: %w", err)
 			}
 		} else {
 			releaseAttempt = c.retryer.GetInitialToken()
@@ -406,7 +412,7 @@ func (c *AuthClient) AssumeRoleForPodIdentity(ctx context.Context, clusterName, 
 	}
 }
 
-func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, payloadHash string) (*AssumeRoleForPodIdentityOutput, error) {
+func (c *Client) attempt(ctx context.Context, endpoint string, body []byte, payloadHash string) (*AssumeRoleForPodIdentityOutput, error) {
 	actx := ctx
 	if c.attemptTO > 0 {
 		var cancel context.CancelFunc
@@ -415,7 +421,7 @@ func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, 
 	}
 	creds, err := c.creds.Retrieve(actx)
 	if err != nil {
-		return nil, fmt.Errorf("eksauth: retrieving the credentials to sign with: %w", err)
+		return nil, fmt.Errorf("podidentity: retrieving the credentials to sign with: %w", err)
 	}
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
@@ -425,14 +431,14 @@ func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, 
 	req.Header.Set("User-Agent", c.userAgent)
 	req.ContentLength = int64(len(body))
 	if err := c.signer.SignHTTP(actx, creds, req, payloadHash, AuthSigningName, c.region, c.now().UTC()); err != nil {
-		return nil, fmt.Errorf("eksauth: signing: %w", err)
+		return nil, fmt.Errorf("podidentity: signing: %w", err)
 	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
 		}
-		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: sending to %s: %w", c.endpoint.Host, authAPIConnErr{err})
+		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: sending to %s: %w", c.endpoint.Host, authAPIConnErr{err})
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, AuthMaxResponseBytes+1))
@@ -440,17 +446,17 @@ func (c *AuthClient) attempt(ctx context.Context, endpoint string, body []byte, 
 		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
 		}
-		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: reading the answer: %w", authAPIConnErr{err})
+		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: reading the answer: %w", authAPIConnErr{err})
 	}
 	if actx.Err() != nil {
 		// The deadline passed while the answer arrived: it may be truncated, so it is not trusted.
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: %w", ctx.Err())
+			return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: %w", ctx.Err())
 		}
 		return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: actx.Err()}
 	}
 	if len(data) > AuthMaxResponseBytes {
-		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer larger than %d bytes", AuthMaxResponseBytes)
+		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: answer larger than %d bytes", AuthMaxResponseBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, authAPIDecodeError(resp, data)
@@ -544,11 +550,11 @@ func authAPIDecodeOutput(data []byte) (*AssumeRoleForPodIdentityOutput, error) {
 		} `json:"credentials"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer is not JSON: %w", err)
+		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: answer is not JSON: %w", err)
 	}
 	cr := doc.Credentials
 	if cr == nil || cr.AccessKeyID == "" || cr.SecretAccessKey == "" || cr.SessionToken == "" || len(cr.Expiration) == 0 {
-		return nil, fmt.Errorf("eksauth: AssumeRoleForPodIdentity: answer has no complete credentials (accessKeyId, secretAccessKey, sessionToken, expiration)")
+		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: answer has no complete credentials (accessKeyId, secretAccessKey, sessionToken, expiration)")
 	}
 	exp, err := authAPIParseTimestamp(cr.Expiration)
 	if err != nil {
@@ -582,7 +588,7 @@ func authAPIParseTimestamp(raw json.RawMessage) (time.Time, error) {
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
-		return time.Time{}, fmt.Errorf("eksauth: credentials expiration %.40q is neither epoch seconds nor RFC 3339", raw)
+		return time.Time{}, fmt.Errorf("podidentity: credentials expiration %.40q is neither epoch seconds nor RFC 3339", raw)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(math.Round(frac*1e3))*int64(time.Millisecond)).UTC(), nil

@@ -6,8 +6,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ekslink/ekslink/eksauth"
 )
 
 type metrics struct {
@@ -140,12 +138,12 @@ func (m *metrics) renewal(err error) {
 		return
 	}
 	typ, code := "Recoverable", "Unknown"
-	var ae *eksauth.AuthError
+	var ae *AuthError
 	if errors.As(err, &ae) {
 		code = string(ae.Code)
 		switch ae.Code {
-		case eksauth.AuthResourceNotFoundException, eksauth.AuthExpiredTokenException,
-			eksauth.AuthInvalidTokenException, eksauth.AuthAccessDeniedException:
+		case AuthResourceNotFoundException, AuthExpiredTokenException,
+			AuthInvalidTokenException, AuthAccessDeniedException:
 			typ = "NonRecoverable"
 		}
 	}

@@ -18,8 +18,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ekslink/ekslink/eksauth"
 )
 
 // Agent addresses the AWS SDKs allow for container credentials besides loopback.
@@ -32,7 +30,7 @@ const (
 	CredentialsPath = "/v1/credentials"
 )
 
-// Defaults of Options.
+// Defaults of ServerOptions.
 const (
 	// DefaultMaxTokenBytes bounds the Authorization header.
 	DefaultMaxTokenBytes = 16 << 10
@@ -67,18 +65,17 @@ const (
 	DefaultUnhealthyAfter = 3
 )
 
-// Upstream exchanges a service account token for credentials; *eksauth.AuthClient implements it.
+// Upstream exchanges a service account token for credentials; *Client implements it.
 type Upstream interface {
-	AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*eksauth.AssumeRoleForPodIdentityOutput, error)
+	AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*AssumeRoleForPodIdentityOutput, error)
 }
 
-// Options configure a Server. ClusterName and Upstream are required; every other zero value means
-// the documented default.
-type Options struct {
+// ServerOptions configure a Server. ClusterName is required; every other zero value means the
+// documented default. The upstream, the one dependency a Server cannot work without, is an
+// argument of NewServer.
+type ServerOptions struct {
 	// ClusterName is the EKS cluster the tokens belong to.
 	ClusterName string
-	// Upstream is the EKS Auth client.
-	Upstream Upstream
 	// Hosts are the accepted Host header hosts (default AgentIPv4 and AgentIPv6). The IP of every
 	// listener given to Serve is accepted as well. Anything else is refused, which defeats DNS rebinding.
 	Hosts []string
@@ -154,15 +151,16 @@ type Options struct {
 // Server is the credential server: an http.Handler for GET /v1/credentials plus the cache shared by
 // every listener it serves. Create it with NewServer, serve listeners with Serve, stop with Close.
 type Server struct {
-	opts    Options
-	log     logr.Logger
-	now     func() time.Time
-	metrics *metrics
-	reg     *prometheus.Registry
-	budget  *bucket
-	sources *sourceBudgets
-	hosts   atomic.Pointer[map[string]struct{}]
-	hostsMu sync.Mutex
+	opts     ServerOptions
+	upstream Upstream
+	log      logr.Logger
+	now      func() time.Time
+	metrics  *metrics
+	reg      *prometheus.Registry
+	budget   *bucket
+	sources  *sourceBudgets
+	hosts    atomic.Pointer[map[string]struct{}]
+	hostsMu  sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -175,12 +173,13 @@ type Server struct {
 }
 
 // NewServer validates the options, fills the defaults and starts the refresh scheduler and workers.
-func NewServer(opts Options) (*Server, error) {
+// upstream exchanges tokens for credentials: a *Client in production (see NewFromConfig).
+func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 	if opts.ClusterName == "" {
-		return nil, fmt.Errorf("podidentity: no cluster name: set Options.ClusterName (--cluster-name)")
+		return nil, fmt.Errorf("podidentity: no cluster name: set ServerOptions.ClusterName (--cluster-name)")
 	}
-	if opts.Upstream == nil {
-		return nil, fmt.Errorf("podidentity: no upstream: set Options.Upstream (an *eksauth.AuthClient)")
+	if upstream == nil {
+		return nil, fmt.Errorf("podidentity: no upstream: pass the EKS Auth client (podidentity.NewFromConfig) to NewServer")
 	}
 	if len(opts.Hosts) == 0 {
 		opts.Hosts = []string{AgentIPv4, AgentIPv6}
@@ -198,7 +197,7 @@ func NewServer(opts Options) (*Server, error) {
 		{"ReservedBurst", opts.ReservedBurst < 0}, {"SourceRate", opts.SourceRate < 0}, {"SourceBurst", opts.SourceBurst < 0},
 	} {
 		if o.neg {
-			return nil, fmt.Errorf("podidentity: Options.%s must not be negative", o.name)
+			return nil, fmt.Errorf("podidentity: ServerOptions.%s must not be negative", o.name)
 		}
 	}
 	setDefault(&opts.MaxTokenBytes, DefaultMaxTokenBytes)
@@ -218,10 +217,10 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.SourceBurst, DefaultSourceBurst)
 	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
 	if opts.RefreshBefore <= opts.ServeSkew {
-		return nil, fmt.Errorf("podidentity: Options.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
+		return nil, fmt.Errorf("podidentity: ServerOptions.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
 	}
 	if opts.ReservedBurst >= opts.Burst {
-		return nil, fmt.Errorf("podidentity: Options.ReservedBurst (%d) must be smaller than Burst (%d), or no new token is ever exchanged", opts.ReservedBurst, opts.Burst)
+		return nil, fmt.Errorf("podidentity: ServerOptions.ReservedBurst (%d) must be smaller than Burst (%d), or no new token is ever exchanged", opts.ReservedBurst, opts.Burst)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -229,7 +228,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
+	s := &Server{opts: opts, upstream: upstream, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
 	reg := opts.Registerer
 	if reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -258,7 +257,7 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Registry is the private registry holding the metrics when Options.Registerer was nil.
+// Registry is the private registry holding the metrics when ServerOptions.Registerer was nil.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Close stops background refreshes and cancels in-flight upstream calls. Serve calls return when
@@ -339,7 +338,7 @@ type Error struct {
 	Message string
 	// RetryAfter is sent as Retry-After (429 only).
 	RetryAfter time.Duration
-	// Err is the cause (an *eksauth.AuthError, a timeout, ...), not sent to the client.
+	// Err is the cause (an *AuthError, a timeout, ...), not sent to the client.
 	Err error
 }
 
@@ -381,8 +380,8 @@ func (e *StaleCredentialsError) Error() string {
 
 // classify maps an upstream error to the client's answer and a metrics outcome.
 func classify(err error) (*Error, string) {
-	var ae *eksauth.AuthError
-	var te *eksauth.AuthAttemptTimeoutError
+	var ae *AuthError
+	var te *AuthAttemptTimeoutError
 	var se *StaleCredentialsError
 	switch {
 	case errors.As(err, &se):
@@ -391,13 +390,13 @@ func classify(err error) (*Error, string) {
 		return &Error{Status: 429, Code: CodeThrottled, Message: "too many credential requests on this node; retry later", RetryAfter: time.Second, Err: err}, "rate_limited"
 	case errors.As(err, &ae):
 		switch ae.Code {
-		case eksauth.AuthInvalidTokenException, eksauth.AuthExpiredTokenException, eksauth.AuthInvalidRequestException, eksauth.AuthInvalidParameterException:
+		case AuthInvalidTokenException, AuthExpiredTokenException, AuthInvalidRequestException, AuthInvalidParameterException:
 			return &Error{Status: 400, Code: CodeInvalidToken, Message: "EKS Auth refused the token: " + string(ae.Code), Err: err}, "invalid_token"
-		case eksauth.AuthAccessDeniedException:
+		case AuthAccessDeniedException:
 			return &Error{Status: 403, Code: CodeAccessDenied, Message: "EKS Auth denied the request: AccessDeniedException", Err: err}, "denied"
-		case eksauth.AuthResourceNotFoundException:
+		case AuthResourceNotFoundException:
 			return &Error{Status: 404, Code: CodeNoAssociation, Message: "no EKS Pod Identity association for this service account", Err: err}, "not_found"
-		case eksauth.AuthThrottlingException:
+		case AuthThrottlingException:
 			ra := min(ae.RetryAfter, maxRetryAfter)
 			if ra <= 0 {
 				ra = time.Second

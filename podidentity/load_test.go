@@ -20,7 +20,7 @@ func TestLoadCachedPathAgainstPlainHandler(t *testing.T) {
 	// servers alike.
 	const rounds, round = 8, 500 * time.Millisecond
 	up := newUpstream(t, time.Now)
-	a := startAgent(t, Options{Upstream: up.client(t, 0)})
+	a := startAgent(t, up.client(t, 0), ServerOptions{})
 	token := makeToken(time.Now().Add(time.Hour), nil)
 	first := a.get(t, token)
 	if first.status != 200 {
