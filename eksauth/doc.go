@@ -19,7 +19,7 @@
 // eksauth/podidentity; see authapi.go. SharedCredentialsFile is the credentials provider for nodes
 // whose shared credentials file is rewritten as their credentials rotate (EKS hybrid nodes): it
 // follows the rewrites and fails closed when the file cannot be read. The aws-auth ConfigMap editor lives in eksauth/awsauth and
-// the console RBAC in eksauth/access.
+// the console RBAC in impersonation/rbac.
 //
 // It deliberately does not call STS to verify tokens (an authenticator does that after ParseToken),
 // does not cache credentials (aws.Config's provider does), and never falls back to us-east-1 or
