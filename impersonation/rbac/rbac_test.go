@@ -505,9 +505,7 @@ func TestApplyErrorIsTheSharedApplyError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range role.ManagedFields {
-		if e.Manager != rbac.DefaultFieldManager || rbac.DefaultFieldManager != "ekslink" {
-			t.Errorf("managedFields manager = %q, want %q (the manager rbac has always applied with)", e.Manager, "ekslink")
-		}
+	if len(role.ManagedFields) != 1 || role.ManagedFields[0].Manager != "ekslink" || rbac.DefaultFieldManager != "ekslink" {
+		t.Fatalf("managedFields = %+v, want one entry of manager ekslink (the manager rbac has always applied with)", role.ManagedFields)
 	}
 }
