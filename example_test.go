@@ -3,8 +3,8 @@ package ekslink_test
 import (
 	"fmt"
 
-	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/impersonation"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 )
 
 // The packages compose: the identity the connector's proxy impersonates is exactly what the
@@ -19,7 +19,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arn}})
+	objs, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{arn}})
 	if err != nil {
 		panic(err)
 	}

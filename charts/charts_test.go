@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ekslink/ekslink/internal/testenv"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -453,7 +453,7 @@ func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
 }
 
 // TestChartAcceptsTheARNsTheRendererAccepts keeps the schema's grantedARNs pattern and the
-// renderer's ARN validation (iamarn through eksauth/access) in step: the same ARN is
+// renderer's ARN validation (iamarn through impersonation/rbac) in step: the same ARN is
 // either impersonable with both or refused by both.
 func TestChartAcceptsTheARNsTheRendererAccepts(t *testing.T) {
 	ch, err := Load(Connector)

@@ -9,7 +9,7 @@
 //     ports, metrics address, hybrid-node credentials mount). Install into kube-system.
 //
 // Both charts validate their values up front (values.schema.json plus one message per missing
-// value) and render the same objects as package registration/manifest, apart from Helm's own
+// value) and render the same objects as package manifest, apart from Helm's own
 // labels and the connector's Namespace (Helm creates namespaces with --create-namespace). The
 // tests enforce that equivalence and apply every rendering with server-side dry run against a
 // real API server.

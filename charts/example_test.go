@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ekslink/ekslink/charts"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
 // Render the connector chart like "helm template" and count the objects per kind.

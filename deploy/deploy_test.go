@@ -18,10 +18,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ekslink/ekslink/internal/testenv"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
-var update = flag.Bool("update", false, "rewrite the checked-in YAML from registration/manifest")
+var update = flag.Bool("update", false, "rewrite the checked-in YAML from manifest")
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
@@ -51,7 +51,7 @@ func TestCheckedInYAMLMatchesTheRenderer(t *testing.T) {
 				t.Fatal(err)
 			}
 			if string(onDisk) != string(want) {
-				t.Fatalf("%s drifted from registration/manifest: run go test ./deploy -update and review the diff", tt.file)
+				t.Fatalf("%s drifted from manifest: run go test ./deploy -update and review the diff", tt.file)
 			}
 			if string(tt.embedded) != string(onDisk) {
 				t.Fatalf("embedded copy of %s is stale", tt.file)
@@ -292,11 +292,11 @@ func TestTheEKSConnectorSedCommandStillWorks(t *testing.T) {
 // TestConnectorYAMLIsTheDocumentedRBACAndProbesOnThePodIP checks two promises of the checked-in
 // connector YAML. Its impersonation ClusterRole has exactly the rules of the
 // connector-additional-binding.yaml AWS documents (seed 001, the AWS Containers blog post "Connect
-// any Kubernetes cluster to Amazon EKS", copied in eksauth/access/testdata): a user swapping it in
+// any Kubernetes cluster to Amazon EKS", copied in impersonation/rbac/testdata): a user swapping it in
 // needs no new RBAC, and nothing more is granted (no userextras). And the proxy's probes listen on
 // the pod IP, not on every interface.
 func TestConnectorYAMLIsTheDocumentedRBACAndProbesOnThePodIP(t *testing.T) {
-	seed, err := os.ReadFile(filepath.Join("..", "eksauth", "access", "testdata", "connector-additional-binding.yaml"))
+	seed, err := os.ReadFile(filepath.Join("..", "impersonation", "rbac", "testdata", "connector-additional-binding.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ekslink/ekslink/deploy"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
 // The Go equivalent of the README's sed command.

@@ -15,9 +15,10 @@
 // temporary file. AccessEntries wraps CreateAccessEntry/AssociateAccessPolicy for clusters whose
 // authentication mode is API or API_AND_CONFIG_MAP.
 //
-// The aws-auth ConfigMap editor lives in eksauth/awsauth and the console RBAC in eksauth/access.
-// The EKS Auth API client (AssumeRoleForPodIdentity) and the rotating shared credentials file of
-// hybrid nodes serve only the pod identity agent and live with it, in package podidentity.
+// The aws-auth ConfigMap editor lives in eksauth/awsauth and the console RBAC in
+// impersonation/rbac. The EKS Auth API client (AssumeRoleForPodIdentity) and the rotating shared
+// credentials file of hybrid nodes serve only the pod identity agent and live with it, in package
+// podidentity.
 //
 // It deliberately does not call STS to verify tokens (an authenticator does that after ParseToken),
 // does not cache credentials (aws.Config's provider does), and never falls back to us-east-1 or

@@ -23,5 +23,7 @@
 // What it deliberately does not do: authenticate callers (the identity source, such as the SSM
 // channel or a verified mTLS certificate, is trusted by construction), impersonate groups or
 // "system:" names by default, use exec or auth-provider plugins for its own credentials, or
-// serve HTTP itself (see cmd/eks-connector for a binary that does).
+// serve HTTP itself (see cmd/eks-connector for a binary that does). The RBAC the proxy needs (the
+// impersonation ClusterRole for its service account) and the console RBAC for the principals it
+// acts for are rendered and applied by the sub-package impersonation/rbac.
 package impersonation

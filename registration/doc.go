@@ -17,5 +17,5 @@
 //
 // It deliberately does not run or configure the SSM agent, does not deregister managed instances
 // (orphans are reported, never deleted), and does not render Kubernetes manifests (see
-// registration/manifest). Activation codes and private keys are never logged.
+// manifest). Activation codes and private keys are never logged.
 package registration

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/manifest/flagname"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
 )
@@ -45,12 +46,12 @@ type stateFlags struct {
 }
 
 func addStateFlags(fs *pflag.FlagSet, o *stateFlags) {
-	fs.StringVar(&o.statePrefix, "state-secret-prefix", statestore.DefaultStatePrefix, "name prefix of the state Secret; the pod's StatefulSet ordinal is appended (<prefix>-<ordinal>)")
-	fs.StringVar(&o.stateNamespace, "state-namespace", "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+")")
-	fs.StringVar(&o.podName, "pod-name", "", "this pod's name, which must end in a StatefulSet ordinal (default: the hostname) [env CONNECTOR_POD_NAME, POD_NAME]")
+	fs.StringVar(&o.statePrefix, flagname.StateSecretPrefix, statestore.DefaultStatePrefix, "name prefix of the state Secret; the pod's StatefulSet ordinal is appended (<prefix>-<ordinal>)")
+	fs.StringVar(&o.stateNamespace, flagname.StateNamespace, "", "namespace of the state Secret (default: the pod's namespace in-cluster, else "+defaultStateNamespace+")")
+	fs.StringVar(&o.podName, flagname.PodName, "", "this pod's name, which must end in a StatefulSet ordinal (default: the hostname) [env CONNECTOR_POD_NAME, POD_NAME]")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the in-cluster service account)")
 	fs.StringVar(&o.encryptionKey, "state-encryption-key-file", "", "optional file with a 32-byte AES-256 key (raw or base64) sealing the values of the state Secret, so the SSM private key is not stored in the clear; init and sync must use the same key")
-	fs.StringVar(&o.vaultDir, "vault-dir", registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system")
+	fs.StringVar(&o.vaultDir, flagname.VaultDir, registration.DefaultVaultDir, "the SSM agent's vault directory on this container's file system")
 }
 
 // resolve fills defaults that depend on the environment and validates; each problem is one error.
@@ -176,10 +177,10 @@ Every flag can also be set with the environment variable shown in its descriptio
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.activationID, "activation-id", "", "SSM activation id from register-cluster (required) [env CONNECTOR_ACTIVATION_ID, EKS_ACTIVATION_ID]")
-	fs.StringVar(&o.activationCodeFile, "activation-code-file", "", "file holding the activation code, e.g. the mounted key \"code\" of the Secret eks-connector-activation (default: $EKS_ACTIVATION_CODE)")
-	fs.StringVar(&o.region, "region", "", "region of the activation (required) [env CONNECTOR_REGION, AWS_REGION]")
-	fs.StringVar(&o.ssmEndpoint, "ssm-endpoint", "", "SSM endpoint URL (default: https://ssm.<region>.<partition domain>) [env CONNECTOR_SSM_ENDPOINT, AWS_ENDPOINT_URL_SSM]")
+	fs.StringVar(&o.activationID, flagname.ActivationID, "", "SSM activation id from register-cluster (required) [env CONNECTOR_ACTIVATION_ID, EKS_ACTIVATION_ID]")
+	fs.StringVar(&o.activationCodeFile, flagname.ActivationCodeFile, "", "file holding the activation code, e.g. the mounted key \"code\" of the Secret eks-connector-activation (default: $EKS_ACTIVATION_CODE)")
+	fs.StringVar(&o.region, flagname.Region, "", "region of the activation (required) [env CONNECTOR_REGION, AWS_REGION]")
+	fs.StringVar(&o.ssmEndpoint, flagname.SSMEndpoint, "", "SSM endpoint URL (default: https://ssm.<region>.<partition domain>) [env CONNECTOR_SSM_ENDPOINT, AWS_ENDPOINT_URL_SSM]")
 	fs.StringVar(&o.agentVaultDir, "agent-vault-dir", registration.DefaultVaultDir, "the vault directory as the SSM agent sees it, used for the paths in Vault/Manifest")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long (the next start resumes safely)")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")

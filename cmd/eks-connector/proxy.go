@@ -27,6 +27,7 @@ import (
 
 	"github.com/ekslink/ekslink/impersonation"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 // In-cluster defaults of the proxy role.
@@ -110,15 +111,15 @@ Every flag can also be set with the environment variable shown in its descriptio
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.listen, "listen", defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port (loopback unless --allow-remote-callers)")
+	fs.StringVar(&o.listen, flagname.Listen, defaultListen, "where to serve the proxy: unix:///path (mode 0660) or tcp://host:port (loopback unless --allow-remote-callers)")
 	fs.StringVar(&o.apiServer, "api-server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, else https://kubernetes.default.svc)")
 	fs.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "service-account token, re-read on change")
 	fs.StringVar(&o.caFile, "ca-file", defaultCAFile, "CA bundle verifying the API server, re-read on change")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:8080", "address of /metrics (empty: off)")
-	fs.StringVar(&o.healthAddr, "health-addr", ":8081", "address of /healthz and /readyz (empty: off); the manifests use [$(POD_IP)]:8081, where the kubelet probes")
+	fs.StringVar(&o.metricsAddr, flagname.MetricsAddr, "127.0.0.1:8080", "address of /metrics (empty: off)")
+	fs.StringVar(&o.healthAddr, flagname.HealthAddr, ":8081", "address of /healthz and /readyz (empty: off); the manifests use [$(POD_IP)]:8081, where the kubelet probes")
 	fs.BoolVar(&o.allowRemote, "allow-remote-callers", false, "allow --listen=tcp:// on a non-loopback address; whoever can connect may then claim any IAM identity, so only with network policy or an authenticating front")
 	fs.StringVar(&o.identityHeader, "identity-header", impersonation.DefaultIdentityHeader, "request header holding the caller's IAM ARN")
-	fs.BoolVar(&o.userExtras, "user-extras", false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant)")
+	fs.BoolVar(&o.userExtras, flagname.UserExtras, false, "also send the user extras arn and sessionname (needs impersonate on userextras/arn and userextras/sessionname, which the RBAC AWS documents does not grant)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests before closing connections")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity (1: every request)")
 	if hooks.addFlags != nil {

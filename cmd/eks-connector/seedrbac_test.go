@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/ekslink/ekslink/internal/testenv"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
 // seedARN is the console user of seed 001's YAML. Its 10-digit account is not a valid IAM ARN
@@ -30,11 +30,11 @@ import (
 const seedARN = "arn:aws:iam::1234567890:user/Alice"
 
 // createSeedRBAC creates the RBAC objects of a YAML file of seed 001 (copied, as published, in
-// eksauth/access/testdata) as "kubectl apply -f" does for new objects: a create each, after the
+// impersonation/rbac/testdata) as "kubectl apply -f" does for new objects: a create each, after the
 // replacer has substituted names, namespaces and ARNs. The objects are deleted at cleanup.
 func createSeedRBAC(t *testing.T, env *testenv.Env, file string, r *strings.Replacer) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "eksauth", "access", "testdata", file))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "impersonation", "rbac", "testdata", file))
 	must(t, err)
 	objs, err := manifest.Decode([]byte(r.Replace(string(raw))))
 	must(t, err)

@@ -36,6 +36,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/manifest/flagname"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -136,8 +137,8 @@ Every flag can also be set with the environment variable shown in its descriptio
 	}
 	fs := cmd.Flags()
 	addKeySyncFlags(fs, &o.keySyncFlags)
-	fs.StringVar(&o.healthAddr, "health-addr", defaultSyncHealthAddr, "address of /healthz and /readyz (empty: off)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", defaultSyncMetricsAddr, "address of /metrics (empty: off)")
+	fs.StringVar(&o.healthAddr, flagname.HealthAddr, defaultSyncHealthAddr, "address of /healthz and /readyz (empty: off)")
+	fs.StringVar(&o.metricsAddr, flagname.MetricsAddr, defaultSyncMetricsAddr, "address of /metrics (empty: off)")
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity")
 	cli.BindEnv(cmd, envPrefix)
 	return cmd

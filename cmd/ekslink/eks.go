@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 	"github.com/ekslink/ekslink/internal/cli"
 )
 
@@ -213,6 +213,17 @@ func (f *eksKubeFlags) register(fs *pflag.FlagSet) {
 }
 
 func (f *eksKubeFlags) client(ctx context.Context) (kubernetes.Interface, *eksauth.Cluster, error) {
+	rc, cluster, err := f.restConfig(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	return c, cluster, err
+}
+
+// restConfig is the API server configuration the flags select: an EKS cluster reached with a
+// token (--cluster-name) or a kubeconfig context.
+func (f *eksKubeFlags) restConfig(ctx context.Context) (*rest.Config, *eksauth.Cluster, error) {
 	var rc *rest.Config
 	var cluster *eksauth.Cluster
 	if f.cluster != "" {
@@ -239,8 +250,7 @@ func (f *eksKubeFlags) client(ctx context.Context) (kubernetes.Interface, *eksau
 			return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
 		}
 	}
-	c, err := kubernetes.NewForConfig(rc)
-	return c, cluster, err
+	return rc, cluster, nil
 }
 
 func newEKSAWSAuthCommand() *cobra.Command {
@@ -437,20 +447,20 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 	}
 	grant.Flags().StringSliceVar(&arns, "arn", nil, "IAM principal ARN to grant (repeatable) [env EKSLINK_ACCESS_ARNS]")
 	grant.Flags().StringSliceVar(&namespaces, "namespace", nil, "restrict namespaced read access to this namespace (repeatable) [env EKSLINK_ACCESS_NAMESPACES]")
-	grant.Flags().StringVar(&connNS, "connector-namespace", access.DefaultConnectorNamespace, "namespace of the connector's service account")
-	grant.Flags().StringVar(&connSA, "connector-service-account", access.DefaultConnectorServiceAccount, "connector's service account")
-	grant.Flags().StringVar(&name, "name", access.DefaultConsoleName, "base name of the console RBAC objects")
+	grant.Flags().StringVar(&connNS, "connector-namespace", rbac.DefaultConnectorNamespace, "namespace of the connector's service account")
+	grant.Flags().StringVar(&connSA, "connector-service-account", rbac.DefaultConnectorServiceAccount, "connector's service account")
+	grant.Flags().StringVar(&name, "name", rbac.DefaultConsoleName, "base name of the console RBAC objects")
 	grant.Flags().BoolVar(&apply, "apply", false, "apply to the cluster (server-side apply) instead of printing")
 	grant.Flags().BoolVar(&userExtras, "user-extras", false, "also grant impersonate on userextras/arn and userextras/sessionname (for a proxy run with --user-extras)")
 	grant.Flags().BoolVar(&entries, "access-entry", false, "also create EKS access entries for the ARNs (needs --cluster-name)")
 	grant.Flags().StringVar(&policy, "access-policy", eksauth.AccessPolicyView, "access policy associated with --access-entry")
 	kf.register(grant.Flags())
 	grant.RunE = func(c *cobra.Command, _ []string) error {
-		console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: arns, Namespaces: namespaces, Name: name})
+		console, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: arns, Namespaces: namespaces, Name: name})
 		if err != nil {
 			return err
 		}
-		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: arns, Namespace: connNS, ServiceAccount: connSA, UserExtras: userExtras})
+		imp, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: arns, Namespace: connNS, ServiceAccount: connSA, UserExtras: userExtras})
 		if err != nil {
 			return err
 		}
@@ -463,12 +473,12 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 			_, err = c.OutOrStdout().Write(out)
 			return err
 		}
-		client, cluster, err := kf.client(c.Context())
+		rc, cluster, err := kf.restConfig(c.Context())
 		if err != nil {
 			return err
 		}
 		if apply {
-			if err := access.Apply(c.Context(), client, objs, access.ApplyOptions{}); err != nil {
+			if err := rbac.Apply(c.Context(), rc, objs, rbac.ApplyOptions{}); err != nil {
 				return err
 			}
 			eksLogger(c).Info("console access applied", "arns", len(arns), "namespaces", namespaces)

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 type initOptions struct {
@@ -30,7 +31,7 @@ address could be configured. Linux only. "initialize" is the upstream agent's na
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.linkName, "link-name", "pod-id-link0", "dummy link holding the addresses")
-	fs.StringSliceVar(&o.addresses, "addresses", []string{"169.254.170.23/32", "fd00:ec2::23/128"}, "comma-separated CIDRs to add to the link")
+	fs.StringSliceVar(&o.addresses, flagname.Addresses, []string{"169.254.170.23/32", "fd00:ec2::23/128"}, "comma-separated CIDRs to add to the link")
 	fs.SetNormalizeFunc(aliasNormalizer)
 	addVerbosityFlag(fs, &o.verbosity)
 	cli.BindEnv(cmd, envPrefix)

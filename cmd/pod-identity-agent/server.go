@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/manifest/flagname"
 	"github.com/ekslink/ekslink/podidentity"
 )
 
@@ -87,15 +88,15 @@ cannot be turned off: 0 for --max-cache-size or --max-credential-retention-befor
 	}
 	fs := cmd.Flags()
 	fs.SetNormalizeFunc(aliasNormalizer)
-	fs.StringVarP(&o.clusterName, "cluster-name", "c", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
-	fs.StringVar(&o.region, "region", "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS)")
+	fs.StringVarP(&o.clusterName, flagname.ClusterName, "c", "", "name of the EKS cluster (required) [env EKS_CLUSTER_NAME]")
+	fs.StringVar(&o.region, flagname.Region, "", "AWS region of the cluster (default: the SDK's, e.g. AWS_REGION or IMDS)")
 	fs.StringVar(&o.endpoint, "eks-auth-endpoint", "", "EKS Auth endpoint URL (default: AWS_ENDPOINT_URL_EKS_AUTH, else https://eks-auth.<region>.api.aws); alias --endpoint")
 	fs.BoolVar(&o.fips, "fips", false, "use the FIPS EKS Auth endpoint")
-	fs.StringSliceVarP(&o.bindHosts, "bind-hosts", "b", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "hosts to serve credentials on, comma-separated or repeated")
-	fs.IntVarP(&o.port, "port", "p", 80, "port of the credential listeners")
-	fs.StringVar(&o.probeAddr, "probe-addr", "127.0.0.1:2703", "address of /healthz and /readyz (empty: off)")
+	fs.StringSliceVarP(&o.bindHosts, flagname.BindHosts, "b", []string{podidentity.AgentIPv4, "[" + podidentity.AgentIPv6 + "]"}, "hosts to serve credentials on, comma-separated or repeated")
+	fs.IntVarP(&o.port, flagname.Port, "p", 80, "port of the credential listeners")
+	fs.StringVar(&o.probeAddr, flagname.ProbeAddr, "127.0.0.1:2703", "address of /healthz and /readyz (empty: off)")
 	fs.Int("probe-port", 2703, "port of /healthz and /readyz on 127.0.0.1 (upstream agent's flag; sets the port of --probe-addr)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:2705", "address of /metrics (empty: off)")
+	fs.StringVar(&o.metricsAddr, flagname.MetricsAddr, "127.0.0.1:2705", "address of /metrics (empty: off)")
 	fs.String("metrics-address", "0.0.0.0", "host of /metrics (upstream agent's flag; with --metrics-port it replaces --metrics-addr)")
 	fs.Int("metrics-port", 2705, "port of /metrics (upstream agent's flag; with --metrics-address it replaces --metrics-addr)")
 	fs.IntVar(&o.cacheSize, "cache-size", podidentity.DefaultCacheSize, "maximum number of cached tokens (LRU); alias --max-cache-size")
@@ -114,7 +115,7 @@ cannot be turned off: 0 for --max-cache-size or --max-credential-retention-befor
 	fs.DurationVar(&o.refusalTTL, "refusal-ttl", podidentity.DefaultRefusalTTL, "how long an EKS Auth refusal (bad token, denied, no association) is repeated per token (negative: off)")
 	fs.IntVar(&o.maxTokenBytes, "max-token-bytes", podidentity.DefaultMaxTokenBytes, "largest accepted token")
 	fs.DurationVar(&o.bindRetry, "bind-retry-interval", 30*time.Second, "retry bind hosts that failed this often (0: never)")
-	fs.BoolVar(&o.rotateCreds, "rotate-credentials", false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails")
+	fs.BoolVar(&o.rotateCreds, flagname.RotateCredentials, false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails")
 	addVerbosityFlag(fs, &o.verbosity)
 	o.fairness.register(fs)
 	cli.BindEnv(cmd, envPrefix)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 // upstreamAliases maps the upstream agent's flag names to ekslink's.
@@ -142,10 +144,10 @@ func (lp listenParts) resolve(fs *pflag.FlagSet) (string, error) {
 // upstream values ekslink cannot honour. It runs after the environment fallbacks (cli.ApplyEnv), so environment values count as given.
 func (o *serverOptions) resolveUpstreamFlags(fs *pflag.FlagSet) error {
 	var err error
-	if o.probeAddr, err = (listenParts{addrFlag: "probe-addr", portFlag: "probe-port", defaultHost: "127.0.0.1"}).resolve(fs); err != nil {
+	if o.probeAddr, err = (listenParts{addrFlag: flagname.ProbeAddr, portFlag: "probe-port", defaultHost: "127.0.0.1"}).resolve(fs); err != nil {
 		return err
 	}
-	if o.metricsAddr, err = (listenParts{addrFlag: "metrics-addr", hostFlag: "metrics-address", portFlag: "metrics-port", defaultHost: "0.0.0.0"}).resolve(fs); err != nil {
+	if o.metricsAddr, err = (listenParts{addrFlag: flagname.MetricsAddr, hostFlag: "metrics-address", portFlag: "metrics-port", defaultHost: "0.0.0.0"}).resolve(fs); err != nil {
 		return err
 	}
 	// The upstream agent turns its cache off with 0 (pkg/handlers/eks_credential_handler.go).

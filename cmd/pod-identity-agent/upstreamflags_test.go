@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
 )
 
 // parseServer runs the server command's parsing (flags, environment, upstream merging) and returns
@@ -132,7 +132,7 @@ func TestInitializeIsTheInitCommand(t *testing.T) {
 	}
 }
 
-// ekslink's own manifests (registration/manifest, which the chart and deploy/ are tested against)
+// ekslink's own manifests (manifest, which the chart and deploy/ are tested against)
 // start the agent with arguments it accepts, hybrid nodes included.
 func TestOwnManifestArgumentsParse(t *testing.T) {
 	for _, hybrid := range []string{"", manifest.DefaultHybridCredentialsDir} {

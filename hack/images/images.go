@@ -62,7 +62,7 @@ const (
 	// nonRootUser is the image user of every image: uid and gid 65532 ("nonroot", as in the
 	// distroless images). Workloads that need root say so in their pod spec: the connector's init
 	// and proxy containers and both pod identity agent containers set runAsUser: 0 with their
-	// exact capabilities (registration/manifest vaultContext and capabilityContext), which
+	// exact capabilities (manifest vaultContext and capabilityContext), which
 	// overrides this user; everything else (the ekslink CLI, the webhook) runs as 65532.
 	nonRootUser = "65532:65532"
 	// licenses is the SPDX expression of the LICENSE file.

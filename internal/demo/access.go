@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 )
 
 // ConsoleAccess grants two IAM ARNs different read-only console access and shows, through the
@@ -32,18 +32,18 @@ func (d *Demo) ConsoleAccess(ctx context.Context) error {
 			return err
 		}
 	}
-	alice, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{AliceARN}, Namespaces: []string{"team-a"}, Name: "console-team-a"})
+	alice, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{AliceARN}, Namespaces: []string{"team-a"}, Name: "console-team-a"})
 	if err != nil {
 		return err
 	}
-	bob, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{BobARN}, Name: "console-auditors"})
+	bob, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{BobARN}, Name: "console-auditors"})
 	if err != nil {
 		return err
 	}
-	if err := access.Apply(ctx, d.Env.Client, alice.Merge(bob), access.ApplyOptions{}); err != nil {
+	if err := rbac.Apply(ctx, d.Env.Config, alice.Merge(bob), rbac.ApplyOptions{}); err != nil {
 		return err
 	}
-	d.t.call("eksauth/access.ConsoleRBAC: %s read-only in team-a; %s read-only everywhere", AliceARN, BobARN)
+	d.t.call("impersonation/rbac.ConsoleRBAC: %s read-only in team-a; %s read-only everywhere", AliceARN, BobARN)
 
 	type probe struct {
 		who, path string

@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/ekslink/ekslink/manifest"
 	"github.com/ekslink/ekslink/registration"
-	"github.com/ekslink/ekslink/registration/manifest"
 	"github.com/ekslink/ekslink/statestore"
 )
 
@@ -27,7 +27,7 @@ import (
 // is accepted but never scheduled: the demo has no nodes, it runs the containers as processes) and
 // mints the connector service account's token.
 func (d *Demo) InstallConnector(ctx context.Context) error {
-	d.t.heading("Install the connector's objects (rendered by registration/manifest, server-side apply)")
+	d.t.heading("Install the connector's objects (rendered by manifest, server-side apply)")
 	objs, err := manifest.RenderConnector(manifest.ConnectorOptions{
 		Region:         d.AWS.Region(),
 		ActivationID:   d.registration.Activation.ID,

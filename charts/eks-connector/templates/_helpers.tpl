@@ -1,4 +1,4 @@
-{{/* Labels the library renderer (registration/manifest) sets; the pod selector is the name alone. */}}
+{{/* Labels the library renderer (manifest) sets; the pod selector is the name alone. */}}
 {{- define "eks-connector.labels" -}}
 app.kubernetes.io/component: connector
 app.kubernetes.io/name: {{ .Values.name }}

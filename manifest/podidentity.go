@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ekslink/ekslink/iamarn"
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 // Defaults of the EKS Pod Identity agent DaemonSet.
@@ -227,17 +228,17 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 	env := []corev1.EnvVar{{Name: "AWS_REGION", Value: o.Region}}
 	args := []string{
 		"server",
-		"--cluster-name=" + o.ClusterName,
-		"--bind-hosts=" + strings.Join(o.BindHosts, ","),
-		"--port=" + strconv.Itoa(int(o.Port)),
-		"--probe-addr=" + o.ProbeAddr,
-		"--metrics-addr=" + o.MetricsAddr,
+		"--" + flagname.ClusterName + "=" + o.ClusterName,
+		"--" + flagname.BindHosts + "=" + strings.Join(o.BindHosts, ","),
+		"--" + flagname.Port + "=" + strconv.Itoa(int(o.Port)),
+		"--" + flagname.ProbeAddr + "=" + o.ProbeAddr,
+		"--" + flagname.MetricsAddr + "=" + o.MetricsAddr,
 	}
 	var mounts []corev1.VolumeMount
 	var volumes []corev1.Volume
 	if o.HybridCredentialsDir != "" {
 		env = append(env, corev1.EnvVar{Name: "AWS_SHARED_CREDENTIALS_FILE", Value: path.Join(o.HybridCredentialsDir, "credentials")})
-		args = append(args, "--rotate-credentials")
+		args = append(args, "--"+flagname.RotateCredentials)
 		mounts = append(mounts, corev1.VolumeMount{Name: "hybrid-credentials", MountPath: o.HybridCredentialsDir, ReadOnly: true})
 		volumes = append(volumes, corev1.Volume{Name: "hybrid-credentials", VolumeSource: corev1.VolumeSource{
 			HostPath: &corev1.HostPathVolumeSource{Path: o.HybridCredentialsDir, Type: ptr(corev1.HostPathDirectory)},
@@ -333,5 +334,5 @@ func initArgs(bindHosts []string) []string {
 			cidrs[i] = h + "/32"
 		}
 	}
-	return []string{"init", "--addresses=" + strings.Join(cidrs, ",")}
+	return []string{"init", "--" + flagname.Addresses + "=" + strings.Join(cidrs, ",")}
 }

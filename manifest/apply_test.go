@@ -304,3 +304,27 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyKeepsItsFieldManager checks on the real API server that manifest.Apply still records
+// ownership under "ekslink-manifest" (the name it has always used) now that it applies through
+// package manifest/apply, whose own default is "ekslink" (impersonation/rbac's): a changed manager
+// would make the next apply on an existing cluster take the fields over from itself.
+func TestApplyKeepsItsFieldManager(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	objs, err := Decode([]byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: manager\n  namespace: %s\ndata:\n  a: b\n", ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Apply(ctx, env.Config, objs, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "manager", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.ManagedFields) != 1 || cm.ManagedFields[0].Manager != "ekslink-manifest" || DefaultFieldManager != "ekslink-manifest" {
+		t.Fatalf("managedFields = %+v, want one entry of manager ekslink-manifest", cm.ManagedFields)
+	}
+}

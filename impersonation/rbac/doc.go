@@ -1,4 +1,4 @@
-// Package access renders and applies the Kubernetes RBAC that lets IAM principals see a cluster
+// Package rbac renders and applies the Kubernetes RBAC that lets IAM principals see a cluster
 // through the EKS console via the connector.
 //
 // Two object sets are produced, both as typed rbac/v1 objects and as YAML:
@@ -14,8 +14,9 @@
 //     for a proxy that sends those extras. An empty ARN list is an error, never a role that may
 //     impersonate everyone.
 //
-// Apply writes an object set with server-side apply under one field manager, so repeated applies
-// converge and fields owned by others are kept.
+// Apply writes an object set with server-side apply (package manifest/apply) under one field
+// manager, so repeated applies converge and fields owned by others are kept. Its errors are
+// *ApplyError, the same type manifest.Apply returns.
 //
 // Apply also removes the console bindings an earlier render under the same name left behind when
 // access is narrowed (the cluster-wide binding once namespaces are given, RoleBindings of namespaces
@@ -24,4 +25,4 @@
 // The package does not decide who gets access (that is the caller's policy), does not edit
 // aws-auth (see package awsauth) and does not remove other objects left over from earlier object
 // sets (a ClusterRole under another name): delete those by label (LabelManagedBy) if needed.
-package access
+package rbac

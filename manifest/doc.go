@@ -1,6 +1,9 @@
 // Package manifest renders the Kubernetes objects that deploy ekslink's agents: the EKS Connector
 // (RenderConnector) and the EKS Pod Identity agent (RenderPodIdentityAgent), as typed objects or
-// as YAML, and applies them with server-side apply (Apply).
+// as YAML, and applies them with server-side apply (Apply, through package manifest/apply, the one
+// apply helper ekslink has). It is the renderer for every workload ekslink deploys; the flag names
+// it writes into container arguments are the constants of package manifest/flagname, which the
+// binaries define their flags with.
 //
 // The connector deployment is least privilege by construction:
 //
@@ -12,7 +15,7 @@
 //     The activation
 //     Secret is not readable through the API at all: the kubelet mounts it into the init
 //     container, so a stolen token cannot register further instances with the activation.
-//   - The impersonation ClusterRole (package eksauth/access) names exactly the granted ARNs. With
+//   - The impersonation ClusterRole (package impersonation/rbac) names exactly the granted ARNs. With
 //     no granted ARNs none is rendered, so the proxy can act for nobody.
 //   - The activation code sits in a Secret mounted as a file in the init container only; it is
 //     never in container arguments or environment variables.

@@ -1,4 +1,4 @@
-package access_test
+package rbac_test
 
 import (
 	"context"
@@ -22,10 +22,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/impersonation"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 	"github.com/ekslink/ekslink/internal/testenv"
-	"github.com/ekslink/ekslink/registration/manifest"
+	"github.com/ekslink/ekslink/manifest"
+	"github.com/ekslink/ekslink/manifest/apply"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -41,31 +42,31 @@ func TestRenderRejectsBadOptions(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"no ARNs for console access", func() error { _, err := access.ConsoleRBAC(access.ConsoleOptions{}); return err }},
+		{"no ARNs for console access", func() error { _, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{}); return err }},
 		{"no ARNs for impersonation (never impersonate everyone)", func() error {
-			_, err := access.ImpersonationClusterRole(access.ImpersonationOptions{})
+			_, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{})
 			return err
 		}},
 		{"malformed ARN", func() error {
-			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{"arn:aws:iam::1:user/x"}})
+			_, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{"arn:aws:iam::1:user/x"}})
 			return err
 		}},
 		{"unknown partition", func() error {
-			_, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{"arn:aws-mars:iam::111122223333:user/x"}})
+			_, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{"arn:aws-mars:iam::111122223333:user/x"}})
 			return err
 		}},
 		{"bad namespace", func() error {
-			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: []string{"Not_A_Namespace"}})
+			_, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnA}, Namespaces: []string{"Not_A_Namespace"}})
 			return err
 		}},
 		{"bad object name", func() error {
-			_, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Name: "UPPER"})
+			_, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnA}, Name: "UPPER"})
 			return err
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.run(); !errors.Is(err, access.ErrInvalidOptions) {
+			if err := tc.run(); !errors.Is(err, rbac.ErrInvalidOptions) {
 				t.Fatalf("err = %v, want ErrInvalidOptions", err)
 			}
 		})
@@ -75,7 +76,7 @@ func TestRenderRejectsBadOptions(t *testing.T) {
 func TestImpersonationRoleGrantsExactlyTheARNs(t *testing.T) {
 	for _, extras := range []bool{false, true} {
 		t.Run(fmt.Sprintf("user extras %v", extras), func(t *testing.T) {
-			objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnB, arnA, arnB}, UserExtras: extras})
+			objs, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{arnB, arnA, arnB}, UserExtras: extras})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +134,7 @@ func TestDefaultImpersonationRoleIsTheOneAWSDocuments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA}})
+	objs, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{arnA}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +156,11 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestYAMLIsDeterministicAndComplete(t *testing.T) {
-	a, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnB, arnA}, Namespaces: []string{"ns2", "ns1"}})
+	a, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnB, arnA}, Namespaces: []string{"ns2", "ns1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA, arnB, arnA}, Namespaces: []string{"ns1", "ns2"}})
+	b, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnA, arnB, arnA}, Namespaces: []string{"ns1", "ns2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,18 +206,18 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		}
 	}
 	suffix := strings.TrimPrefix(connectorNS, "t")
-	console, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA, arnC}, Namespaces: []string{ns1}, Name: "console" + suffix})
+	console, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnA, arnC}, Namespaces: []string{ns1}, Name: "console" + suffix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix})
+	imp, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := console.Merge(imp)
 	t.Cleanup(func() { deleteAll(env.Client, all) })
 	for i := 0; i < 2; i++ { // the second apply must converge without conflicts
-		if err := access.Apply(ctx, env.Client, all, access.ApplyOptions{}); err != nil {
+		if err := rbac.Apply(ctx, env.Config, all, rbac.ApplyOptions{}); err != nil {
 			t.Fatalf("apply %d: %v", i, err)
 		}
 	}
@@ -261,7 +262,7 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		},
 		"setting a user extra (not granted without UserExtras)": func() error {
 			cfg := env.ConfigForToken(token)
-			cfg.Impersonate = rest.ImpersonationConfig{UserName: arnA, Extra: map[string][]string{access.ExtraARN: {arnA}}}
+			cfg.Impersonate = rest.ImpersonationConfig{UserName: arnA, Extra: map[string][]string{rbac.ExtraARN: {arnA}}}
 			c, _ := kubernetes.NewForConfig(cfg)
 			_, err := c.CoreV1().Pods(ns1).List(ctx, metav1.ListOptions{})
 			return err
@@ -356,11 +357,11 @@ func TestConsoleRBACThroughImpersonation(t *testing.T) {
 		if status, body := get(); status != http.StatusForbidden || !strings.Contains(body, "userextras") {
 			t.Fatalf("extras with the default role: %d %s, want 403 naming userextras", status, body)
 		}
-		withExtras, err := access.ImpersonationClusterRole(access.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix, UserExtras: true})
+		withExtras, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{ARNs: []string{arnA, arnC}, Namespace: connectorNS, Name: "imp" + suffix, UserExtras: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := access.Apply(ctx, env.Client, withExtras, access.ApplyOptions{}); err != nil {
+		if err := rbac.Apply(ctx, env.Config, withExtras, rbac.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, func() error {
@@ -387,7 +388,7 @@ func eventually(t *testing.T, f func() error) {
 	}
 }
 
-func deleteAll(c kubernetes.Interface, objs *access.Objects) {
+func deleteAll(c kubernetes.Interface, objs *rbac.Objects) {
 	ctx := context.Background()
 	for _, b := range objs.ClusterRoleBindings {
 		_ = c.RbacV1().ClusterRoleBindings().Delete(ctx, b.Name, metav1.DeleteOptions{})
@@ -404,7 +405,7 @@ func BenchmarkConsoleRBACYAML(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		objs, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: arns, Namespaces: []string{"a", "b", "c"}})
+		objs, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: arns, Namespaces: []string{"a", "b", "c"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -424,12 +425,12 @@ func TestNarrowingAccessRemovesTheBroaderBindings(t *testing.T) {
 	name := "narrow" + strings.TrimPrefix(ns1, "t")
 	apply := func(namespaces ...string) {
 		t.Helper()
-		objs, err := access.ConsoleRBAC(access.ConsoleOptions{ARNs: []string{arnA}, Namespaces: namespaces, Name: name})
+		objs, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{ARNs: []string{arnA}, Namespaces: namespaces, Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { deleteAll(env.Client, objs) })
-		if err := access.Apply(ctx, env.Client, objs, access.ApplyOptions{}); err != nil {
+		if err := rbac.Apply(ctx, env.Config, objs, rbac.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -476,5 +477,35 @@ func TestNarrowingAccessRemovesTheBroaderBindings(t *testing.T) {
 	}
 	if _, err := env.Client.RbacV1().RoleBindings(ns3).Get(ctx, name, metav1.GetOptions{}); err != nil {
 		t.Errorf("a binding not created by this package was removed: %v", err)
+	}
+}
+
+// TestApplyErrorIsTheSharedApplyError checks that rbac.Apply and manifest.Apply report refusals
+// with one type (errors.As with either package's ApplyError matches), that the API server's error
+// stays reachable, and that the RBAC keeps its own field manager on the real API server.
+func TestApplyErrorIsTheSharedApplyError(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := testenv.Context(t)
+	ns := env.Namespace(t)
+	objs := &rbac.Objects{Roles: []rbacv1.Role{
+		{ObjectMeta: metav1.ObjectMeta{Name: "shared-ok", Namespace: ns}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "shared-refused", Namespace: "no-such-namespace-rbac"}},
+	}}
+	err := rbac.Apply(ctx, env.Config, objs, rbac.ApplyOptions{})
+	var re *rbac.ApplyError
+	var me *manifest.ApplyError
+	var ae *apply.Error
+	if !errors.As(err, &re) || !errors.As(err, &me) || !errors.As(err, &ae) || ae.Kind != "Role" || ae.Name != "shared-refused" {
+		t.Fatalf("err = %v (%T), want one *apply.Error for Role shared-refused matched by all three names", err, err)
+	}
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("err = %v, want the API server's NotFound through Unwrap", err)
+	}
+	role, err := env.Client.RbacV1().Roles(ns).Get(ctx, "shared-ok", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(role.ManagedFields) != 1 || role.ManagedFields[0].Manager != "ekslink" || rbac.DefaultFieldManager != "ekslink" {
+		t.Fatalf("managedFields = %+v, want one entry of manager ekslink (the manager rbac has always applied with)", role.ManagedFields)
 	}
 }

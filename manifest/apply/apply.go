@@ -1,7 +1,8 @@
-package manifest
+package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,20 +15,21 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
-// DefaultFieldManager is the server-side apply field manager of Apply.
-const DefaultFieldManager = "ekslink-manifest"
+// DefaultFieldManager is the server-side apply field manager when Options.FieldManager is empty.
+const DefaultFieldManager = "ekslink"
 
-// ApplyOptions tune Apply.
-type ApplyOptions struct {
-	// FieldManager (default DefaultFieldManager).
+// Options tune Apply.
+type Options struct {
+	// FieldManager is the server-side apply manager (default DefaultFieldManager). Keep it stable
+	// across releases: the API server records field ownership under this name.
 	FieldManager string
 	// DryRun validates every object on the server (admission, schema, RBAC escalation checks)
 	// without persisting anything. Namespaced objects still need their namespace to exist.
 	DryRun bool
 }
 
-// ApplyError names the object the API server refused.
-type ApplyError struct {
+// Error names the object the API server refused (or that could not be written or removed).
+type Error struct {
 	// Kind, Namespace and Name identify the object.
 	Kind, Namespace, Name string
 	// Err is the API server's (or the REST mapper's) error.
@@ -35,28 +37,32 @@ type ApplyError struct {
 }
 
 // Error names the object and the server's reason.
-func (e *ApplyError) Error() string {
+func (e *Error) Error() string {
 	id := e.Name
 	if e.Namespace != "" {
 		id = e.Namespace + "/" + e.Name
 	}
-	return fmt.Sprintf("manifest: applying %s %s: %v", e.Kind, id, e.Err)
+	return fmt.Sprintf("apply: %s %s: %v", e.Kind, id, e.Err)
 }
 
 // Unwrap returns the API error (use apierrors.IsForbidden and friends on it).
-func (e *ApplyError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Apply writes the objects in order with server-side apply, forcing ownership of the fields they
-// set, and stops at the first refusal (*ApplyError). Server-side apply rejects fields the API does
-// not know, so a typo in a manifest fails here rather than being dropped silently.
-func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured, opts ApplyOptions) error {
+// set (so a list such as a binding's subjects becomes exactly the given one), and stops at the
+// first refusal (*Error). Server-side apply rejects fields the API does not know, so a typo in a
+// manifest fails here rather than being dropped silently.
+func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured, opts Options) error {
+	if cfg == nil {
+		return errors.New("apply: no rest.Config given")
+	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("manifest: discovery client: %w", err)
+		return fmt.Errorf("apply: discovery client: %w", err)
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("manifest: dynamic client: %w", err)
+		return fmt.Errorf("apply: dynamic client: %w", err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	fm := opts.FieldManager
@@ -70,7 +76,7 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructu
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		fail := func(err error) error {
-			return &ApplyError{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), Err: err}
+			return &Error{Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), Err: err}
 		}
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
@@ -79,7 +85,7 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructu
 		var ri dynamic.ResourceInterface = dyn.Resource(mapping.Resource)
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 			if u.GetNamespace() == "" {
-				return fail(fmt.Errorf("namespaced object without metadata.namespace"))
+				return fail(errors.New("namespaced object without metadata.namespace"))
 			}
 			ri = dyn.Resource(mapping.Resource).Namespace(u.GetNamespace())
 		}

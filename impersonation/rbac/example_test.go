@@ -1,15 +1,15 @@
-package access_test
+package rbac_test
 
 import (
 	"fmt"
 
-	"github.com/ekslink/ekslink/eksauth/access"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 )
 
 // The default role is the RBAC AWS documents for the EKS Connector: impersonate on users, limited
 // to the granted ARNs. UserExtras would add userextras/arn and userextras/sessionname.
 func ExampleImpersonationClusterRole() {
-	objs, err := access.ImpersonationClusterRole(access.ImpersonationOptions{
+	objs, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{
 		ARNs: []string{"arn:aws:iam::111122223333:role/console-viewer"},
 	})
 	if err != nil {
@@ -51,7 +51,7 @@ func ExampleImpersonationClusterRole() {
 }
 
 func ExampleConsoleRBAC() {
-	objs, err := access.ConsoleRBAC(access.ConsoleOptions{
+	objs, err := rbac.ConsoleRBAC(rbac.ConsoleOptions{
 		ARNs:       []string{"arn:aws:iam::111122223333:user/Alice"},
 		Namespaces: []string{"default"},
 	})

@@ -1,4 +1,4 @@
-package access
+package rbac
 
 import (
 	"context"
@@ -11,12 +11,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/iamarn"
+	"github.com/ekslink/ekslink/manifest/apply"
 )
 
 // Defaults of the rendered objects.
@@ -30,7 +33,7 @@ const (
 	// DefaultConnectorServiceAccount is the connector's service account.
 	DefaultConnectorServiceAccount = "eks-connector"
 	// DefaultFieldManager is the server-side apply field manager of Apply.
-	DefaultFieldManager = "ekslink"
+	DefaultFieldManager = apply.DefaultFieldManager
 
 	// LabelManagedBy is set on every rendered object.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -44,7 +47,7 @@ const (
 )
 
 // ErrInvalidOptions is wrapped by every error about the options given to a render function.
-var ErrInvalidOptions = errors.New("access: invalid options")
+var ErrInvalidOptions = errors.New("rbac: invalid options")
 
 // ConsoleOptions select who gets read-only console access and where.
 type ConsoleOptions struct {
@@ -371,74 +374,45 @@ func (o *Objects) YAML() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// ApplyOptions tune Apply.
-type ApplyOptions struct {
-	// FieldManager is the server-side apply manager (default DefaultFieldManager).
-	FieldManager string
-	// DryRun asks the API server to validate without persisting.
-	DryRun bool
-}
+// ApplyOptions tune Apply (FieldManager defaults to DefaultFieldManager). It is apply.Options.
+type ApplyOptions = apply.Options
 
-// ApplyError names the object that could not be applied.
-type ApplyError struct {
-	// Kind, Namespace and Name identify the object.
-	Kind, Namespace, Name string
-	// Err is the API server's error.
-	Err error
-}
+// ApplyError names the object that could not be applied or pruned. It is apply.Error, the type
+// every ekslink apply returns, so errors.As with *ApplyError also matches errors of manifest.Apply.
+type ApplyError = apply.Error
 
-// Error names the object and the cause.
-func (e *ApplyError) Error() string {
-	id := e.Name
-	if e.Namespace != "" {
-		id = e.Namespace + "/" + e.Name
-	}
-	return fmt.Sprintf("access: applying %s %s: %v", e.Kind, id, e.Err)
-}
-
-// Unwrap returns the API server's error (for apierrors.IsForbidden and friends).
-func (e *ApplyError) Unwrap() error { return e.Err }
-
-// Apply writes the objects with server-side apply (forcing ownership of the fields it sets, so a
-// binding's subjects become exactly the rendered ones). Roles are written before bindings; then the
-// stale bindings of objs.Prune are deleted. It stops at the first error, returned as *ApplyError.
-func Apply(ctx context.Context, client kubernetes.Interface, objs *Objects, opts ApplyOptions) error {
+// Apply writes the objects with server-side apply through package manifest/apply (forcing
+// ownership of the fields it sets, so a binding's subjects become exactly the rendered ones). Roles
+// are written before bindings; then the stale bindings of objs.Prune are deleted. It stops at the
+// first error, returned as *ApplyError.
+func Apply(ctx context.Context, cfg *rest.Config, objs *Objects, opts ApplyOptions) error {
 	if objs == nil {
 		return nil
 	}
-	fm := opts.FieldManager
-	if fm == "" {
-		fm = DefaultFieldManager
+	if opts.FieldManager == "" {
+		opts.FieldManager = DefaultFieldManager
 	}
-	force := true
-	po := metav1.PatchOptions{FieldManager: fm, Force: &force}
-	if opts.DryRun {
-		po.DryRun = []string{metav1.DryRunAll}
-	}
-	rbac := client.RbacV1()
+	var us []*unstructured.Unstructured
 	for _, obj := range objs.List() {
 		data, err := manifest(obj)
 		if err != nil {
 			return err
 		}
-		var kind, ns, name string
-		switch o := obj.(type) {
-		case *rbacv1.ClusterRole:
-			kind, name = o.Kind, o.Name
-			_, err = rbac.ClusterRoles().Patch(ctx, name, types.ApplyPatchType, data, po)
-		case *rbacv1.Role:
-			kind, ns, name = o.Kind, o.Namespace, o.Name
-			_, err = rbac.Roles(ns).Patch(ctx, name, types.ApplyPatchType, data, po)
-		case *rbacv1.ClusterRoleBinding:
-			kind, name = o.Kind, o.Name
-			_, err = rbac.ClusterRoleBindings().Patch(ctx, name, types.ApplyPatchType, data, po)
-		case *rbacv1.RoleBinding:
-			kind, ns, name = o.Kind, o.Namespace, o.Name
-			_, err = rbac.RoleBindings(ns).Patch(ctx, name, types.ApplyPatchType, data, po)
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(data); err != nil {
+			return err
 		}
-		if err != nil {
-			return &ApplyError{Kind: kind, Namespace: ns, Name: name, Err: err}
-		}
+		us = append(us, u)
+	}
+	if err := apply.Apply(ctx, cfg, us, opts); err != nil {
+		return err
+	}
+	if len(objs.Prune) == 0 {
+		return nil
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("rbac: client: %w", err)
 	}
 	return prune(ctx, client, objs.Prune, opts.DryRun)
 }

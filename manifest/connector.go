@@ -15,12 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/ekslink/ekslink/eksauth/access"
 	"github.com/ekslink/ekslink/iamarn"
+	"github.com/ekslink/ekslink/impersonation/rbac"
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 // Defaults and fixed names of the connector deployment. They are the cross-package contract with
-// cmd/eks-connector (flags), registration/statestore (Secret names) and eksauth/access (RBAC).
+// cmd/eks-connector (flags), registration/statestore (Secret names) and impersonation/rbac (RBAC).
 const (
 	// DefaultNamespace is the connector's namespace.
 	DefaultNamespace = "eks-connector"
@@ -362,7 +363,7 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 		},
 	)
 	if len(o.GrantedARNs) > 0 {
-		imp, err := access.ImpersonationClusterRole(access.ImpersonationOptions{
+		imp, err := rbac.ImpersonationClusterRole(rbac.ImpersonationOptions{
 			ARNs: o.GrantedARNs, Namespace: o.Namespace, ServiceAccount: o.Name,
 			Name: o.Name + "-impersonation", Labels: labels, UserExtras: o.UserExtras,
 		})
@@ -395,29 +396,29 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 	tokenMount := corev1.VolumeMount{Name: volToken, MountPath: ServiceAccountTokenDir, ReadOnly: true}
 	initArgs := []string{
 		"init",
-		"--activation-id=" + o.ActivationID,
-		"--activation-code-file=" + path.Join(ActivationCodeDir, ActivationCodeKey),
-		"--region=" + o.Region,
-		"--state-namespace=$(POD_NAMESPACE)",
-		"--state-secret-prefix=" + o.StateSecretPrefix,
-		"--vault-dir=" + VaultDir,
-		"--pod-name=$(POD_NAME)",
+		"--" + flagname.ActivationID + "=" + o.ActivationID,
+		"--" + flagname.ActivationCodeFile + "=" + path.Join(ActivationCodeDir, ActivationCodeKey),
+		"--" + flagname.Region + "=" + o.Region,
+		"--" + flagname.StateNamespace + "=$(POD_NAMESPACE)",
+		"--" + flagname.StateSecretPrefix + "=" + o.StateSecretPrefix,
+		"--" + flagname.VaultDir + "=" + VaultDir,
+		"--" + flagname.PodName + "=$(POD_NAME)",
 	}
 	if o.SSMEndpoint != "" {
-		initArgs = append(initArgs, "--ssm-endpoint="+o.SSMEndpoint)
+		initArgs = append(initArgs, "--"+flagname.SSMEndpoint+"="+o.SSMEndpoint)
 	}
 	proxyArgs := []string{
 		"proxy",
-		"--listen=unix://" + SocketPath,
-		"--vault-dir=" + VaultDir,
-		"--state-namespace=$(POD_NAMESPACE)",
-		"--state-secret-prefix=" + o.StateSecretPrefix,
-		"--pod-name=$(POD_NAME)",
-		"--health-addr=" + HealthAddr,
-		"--metrics-addr=" + DefaultMetricsAddr,
+		"--" + flagname.Listen + "=unix://" + SocketPath,
+		"--" + flagname.VaultDir + "=" + VaultDir,
+		"--" + flagname.StateNamespace + "=$(POD_NAMESPACE)",
+		"--" + flagname.StateSecretPrefix + "=" + o.StateSecretPrefix,
+		"--" + flagname.PodName + "=$(POD_NAME)",
+		"--" + flagname.HealthAddr + "=" + HealthAddr,
+		"--" + flagname.MetricsAddr + "=" + DefaultMetricsAddr,
 	}
 	if o.UserExtras {
-		proxyArgs = append(proxyArgs, "--user-extras")
+		proxyArgs = append(proxyArgs, "--"+flagname.UserExtras)
 	}
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
