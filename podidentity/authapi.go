@@ -1,14 +1,12 @@
 package podidentity
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -25,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ekslink/ekslink/iamarn"
+	"github.com/ekslink/ekslink/internal/awsjson"
 )
 
 // AuthSigningName is the SigV4 signing name of the EKS Auth API.
@@ -81,9 +80,7 @@ type Client struct {
 	creds       aws.CredentialsProvider
 	region      string
 	endpoint    *url.URL
-	httpClient  aws.HTTPClient
-	retryer     aws.Retryer
-	attemptTO   time.Duration
+	caller      *awsjson.Caller
 	now         func() time.Time
 	signer      *v4.Signer
 	userAgent   string
@@ -137,18 +134,17 @@ func NewFromConfig(cfg aws.Config, optFns ...func(*Options)) (*Client, error) {
 	if opts.UserAgent != "" {
 		ua += " " + opts.UserAgent
 	}
-	return &Client{
+	c := &Client{
 		creds:       cfg.Credentials,
 		region:      region,
 		endpoint:    endpoint,
-		httpClient:  hc,
-		retryer:     r,
-		attemptTO:   to,
 		now:         now,
 		signer:      v4.NewSigner(),
 		userAgent:   ua,
 		endpointSrc: src,
-	}, nil
+	}
+	c.caller = &awsjson.Caller{HTTPClient: hc, Retryer: r, AttemptTimeout: to, MaxResponseBytes: AuthMaxResponseBytes, Wrap: c.wrapTransport}
+	return c, nil
 }
 
 // Endpoint is the resolved EKS Auth endpoint URL.
@@ -320,6 +316,10 @@ func (e *AuthError) ErrorFault() smithy.ErrorFault {
 // HTTPStatusCode lets the SDK retryers classify the error by status.
 func (e *AuthError) HTTPStatusCode() int { return e.StatusCode }
 
+// RetryAfterHint is the server's Retry-After; the client waits for it between attempts when it is
+// longer than the retryer's delay (at most 20s).
+func (e *AuthError) RetryAfterHint() time.Duration { return e.RetryAfter }
+
 // AuthAttemptTimeoutError reports that an attempt (or all of them) ran into the per-attempt timeout.
 type AuthAttemptTimeoutError struct {
 	// Limit is the per-attempt timeout that expired.
@@ -364,129 +364,48 @@ func (c *Client) AssumeRoleForPodIdentity(ctx context.Context, clusterName, toke
 	u.Path = c.endpoint.Path + "/clusters/" + clusterName + "/assume-role-for-pod-identity"
 	u.RawPath = ""
 
-	maxAttempts := c.retryer.MaxAttempts()
-	releaseRetry := func(error) error { return nil }
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		var releaseAttempt func(error) error
-		if r2, ok := c.retryer.(aws.RetryerV2); ok {
-			if releaseAttempt, err = r2.GetAttemptToken(ctx); err != nil {
-				return nil, fmt.Errorf("podidentity: retry quota: %w", err)
+	req := awsjson.Request{
+		URL:    u.String(),
+		Header: http.Header{"Content-Type": {"application/json"}, "User-Agent": {c.userAgent}},
+		Body:   body,
+		Sign: func(ctx context.Context, req *http.Request) error {
+			creds, err := c.creds.Retrieve(ctx)
+			if err != nil {
+				return fmt.Errorf("podidentity: retrieving the credentials to sign with: %w", err)
 			}
-		} else {
-			releaseAttempt = c.retryer.GetInitialToken()
-		}
-		out, err := c.attempt(ctx, u.String(), body, payloadHash)
-		_ = releaseRetry(err)
-		_ = releaseAttempt(err)
-		if err == nil {
-			return out, nil
-		}
-		if ctx.Err() != nil || !c.retryer.IsErrorRetryable(err) {
-			return nil, err
-		}
-		if maxAttempts > 0 && attempt >= maxAttempts {
-			return nil, &retry.MaxAttemptsError{Attempt: attempt, Err: err}
-		}
-		var qerr error
-		if releaseRetry, qerr = c.retryer.GetRetryToken(ctx, err); qerr != nil {
-			return nil, errors.Join(err, qerr)
-		}
-		delay, derr := c.retryer.RetryDelay(attempt, err)
-		if derr != nil {
-			return nil, errors.Join(err, derr)
-		}
-		var ae *AuthError
-		if errors.As(err, &ae) && ae.RetryAfter > delay && ae.RetryAfter <= 20*time.Second {
-			delay = ae.RetryAfter
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
+			if err := c.signer.SignHTTP(ctx, creds, req, payloadHash, AuthSigningName, c.region, c.now().UTC()); err != nil {
+				return fmt.Errorf("podidentity: signing: %w", err)
+			}
+			return nil
+		},
 	}
-}
-
-func (c *Client) attempt(ctx context.Context, endpoint string, body []byte, payloadHash string) (*AssumeRoleForPodIdentityOutput, error) {
-	actx := ctx
-	if c.attemptTO > 0 {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, c.attemptTO)
-		defer cancel()
-	}
-	creds, err := c.creds.Retrieve(actx)
-	if err != nil {
-		return nil, fmt.Errorf("podidentity: retrieving the credentials to sign with: %w", err)
-	}
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, endpoint, bytes.NewReader(body))
+	var out *AssumeRoleForPodIdentityOutput
+	err = c.caller.Do(ctx, req, func(resp *awsjson.Response) error {
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return authAPIDecodeError(resp)
+		}
+		var derr error
+		out, derr = authAPIDecodeOutput(resp.Body)
+		return derr
+	})
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	req.ContentLength = int64(len(body))
-	if err := c.signer.SignHTTP(actx, creds, req, payloadHash, AuthSigningName, c.region, c.now().UTC()); err != nil {
-		return nil, fmt.Errorf("podidentity: signing: %w", err)
-	}
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
-		}
-		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: sending to %s: %w", c.endpoint.Host, authAPIConnErr{err})
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, AuthMaxResponseBytes+1))
-	if err != nil {
-		if actx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: err}
-		}
-		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: reading the answer: %w", authAPIConnErr{err})
-	}
-	if actx.Err() != nil {
-		// The deadline passed while the answer arrived: it may be truncated, so it is not trusted.
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: %w", ctx.Err())
-		}
-		return nil, &AuthAttemptTimeoutError{Limit: c.attemptTO, Err: actx.Err()}
-	}
-	if len(data) > AuthMaxResponseBytes {
-		return nil, fmt.Errorf("podidentity: AssumeRoleForPodIdentity: answer larger than %d bytes", AuthMaxResponseBytes)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, authAPIDecodeError(resp, data)
-	}
-	return authAPIDecodeOutput(data)
+	return out, nil
 }
 
-// authAPIConnErr marks transport failures as connection errors for the SDK retryers.
-type authAPIConnErr struct{ err error }
+// wrapTransport gives the core's transport errors this package's wording and types.
+func (c *Client) wrapTransport(err error) error {
+	var te *awsjson.AttemptTimeoutError
+	if errors.As(err, &te) {
+		return &AuthAttemptTimeoutError{Limit: te.Limit, Err: te.Err}
+	}
+	return fmt.Errorf("podidentity: AssumeRoleForPodIdentity: %w", err)
+}
 
-func (e authAPIConnErr) Error() string         { return e.err.Error() }
-func (e authAPIConnErr) Unwrap() error         { return e.err }
-func (e authAPIConnErr) ConnectionError() bool { return true }
-
-func authAPIDecodeError(resp *http.Response, data []byte) error {
-	var doc struct {
-		Message  string `json:"message"`
-		MessageU string `json:"Message"`
-		Type     string `json:"__type"`
-		Code     string `json:"code"`
-	}
-	_ = json.Unmarshal(data, &doc)
-	code := resp.Header.Get("X-Amzn-ErrorType")
-	if code == "" {
-		code = doc.Type
-	}
-	if code == "" {
-		code = doc.Code
-	}
-	code = authAPISanitizeCode(code)
+func authAPIDecodeError(resp *awsjson.Response) error {
+	info := awsjson.ParseError(awsjson.RestJSON1, resp)
+	code := info.Code
 	if code == "" {
 		switch {
 		case resp.StatusCode == http.StatusTooManyRequests:
@@ -499,32 +418,11 @@ func authAPIDecodeError(resp *http.Response, data []byte) error {
 			code = "UnknownError"
 		}
 	}
-	msg := doc.Message
-	if msg == "" {
-		msg = doc.MessageU
-	}
+	msg := info.Message
 	if len(msg) > 512 {
 		msg = msg[:512]
 	}
-	e := &AuthError{Code: AuthErrorCode(code), Message: msg, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("X-Amzn-RequestId")}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		if s, err := strconv.Atoi(strings.TrimSpace(ra)); err == nil && s >= 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
-		}
-	}
-	return e
-}
-
-// authAPISanitizeCode strips the URL suffix ("Code:http://...") and namespace ("ns#Code") that
-// restJson1 allows in x-amzn-ErrorType.
-func authAPISanitizeCode(code string) string {
-	if i := strings.IndexByte(code, ':'); i >= 0 {
-		code = code[:i]
-	}
-	if i := strings.LastIndexByte(code, '#'); i >= 0 {
-		code = code[i+1:]
-	}
-	return strings.TrimSpace(code)
+	return &AuthError{Code: AuthErrorCode(code), Message: msg, StatusCode: resp.StatusCode, RequestID: info.RequestID, RetryAfter: info.RetryAfter}
 }
 
 func authAPIDecodeOutput(data []byte) (*AssumeRoleForPodIdentityOutput, error) {
