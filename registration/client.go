@@ -1,12 +1,10 @@
 package registration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
 	"github.com/ekslink/ekslink/iamarn"
+	"github.com/ekslink/ekslink/internal/awsjson"
 )
 
 // Wire constants of RegisterManagedInstance (awsJson1.1, anonymous).
@@ -28,24 +27,40 @@ const (
 	PublicKeyType = "Rsa"
 )
 
-// ClientOptions configure a Client. Zero values are sane defaults.
+// Defaults of ClientOptions.
+const (
+	// DefaultMaxAttempts is the attempts of the default retryer, the first included.
+	DefaultMaxAttempts = 5
+	// DefaultAttemptTimeout cuts off one attempt; a cut-off attempt is retried.
+	DefaultAttemptTimeout = 15 * time.Second
+	// DefaultTimeout bounds the whole call including retries.
+	DefaultTimeout = 2 * time.Minute
+)
+
+// ClientOptions configure a Client, as the Options of an aws-sdk-go-v2 service client do:
+// NewFromConfig fills them from the aws.Config, then applies the caller's functions. (The name
+// Options belongs to the Registrar.)
 type ClientOptions struct {
-	// Region of the SSM endpoint (required unless Endpoint is set; it still picks the partition).
+	// Region of the SSM endpoint (default aws.Config.Region; required unless an endpoint is set, and
+	// it still picks the partition).
 	Region string
-	// Endpoint overrides https://ssm.<region>.<partition DNS suffix> (VPC endpoints, tests).
-	Endpoint string
-	// HTTPClient sends the requests (default: aws-sdk-go-v2's BuildableClient, which honours
-	// HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
+	// BaseEndpoint overrides the endpoint ("https://host[:port]": VPC endpoints, tests). When nil the
+	// client uses aws.Config.BaseEndpoint, then https://ssm.<region>.<partition DNS suffix>.
+	BaseEndpoint *string
+	// HTTPClient sends the requests (default aws.Config.HTTPClient, else aws-sdk-go-v2's
+	// BuildableClient, which honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
 	HTTPClient aws.HTTPClient
-	// MaxAttempts bounds attempts including the first (default 5).
-	MaxAttempts int
-	// AttemptTimeout cuts off one attempt (default 15s); a cut-off attempt is retried.
+	// Retryer decides retries and backoff (default aws.Config.Retryer(), else retry.NewStandard
+	// with aws.Config.RetryMaxAttempts or DefaultMaxAttempts attempts and its jittered backoff
+	// capped at 20s). Throttling,
+	// TooManyUpdates, 5xx, 429, network errors and cut-off attempts are retryable: *APIError says so
+	// through RetryableError, which the SDK's standard retryer asks first.
+	Retryer aws.Retryer
+	// AttemptTimeout cuts off one attempt (default DefaultAttemptTimeout); a cut-off attempt is retried.
 	AttemptTimeout time.Duration
-	// Timeout bounds the whole call including retries (default 2m). The caller's context applies too.
+	// Timeout bounds the whole call including retries (default DefaultTimeout). The caller's
+	// context applies too.
 	Timeout time.Duration
-	// Backoff computes the pause before the next attempt (default: the SDK's exponential jitter
-	// backoff, capped at 20s).
-	Backoff retry.BackoffDelayer
 	// UserAgent is sent as User-Agent (default "ekslink-registration").
 	UserAgent string
 }
@@ -53,13 +68,31 @@ type ClientOptions struct {
 // Client calls SSM RegisterManagedInstance, an anonymous awsJson1.1 operation that is not part of the
 // public SDK model.
 type Client struct {
-	endpoint string
-	opts     ClientOptions
+	endpoint  string
+	userAgent string
+	timeout   time.Duration
+	caller    *awsjson.Caller
 }
 
-// NewClient validates opts and returns a Client.
-func NewClient(opts ClientOptions) (*Client, error) {
-	endpoint := opts.Endpoint
+// NewFromConfig builds a Client from an aws.Config (only its region, endpoint, HTTP client and
+// retryer are used: the operation is anonymous), then applies optFns in order. Unlike the SDK's
+// constructors it returns an error: it fails when no region or endpoint is configured or when the
+// endpoint is not an http(s) URL.
+func NewFromConfig(cfg aws.Config, optFns ...func(*ClientOptions)) (*Client, error) {
+	opts := ClientOptions{Region: cfg.Region, HTTPClient: cfg.HTTPClient}
+	if cfg.Retryer != nil {
+		opts.Retryer = cfg.Retryer()
+	}
+	for _, fn := range optFns {
+		fn(&opts)
+	}
+	var endpoint string
+	switch {
+	case opts.BaseEndpoint != nil && *opts.BaseEndpoint != "":
+		endpoint = *opts.BaseEndpoint
+	case cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "":
+		endpoint = *cfg.BaseEndpoint
+	}
 	if endpoint == "" {
 		host, err := iamarn.Hostname("ssm", opts.Region, false)
 		if err != nil {
@@ -75,22 +108,28 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = awshttp.NewBuildableClient()
 	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 5
+	if opts.Retryer == nil {
+		attempts := DefaultMaxAttempts
+		if cfg.RetryMaxAttempts > 0 {
+			attempts = cfg.RetryMaxAttempts
+		}
+		opts.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = attempts })
 	}
 	if opts.AttemptTimeout <= 0 {
-		opts.AttemptTimeout = 15 * time.Second
+		opts.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if opts.Timeout <= 0 {
-		opts.Timeout = 2 * time.Minute
-	}
-	if opts.Backoff == nil {
-		opts.Backoff = retry.NewExponentialJitterBackoff(20 * time.Second)
+		opts.Timeout = DefaultTimeout
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "ekslink-registration"
 	}
-	return &Client{endpoint: strings.TrimRight(endpoint, "/") + "/", opts: opts}, nil
+	c := &Client{endpoint: strings.TrimRight(endpoint, "/") + "/", userAgent: opts.UserAgent, timeout: opts.Timeout}
+	c.caller = &awsjson.Caller{HTTPClient: opts.HTTPClient, Retryer: opts.Retryer, AttemptTimeout: opts.AttemptTimeout,
+		Wrap: func(err error) error {
+			return fmt.Errorf("registration: RegisterManagedInstance at %s: %w", c.endpoint, err)
+		}}
+	return c, nil
 }
 
 // Endpoint is the URL requests are sent to.
@@ -148,32 +187,21 @@ func (c *Client) RegisterManagedInstance(ctx context.Context, in RegisterInput) 
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		id, err := c.attempt(ctx, body)
-		if err == nil {
-			return id, nil
-		}
-		redactCode(err, in.ActivationCode)
-		lastErr = err
-		if !retryable(ctx, err) || attempt >= c.opts.MaxAttempts {
-			break
-		}
-		delay, derr := c.opts.Backoff.BackoffDelay(attempt, err)
-		if derr != nil {
-			break
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return "", fmt.Errorf("registration: RegisterManagedInstance gave up after %d attempts: %w (last error: %v)", attempt, ctx.Err(), lastErr)
-		case <-t.C:
-		}
+	req := awsjson.Request{URL: c.endpoint, Body: body, Header: http.Header{
+		"Content-Type": {jsonContent}, "X-Amz-Target": {registerTarget}, "User-Agent": {c.userAgent}}}
+	var id string
+	err = c.caller.Do(ctx, req, func(resp *awsjson.Response) error {
+		var derr error
+		id, derr = decodeRegisterAnswer(resp)
+		redactCode(derr, in.ActivationCode)
+		return derr
+	})
+	if err != nil {
+		return "", err
 	}
-	return "", lastErr
+	return id, nil
 }
 
 // redactCode removes the activation code from an error answer's message: AWS validation messages
@@ -184,26 +212,6 @@ func redactCode(err error, code string) {
 	if code != "" && errors.As(err, &ae) {
 		ae.Message = strings.ReplaceAll(ae.Message, code, "<activation code>")
 	}
-}
-
-func retryable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return ae.Retryable()
-	}
-	if errors.Is(err, ErrInvalidInput) {
-		return false
-	}
-	var re *responseError
-	if errors.As(err, &re) {
-		// A 2xx answer: the registration may well have happened.
-		return false
-	}
-	// Network errors and attempt timeouts (the overall context is still alive).
-	return true
 }
 
 // instanceIDPattern is SSM's InstanceId pattern, loosened on lengths: "mi-<hex>" for hybrid
@@ -222,57 +230,22 @@ type responseError struct{ msg string }
 // Error returns the message.
 func (e *responseError) Error() string { return e.msg }
 
-func (c *Client) attempt(ctx context.Context, body []byte) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", jsonContent)
-	req.Header.Set("X-Amz-Target", registerTarget)
-	req.Header.Set("User-Agent", c.opts.UserAgent)
-	resp, err := c.opts.HTTPClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("registration: RegisterManagedInstance at %s: %w", c.endpoint, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", fmt.Errorf("registration: reading RegisterManagedInstance answer: %w", err)
-	}
-	reqID := resp.Header.Get("X-Amzn-RequestId")
+func decodeRegisterAnswer(resp *awsjson.Response) (string, error) {
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Type     string `json:"__type"`
-			Code     string `json:"code"`
-			Message  string `json:"message"`
-			MessageU string `json:"Message"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		code := errorCode(e.Type)
-		if code == "" {
-			code = errorCode(e.Code)
-		}
-		if code == "" {
-			code = errorCode(resp.Header.Get("X-Amzn-ErrorType"))
-		}
+		info := awsjson.ParseError(awsjson.JSON11, resp)
+		code := info.Code
 		if code == "" {
 			code = http.StatusText(resp.StatusCode)
 		}
-		msg := e.Message
-		if msg == "" {
-			msg = e.MessageU
-		}
-		return "", &APIError{StatusCode: resp.StatusCode, Code: code, Message: msg, RequestID: reqID}
+		return "", &APIError{StatusCode: resp.StatusCode, Code: code, Message: info.Message, RequestID: info.RequestID}
 	}
 	var out struct {
 		InstanceID string `json:"InstanceId"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil || !ValidInstanceID(out.InstanceID) {
+	if err := json.Unmarshal(resp.Body, &out); err != nil || !ValidInstanceID(out.InstanceID) {
 		// Not retried: a 2xx means SSM registered the material, and another attempt would burn
 		// another registration of the activation.
-		return "", &responseError{msg: fmt.Sprintf("registration: unexpected RegisterManagedInstance answer (HTTP %d, %d bytes, request id %q): want {\"InstanceId\":\"mi-...\" or \"eks_c:...\"}; SSM may have registered the key material", resp.StatusCode, len(raw), reqID)}
+		return "", &responseError{msg: fmt.Sprintf("registration: unexpected RegisterManagedInstance answer (HTTP %d, %d bytes, request id %q): want {\"InstanceId\":\"mi-...\" or \"eks_c:...\"}; SSM may have registered the key material", resp.StatusCode, len(resp.Body), resp.Header.Get("X-Amzn-RequestId"))}
 	}
 	return out.InstanceID, nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 
@@ -31,6 +32,11 @@ const (
 
 var noBackoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 
+// retryer is the SDK's standard retryer with a 1ms backoff and the given attempts.
+func retryer(attempts int) aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = attempts; o.Backoff = noBackoff })
+}
+
 func ssmServer(t *testing.T) *awstest.Server {
 	t.Helper()
 	return awstest.New(t, awstest.Options{Service: "ssm", Protocol: awstest.JSON, Anonymous: true})
@@ -38,12 +44,14 @@ func ssmServer(t *testing.T) *awstest.Server {
 
 func newClient(t *testing.T, s *awstest.Server, mod func(*registration.ClientOptions)) *registration.Client {
 	t.Helper()
-	o := registration.ClientOptions{Region: "us-west-2", Endpoint: s.URL, HTTPClient: s.Client(), Backoff: noBackoff,
-		AttemptTimeout: 2 * time.Second, Timeout: 10 * time.Second}
-	if mod != nil {
-		mod(&o)
-	}
-	c, err := registration.NewClient(o)
+	c, err := registration.NewFromConfig(aws.Config{Region: "us-west-2"}, func(o *registration.ClientOptions) {
+		o.BaseEndpoint, o.HTTPClient, o.Retryer = aws.String(s.URL), s.Client(), retryer(registration.DefaultMaxAttempts)
+		o.AttemptTimeout, o.Timeout = 2*time.Second, 10*time.Second
+	}, func(o *registration.ClientOptions) {
+		if mod != nil {
+			mod(o)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +178,7 @@ func TestRegisterManagedInstanceErrors(t *testing.T) {
 				}
 				awstest.WriteJSONError(w, tc.status, tc.typ, "details from SSM")
 			})
-			_, err := newClient(t, s, func(o *registration.ClientOptions) { o.MaxAttempts = 3 }).RegisterManagedInstance(context.Background(), testInput(t))
+			_, err := newClient(t, s, func(o *registration.ClientOptions) { o.Retryer = retryer(3) }).RegisterManagedInstance(context.Background(), testInput(t))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -228,7 +236,7 @@ func TestHangingEndpointIsCutOffByTheDeadlines(t *testing.T) {
 	c := newClient(t, s, func(o *registration.ClientOptions) {
 		o.AttemptTimeout = 100 * time.Millisecond
 		o.Timeout = 450 * time.Millisecond
-		o.MaxAttempts = 100
+		o.Retryer = retryer(100)
 	})
 	start := time.Now()
 	_, err := c.RegisterManagedInstance(context.Background(), testInput(t))
@@ -274,7 +282,9 @@ func TestNetworkErrorsAreRetried(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { _ = l.Close() })
-	c, err := registration.NewClient(registration.ClientOptions{Region: "us-west-2", Endpoint: "http://" + addr, Backoff: noBackoff, MaxAttempts: 3})
+	c, err := registration.NewFromConfig(aws.Config{Region: "us-west-2"}, func(o *registration.ClientOptions) {
+		o.BaseEndpoint, o.Retryer = aws.String("http://"+addr), retryer(3)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,27 +318,29 @@ func TestEndpointFollowsThePartition(t *testing.T) {
 		"eu-isoe-west-1":  "https://ssm.eu-isoe-west-1.cloud.adc-e.uk/",
 		"eusc-de-east-1":  "https://ssm.eusc-de-east-1.amazonaws.eu/",
 	} {
-		c, err := registration.NewClient(registration.ClientOptions{Region: region})
+		c, err := registration.NewFromConfig(aws.Config{Region: region})
 		if err != nil || c.Endpoint() != want {
 			t.Errorf("%s: endpoint %q, %v; want %q", region, c.Endpoint(), err, want)
 		}
 	}
-	if _, err := registration.NewClient(registration.ClientOptions{}); err == nil {
+	if _, err := registration.NewFromConfig(aws.Config{}); err == nil {
 		t.Error("no region and no endpoint accepted")
 	}
 	// An SDK FIPS pseudo-region names no SSM endpoint ("ssm.fips-us-east-1.amazonaws.com" does not
 	// exist): it is refused with iamarn's typed error, like every other region that is not one.
 	for _, region := range []string{"fips-us-east-1", "us-east-1-fips", "Europe"} {
 		var re *iamarn.RegionError
-		if _, err := registration.NewClient(registration.ClientOptions{Region: region}); !errors.As(err, &re) || !errors.Is(err, iamarn.ErrInvalidRegion) {
+		if _, err := registration.NewFromConfig(aws.Config{Region: region}); !errors.As(err, &re) || !errors.Is(err, iamarn.ErrInvalidRegion) {
 			t.Errorf("region %q: %v, want an *iamarn.RegionError", region, err)
 		}
 	}
-	c, err := registration.NewClient(registration.ClientOptions{Region: "eu-west-1", Endpoint: "https://vpce-123.ssm.eu-west-1.vpce.amazonaws.com"})
+	c, err := registration.NewFromConfig(aws.Config{Region: "eu-west-1"}, func(o *registration.ClientOptions) {
+		o.BaseEndpoint = aws.String("https://vpce-123.ssm.eu-west-1.vpce.amazonaws.com")
+	})
 	if err != nil || c.Endpoint() != "https://vpce-123.ssm.eu-west-1.vpce.amazonaws.com/" {
 		t.Errorf("override: %q, %v", c.Endpoint(), err)
 	}
-	if _, err := registration.NewClient(registration.ClientOptions{Endpoint: "ftp://x"}); err == nil {
+	if _, err := registration.NewFromConfig(aws.Config{BaseEndpoint: aws.String("ftp://x")}); err == nil {
 		t.Error("ftp endpoint accepted")
 	}
 }
@@ -338,7 +350,7 @@ func BenchmarkRegisterManagedInstance(b *testing.B) {
 	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
 		awstest.WriteJSON(w, "", map[string]string{"InstanceId": "mi-1"})
 	})
-	c, _ := registration.NewClient(registration.ClientOptions{Region: "us-west-2", Endpoint: s.URL, HTTPClient: s.Client()})
+	c, _ := registration.NewFromConfig(aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(s.URL), HTTPClient: s.Client()})
 	key, _ := registration.GenerateKey(time.Now())
 	in := registration.RegisterInput{ActivationID: testActivationID, ActivationCode: testActivationCode, Fingerprint: "f", PublicKey: key.PublicKey}
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-logr/logr"
 
 	"github.com/ekslink/ekslink/statestore"
@@ -21,7 +22,7 @@ type Activation struct {
 type Options struct {
 	// Region of the activation (required).
 	Region string
-	// Client registers with SSM (default: NewClient(ClientOptions{Region: Region})).
+	// Client registers with SSM (default: NewFromConfig(aws.Config{Region: Region})).
 	Client Registerer
 	// Logger receives one line per meaningful event (default: discard). Codes and keys are never logged.
 	Logger logr.Logger
@@ -61,7 +62,7 @@ func New(store statestore.Store, activation Activation, opts Options) (*Registra
 		return nil, fmt.Errorf("%w: no region", ErrInvalidInput)
 	}
 	if opts.Client == nil {
-		c, err := NewClient(ClientOptions{Region: opts.Region})
+		c, err := NewFromConfig(aws.Config{Region: opts.Region})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
 	"github.com/ekslink/ekslink/internal/awstest"
@@ -83,8 +84,12 @@ func (f *fakeSSM) registrations() map[string]registered {
 }
 
 func (f *fakeSSM) client(t *testing.T) *Client {
-	c, err := NewClient(ClientOptions{Region: "us-west-2", Endpoint: f.URL, HTTPClient: f.Client(),
-		Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })})
+	c, err := NewFromConfig(aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(f.URL), HTTPClient: f.Client()}, func(o *ClientOptions) {
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = DefaultMaxAttempts
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +276,7 @@ func TestEnsureKeepsPendingStateOnFinalErrors(t *testing.T) {
 	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
 		awstest.WriteJSONError(w, 400, "ActivationExpired", "expired")
 	})
-	c, _ := NewClient(ClientOptions{Region: "us-west-2", Endpoint: s.URL, HTTPClient: s.Client()})
+	c, _ := NewFromConfig(aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(s.URL), HTTPClient: s.Client()})
 	store := statestore.NewMemory()
 	r, _ := New(store, Activation{ID: actA, Code: code}, Options{Region: "us-west-2", Client: c})
 	if _, err := r.Ensure(ctx); !errors.Is(err, ErrActivationExpired) {

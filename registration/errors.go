@@ -123,6 +123,10 @@ func (e *APIError) Retryable() bool {
 	return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests
 }
 
+// RetryableError tells the SDK's standard retryer (which asks it first) what Retryable says, so
+// that any retry.Standard a caller configures follows SSM's codes.
+func (e *APIError) RetryableError() bool { return e.Retryable() }
+
 // Final reports whether err is one of the final, typed SSM errors.
 func Final(err error) bool {
 	var ae *APIError
@@ -131,16 +135,4 @@ func Final(err error) bool {
 		return ok
 	}
 	return false
-}
-
-// errorCode normalises "__type" values: "com.amazonaws.ssm#ActivationExpired" and
-// "ActivationExpired:http://..." both become "ActivationExpired".
-func errorCode(t string) string {
-	if i := strings.LastIndexByte(t, '#'); i >= 0 {
-		t = t[i+1:]
-	}
-	if i := strings.IndexByte(t, ':'); i >= 0 {
-		t = t[:i]
-	}
-	return strings.TrimSpace(t)
 }

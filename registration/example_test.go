@@ -8,17 +8,19 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
 )
 
 func Example() {
-	// A stand-in for SSM; in a cluster leave Endpoint empty and set the region.
+	// A stand-in for SSM; in a cluster leave BaseEndpoint unset: the region picks the endpoint.
 	ssm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"InstanceId":"mi-0123456789abcdef0"}`)
 	}))
 	defer ssm.Close()
-	client, _ := registration.NewClient(registration.ClientOptions{Region: "eu-west-1", Endpoint: ssm.URL})
+	client, _ := registration.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(ssm.URL)})
 
 	ctx := context.Background()
 	store := statestore.NewMemory() // in a cluster: statestore.NewSecret(clientset, "eks-connector", "eks-connector-state-0")

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -23,7 +25,7 @@ func TestDefaultClientHonoursProxyEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := registration.NewClient(registration.ClientOptions{Region: "eu-west-1", Endpoint: "http://ssm.eu-west-1.example.invalid", MaxAttempts: 1})
+		c, err := registration.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String("http://ssm.eu-west-1.example.invalid"), RetryMaxAttempts: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -246,13 +247,18 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The SDK's shared configuration supplies the HTTP client: it honours AWS_CA_BUNDLE and the
-	// proxy environment the way every AWS tool does. RegisterManagedInstance itself is anonymous.
+	// The SDK's shared configuration supplies the HTTP client (it honours AWS_CA_BUNDLE and the
+	// proxy environment the way every AWS tool does), AWS_ENDPOINT_URL and the retry settings
+	// (AWS_MAX_ATTEMPTS). RegisterManagedInstance itself is anonymous.
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(o.region))
 	if err != nil {
 		return fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}
-	client, err := registration.NewClient(registration.ClientOptions{Region: o.region, Endpoint: o.ssmEndpoint, HTTPClient: awsCfg.HTTPClient})
+	client, err := registration.NewFromConfig(awsCfg, func(co *registration.ClientOptions) {
+		if o.ssmEndpoint != "" {
+			co.BaseEndpoint = aws.String(o.ssmEndpoint)
+		}
+	})
 	if err != nil {
 		return err
 	}
