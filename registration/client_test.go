@@ -413,3 +413,31 @@ func TestErrorsNeverCarryTheActivationCode(t *testing.T) {
 		t.Fatalf("error carries the activation code: %v", err)
 	}
 }
+
+// NewFromConfig takes the region, HTTP client, endpoint and retryer from the aws.Config, as the
+// SDK's service clients do, and the option functions run after it.
+func TestNewFromConfigTakesTheAWSConfig(t *testing.T) {
+	s := ssmServer(t)
+	var calls atomic.Int32
+	s.HandleTarget("AmazonSSM.RegisterManagedInstance", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	cfg := aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(s.URL), HTTPClient: s.Client(),
+		Retryer: func() aws.Retryer { return retryer(2) }}
+	c, err := registration.NewFromConfig(cfg)
+	if err != nil || c.Endpoint() != s.URL+"/" {
+		t.Fatalf("endpoint %q, %v", c.Endpoint(), err)
+	}
+	if _, err := c.RegisterManagedInstance(context.Background(), testInput(t)); err == nil || calls.Load() != 2 {
+		t.Fatalf("%v after %d calls, want the config's retryer's 2 attempts", err, calls.Load())
+	}
+	calls.Store(0)
+	c, err = registration.NewFromConfig(cfg, func(o *registration.ClientOptions) { o.Retryer = retryer(4) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RegisterManagedInstance(context.Background(), testInput(t)); err == nil || calls.Load() != 4 {
+		t.Fatalf("%v after %d calls, want the option's 4 attempts", err, calls.Load())
+	}
+}
