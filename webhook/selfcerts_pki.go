@@ -92,7 +92,8 @@ func parseKeyPair(certPEM, keyPEM []byte) (*keyPair, error) {
 	if !ok || !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, errors.New("the key is not the certificate's ECDSA key")
 	}
-	return &keyPair{cert: cert, key: key, certPEM: certPEM, keyPEM: keyPEM}, nil
+	// certPEM may be a bundle: keep only the certificate itself.
+	return &keyPair{cert: cert, key: key, certPEM: pem.EncodeToMemory(cb), keyPEM: keyPEM}, nil
 }
 
 // parseCerts parses every CERTIFICATE block of a PEM bundle.

@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ekslink/ekslink/internal/testenv"
+)
+
+// Two replicas rotate at the same moment: the one whose update loses (resourceVersion
+// precondition, 409 from the real API server) re-reads and serves the winner's certificate.
+func TestSelfCertsConflictOnTheSecretIsResolvedByReReading(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	realNow := time.Now()
+	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
+	sc, _ := selfCertsSetup(t, env, ns, clock)
+	winner := newTestSelfCerts(t, env, ns, clock)
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(realNow)
+	writes := 0
+	sc.beforeWrite = func() {
+		writes++
+		if writes == 1 { // the winner writes between our read and our update
+			if err := winner.Sync(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatalf("Sync after losing the race: %v", err)
+	}
+	sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, "pod-identity-webhook-certs", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	won, err := parseKeyPair(sec.Data[SecretKeyCert], sec.Data[SecretKeyKey])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sc.servingLeaf(t), won.cert.Raw) || !bytes.Equal(winner.servingLeaf(t), won.cert.Raw) {
+		t.Fatal("after the conflict the replicas serve different certificates, or not the Secret's")
+	}
+	if writes != 1 {
+		t.Errorf("the loser tried %d writes; after re-reading the winner's fresh certificate it should write none", writes)
+	}
+}
+
+// Past 2/3 of the CA's life a new CA signs a new serving certificate; the caBundle holds the new
+// CA and the old one (still valid) so that replicas still serving the old certificate verify.
+func TestSelfCertsCARotationOverlaps(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	realNow := time.Now()
+	clock := &fakeClock{now: realNow.Add(-7 * 365 * 24 * time.Hour)}
+	sc, mwc := selfCertsSetup(t, env, ns, clock)
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldCAs, _ := parseCerts(sc.CABundle())
+	clock.Set(realNow)
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cas, _ := parseCerts(sc.CABundle())
+	if len(oldCAs) != 1 || len(cas) != 2 || !cas[1].Equal(oldCAs[0]) || cas[0].Equal(oldCAs[0]) {
+		t.Fatalf("caBundle after the CA rotation has %d CAs (before: %d), want the new CA then the old one", len(cas), len(oldCAs))
+	}
+	got, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Webhooks[0].ClientConfig.CABundle, sc.CABundle()) {
+		t.Error("the webhook configuration does not carry both CAs")
+	}
+	addr := serverAddr(t, sc)
+	if leaf := dialVerified(t, addr, sc.DNSNames()[1], sc.CABundle()); !bytes.Equal(leaf, sc.servingLeaf(t)) {
+		t.Error("the served certificate is not the new one")
+	}
+	waitMutated(t, env, ns)
+
+	// Once the old CA has expired it leaves the bundle.
+	clock.Set(realNow.Add(3*365*24*time.Hour + 48*time.Hour))
+	data, why, err := sc.plan(map[string][]byte{SecretKeyCABundle: sc.CABundle(), SecretKeyCAKey: mustSecret(t, env, ns).Data[SecretKeyCAKey]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := parseCerts(data[SecretKeyCABundle]); len(n) != 1 || why == "" {
+		t.Errorf("after the old CA expired the bundle has %d CAs (%s), want 1", len(n), why)
+	}
+}
+
+func mustSecret(t *testing.T, env *testenv.Env, ns string) *corev1.Secret {
+	t.Helper()
+	s, err := env.Client.CoreV1().Secrets(ns).Get(testenv.Context(t), "pod-identity-webhook-certs", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
