@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ekslink/ekslink/internal/testenv"
@@ -105,4 +106,44 @@ func mustSecret(t *testing.T, env *testenv.Env, ns string) *corev1.Secret {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// The RBAC docs/webhook.md lists is enough: get/update on the Secret by name, create on secrets
+// (RBAC cannot restrict create by name), get/update on the one webhook configuration by name.
+func TestSelfCertsRunWithMinimalRBAC(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	realNow := time.Now()
+	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
+	_, mwc := selfCertsSetup(t, env, ns, clock)
+	env.CreateServiceAccount(t, ns, "webhook")
+	sub := testenv.ServiceAccountSubject(ns, "webhook")
+	env.Grant(t, ns, "webhook-secret", sub, []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"pod-identity-webhook-certs"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+	})
+	env.Grant(t, "", "webhook-config-"+ns, sub, []rbacv1.PolicyRule{
+		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get", "update"}, ResourceNames: []string{mwc.Name}},
+	})
+	client := env.ClientForToken(t, env.Token(t, ns, "webhook", nil, time.Hour))
+	sc, err := NewSelfCerts(client, SelfCertsOptions{SecretNamespace: ns, SecretName: "pod-identity-webhook-certs",
+		ServiceNamespace: ns, ServiceName: selfSvc, WebhookConfigName: mwc.Name, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatalf("first sync (create, caBundle) with the minimal RBAC: %v", err)
+	}
+	clock.Set(realNow.Add(7 * 365 * 24 * time.Hour)) // both certificates due: update, new caBundle
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatalf("rotation with the minimal RBAC: %v", err)
+	}
+	got, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := parseCerts(got.Webhooks[0].ClientConfig.CABundle); len(n) != 2 {
+		t.Errorf("caBundle after the CA rotation has %d CAs, want 2", len(n))
+	}
 }
