@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -32,6 +33,10 @@ const (
 	DefaultServingValidity = 365 * 24 * time.Hour
 	DefaultCertCheckPeriod = time.Minute
 )
+
+// CAPropagationDelay is how long a new CA stays in the caBundle, next to the old one, before it
+// signs serving certificates (its NotBefore is a minute before its creation).
+const CAPropagationDelay = 3 * time.Minute
 
 // SelfCertsOptions configures a SelfCerts.
 type SelfCertsOptions struct {
@@ -263,7 +268,9 @@ func (s *SelfCerts) plan(data map[string][]byte) (map[string][]byte, string, err
 	switch {
 	case err != nil:
 		reissue = "no valid serving certificate in the Secret"
-	case serving.cert.CheckSignatureFrom(ca.cert) != nil:
+	case serving.cert.CheckSignatureFrom(ca.cert) != nil && (now.Sub(ca.cert.NotBefore) >= CAPropagationDelay || !signedByOneOf(serving.cert, bundle)):
+		// A new CA signs serving certificates only once the API server has had time to load
+		// the caBundle that names it; until then the current certificate (old CA) stays.
 		reissue = "the serving certificate is not signed by the current CA"
 	case !equalStrings(serving.cert.DNSNames, s.DNSNames()):
 		reissue = fmt.Sprintf("the serving certificate is for %v, want %v", serving.cert.DNSNames, s.DNSNames())
@@ -278,6 +285,17 @@ func (s *SelfCerts) plan(data map[string][]byte) (map[string][]byte, string, err
 		why = joinReasons(why, reissue)
 	}
 	return out, why, nil
+}
+
+// signedByOneOf reports whether a CA of the PEM bundle signed c.
+func signedByOneOf(c *x509.Certificate, bundle []byte) bool {
+	cas, _ := parseCerts(bundle)
+	for _, ca := range cas {
+		if c.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func joinReasons(a, b string) string {

@@ -147,3 +147,43 @@ func TestSelfCertsRunWithMinimalRBAC(t *testing.T) {
 		t.Errorf("caBundle after the CA rotation has %d CAs, want 2", len(n))
 	}
 }
+
+// A new CA is published in the caBundle before it signs anything: right after the CA rotation
+// the serving certificate of the old CA stays (the API server may not have loaded the new
+// caBundle yet); after CAPropagationDelay the new CA signs a new one.
+func TestSelfCertsNewCASignsOnlyAfterPropagation(t *testing.T) {
+	t0 := time.Now()
+	clock := &fakeClock{now: t0}
+	sc, err := NewSelfCerts(nil, SelfCertsOptions{SecretNamespace: "ns", SecretName: "s", ServiceNamespace: "ns", ServiceName: "svc",
+		CAValidity: 30 * time.Hour, ServingValidity: 10 * time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(at time.Duration, data map[string][]byte) (map[string][]byte, string) {
+		t.Helper()
+		clock.Set(t0.Add(at))
+		out, why, err := sc.plan(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, why
+	}
+	d0, _ := step(0, nil)
+	d1, why := step(18*time.Hour, d0) // serving due (2/3 of 10 h), CA not (2/3 of 30 h)
+	if bytes.Equal(d1[SecretKeyCert], d0[SecretKeyCert]) || !bytes.Equal(d1[SecretKeyCAKey], d0[SecretKeyCAKey]) {
+		t.Fatalf("at 18 h: %s", why)
+	}
+	d2, why := step(20*time.Hour+2*time.Minute, d1) // CA due
+	if cas, _ := parseCerts(d2[SecretKeyCABundle]); len(cas) != 2 || bytes.Equal(d2[SecretKeyCAKey], d1[SecretKeyCAKey]) {
+		t.Fatalf("at the CA's 2/3: %d CAs in the bundle (%s), want a new CA next to the old", len(cas), why)
+	}
+	if !bytes.Equal(d2[SecretKeyCert], d1[SecretKeyCert]) {
+		t.Fatal("a serving certificate of the new CA was issued before the API server could load the caBundle naming it")
+	}
+	d3, why := step(20*time.Hour+2*time.Minute+CAPropagationDelay, d2)
+	newCA, _ := parseCerts(d3[SecretKeyCABundle])
+	serving, err := parseKeyPair(d3[SecretKeyCert], d3[SecretKeyKey])
+	if err != nil || serving.cert.CheckSignatureFrom(newCA[0]) != nil {
+		t.Fatalf("after the propagation delay the serving certificate is not the new CA's (%s, %v)", why, err)
+	}
+}
