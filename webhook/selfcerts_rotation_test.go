@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -186,4 +187,34 @@ func TestSelfCertsNewCASignsOnlyAfterPropagation(t *testing.T) {
 	if err != nil || serving.cert.CheckSignatureFrom(newCA[0]) != nil {
 		t.Fatalf("after the propagation delay the serving certificate is not the new CA's (%s, %v)", why, err)
 	}
+}
+
+// Run re-checks on its own: once the clock passes the serving certificate's 2/3, the running
+// server serves the new certificate with no restart and no call from the test.
+func TestSelfCertsRunRotatesWithoutRestart(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	realNow := time.Now()
+	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
+	sc, _ := selfCertsSetup(t, env, ns, clock)
+	sc.o.CheckPeriod = 50 * time.Millisecond
+	if err := sc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := serverAddr(t, sc)
+	before := dialVerified(t, addr, sc.DNSNames()[0], sc.CABundle())
+	done := make(chan struct{})
+	runCtx, cancel := context.WithCancel(ctx)
+	go func() { sc.Run(runCtx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	clock.Set(realNow)
+	deadline := time.Now().Add(10 * time.Second)
+	for bytes.Equal(dialVerified(t, addr, sc.DNSNames()[0], sc.CABundle()), before) {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not rotate the serving certificate within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitMutated(t, env, ns)
 }
