@@ -14,6 +14,10 @@
 // service accounts come from an informer cache, with a bounded live GET on a miss so that a pod
 // created right after its service account is still mutated; it never blocks a pod by itself.
 //
-// It deliberately does not manage the serving certificate, the MutatingWebhookConfiguration or
-// the OIDC issuer (see package oidc); cmd/pod-identity-webhook is the binary.
+// SelfCerts gives it a serving certificate with no manual step: its own CA and serving certificate
+// kept in a Secret, rotated at 2/3 of their life (CAs overlapping in the caBundle), the caBundle set
+// on its own MutatingWebhookConfiguration's webhooks, served through tls.Config.GetCertificate.
+//
+// It does not create the MutatingWebhookConfiguration or manage the OIDC issuer (see package
+// oidc); cmd/pod-identity-webhook is the binary.
 package webhook

@@ -24,6 +24,8 @@ type options struct {
 	inCluster                 bool
 	serviceName, namespace    string
 	tlsSecret                 string
+	certSecret                string
+	webhookConfigName         string
 	debugHandlers             bool
 	composeRoleARN            bool
 	watchConfigMap            bool
@@ -34,9 +36,12 @@ type options struct {
 	logToStderr, alsoToStderr bool
 
 	cfg webhook.Config
+
+	flags *pflag.FlagSet // to tell flags set on the command line from defaults
 }
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
+	o.flags = fs
 	fs.IntVar(&o.port, "port", 443, "Port to listen on (TLS: /mutate, /healthz, /readyz)")
 	fs.IntVar(&o.metricsPort, "metrics-port", 9999, "Port to listen on for metrics (http: /metrics, /healthz, /readyz)")
 
@@ -51,6 +56,8 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.serviceName, "service-name", "pod-identity-webhook", "(in-cluster) The service name fronting this webhook")
 	fs.StringVar(&o.namespace, "namespace", "eks", "The namespace this webhook and its configmap reside in")
 	fs.StringVar(&o.tlsSecret, "tls-secret", "pod-identity-webhook", "(in-cluster) The secret name for storing the TLS serving cert")
+	fs.StringVar(&o.certSecret, "cert-secret", "", "(ekslink) <namespace>/<name> of a Secret in which the webhook keeps its own CA and serving certificate for <service-name>.<namespace>.svc, created if missing and rotated before expiry; instead of --tls-cert/--tls-key")
+	fs.StringVar(&o.webhookConfigName, "webhook-config-name", "", "(ekslink, with --cert-secret) The MutatingWebhookConfiguration whose webhooks pointing at <namespace>/<service-name> get the CA bundle")
 
 	c := &o.cfg
 	fs.StringVar(&c.AnnotationPrefix, "annotation-prefix", webhook.DefaultAnnotationPrefix, "The Service Account annotation to look for")
@@ -82,8 +89,18 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 // check refuses what this binary does not do, instead of silently ignoring it.
 func (o *options) check() error {
 	var errs []error
-	if o.inCluster {
-		errs = append(errs, errors.New("--in-cluster=true (serving certificate through a CSR) is not supported: run with --in-cluster=false and --tls-cert/--tls-key (cert-manager or a mounted Secret)"))
+	if o.inCluster && o.certSecret == "" {
+		errs = append(errs, errors.New("--in-cluster=true (serving certificate through a CSR) is not supported: run with --cert-secret <namespace>/<name> (self-managed certificates), or --in-cluster=false and --tls-cert/--tls-key (cert-manager or a mounted Secret)"))
+	}
+	if o.certSecret != "" {
+		if o.flags != nil && (o.flags.Changed("tls-cert") || o.flags.Changed("tls-key")) {
+			errs = append(errs, errors.New("--cert-secret and --tls-cert/--tls-key are mutually exclusive: either the webhook manages its certificate in the Secret, or it serves the files"))
+		}
+		if ns, name, ok := strings.Cut(o.certSecret, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("--cert-secret %q: want <namespace>/<name>", o.certSecret))
+		}
+	} else if o.webhookConfigName != "" {
+		errs = append(errs, errors.New("--webhook-config-name needs --cert-secret: with --tls-cert/--tls-key the caBundle is not the webhook's to set"))
 	}
 	if o.composeRoleARN {
 		errs = append(errs, errors.New("--compose-role-arn is not supported: annotate service accounts with full role ARNs"))

@@ -28,7 +28,9 @@ a projected service account token volume and its mount, exactly as
 aws/amazon-eks-pod-identity-webhook does, with the same flags.
 
 It serves /mutate, /healthz and /readyz over TLS on --port, and /metrics, /healthz and /readyz over
-plain HTTP on --metrics-port. Register it with failurePolicy: Ignore; it never refuses a pod.`,
+plain HTTP on --metrics-port. Register it with failurePolicy: Ignore; it never refuses a pod.
+The certificate comes from --tls-cert/--tls-key (reloaded on change), or, with --cert-secret and
+--webhook-config-name, is its own: kept in that Secret, rotated, and its CA set as the caBundle.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

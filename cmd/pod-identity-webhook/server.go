@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,12 +33,6 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 	if err != nil {
 		return err
 	}
-	certs, err := newCertFiles(o.tlsCert, o.tlsKey, log)
-	if err != nil {
-		return err
-	}
-	tlsCfg.GetCertificate = certs.get
-
 	restCfg, err := clientcmd.BuildConfigFromFlags(o.kubeAPI, o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubernetes client configuration (--kubeconfig %q, --kube-api %q, else in-cluster): %w", o.kubeconfig, o.kubeAPI, err)
@@ -47,6 +42,28 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return err
+	}
+
+	var selfCerts *webhook.SelfCerts
+	if o.certSecret != "" {
+		ns, name, _ := strings.Cut(o.certSecret, "/")
+		selfCerts, err = webhook.NewSelfCerts(client, webhook.SelfCertsOptions{
+			SecretNamespace: ns, SecretName: name, ServiceNamespace: o.namespace, ServiceName: o.serviceName,
+			WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"),
+		})
+		if err != nil {
+			return err
+		}
+		if err := selfCerts.Sync(ctx); err != nil {
+			return fmt.Errorf("--cert-secret %s: %w", o.certSecret, err)
+		}
+		tlsCfg.GetCertificate = selfCerts.GetCertificate
+	} else {
+		certs, err := newCertFiles(o.tlsCert, o.tlsKey, log)
+		if err != nil {
+			return err
+		}
+		tlsCfg.GetCertificate = certs.get
 	}
 
 	reg := prometheus.NewRegistry()
@@ -108,6 +125,9 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		}
 		return nil
 	})
+	if selfCerts != nil {
+		g.Go(func() error { selfCerts.Run(gctx); return nil })
+	}
 	g.Go(func() error { return serve(srv.ServeTLS(ln, "", "")) })
 	g.Go(func() error { return serve(metricsSrv.Serve(mln)) })
 	g.Go(func() error {
