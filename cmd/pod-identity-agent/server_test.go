@@ -51,23 +51,8 @@ func httpGet(t *testing.T, url, token string) (int, string) {
 // from a SigV4-verifying EKS Auth endpoint on the bind host that exists (the agent address is not on
 // this host and fails to bind), serves probes and metrics, and stops cleanly when its context ends (SIGTERM in main).
 func TestServerCommandFromEnvironment(t *testing.T) {
-	up := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
-	up.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("name") != "prod" {
-			awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "no such cluster")
-			return
-		}
-		awstest.WriteJSON(w, "", map[string]any{
-			"assumedRoleUser": map[string]string{"arn": "arn:aws:sts::111122223333:assumed-role/app/s", "assumeRoleId": "AROA:s"},
-			"credentials": map[string]any{"accessKeyId": "ASIAFROMBINARY", "secretAccessKey": "s", "sessionToken": "t",
-				"expiration": time.Now().Add(6 * time.Hour).Unix()},
-		})
-	})
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	up, caFile := fakeEKSAuth(t, "prod", "ASIAFROMBINARY", awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON})
+	dir := filepath.Dir(caFile)
 	port, probePort, metricsPort := freePort(t), freePort(t), freePort(t)
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID":                awstest.AccessKeyID,
@@ -174,4 +159,28 @@ func TestBadEnvironmentValueIsAnError(t *testing.T) {
 	if err := cmd.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "POD_IDENTITY_PORT") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// fakeEKSAuth is a SigV4-verifying EKS Auth endpoint (opts) that answers AssumeRoleForPodIdentity
+// for cluster with role credentials whose access key is accessKeyID, and 404 for any other
+// cluster; caFile (in a test directory) holds its CA.
+func fakeEKSAuth(t *testing.T, cluster, accessKeyID string, opts awstest.Options) (up *awstest.Server, caFile string) {
+	t.Helper()
+	up = awstest.New(t, opts)
+	up.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("name") != cluster {
+			awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "no such cluster")
+			return
+		}
+		awstest.WriteJSON(w, "", map[string]any{
+			"assumedRoleUser": map[string]string{"arn": "arn:aws:sts::111122223333:assumed-role/app/s", "assumeRoleId": "AROA:s"},
+			"credentials": map[string]any{"accessKeyId": accessKeyID, "secretAccessKey": "s", "sessionToken": "t",
+				"expiration": time.Now().Add(6 * time.Hour).Unix()},
+		})
+	})
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return up, caFile
 }

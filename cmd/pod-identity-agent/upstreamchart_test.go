@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,25 +82,10 @@ func newToken() string {
 // the next EKS Auth call, and a broken file fails readiness and the metric without any call being
 // signed.
 func TestUpstreamChartCommandLinesServe(t *testing.T) {
-	up := awstest.New(t, awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON, Credentials: []aws.Credentials{
+	up, caFile := fakeEKSAuth(t, "EKS_CLUSTER_NAME", "ASIAPOD", awstest.Options{Service: "eks-auth", Protocol: awstest.RESTJSON, Credentials: []aws.Credentials{
 		{AccessKeyID: awstest.AccessKeyID, SecretAccessKey: awstest.SecretAccessKey, SessionToken: awstest.SessionToken}, hybridKeysA, hybridKeysB,
 	}})
-	up.Handle("POST /clusters/{name}/assume-role-for-pod-identity", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("name") != "EKS_CLUSTER_NAME" {
-			awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "no such cluster")
-			return
-		}
-		awstest.WriteJSON(w, "", map[string]any{
-			"assumedRoleUser": map[string]string{"arn": "arn:aws:sts::111122223333:assumed-role/app/s", "assumeRoleId": "AROA:s"},
-			"credentials": map[string]any{"accessKeyId": "ASIAPOD", "secretAccessKey": "s", "sessionToken": "t",
-				"expiration": time.Now().Add(6 * time.Hour).Unix()},
-		})
-	})
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Dir(caFile)
 	for _, scenario := range []string{"default", "metrics", "hybrid", "addon"} {
 		t.Run(scenario, func(t *testing.T) {
 			up.Reset()
