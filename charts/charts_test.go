@@ -12,11 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/manifest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 const (
 	activationID   = "5a2ee3b4-8f3c-4c5e-9a7e-0f1b2c3d4e5f"
@@ -409,8 +409,8 @@ func TestLoadUnknownChart(t *testing.T) {
 }
 
 func TestChartOutputPassesServerSideDryRun(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	for chartName, cases := range map[string][]chartCase{Connector: connectorCases(), PodIdentityAgent: podIdentityCases()} {
 		for _, c := range cases {
 			t.Run(chartName+"/"+c.name, func(t *testing.T) {

@@ -17,13 +17,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/manifest"
 )
 
 var update = flag.Bool("update", false, "rewrite the checked-in YAML from manifest")
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func TestCheckedInYAMLMatchesTheRenderer(t *testing.T) {
 	tests := []struct {
@@ -112,8 +112,8 @@ func readFile(t *testing.T, name string) []byte {
 }
 
 func TestCheckedInYAMLPassesServerSideDryRun(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	// The connector YAML creates its own namespace; a dry run does not, so create it for real.
 	_, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manifest.DefaultNamespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -157,7 +157,7 @@ func TestUnsubstitutedTemplateIsRefused(t *testing.T) {
 	if _, err := manifest.Substitute(ConnectorTemplate(), nil); err == nil {
 		t.Fatal("Substitute accepted a template with placeholders")
 	}
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	objs, err := manifest.Decode(ConnectorTemplate())
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestUnsubstitutedTemplateIsRefused(t *testing.T) {
 	}
 	ns := env.Namespace(t)
 	secret[0].SetNamespace(ns)
-	if err := manifest.Apply(testenv.Context(t), env.Config, secret, manifest.ApplyOptions{DryRun: true}); err == nil {
+	if err := manifest.Apply(envtest.Context(t), env.Config, secret, manifest.ApplyOptions{DryRun: true}); err == nil {
 		t.Fatal("the API server accepted a Secret whose data is the literal placeholder")
 	}
 }
@@ -276,8 +276,8 @@ func TestTheEKSConnectorSedCommandStillWorks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	for _, o := range objs {
 		if o.GetNamespace() != "" {

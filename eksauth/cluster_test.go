@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ekslink/ekslink/eksauth"
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/iamarn"
-	"github.com/ekslink/ekslink/internal/awstest"
 )
 
 // localEKS serves DescribeCluster for the given clusters (name -> JSON "cluster" object) and records

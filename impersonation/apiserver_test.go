@@ -22,15 +22,15 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/streaming/pkg/httpstream/spdy"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 // apiFixture is a proxy in front of the real API server, running as service account
 // "eks-connector" allowed to impersonate exactly the ARNs in impersonable.
 type apiFixture struct {
-	env      *testenv.Env
+	env      *envtest.Env
 	ns       string
 	h        *Handler
 	proxyURL string
@@ -48,15 +48,15 @@ func impersonatorRules(arns ...string) []rbacv1.PolicyRule {
 	}
 }
 
-func setupAPI(t *testing.T, env *testenv.Env) *apiFixture {
+func setupAPI(t *testing.T, env *envtest.Env) *apiFixture {
 	t.Helper()
 	f := &apiFixture{env: env, ns: env.Namespace(t)}
 	f.allowed = "arn:aws:sts::123456789012:assumed-role/Viewer/" + f.ns
 	f.denied = "arn:aws:iam::123456789012:user/denied-" + f.ns
 	f.stranger = "arn:aws:iam::123456789012:user/stranger-" + f.ns
 	env.CreateServiceAccount(t, f.ns, "eks-connector")
-	env.Grant(t, "", f.ns+"-impersonator", testenv.ServiceAccountSubject(f.ns, "eks-connector"), impersonatorRules(f.allowed, f.denied))
-	env.Grant(t, f.ns, "configmaps", testenv.UserSubject(f.allowed), []rbacv1.PolicyRule{
+	env.Grant(t, "", f.ns+"-impersonator", envtest.ServiceAccountSubject(f.ns, "eks-connector"), impersonatorRules(f.allowed, f.denied))
+	env.Grant(t, f.ns, "configmaps", envtest.UserSubject(f.allowed), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 	})
 	token := env.Token(t, f.ns, "eks-connector", nil, time.Hour)
@@ -89,8 +89,8 @@ func identityHeader(arn string) func(http.RoundTripper) http.RoundTripper {
 }
 
 func TestRBACIsTheAPIServersAsTheImpersonatedARN(t *testing.T) {
-	f := setupAPI(t, testenv.Shared(t))
-	ctx := testenv.Context(t)
+	f := setupAPI(t, envtest.Shared(t))
+	ctx := envtest.Context(t)
 	_, err := f.env.Client.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}}, metav1.CreateOptions{})
 	must(t, err)
 
@@ -145,7 +145,7 @@ func TestRBACIsTheAPIServersAsTheImpersonatedARN(t *testing.T) {
 		}
 	})
 	t.Run("with UserExtras, and their RBAC, it also sees the ARN and session as user extras", func(t *testing.T) {
-		f.env.Grant(t, "", f.ns+"-extras", testenv.ServiceAccountSubject(f.ns, "eks-connector"), []rbacv1.PolicyRule{
+		f.env.Grant(t, "", f.ns+"-extras", envtest.ServiceAccountSubject(f.ns, "eks-connector"), []rbacv1.PolicyRule{
 			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/arn", "userextras/sessionname"}, Verbs: []string{"impersonate"}},
 		})
 		h := newTestHandler(t, Config{UserExtras: true, Upstream: &rest.Config{
@@ -167,8 +167,8 @@ type selfSubjectUser struct {
 }
 
 func TestRequestsKeepTheirSemantics(t *testing.T) {
-	f := setupAPI(t, testenv.Shared(t))
-	ctx := testenv.Context(t)
+	f := setupAPI(t, envtest.Shared(t))
+	ctx := envtest.Context(t)
 	c := f.clientAs(t, f.allowed)
 	_, err := c.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}, Data: map[string]string{"a": "0"}}, metav1.CreateOptions{})
 	must(t, err)
@@ -267,7 +267,7 @@ func TestRequestsKeepTheirSemantics(t *testing.T) {
 }
 
 func TestForbiddenSPDYExecPassesTheAPIServers403Back(t *testing.T) {
-	f := setupAPI(t, testenv.Shared(t))
+	f := setupAPI(t, envtest.Shared(t))
 	rt, err := spdy.NewRoundTripper(nil)
 	must(t, err)
 	req, _ := http.NewRequest(http.MethodPost, f.proxyURL+"/api/v1/namespaces/"+f.ns+"/pods/p/exec?command=sh&stdout=true", nil)
@@ -298,9 +298,9 @@ func (f *apiFixture) get(t *testing.T, path, accept string) ([]byte, string) {
 }
 
 func TestServiceAccountTokenRotationWithoutRestart(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	f := setupAPI(t, env)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	// Start with the token of an account that may impersonate nobody, then swap in the real one.
 	env.CreateServiceAccount(t, f.ns, "nobody")
 	f.tokens.update(t, map[string]string{"token": env.Token(t, f.ns, "nobody", nil, time.Hour), "ca.crt": string(env.CAPEM)})
@@ -317,7 +317,7 @@ func TestServiceAccountTokenRotationWithoutRestart(t *testing.T) {
 }
 
 func TestAPIServerOutageAndRecovery(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := envtest.Start(t, envtest.Options{})
 	f := setupAPI(t, env)
 	list := func() *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, f.proxyURL+"/api/v1/namespaces/"+f.ns+"/configmaps", nil)
@@ -349,7 +349,7 @@ func TestAPIServerOutageAndRecovery(t *testing.T) {
 }
 
 func TestRealAPIServerConnectionIsReusedWithoutFileReads(t *testing.T) {
-	f := setupAPI(t, testenv.Shared(t))
+	f := setupAPI(t, envtest.Shared(t))
 	var reads atomic.Int64
 	h := newTestHandler(t, Config{
 		Upstream: &rest.Config{Host: f.env.URL, BearerTokenFile: f.tokens.path("token"), TLSClientConfig: rest.TLSClientConfig{CAFile: f.tokens.path("ca.crt")}},

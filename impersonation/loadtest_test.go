@@ -28,7 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // serveUnix serves h on a unix socket and returns a client that talks to it.
@@ -119,11 +119,11 @@ func getOK(c *http.Client, url string, hdr map[string]string) error {
 // machine shared with other work disturbs far less than throughput; and, to show what the hop
 // itself costs, a unix socket server answering without forwarding anything.
 func TestLoadProxyThroughputVersusDirect(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	f := setupAPI(t, env)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	// The direct client is the proxy's service account itself, reading the same object.
-	env.Grant(t, f.ns, "sa-reader", testenv.ServiceAccountSubject(f.ns, "eks-connector"), []rbacv1.PolicyRule{
+	env.Grant(t, f.ns, "sa-reader", envtest.ServiceAccountSubject(f.ns, "eks-connector"), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}},
 	})
 	_, err := env.Client.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "small"}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{})
@@ -334,7 +334,7 @@ func procStat(pid int) (comm string, ppid int, cpu time.Duration, err error) {
 // bareProxy is the least a proxy can do on this path: forward the request with the proxy's
 // token and Impersonate-User over its own HTTP/2 TLS client and copy the response back; no
 // identity validation, header sanitizing, metrics or error handling.
-func bareProxy(t *testing.T, env *testenv.Env, token string) http.Handler {
+func bareProxy(t *testing.T, env *envtest.Env, token string) http.Handler {
 	t.Helper()
 	rt, err := rest.TransportFor(env.ConfigForToken(token))
 	must(t, err)
@@ -502,9 +502,9 @@ func clientCostPerWatch(t *testing.T, request string, n int) float64 {
 
 func TestLoadFiveHundredWatches(t *testing.T) {
 	const n, updates = 500, 3
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	f := setupAPI(t, env)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	_, err := env.Client.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "watched"}}, metav1.CreateOptions{})
 	must(t, err)
 

@@ -19,11 +19,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/statestore"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func mustUnstructured(t *testing.T, objs []runtime.Object) []*unstructured.Unstructured {
 	t.Helper()
@@ -35,8 +35,8 @@ func mustUnstructured(t *testing.T, objs []runtime.Object) []*unstructured.Unstr
 }
 
 func TestRenderedManifestsPassServerSideDryRun(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	o := validConnectorOptions()
 	o.Namespace, o.Name, o.Replicas = ns, "dry-"+ns, 3
@@ -61,8 +61,8 @@ func TestRenderedManifestsPassServerSideDryRun(t *testing.T) {
 }
 
 func TestApplyRefusesWhatTheServerRefuses(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	tests := []struct {
 		name string
@@ -92,8 +92,8 @@ func TestApplyRefusesWhatTheServerRefuses(t *testing.T) {
 // TestAppliedRBACIsLeastPrivilege applies a rendering for real and asks the authorizer what the
 // connector's service account may do.
 func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	o := validConnectorOptions()
 	o.Namespace, o.Name = ns, "rbac-"+ns
@@ -167,7 +167,7 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 func eventuallyAllowed(t *testing.T, c kubernetes.Interface, user string, attrs authorizationv1.ResourceAttributes, want bool) bool {
 	t.Helper()
 	var got bool
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	_ = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
 		r, err := c.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}, ResourceAttributes: &attrs},
@@ -187,8 +187,8 @@ func eventuallyAllowed(t *testing.T, c kubernetes.Interface, user string, attrs 
 // TestPodsPassPodSecurityAdmission creates pods from the rendered template with server-side dry
 // run in the rendered namespace, which enforces the baseline level.
 func TestPodsPassPodSecurityAdmission(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	o := validConnectorOptions()
 	o.Namespace = env.Namespace(t)
 	o.Name = "psa-" + o.Namespace
@@ -232,8 +232,8 @@ func TestPodsPassPodSecurityAdmission(t *testing.T) {
 // impersonating client with the connector service account's own token after applying the
 // rendering: what the connector needs works, the rest is refused.
 func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	o := validConnectorOptions()
 	o.Namespace, o.Name = ns, "real-"+ns
@@ -250,7 +250,7 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 		_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
 		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
 	})
-	sa := testenv.ServiceAccountSubject(ns, o.Name)
+	sa := envtest.ServiceAccountSubject(ns, o.Name)
 	env.WaitAllowed(t, sa, ns, "update", "", "secrets", "eks-connector-state-1")
 	env.WaitAllowed(t, sa, "", "impersonate", "", "users", testARN)
 	token := env.Token(t, ns, o.Name, nil, 0)
@@ -310,8 +310,8 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 // package manifest/apply, whose own default is "ekslink" (impersonation/rbac's): a changed manager
 // would make the next apply on an existing cluster take the fields over from itself.
 func TestApplyKeepsItsFieldManager(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	objs, err := Decode([]byte(fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: manager\n  namespace: %s\ndata:\n  a: b\n", ns)))
 	if err != nil {

@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 	"k8s.io/client-go/rest"
 )
 
 // fetch GETs path from the API server with the admin identity and returns body and headers.
-func fetch(t *testing.T, env *testenv.Env, path string) ([]byte, http.Header) {
+func fetch(t *testing.T, env *envtest.Env, path string) ([]byte, http.Header) {
 	t.Helper()
 	rt, err := rest.TransportFor(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequestWithContext(testenv.Context(t), http.MethodGet, env.URL+path, nil)
+	req, _ := http.NewRequestWithContext(envtest.Context(t), http.MethodGet, env.URL+path, nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func pemKeys(t *testing.T, signers []crypto.Signer) []oidc.Key {
 	t.Helper()
 	var all []byte
 	for _, s := range signers {
-		p, err := testenv.PublicKeyPEM(s.Public())
+		p, err := envtest.PublicKeyPEM(s.Public())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func pemKeys(t *testing.T, signers []crypto.Signer) []oidc.Key {
 func TestDocumentsAreByteIdenticalToKubeAPIServer(t *testing.T) {
 	const issuer = "https://s3.eu-west-1.amazonaws.com/ekslink-oidc-test"
 	const jwksURI = issuer + "/openid/v1/jwks"
-	rsaKey, ecKey := testenv.NewRSAKey(), testenv.NewECKey()
+	rsaKey, ecKey := envtest.NewRSAKey(), envtest.NewECKey()
 	tests := []struct {
 		name string
 		keys []crypto.Signer
@@ -70,7 +70,7 @@ func TestDocumentsAreByteIdenticalToKubeAPIServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := testenv.Start(t, testenv.Options{SigningKeys: tt.keys, Issuer: issuer, JWKSURI: jwksURI, APIAudiences: []string{oidc.DefaultAudience}})
+			env := envtest.Start(t, envtest.Options{SigningKeys: tt.keys, Issuer: issuer, JWKSURI: jwksURI, APIAudiences: []string{oidc.DefaultAudience}})
 			wantDisc, discHdr := fetch(t, env, oidc.DiscoveryPath)
 			wantJWKS, jwksHdr := fetch(t, env, oidc.KubeJWKSPath)
 
@@ -106,8 +106,8 @@ func TestDocumentsAreByteIdenticalToKubeAPIServer(t *testing.T) {
 
 func TestTokenRequestTokensVerifyAgainstOurJWKS(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/cluster-a"
-	rsaKey, ecKey := testenv.NewRSAKey(), testenv.NewECKey()
-	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer,
+	rsaKey, ecKey := envtest.NewRSAKey(), envtest.NewECKey()
+	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer,
 		APIAudiences: []string{issuer}})
 	ns := env.Namespace(t)
 	env.CreateServiceAccount(t, ns, "s3-reader")
@@ -134,7 +134,7 @@ func TestTokenRequestTokensVerifyAgainstOurJWKS(t *testing.T) {
 		p[1] = string(b)
 		return strings.Join(p, ".")
 	}
-	otherKeys, err := oidc.ParseKeys(mustPEM(t, testenv.NewRSAKey().Public()))
+	otherKeys, err := oidc.ParseKeys(mustPEM(t, envtest.NewRSAKey().Public()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func mustPEM(t *testing.T, pubs ...crypto.PublicKey) []byte {
 	t.Helper()
 	var out []byte
 	for _, p := range pubs {
-		b, err := testenv.PublicKeyPEM(p)
+		b, err := envtest.PublicKeyPEM(p)
 		if err != nil {
 			t.Fatal(err)
 		}

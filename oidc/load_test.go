@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 	"k8s.io/client-go/rest"
 )
@@ -22,8 +22,8 @@ import (
 // number of concurrent clients. ratio = our throughput / kube-apiserver's.
 func TestLoadJWKSHandlerVsAPIServer(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/load"
-	rsaKey, ecKey := testenv.NewRSAKey(), testenv.NewECKey()
-	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer, JWKSURI: issuer + oidc.KubeJWKSPath})
+	rsaKey, ecKey := envtest.NewRSAKey(), envtest.NewECKey()
+	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer, JWKSURI: issuer + oidc.KubeJWKSPath})
 	keys, err := oidc.ParseKeys(mustPEM(t, rsaKey.Public(), ecKey.Public()))
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/iamarn"
-	"github.com/ekslink/ekslink/internal/awstest"
 	"github.com/ekslink/ekslink/registration"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/registration"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
-	"github.com/ekslink/ekslink/internal/awstest"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/statestore"
 )
 
@@ -119,7 +119,7 @@ func TestEnsureSurvivesACrashAfterEveryStep(t *testing.T) {
 }
 
 func TestEnsureSurvivesACrashWithTheSecretStore(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	for _, crashAt := range []string{stepPendingSaved, stepRegistered, stepPersisted} {
 		t.Run(fmt.Sprintf("crash %q", crashAt), func(t *testing.T) {
 			ns := env.Namespace(t)
@@ -226,7 +226,7 @@ func (s *failingStore) Save(ctx context.Context, data map[string][]byte, version
 	return s.Store.Save(ctx, data, version)
 }
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func TestEnsureRetriesRecordingTheInstanceID(t *testing.T) {
 	ctx := context.Background()

@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/internal/ssmagent"
-	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
 )
@@ -176,7 +176,7 @@ func TestKeySyncRefusesAKeyOfAnotherInstance(t *testing.T) {
 }
 
 func TestKeySyncWithPartialWritesAndTheAPIServerDown(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := envtest.Start(t, envtest.Options{})
 	ns := env.Namespace(t)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Timeout = -1, 2*time.Second

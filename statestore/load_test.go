@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/statestore"
 )
 
@@ -24,7 +24,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // TestLoadSecretStoreVersusDirectUpdate compares a Secret store save (get, ownership merge,
 // update with resourceVersion precondition) with the direct client-go get+update it replaces.
 func TestLoadSecretStoreVersusDirectUpdate(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	ctx := context.Background()
 	const n = 200

@@ -11,15 +11,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/statestore"
 	"github.com/ekslink/ekslink/statestore/storetest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func TestSecretConformance(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	n := 0
 	storetest.Run(t, func(*testing.T) statestore.Store {
@@ -29,9 +29,9 @@ func TestSecretConformance(t *testing.T) {
 }
 
 func TestSecretPreservesForeignKeysLabelsAndAnnotations(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	secrets := env.Client.CoreV1().Secrets(ns)
 	_, err := secrets.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: map[string]string{"team": "ops"}, Annotations: map[string]string{"note": "keep"}},
@@ -86,9 +86,9 @@ func TestSecretPreservesForeignKeysLabelsAndAnnotations(t *testing.T) {
 }
 
 func TestSecretStaleResourceVersionConflicts(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	s := statestore.NewSecret(env.Client, ns, "state-0")
 	v1, err := s.Save(ctx, map[string][]byte{"a": []byte("1")}, "")
 	if err != nil {
@@ -108,9 +108,9 @@ func TestSecretStaleResourceVersionConflicts(t *testing.T) {
 }
 
 func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	env.CreateServiceAccount(t, ns, "eks-connector")
 	// The manifests create the Secret empty: a resourceNames rule cannot grant create.
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-0"}}, metav1.CreateOptions{}); err != nil {
@@ -119,7 +119,7 @@ func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	env.Grant(t, ns, "state-writer", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
+	env.Grant(t, ns, "state-writer", envtest.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"},
 		ResourceNames: []string{"eks-connector-state-0"},
 	}})
@@ -145,7 +145,7 @@ func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
 }
 
 func BenchmarkSecretSave(b *testing.B) {
-	env := testenv.Shared(b)
+	env := envtest.Shared(b)
 	ns := env.Namespace(b)
 	s := statestore.NewSecret(env.Client, ns, "bench")
 	ctx := context.Background()

@@ -19,10 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 // webhookUnderTest is a Handler served over TLS on loopback and registered with the real API
 // server through a MutatingWebhookConfiguration scoped to one namespace.
@@ -32,16 +32,16 @@ type webhookUnderTest struct {
 }
 
 // startWebhook serves a Handler for namespace ns and waits until the API server calls it.
-func startWebhook(t *testing.T, env *testenv.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
+func startWebhook(t *testing.T, env *envtest.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
 	t.Helper()
 	return startWebhookWith(t, env, env.Client, ns, cfg, opts, "v1")
 }
 
 // startWebhookWith is startWebhook with the Handler's own client and the AdmissionReview versions
 // the configuration names.
-func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interface, ns string, cfg Config, opts Options, reviewVersions ...string) *webhookUnderTest {
+func startWebhookWith(t *testing.T, env *envtest.Env, client kubernetes.Interface, ns string, cfg Config, opts Options, reviewVersions ...string) *webhookUnderTest {
 	t.Helper()
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
 	h, err := NewHandler(client, cfg, opts)
@@ -55,7 +55,7 @@ func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interfac
 		t.Fatalf("Ready after Start: %v", err)
 	}
 
-	cert := testenv.NewServingCert(t)
+	cert := envtest.NewServingCert(t)
 	mux := http.NewServeMux()
 	mux.Handle(MutatePath, h)
 	srv := httptest.NewUnstartedServer(mux)
@@ -66,7 +66,7 @@ func startWebhookWith(t *testing.T, env *testenv.Env, client kubernetes.Interfac
 	// The upstream's deploy/mutatingwebhook.yaml: pod CREATE, failurePolicy Ignore, the
 	// skip-pod-identity-webhook objectSelector; a loopback URL and caBundle instead of a Service.
 	createSA(t, env, ns, "probe", map[string]string{"eks.amazonaws.com/role-arn": testARN})
-	env.RegisterPodWebhook(t, testenv.PodWebhook{
+	env.RegisterPodWebhook(t, envtest.PodWebhook{
 		Name: "pod-identity-webhook-" + ns, URL: srv.URL + MutatePath, CABundle: cert.CAPEM, Namespace: ns,
 		ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 			Key: SkipPodLabel, Operator: metav1.LabelSelectorOpDoesNotExist,
@@ -86,9 +86,9 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func createSA(t *testing.T, env *testenv.Env, ns, name string, annotations map[string]string) {
+func createSA(t *testing.T, env *envtest.Env, ns, name string, annotations map[string]string) {
 	t.Helper()
-	_, err := env.Client.CoreV1().ServiceAccounts(ns).Create(testenv.Context(t),
+	_, err := env.Client.CoreV1().ServiceAccounts(ns).Create(envtest.Context(t),
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -162,14 +162,14 @@ func untouched(p *corev1.Pod) error {
 // watch lags 2 s behind the API server, so the pods of 50 back-to-back pairs are admitted before
 // the informer has their service account; every stored pod must still be mutated.
 func TestAPIServerMutatesPodsCreatedRightAfterTheirServiceAccount(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	lagging, err := laggingWatchClient(env.Config, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{}, "v1")
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 
 	const n = 50
 	for i := range n {
@@ -201,10 +201,10 @@ func TestAPIServerMutatesPodsCreatedRightAfterTheirServiceAccount(t *testing.T) 
 }
 
 func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	w := startWebhook(t, env, ns, Config{}, Options{})
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	createSA(t, env, ns, "plain", nil)
 	createSA(t, env, ns, "annotated", map[string]string{"eks.amazonaws.com/role-arn": testARN})
 	createSA(t, env, ns, "broken", map[string]string{"eks.amazonaws.com/role-arn": "not-an-arn"})
@@ -266,9 +266,9 @@ func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
 // Container credentials from the identities file, and IRSA from the pod-identity-webhook
 // ConfigMap, both watched: a change to either applies to the next pod.
 func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "identities.json")
 	writeFile := func(content string) {
@@ -375,7 +375,7 @@ func TestAPIServerWatchesTheIdentitiesFileAndTheConfigMap(t *testing.T) {
 // The binary serves at once and reports ready when the cache has synced: admissions that arrive
 // while Start runs are answered from live lookups (and race-free under -race).
 func TestHandlerServesWhileItsCacheSyncs(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	createSA(t, env, ns, "early", map[string]string{"eks.amazonaws.com/role-arn": testARN})
 	h, err := NewHandler(env.Client, Config{}, Options{})
@@ -388,7 +388,7 @@ func TestHandlerServesWhileItsCacheSyncs(t *testing.T) {
 	podJSON, _ := json.Marshal(podFor(ns, "early", "early"))
 	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"` + ns + `","object":` + string(podJSON) + `}}`
 	started := make(chan error, 1)
-	go func() { started <- h.Start(testenv.Context(t)) }()
+	go func() { started <- h.Start(envtest.Context(t)) }()
 	results := make(chan string, 20)
 	for range 20 {
 		go func() {
@@ -413,11 +413,11 @@ func TestHandlerServesWhileItsCacheSyncs(t *testing.T) {
 // get/list/watch its own ConfigMap by name in its namespace (the informer lists with a
 // metadata.name field selector, which RBAC authorizes against resourceNames).
 func TestHandlerWorksWithMinimalRBAC(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	home, ns := env.Namespace(t), env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	createSA(t, env, home, "pod-identity-webhook", nil)
-	self := testenv.ServiceAccountSubject(home, "pod-identity-webhook")
+	self := envtest.ServiceAccountSubject(home, "pod-identity-webhook")
 	env.Grant(t, "", "pod-identity-webhook-"+ns, self, []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
@@ -466,11 +466,11 @@ func TestHandlerWorksWithMinimalRBAC(t *testing.T) {
 // The upstream's deploy/mutatingwebhook.yaml registers admissionReviewVersions ["v1beta1"]:
 // existing configurations keep working when the image changes.
 func TestAPIServerCallsWithV1beta1Reviews(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	startWebhookWith(t, env, env.Client, ns, Config{}, Options{}, "v1beta1")
 	createSA(t, env, ns, "app", map[string]string{"eks.amazonaws.com/role-arn": testARN})
-	p, err := env.Client.CoreV1().Pods(ns).Create(testenv.Context(t), podFor(ns, "app", "app"), metav1.CreateOptions{})
+	p, err := env.Client.CoreV1().Pods(ns).Create(envtest.Context(t), podFor(ns, "app", "app"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,15 +10,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // Two replicas rotate at the same moment: the one whose update loses (resourceVersion
 // precondition, 409 from the real API server) re-reads and serves the winner's certificate.
 func TestSelfCertsConflictOnTheSecretIsResolvedByReReading(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	realNow := time.Now()
 	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
 	sc, _ := selfCertsSetup(t, env, ns, clock)
@@ -58,9 +58,9 @@ func TestSelfCertsConflictOnTheSecretIsResolvedByReReading(t *testing.T) {
 // Past 2/3 of the CA's life a new CA signs a new serving certificate; the caBundle holds the new
 // CA and the old one (still valid) so that replicas still serving the old certificate verify.
 func TestSelfCertsCARotationOverlaps(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	realNow := time.Now()
 	clock := &fakeClock{now: realNow.Add(-7 * 365 * 24 * time.Hour)}
 	sc, mwc := selfCertsSetup(t, env, ns, clock)
@@ -100,9 +100,9 @@ func TestSelfCertsCARotationOverlaps(t *testing.T) {
 	}
 }
 
-func mustSecret(t *testing.T, env *testenv.Env, ns string) *corev1.Secret {
+func mustSecret(t *testing.T, env *envtest.Env, ns string) *corev1.Secret {
 	t.Helper()
-	s, err := env.Client.CoreV1().Secrets(ns).Get(testenv.Context(t), "pod-identity-webhook-certs", metav1.GetOptions{})
+	s, err := env.Client.CoreV1().Secrets(ns).Get(envtest.Context(t), "pod-identity-webhook-certs", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,14 +112,14 @@ func mustSecret(t *testing.T, env *testenv.Env, ns string) *corev1.Secret {
 // The RBAC docs/webhook.md lists is enough: get/update on the Secret by name, create on secrets
 // (RBAC cannot restrict create by name), get/update on the one webhook configuration by name.
 func TestSelfCertsRunWithMinimalRBAC(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	realNow := time.Now()
 	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
 	_, mwc := selfCertsSetup(t, env, ns, clock)
 	env.CreateServiceAccount(t, ns, "webhook")
-	sub := testenv.ServiceAccountSubject(ns, "webhook")
+	sub := envtest.ServiceAccountSubject(ns, "webhook")
 	env.Grant(t, ns, "webhook-secret", sub, []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"pod-identity-webhook-certs"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
@@ -192,9 +192,9 @@ func TestSelfCertsNewCASignsOnlyAfterPropagation(t *testing.T) {
 // Run re-checks on its own: once the clock passes the serving certificate's 2/3, the running
 // server serves the new certificate with no restart and no call from the test.
 func TestSelfCertsRunRotatesWithoutRestart(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	realNow := time.Now()
 	clock := &fakeClock{now: realNow.Add(-250 * 24 * time.Hour)}
 	sc, _ := selfCertsSetup(t, env, ns, clock)

@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // fakeClock is an injectable clock the test moves.
@@ -39,9 +39,9 @@ const selfSvc = "pod-identity-webhook"
 // localhost, since the test control plane has no kube-proxy), dials it with TLS server name
 // <svc>.<ns>.svc (k8s.io/apiserver pkg/util/webhook/client.go) and verifies with the caBundle
 // SelfCerts patched in. The configuration starts with no caBundle, as rendered.
-func selfCertsSetup(t *testing.T, env *testenv.Env, ns string, clock *fakeClock) (*SelfCerts, *admissionregistrationv1.MutatingWebhookConfiguration) {
+func selfCertsSetup(t *testing.T, env *envtest.Env, ns string, clock *fakeClock) (*SelfCerts, *admissionregistrationv1.MutatingWebhookConfiguration) {
 	t.Helper()
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	h, err := NewHandler(env.Client, Config{}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func selfCertsSetup(t *testing.T, env *testenv.Env, ns string, clock *fakeClock)
 	return sc, mwc
 }
 
-func newTestSelfCerts(t *testing.T, env *testenv.Env, ns string, clock *fakeClock) *SelfCerts {
+func newTestSelfCerts(t *testing.T, env *envtest.Env, ns string, clock *fakeClock) *SelfCerts {
 	t.Helper()
 	sc, err := NewSelfCerts(env.Client, SelfCertsOptions{
 		SecretNamespace: ns, SecretName: "pod-identity-webhook-certs",
@@ -112,11 +112,11 @@ func newTestSelfCerts(t *testing.T, env *testenv.Env, ns string, clock *fakeCloc
 
 // waitMutated dry-runs a pod until the API server returns it mutated (it loads webhook
 // configurations asynchronously).
-func waitMutated(t *testing.T, env *testenv.Env, ns string) {
+func waitMutated(t *testing.T, env *envtest.Env, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		p, err := env.Client.CoreV1().Pods(ns).Create(testenv.Context(t), podFor(ns, "probe", "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		p, err := env.Client.CoreV1().Pods(ns).Create(envtest.Context(t), podFor(ns, "probe", "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil && envValue(p.Spec.Containers[0], EnvRoleARN) == testARN {
 			return
 		}
@@ -153,9 +153,9 @@ func dialVerified(t *testing.T, addr, serverName string, caBundle []byte) []byte
 }
 
 func TestSelfCertsFirstStartSecondInstanceAndRotation(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	realNow := time.Now()
 	// Start 250 days back: the serving certificate (365 days) then passes 2/3 of its life when
 	// the clock comes to the present, and every certificate is valid in real time for the API
@@ -217,7 +217,7 @@ func TestSelfCertsFirstStartSecondInstanceAndRotation(t *testing.T) {
 // through the Service's port in the configuration).
 func serverAddr(t *testing.T, sc *SelfCerts) string {
 	t.Helper()
-	mwc, err := sc.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(testenv.Context(t), sc.o.WebhookConfigName, metav1.GetOptions{})
+	mwc, err := sc.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(envtest.Context(t), sc.o.WebhookConfigName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/ssmagent"
-	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
 )
@@ -128,13 +128,13 @@ func newFakeSSM(t *testing.T) *fakeSSM {
 
 // connectorKubeconfig writes a kubeconfig for the eks-connector service account, which may only get
 // and update its own, pre-created state Secret (as the manifests grant).
-func connectorKubeconfig(t *testing.T, env *testenv.Env, ns string) string {
+func connectorKubeconfig(t *testing.T, env *envtest.Env, ns string) string {
 	t.Helper()
 	env.CreateServiceAccount(t, ns, "eks-connector")
-	if _, err := env.Client.CoreV1().Secrets(ns).Create(testenv.Context(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-0"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := env.Client.CoreV1().Secrets(ns).Create(envtest.Context(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-0"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	env.Grant(t, ns, "eks-connector-state", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
+	env.Grant(t, ns, "eks-connector-state", envtest.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"eks-connector-state-0"},
 	}})
 	cfg := clientcmdapi.NewConfig()
@@ -151,7 +151,7 @@ func connectorKubeconfig(t *testing.T, env *testenv.Env, ns string) string {
 
 func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	clearConnectorEnv(t)
-	env := testenv.Start(t, testenv.Options{})
+	env := envtest.Start(t, envtest.Options{})
 	ns := env.Namespace(t)
 	kubeconfig := connectorKubeconfig(t, env, ns)
 	ssm := newFakeSSM(t)
@@ -160,7 +160,7 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	if err := os.WriteFile(codeFile, []byte(testActivationCode+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	args := []string{"init", "--activation-id", testActivationID, "--activation-code-file", codeFile, "--region", "eu-west-1",
 		"--ssm-endpoint", ssm.URL, "--state-namespace", ns, "--vault-dir", vault, "--pod-name", "eks-connector-0", "--kubeconfig", kubeconfig}
 	var logs string

@@ -25,8 +25,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/internal/cli"
-	"github.com/ekslink/ekslink/internal/testenv"
 )
 
 type runningProxy struct {
@@ -38,7 +38,7 @@ type runningProxy struct {
 }
 
 // startProxyCommand runs "proxy" in-process against env, as the cobra command a pod would run.
-func startProxyCommand(t *testing.T, env *testenv.Env, ns string, hooks proxyHooks, extraArgs ...string) *runningProxy {
+func startProxyCommand(t *testing.T, env *envtest.Env, ns string, hooks proxyHooks, extraArgs ...string) *runningProxy {
 	t.Helper()
 	dir := t.TempDir()
 	token := env.Token(t, ns, "eks-connector", nil, time.Hour)
@@ -131,19 +131,19 @@ func must(t testing.TB, err error) {
 }
 
 func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := envtest.Start(t, envtest.Options{})
 	ns := env.Namespace(t)
 	arn := "arn:aws:iam::123456789012:role/console-viewer"
 	env.CreateServiceAccount(t, ns, "eks-connector")
 	// Impersonate on users, for this ARN only: the RBAC AWS documents for the connector. No
 	// userextras grant: the proxy sends Impersonate-User alone by default.
-	env.Grant(t, "", ns+"-impersonator", testenv.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{
+	env.Grant(t, "", ns+"-impersonator", envtest.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{arn}},
 	})
-	env.Grant(t, ns, "viewer", testenv.UserSubject(arn), []rbacv1.PolicyRule{
+	env.Grant(t, ns, "viewer", envtest.UserSubject(arn), []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
 	})
-	_, err := env.Client.CoreV1().ConfigMaps(ns).Create(testenv.Context(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}}, metav1.CreateOptions{})
+	_, err := env.Client.CoreV1().ConfigMaps(ns).Create(envtest.Context(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm"}}, metav1.CreateOptions{})
 	must(t, err)
 
 	// A socket left behind by a crashed predecessor.

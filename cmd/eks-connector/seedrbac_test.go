@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/manifest"
 )
 
@@ -32,7 +32,7 @@ const seedARN = "arn:aws:iam::1234567890:user/Alice"
 // createSeedRBAC creates the RBAC objects of a YAML file of seed 001 (copied, as published, in
 // impersonation/rbac/testdata) as "kubectl apply -f" does for new objects: a create each, after the
 // replacer has substituted names, namespaces and ARNs. The objects are deleted at cleanup.
-func createSeedRBAC(t *testing.T, env *testenv.Env, file string, r *strings.Replacer) {
+func createSeedRBAC(t *testing.T, env *envtest.Env, file string, r *strings.Replacer) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "impersonation", "rbac", "testdata", file))
 	must(t, err)
@@ -51,7 +51,7 @@ func createSeedRBAC(t *testing.T, env *testenv.Env, file string, r *strings.Repl
 		if ns := o.GetNamespace(); ns != "" {
 			c = ri.Namespace(ns)
 		}
-		if _, err := c.Create(testenv.Context(t), o, metav1.CreateOptions{}); err != nil {
+		if _, err := c.Create(envtest.Context(t), o, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("%s: creating %s %s: %v", file, o.GetKind(), o.GetName(), err)
 		}
 		name := o.GetName()
@@ -77,8 +77,8 @@ func createSeedRBAC(t *testing.T, env *testenv.Env, file string, r *strings.Repl
 // with this RBAC (the API server then fails to reach the node: a pod bound to a Node object whose
 // kubelet port is closed), while the non-granted ARN gets 403 before that.
 func TestProxyWorksWithTheRBACAWSDocuments(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	alice := "arn:aws:iam::111122223333:user/Alice"
 	mallory := "arn:aws:iam::111122223333:user/Mallory" // same console RBAC, no impersonation grant
@@ -96,14 +96,14 @@ func TestProxyWorksWithTheRBACAWSDocuments(t *testing.T) {
 			"eks-console-dashboard-restricted-access-", "eks-console-dashboard-restricted-access-"+ns+"-"+strings.ToLower(arn[strings.LastIndex(arn, "/")+1:])+"-",
 			"namespace: default", "namespace: "+ns,
 		))
-		env.Grant(t, ns, "beyond-read-only-"+strings.ToLower(arn[strings.LastIndex(arn, "/")+1:]), testenv.UserSubject(arn), []rbacv1.PolicyRule{
+		env.Grant(t, ns, "beyond-read-only-"+strings.ToLower(arn[strings.LastIndex(arn, "/")+1:]), envtest.UserSubject(arn), []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"watch", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach"}, Verbs: []string{"get", "create"}},
 		})
 	}
-	sa := testenv.ServiceAccountSubject(ns, "eks-connector")
+	sa := envtest.ServiceAccountSubject(ns, "eks-connector")
 	env.WaitAllowed(t, sa, "", "impersonate", "", "users", alice)
-	env.WaitAllowed(t, testenv.UserSubject(alice), ns, "list", "", "pods", "")
+	env.WaitAllowed(t, envtest.UserSubject(alice), ns, "list", "", "pods", "")
 
 	// A pod bound to a node whose kubelet does not listen.
 	closed, err := net.Listen("tcp", "127.0.0.1:0")

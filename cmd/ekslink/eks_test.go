@@ -21,8 +21,8 @@ import (
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/internal/awstest"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 // runEKS runs the CLI in-process and returns stdout.
@@ -141,8 +141,8 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 }
 
 // useKubeconfig points KUBECONFIG at a private control plane and returns it.
-func useKubeconfig(t *testing.T) *testenv.Env {
-	env := testenv.Start(t, testenv.Options{})
+func useKubeconfig(t *testing.T) *envtest.Env {
+	env := envtest.Start(t, envtest.Options{})
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
 	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}
@@ -186,7 +186,7 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, admin) || strings.Contains(out, ci) {
 		t.Fatalf("get: %s %v", out, err)
 	}
-	cfg, err := awsauth.NewEditor(env.Client, awsauth.Options{}).Get(testenv.Context(t))
+	cfg, err := awsauth.NewEditor(env.Client, awsauth.Options{}).Get(envtest.Context(t))
 	if err != nil || len(cfg.Roles) != 1 {
 		t.Fatalf("%+v %v", cfg, err)
 	}
@@ -201,7 +201,7 @@ func TestAWSAuthAndAccessCommands(t *testing.T) {
 	if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--namespace", "default", "--apply"); err != nil {
 		t.Fatal(err)
 	}
-	cr, err := env.Client.RbacV1().ClusterRoles().Get(testenv.Context(t), "eks-connector-impersonation", metav1.GetOptions{})
+	cr, err := env.Client.RbacV1().ClusterRoles().Get(envtest.Context(t), "eks-connector-impersonation", metav1.GetOptions{})
 	if err != nil || cr.Rules[0].ResourceNames[0] != viewer {
 		t.Fatalf("%+v %v", cr, err)
 	}
@@ -228,7 +228,7 @@ func runEKSErr(t *testing.T, args ...string) (string, string, error) {
 func TestAWSAuthCommandsRevokeAndKeepUntouchedEntries(t *testing.T) {
 	isolateAWS(t, "us-west-2")
 	env := useKubeconfig(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	cms := env.Client.CoreV1().ConfigMaps("kube-system")
 	set := func(roles string) {
 		t.Helper()

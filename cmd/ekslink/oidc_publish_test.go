@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/oidc/publish"
 	"github.com/ekslink/ekslink/oidc/publish/publishtest"
 )

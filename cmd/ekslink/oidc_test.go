@@ -25,8 +25,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/ekslink/ekslink/internal/awstest"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 	"github.com/ekslink/ekslink/oidc"
 )
 
@@ -97,7 +97,7 @@ func TestOIDCFailuresWriteNothingToStdout(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := filepath.Join(dir, "good.pub")
-	p, err := testenv.PublicKeyPEM(testenv.NewECKey().Public())
+	p, err := envtest.PublicKeyPEM(envtest.NewECKey().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestOIDCNamedPipeInputsFailPromptly(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := filepath.Join(dir, "sa.pub")
-	p, err := testenv.PublicKeyPEM(testenv.NewECKey().Public())
+	p, err := envtest.PublicKeyPEM(envtest.NewECKey().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +232,11 @@ func TestOIDCTrustPolicyAndThumbprint(t *testing.T) {
 
 func TestOIDCVerifyTokenAgainstAPIServer(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/cli"
-	key := testenv.NewECKey()
-	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
+	key := envtest.NewECKey()
+	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
 	ns := env.Namespace(t)
 	env.CreateServiceAccount(t, ns, "app")
-	pub, err := testenv.PublicKeyPEM(key.Public())
+	pub, err := envtest.PublicKeyPEM(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,8 +352,8 @@ func TestOIDCServe(t *testing.T) {
 }
 
 func TestOIDCVerifyTokenLeewayZeroMeansNone(t *testing.T) {
-	key := testenv.NewECKey()
-	pub, err := testenv.PublicKeyPEM(key.Public())
+	key := envtest.NewECKey()
+	pub, err := envtest.PublicKeyPEM(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,13 +450,13 @@ func TestOIDCServeWithABadCertificateReleasesThePort(t *testing.T) {
 	again.Close()
 
 	// A usable certificate serves HTTPS.
-	key := testenv.NewECKey()
+	key := envtest.NewECKey()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyPEM, err := testenv.PrivateKeyPEM(key)
+	keyPEM, err := envtest.PrivateKeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // cert-manager renews the Secret and the kubelet swaps the mounted files: the next handshake
@@ -17,7 +17,7 @@ import (
 func TestCertFilesReloadWhenTheFilesChange(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	write := func(c testenv.ServingCert, mtime time.Time) {
+	write := func(c envtest.ServingCert, mtime time.Time) {
 		for f, data := range map[string][]byte{certFile: c.CertPEM, keyFile: c.KeyPEM} {
 			if err := os.WriteFile(f, data, 0o600); err != nil {
 				t.Fatal(err)
@@ -27,7 +27,7 @@ func TestCertFilesReloadWhenTheFilesChange(t *testing.T) {
 			}
 		}
 	}
-	first, second := testenv.NewServingCert(t), testenv.NewServingCert(t)
+	first, second := envtest.NewServingCert(t), envtest.NewServingCert(t)
 	write(first, time.Now().Add(-time.Hour))
 	c, err := newCertFiles(certFile, keyFile, logr.Discard())
 	if err != nil {

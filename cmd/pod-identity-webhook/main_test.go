@@ -20,11 +20,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/webhook"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -36,7 +36,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func writeKubeconfig(t *testing.T, env *testenv.Env, path string) {
+func writeKubeconfig(t *testing.T, env *envtest.Env, path string) {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
@@ -62,12 +62,12 @@ func get(client *http.Client, url string) (int, string) {
 // args plus the out-of-cluster ones from its README), is called by the real API server over TLS,
 // mutates a pod, exports metrics, and drains on SIGTERM (the context's end here; main wires it).
 func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	writeKubeconfig(t, env, kubeconfig)
-	cert := testenv.NewServingCert(t)
+	cert := envtest.NewServingCert(t)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	for f, data := range map[string][]byte{certFile: cert.CertPEM, keyFile: cert.KeyPEM} {
 		if err := os.WriteFile(f, data, 0o600); err != nil {
@@ -142,7 +142,7 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 		}
 		return false
 	}
-	env.RegisterPodWebhook(t, testenv.PodWebhook{Name: "pod-identity-webhook-" + ns, URL: base + webhook.MutatePath,
+	env.RegisterPodWebhook(t, envtest.PodWebhook{Name: "pod-identity-webhook-" + ns, URL: base + webhook.MutatePath,
 		CABundle: cert.CAPEM, Namespace: ns, Probe: pod("probe"), Mutated: hasRole})
 
 	stored, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod("s3-tester"), metav1.CreateOptions{})

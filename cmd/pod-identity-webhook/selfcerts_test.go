@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -22,9 +22,9 @@ import (
 // --namespace/--service-name, and the real API server calls it through the Service (ExternalName
 // localhost: the test control plane has no kube-proxy) and mutates a pod.
 func TestSelfManagedCertificates(t *testing.T) {
-	env := testenv.Shared(t)
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	writeKubeconfig(t, env, kubeconfig)
 	port, metricsPort := freePort(t), freePort(t)

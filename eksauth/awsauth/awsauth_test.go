@@ -11,10 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 const (
 	nodeRole  = "arn:aws:iam::111122223333:role/eks-node-group-1"
@@ -55,13 +55,13 @@ func TestMalformedDataIsReported(t *testing.T) {
 }
 
 // editorIn returns an editor of an aws-auth ConfigMap in a fresh namespace of the shared control plane.
-func editorIn(t *testing.T) (*awsauth.Editor, *testenv.Env, string) {
-	env := testenv.Shared(t)
+func editorIn(t *testing.T) (*awsauth.Editor, *envtest.Env, string) {
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	return awsauth.NewEditor(env.Client, awsauth.Options{Namespace: ns}), env, ns
 }
 
-func seed(t *testing.T, env *testenv.Env, ns string, data map[string]string) *corev1.ConfigMap {
+func seed(t *testing.T, env *envtest.Env, ns string, data map[string]string) *corev1.ConfigMap {
 	t.Helper()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: awsauth.Name, Namespace: ns, Annotations: map[string]string{"example.com/owner": "platform"}, Labels: map[string]string{"team": "platform"}},
@@ -70,16 +70,16 @@ func seed(t *testing.T, env *testenv.Env, ns string, data map[string]string) *co
 	for k, v := range data {
 		cm.Data[k] = v
 	}
-	out, err := env.Client.CoreV1().ConfigMaps(ns).Create(testenv.Context(t), cm, metav1.CreateOptions{})
+	out, err := env.Client.CoreV1().ConfigMaps(ns).Create(envtest.Context(t), cm, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func current(t *testing.T, env *testenv.Env, ns string) *corev1.ConfigMap {
+func current(t *testing.T, env *envtest.Env, ns string) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(testenv.Context(t), awsauth.Name, metav1.GetOptions{})
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(envtest.Context(t), awsauth.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func current(t *testing.T, env *testenv.Env, ns string) *corev1.ConfigMap {
 func TestSecondIdenticalUpsertDoesNotWrite(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, existing)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	m := awsauth.RoleMapping{RoleARN: ciRole, Username: "ci", Groups: []string{"deployers"}}
 	first, err := ed.UpsertRole(ctx, m, awsauth.EditOptions{})
 	if err != nil || !first.Changed {
@@ -109,7 +109,7 @@ func TestMalformedConfigMapIsLeftUntouched(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	bad := map[string]string{"mapRoles": "- rolearn: " + nodeRole + "\n  groups: [system:nodes\n", "mapUsers": existing["mapUsers"]}
 	before := seed(t, env, ns, bad)
-	_, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
+	_, err := ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
 	if !errors.Is(err, awsauth.ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	}
@@ -120,8 +120,8 @@ func TestMalformedConfigMapIsLeftUntouched(t *testing.T) {
 }
 
 func TestUpsertHelper(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	// The package-level helper edits kube-system/aws-auth itself.
 	t.Cleanup(func() {
 		_ = env.Client.CoreV1().ConfigMaps(awsauth.Namespace).Delete(context.Background(), awsauth.Name, metav1.DeleteOptions{})

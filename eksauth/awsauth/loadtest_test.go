@@ -13,15 +13,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // TestLoadEditorVsDirectUpdate compares 10 concurrent writers adding roles through the Editor
 // (parse, validate, guard, render, self-check, resourceVersion precondition) with the same writers
 // doing a bare get/append/update loop on the ConfigMap string (the direct path), on a real API server.
 func TestLoadEditorVsDirectUpdate(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	const writers, each = 10, 10
 
 	run := func(write func(ns string, w, i int) error) (time.Duration, []time.Duration) {

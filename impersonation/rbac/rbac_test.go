@@ -22,14 +22,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/impersonation"
 	"github.com/ekslink/ekslink/impersonation/rbac"
-	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/manifest"
 	"github.com/ekslink/ekslink/manifest/apply"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 const (
 	arnA = "arn:aws:iam::111122223333:user/Alice"
@@ -191,8 +191,8 @@ func TestYAMLIsDeterministicAndComplete(t *testing.T) {
 // TestConsoleRBACThroughImpersonation is the acceptance test: the connector's service account,
 // holding only the rendered impersonation role, impersonates ARN A, who may read pods in ns1 only.
 func TestConsoleRBACThroughImpersonation(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns1, ns2, connectorNS := env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	env.CreateServiceAccount(t, connectorNS, "eks-connector")
 	for _, ns := range []string{ns1, ns2} {
@@ -419,8 +419,8 @@ func BenchmarkConsoleRBACYAML(b *testing.B) {
 // removes the broader bindings an earlier apply created: the ARN ends up reading pods only where
 // the last render allows. A same-named binding this package did not create is left alone.
 func TestNarrowingAccessRemovesTheBroaderBindings(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns1, ns2, ns3 := env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	name := "narrow" + strings.TrimPrefix(ns1, "t")
 	apply := func(namespaces ...string) {
@@ -484,8 +484,8 @@ func TestNarrowingAccessRemovesTheBroaderBindings(t *testing.T) {
 // with one type (errors.As with either package's ApplyError matches), that the API server's error
 // stays reachable, and that the RBAC keeps its own field manager on the real API server.
 func TestApplyErrorIsTheSharedApplyError(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	objs := &rbac.Objects{Roles: []rbacv1.Role{
 		{ObjectMeta: metav1.ObjectMeta{Name: "shared-ok", Namespace: ns}},

@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 
-	"github.com/ekslink/ekslink/internal/awsfake"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
+	"github.com/ekslink/ekslink/envtest/awsfake"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -30,7 +30,7 @@ const (
 	PodRoleARN    = "arn:aws:iam::111122223333:role/s3-reader"
 	PodNamespace  = "apps"
 	PodSA         = "s3-reader"
-	jwksURI       = testenv.DefaultIssuer + "/openid/v1/jwks"
+	jwksURI       = envtest.DefaultIssuer + "/openid/v1/jwks"
 	connectorNS   = "eks-connector"
 	connectorName = "eks-connector"
 	connectorPod  = "eks-connector-0"
@@ -60,7 +60,7 @@ type Demo struct {
 	dir  string
 	temp bool
 
-	Env *testenv.Env
+	Env *envtest.Env
 	AWS *awsfake.Set
 
 	bins         map[string]string
@@ -155,15 +155,15 @@ func (d *Demo) Close() error {
 // StartControlPlane starts etcd and kube-apiserver on loopback and builds the binaries.
 func (d *Demo) StartControlPlane(ctx context.Context) error {
 	d.t.heading("Control plane: etcd + kube-apiserver on loopback")
-	bins, err := testenv.FindBinaries()
+	bins, err := envtest.FindBinaries()
 	if err != nil {
 		return fmt.Errorf("%w (run `make testbin` first)", err)
 	}
 	d.t.call("start %s and %s", filepath.Base(bins.Etcd), filepath.Base(bins.KubeAPIServer))
-	env, err := testenv.New(testenv.Options{
-		Issuer:       testenv.DefaultIssuer,
+	env, err := envtest.New(envtest.Options{
+		Issuer:       envtest.DefaultIssuer,
 		JWKSURI:      jwksURI,
-		APIAudiences: []string{testenv.DefaultIssuer},
+		APIAudiences: []string{envtest.DefaultIssuer},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)

@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/internal/demo"
 	"github.com/ekslink/ekslink/internal/ssmagent"
-	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // requireControlPlane fails under CI and skips elsewhere when the control-plane binaries are missing.
 func requireControlPlane(t *testing.T) {
 	t.Helper()
-	if _, err := testenv.FindBinaries(); err != nil {
+	if _, err := envtest.FindBinaries(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%v (CI is set, so this is a failure)", err)
 		}

@@ -1,5 +1,5 @@
 // Package demo runs the connector end to end on loopback: a real control plane (etcd +
-// kube-apiserver from internal/testenv), the embedded AWS endpoints of internal/awsfake, the
+// kube-apiserver from envtest), the embedded AWS endpoints of envtest/awsfake, the
 // connector's init and proxy processes, console access for two IAM ARNs, the pod identity agent
 // with the AWS SDK as its client, and OIDC documents checked against a real service-account token.
 //

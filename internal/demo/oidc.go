@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 )
 
@@ -20,7 +20,7 @@ import (
 // with what kube-apiserver serves, and verifies a real service-account token against them.
 func (d *Demo) OIDC(ctx context.Context) error {
 	d.t.heading("Self-hosted IRSA: OIDC documents from the cluster's key, a real token verified")
-	pubPEM, err := testenv.PublicKeyPEM(d.Env.SigningKeys[0].Public())
+	pubPEM, err := envtest.PublicKeyPEM(d.Env.SigningKeys[0].Public())
 	if err != nil {
 		return err
 	}

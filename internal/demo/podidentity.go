@@ -15,7 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/awsfake"
+	"github.com/ekslink/ekslink/envtest/awsfake"
 )
 
 // PodIdentity runs the pod identity agent and has the AWS SDK's container credential provider

@@ -8,11 +8,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/manifest/apply"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func configMap(ns, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
@@ -37,8 +37,8 @@ func managers(mf []metav1.ManagedFieldsEntry) map[string]bool {
 // TestApplyWritesWithTheFieldManager checks the default and a given field manager against what the
 // real API server records in managedFields (ownership must not move between releases).
 func TestApplyWritesWithTheFieldManager(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
 	if err := apply.Apply(ctx, env.Config, []*unstructured.Unstructured{configMap(ns, "default-manager")}, apply.Options{}); err != nil {
 		t.Fatal(err)
@@ -65,8 +65,8 @@ func TestApplyWritesWithTheFieldManager(t *testing.T) {
 }
 
 func TestApplyErrorNamesTheRefusedObjectAndUnwraps(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx := testenv.Context(t)
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
 	objs := []*unstructured.Unstructured{configMap(env.Namespace(t), "first"), configMap("no-such-namespace-apply", "second")}
 	err := apply.Apply(ctx, env.Config, objs, apply.Options{})
 	var ae *apply.Error

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 )
 
@@ -18,7 +18,7 @@ func TestPublishedJWKSVerifiesAPIServerTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{key.Private}, Issuer: issuer,
+	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key.Private}, Issuer: issuer,
 		JWKSURI: issuer + oidc.KubeJWKSPath})
 	pub, err := key.PublicKeyPEM()
 	if err != nil {
@@ -37,7 +37,7 @@ func TestPublishedJWKSVerifiesAPIServerTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := w.s3.Bucket("ekslink-irsa")
-	kubeDisc, err := env.Client.CoreV1().RESTClient().Get().AbsPath(oidc.DiscoveryPath).DoRaw(testenv.Context(t))
+	kubeDisc, err := env.Client.CoreV1().RESTClient().Get().AbsPath(oidc.DiscoveryPath).DoRaw(envtest.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
 	"github.com/ekslink/ekslink/oidc/publish/publishtest"
@@ -57,7 +57,7 @@ func publishSite(disc, jwks []byte) publish.Site {
 }
 
 func mustPub(t *testing.T) []byte {
-	p, err := testenv.PublicKeyPEM(testenv.NewECKey().Public())
+	p, err := envtest.PublicKeyPEM(envtest.NewECKey().Public())
 	if err != nil {
 		t.Fatal(err)
 	}

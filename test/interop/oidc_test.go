@@ -9,7 +9,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/oidc"
 )
 
@@ -21,8 +21,8 @@ func TestGoOIDCRelyingPartyAcceptsServedDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	issuer := "https://" + ln.Addr().String() + "/cluster-a" // has a port: fine for a test relying party, not for IAM
-	key := testenv.NewECKey()
-	env := testenv.Start(t, testenv.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
+	key := envtest.NewECKey()
+	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
 	keys, err := oidc.ParseKeys(mustPEM(t, key.Public()))
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestGoOIDCRelyingPartyAcceptsServedDocuments(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	ctx := gooidc.ClientContext(testenv.Context(t), srv.Client())
+	ctx := gooidc.ClientContext(envtest.Context(t), srv.Client())
 	provider, err := gooidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func mustPEM(t *testing.T, pubs ...crypto.PublicKey) []byte {
 	t.Helper()
 	var out []byte
 	for _, p := range pubs {
-		b, err := testenv.PublicKeyPEM(p)
+		b, err := envtest.PublicKeyPEM(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 // Endpoint is the running AWS endpoint behind a fake: an HTTPS server that verifies SigV4 with the

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 // Object is a stored S3 object.

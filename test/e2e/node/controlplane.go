@@ -14,10 +14,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
-// startControlPlane starts etcd and kube-apiserver (internal/testenv) set up for a node, and
+// startControlPlane starts etcd and kube-apiserver (envtest) set up for a node, and
 // returns the bearer tokens of the kubelet ("kubelet"), the controller manager ("kcm") and the
 // scheduler ("scheduler").
 func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]string, error) {
@@ -26,7 +26,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 	// one CA signs the kubelet's serving certificate and the API server's client certificate
 	// for the kubelet, so logs, exec and attach go over verified, authenticated TLS.
 	pki := filepath.Join(n.Dir, "pki")
-	ca, err := testenv.NewCA("ekslink-e2e-node-ca")
+	ca, err := envtest.NewCA("ekslink-e2e-node-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 			}
 		}
 	}
-	n.Env = testenv.Start(t, testenv.Options{ExtraArgs: []string{
+	n.Env = envtest.Start(t, envtest.Options{ExtraArgs: []string{
 		"--enable-admission-plugins=NodeRestriction",
 		"--token-auth-file=" + filepath.Join(apiDir, "tokens.csv"),
 		"--kubelet-client-certificate=" + filepath.Join(apiDir, "kubelet-client.crt"),
@@ -72,7 +72,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 	}})
 	t.Cleanup(n.cleanup(t))
 	// The API server's calls to the kubelet (logs, exec, attach, port-forward) are authorized by
-	// the kubelet through a SubjectAccessReview: bind the role kubeadm binds for them. testenv's
+	// the kubelet through a SubjectAccessReview: bind the role kubeadm binds for them. envtest's
 	// API server authorizes with RBAC only (its --authorization-mode cannot be given twice), so
 	// the kubelet gets the bootstrap system:node role through its group, as before the Node
 	// authorizer existed.
@@ -80,7 +80,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 		name, role string
 		subject    rbacv1.Subject
 	}{
-		{"ekslink-e2e:apiserver-kubelet-client", "system:kubelet-api-admin", testenv.UserSubject(kubeletClientUser)},
+		{"ekslink-e2e:apiserver-kubelet-client", "system:kubelet-api-admin", envtest.UserSubject(kubeletClientUser)},
 		{"ekslink-e2e:nodes", "system:node", rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}},
 	} {
 		if _, err := n.Env.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
@@ -92,7 +92,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 		}
 	}
 
-	saKey, err := testenv.PrivateKeyPEM(n.Env.SigningKeys[0])
+	saKey, err := envtest.PrivateKeyPEM(n.Env.SigningKeys[0])
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ current-context: e2e
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 
-func (n *Node) startControllers(bins testenv.Binaries, tokens map[string]string) error {
+func (n *Node) startControllers(bins envtest.Binaries, tokens map[string]string) error {
 	kcmConfig, err := n.writeKubeconfig("kube-controller-manager", tokens["kcm"])
 	if err != nil {
 		return err

@@ -1,5 +1,5 @@
 // Package node runs a real single-node Kubernetes cluster for end-to-end tests: the control plane of
-// internal/testenv (etcd + kube-apiserver) plus kube-controller-manager, kube-scheduler, containerd
+// envtest (etcd + kube-apiserver) plus kube-controller-manager, kube-scheduler, containerd
 // with runc and the standard CNI plugins, and a kubelet, all built from the pinned Kubernetes
 // release (make nodebin) or installed from Debian packages (hack/node-deps.sh).
 //

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // kubeletConfig is the KubeletConfiguration that runs on this machine kind (../../../shared
@@ -45,7 +45,7 @@ serializeImagePulls: false
 registerNode: true
 `
 
-func (n *Node) startKubelet(bins testenv.Binaries, token string) error {
+func (n *Node) startKubelet(bins envtest.Binaries, token string) error {
 	if err := n.makeCgroupRoot(); err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // Name is the node's name.
@@ -31,7 +31,7 @@ type Options struct {
 // Node is a running single-node cluster.
 type Node struct {
 	// Env is the control plane (admin client, CA, service-account keys).
-	Env *testenv.Env
+	Env *envtest.Env
 	// IP is the node's InternalIP: the pod bridge's address, on this machine only.
 	IP net.IP
 	// PodCIDR is the /24 the bridge CNI hands pod addresses from.
@@ -101,10 +101,10 @@ func (n *Node) cleanup(t testing.TB) func() {
 }
 
 // requirements returns the binaries, or fails (CI) / skips the test when something is missing.
-func requirements(t testing.TB) testenv.Binaries {
+func requirements(t testing.TB) envtest.Binaries {
 	t.Helper()
 	var missing []error
-	bins, err := testenv.FindBinaries()
+	bins, err := envtest.FindBinaries()
 	if err != nil {
 		missing = append(missing, err)
 	}
@@ -139,7 +139,7 @@ func requirements(t testing.TB) testenv.Binaries {
 	return bins
 }
 
-func (n *Node) start(ctx context.Context, t testing.TB, bins testenv.Binaries, opts Options) error {
+func (n *Node) start(ctx context.Context, t testing.TB, bins envtest.Binaries, opts Options) error {
 	for _, d := range []string{"logs", "pki", "images", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "volume-plugins"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o755); err != nil {
 			return err

@@ -8,7 +8,7 @@ import (
 )
 
 // With a piece missing (here the binaries: EKSLINK_TESTBIN_DIR names an empty directory), the node
-// test fails under CI, saying what to run, and skips elsewhere, as internal/testenv does. The
+// test fails under CI, saying what to run, and skips elsewhere, as envtest does. The
 // test binary runs TestNodeRunsPods again as a child process with that environment.
 func TestMissingPiecesFailUnderCIAndSkipElsewhere(t *testing.T) {
 	if os.Getenv("EKSLINK_E2E_CHILD") != "" {

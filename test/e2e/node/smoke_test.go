@@ -17,7 +17,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/utils/ptr"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/test/e2e/node"
 )
 
@@ -31,7 +31,7 @@ func TestNodeRunsPods(t *testing.T) {
 	started := time.Now()
 	n := node.Start(t, node.Options{})
 	t.Logf("node Ready after %s", time.Since(started).Round(time.Millisecond))
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	ns := n.Env.Namespace(t)
 	waitServiceAccount(t, n, ns)
 	pods := n.Env.Client.CoreV1().Pods(ns)
@@ -121,7 +121,7 @@ func waitServiceAccount(t *testing.T, n *node.Node, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		_, err := n.Env.Client.CoreV1().ServiceAccounts(ns).Get(testenv.Context(t), "default", metav1.GetOptions{})
+		_, err := n.Env.Client.CoreV1().ServiceAccounts(ns).Get(envtest.Context(t), "default", metav1.GetOptions{})
 		if err == nil {
 			return
 		}
@@ -137,7 +137,7 @@ func waitPhase(t *testing.T, n *node.Node, ns, name string, want corev1.PodPhase
 	deadline := time.Now().Add(2 * time.Minute)
 	var last *corev1.Pod
 	for time.Now().Before(deadline) {
-		p, err := n.Env.Client.CoreV1().Pods(ns).Get(testenv.Context(t), name, metav1.GetOptions{})
+		p, err := n.Env.Client.CoreV1().Pods(ns).Get(envtest.Context(t), name, metav1.GetOptions{})
 		if err == nil {
 			last = p
 			if p.Status.Phase == want {
@@ -160,7 +160,7 @@ func waitPhase(t *testing.T, n *node.Node, ns, name string, want corev1.PodPhase
 
 func podLogs(t *testing.T, n *node.Node, ns, name string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(testenv.Context(t), 30*time.Second)
+	ctx, cancel := context.WithTimeout(envtest.Context(t), 30*time.Second)
 	defer cancel()
 	rc, err := n.Env.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).Stream(ctx)
 	if err != nil {
@@ -192,7 +192,7 @@ func podExec(t *testing.T, n *node.Node, ns, name string, command ...string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(testenv.Context(t), 30*time.Second)
+	ctx, cancel := context.WithTimeout(envtest.Context(t), 30*time.Second)
 	defer cancel()
 	var out strings.Builder
 	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out}); err != nil {

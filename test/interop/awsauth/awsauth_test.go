@@ -13,10 +13,10 @@ import (
 	"sigs.k8s.io/aws-iam-authenticator/pkg/mapper/configmap"
 
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 const (
 	nodeRole  = "arn:aws:iam::111122223333:role/eks-node-group-1"
@@ -75,13 +75,13 @@ func parse(t *testing.T, data map[string]string) *awsauth.Config {
 }
 
 // editorIn returns an editor of an aws-auth ConfigMap in a fresh namespace of the shared control plane.
-func editorIn(t *testing.T) (*awsauth.Editor, *testenv.Env, string) {
-	env := testenv.Shared(t)
+func editorIn(t *testing.T) (*awsauth.Editor, *envtest.Env, string) {
+	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	return awsauth.NewEditor(env.Client, awsauth.Options{Namespace: ns}), env, ns
 }
 
-func seed(t *testing.T, env *testenv.Env, ns string, data map[string]string) *corev1.ConfigMap {
+func seed(t *testing.T, env *envtest.Env, ns string, data map[string]string) *corev1.ConfigMap {
 	t.Helper()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: awsauth.Name, Namespace: ns, Annotations: map[string]string{"example.com/owner": "platform"}, Labels: map[string]string{"team": "platform"}},
@@ -90,16 +90,16 @@ func seed(t *testing.T, env *testenv.Env, ns string, data map[string]string) *co
 	for k, v := range data {
 		cm.Data[k] = v
 	}
-	out, err := env.Client.CoreV1().ConfigMaps(ns).Create(testenv.Context(t), cm, metav1.CreateOptions{})
+	out, err := env.Client.CoreV1().ConfigMaps(ns).Create(envtest.Context(t), cm, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func current(t *testing.T, env *testenv.Env, ns string) *corev1.ConfigMap {
+func current(t *testing.T, env *envtest.Env, ns string) *corev1.ConfigMap {
 	t.Helper()
-	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(testenv.Context(t), awsauth.Name, metav1.GetOptions{})
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(envtest.Context(t), awsauth.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestUpsertRules(t *testing.T) {
 func TestConcurrentEditorsAllSurvive(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, existing)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	const editors = 10
 	var wg sync.WaitGroup
 	errs := make([]error, editors)
@@ -304,7 +304,7 @@ func TestConcurrentEditorsAllSurvive(t *testing.T) {
 
 func TestCreatesTheConfigMapWhenMissing(t *testing.T) {
 	ed, env, ns := editorIn(t)
-	res, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: nodeRole, Username: "system:node:{{EC2PrivateDNSName}}", Groups: []string{"system:bootstrappers", "system:nodes"}}, awsauth.EditOptions{})
+	res, err := ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: nodeRole, Username: "system:node:{{EC2PrivateDNSName}}", Groups: []string{"system:bootstrappers", "system:nodes"}}, awsauth.EditOptions{})
 	if err != nil || !res.Created || !res.Changed {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -321,7 +321,7 @@ func TestCreatesTheConfigMapWhenMissing(t *testing.T) {
 func TestGuardsAndDryRun(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, existing)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	rv := current(t, env, ns).ResourceVersion
 	cases := []struct {
 		name string
@@ -415,7 +415,7 @@ func TestFieldNamesAreCaseInsensitiveLikeTheAuthenticator(t *testing.T) {
 
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, data)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	if _, err := ed.Remove(ctx, adminRole, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrLastMasters) {
 		t.Fatalf("removing the only (Groups:) masters mapping: %v, want ErrLastMasters", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/aws-iam-authenticator/pkg/mapper/configmap"
 
 	"github.com/ekslink/ekslink/eksauth/awsauth"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // issue15Roles is the map of the report: an admin, the role to revoke, and a role written with a
@@ -37,7 +37,7 @@ func TestRevocationIsNotBlockedByAnExistingProblemThatMoves(t *testing.T) {
 		t.Run(fmt.Sprint("force=", force), func(t *testing.T) {
 			ed, env, ns := editorIn(t)
 			seed(t, env, ns, map[string]string{"mapRoles": issue15Roles})
-			res, err := ed.Remove(testenv.Context(t), "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{Force: force})
+			res, err := ed.Remove(envtest.Context(t), "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{Force: force})
 			if err != nil {
 				t.Fatalf("revocation refused: %v", err)
 			}
@@ -56,7 +56,7 @@ func TestRevocationIsNotBlockedByAnExistingProblemThatMoves(t *testing.T) {
 	t.Run("a new problem still blocks", func(t *testing.T) {
 		ed, env, ns := editorIn(t)
 		before := seed(t, env, ns, map[string]string{"mapRoles": issue15Roles})
-		_, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: "arn:aws:iam::111122223333:role/new", Username: "new:{{SessionNam}}"}, awsauth.EditOptions{})
+		_, err := ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: "arn:aws:iam::111122223333:role/new", Username: "new:{{SessionNam}}"}, awsauth.EditOptions{})
 		if !errors.Is(err, awsauth.ErrInvalid) {
 			t.Fatalf("err = %v, want ErrInvalid", err)
 		}
@@ -104,7 +104,7 @@ func itemsOf(s string) []string {
 func TestEditsKeepUntouchedEntriesByteForByte(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, map[string]string{"mapRoles": userMap, "mapAccounts": "- 012345670123\n- \"444455556666\"  # partner\n"})
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	_, refBefore, _, _ := configmap.ParseMap(map[string]string{"mapRoles": userMap})
 
 	res, err := ed.UpsertRole(ctx, awsauth.RoleMapping{RoleARN: ciRole, Username: "ci", Groups: []string{"deployers"}}, awsauth.EditOptions{})
@@ -158,7 +158,7 @@ func TestAnEditThatWouldRewriteOtherEntriesIsRefusedWithTheDiff(t *testing.T) {
 	ed, env, ns := editorIn(t)
 	flow := `[{rolearn: "arn:aws:iam::111122223333:role/admin", username: admin, groups: [system:masters]}, {rolearn: "arn:aws:iam::111122223333:role/legacy", userid: 123456789012345678901, username: legacy}]`
 	before := seed(t, env, ns, map[string]string{"mapRoles": flow})
-	res, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
+	res, err := ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
 	if !errors.Is(err, awsauth.ErrRewrite) || !strings.Contains(err.Error(), "mapRoles[0] arn:aws:iam::111122223333:role/admin") {
 		t.Fatalf("err = %v, want ErrRewrite naming the admin entry", err)
 	}
@@ -172,7 +172,7 @@ func TestAnEditThatWouldRewriteOtherEntriesIsRefusedWithTheDiff(t *testing.T) {
 	// Allowed, the rewrite keeps what the authenticator reads and the other fields' text. (The
 	// unquoted userid is a decoding error for the authenticator too; it reads the rest.)
 	_, refBefore, _, _ := configmap.ParseMap(before.Data)
-	res, err = ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{AllowRewrite: true})
+	res, err = ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{AllowRewrite: true})
 	if err != nil || !strings.Contains(strings.Join(res.Warnings, "\n"), "rewritten in a new layout (same meaning): mapRoles[1] arn:aws:iam::111122223333:role/legacy") {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -221,7 +221,7 @@ func TestNonStringValuesAreReadAsTheAuthenticatorReadsThem(t *testing.T) {
 
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, data)
-	res, err := ed.UpsertRole(testenv.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
+	res, err := ed.UpsertRole(envtest.Context(t), awsauth.RoleMapping{RoleARN: ciRole, Username: "ci"}, awsauth.EditOptions{})
 	if err != nil {
 		t.Fatalf("an unrelated edit was refused: %v", err)
 	}
@@ -246,7 +246,7 @@ func TestEntriesTheAuthenticatorDropsDoNotBlockRevocation(t *testing.T) {
 	}
 	ed, env, ns := editorIn(t)
 	seed(t, env, ns, data)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	res, err := ed.Remove(ctx, "arn:aws:iam::111122223333:role/old", awsauth.EditOptions{})
 	if err != nil {
 		t.Fatalf("revocation refused: %v", err)
@@ -278,7 +278,7 @@ func TestAMalformedListBlocksOnlyEditsOfThatList(t *testing.T) {
 	}
 	ed, env, ns := editorIn(t)
 	before := seed(t, env, ns, data)
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	if _, err := ed.UpsertUser(ctx, awsauth.UserMapping{UserARN: aliceUser, Username: "alice"}, awsauth.EditOptions{}); !errors.Is(err, awsauth.ErrMalformed) {
 		t.Fatalf("editing the malformed list: %v, want ErrMalformed", err)
 	}

@@ -20,7 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // eksAuthenticatorWebhook is a TokenReview webhook that authenticates like EKS: ParseToken (on the
@@ -94,17 +94,17 @@ func TestRESTConfigAgainstARealAPIServer(t *testing.T) {
 		}
 		return id.CanonicalARN, nil
 	})
-	env := testenv.Start(t, testenv.Options{ExtraArgs: []string{
+	env := envtest.Start(t, envtest.Options{ExtraArgs: []string{
 		"--authentication-token-webhook-config-file=" + wh.kubeconfigFile(t),
 		"--authentication-token-webhook-version=v1",
 		"--authentication-token-webhook-cache-ttl=0s",
 	}})
 	ns := env.Namespace(t)
 	role := "arn:aws:iam::111122223333:role/ci-deployer"
-	env.Grant(t, ns, "ci-read", testenv.UserSubject(role), []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}})
+	env.Grant(t, ns, "ci-read", envtest.UserSubject(role), []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}})
 
 	eks := newLocalEKS(t, map[string]map[string]any{"prod": clusterJSON(env.URL, env.CAPEM, "ACTIVE", "API_AND_CONFIG_MAP")})
-	ctx := testenv.Context(t)
+	ctx := envtest.Context(t)
 	rc, err := eksauth.RESTConfig(ctx, eks.Config(), "prod", eksauth.ClusterOptions{Token: eksauth.TokenOptions{Now: clock.Now}})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/aws-iam-authenticator/pkg/token"
 
 	"github.com/ekslink/ekslink/eksauth"
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 const callerARN = "arn:aws:sts::111122223333:assumed-role/ci-deployer/pipeline-42"

@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"bytes"
@@ -148,14 +148,14 @@ var freePort = func() (int, error) {
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	bins := requireBinaries(t)
-	dir, err := os.MkdirTemp("", "ekslink-testenv-")
+	dir, err := os.MkdirTemp("", "ekslink-envtest-")
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
 	env, err := start(bins, dir, opts)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		t.Fatalf("testenv: starting the control plane: %v", err)
+		t.Fatalf("envtest: starting the control plane: %v", err)
 	}
 	t.Cleanup(env.Stop)
 	return env
@@ -167,7 +167,7 @@ func New(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "ekslink-testenv-")
+	dir, err := os.MkdirTemp("", "ekslink-envtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 		}
 	}()
 
-	ca, err := newCA("ekslink-testenv-ca")
+	ca, err := newCA("ekslink-envtest-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	adminCert, adminKey, err := ca.issue("ekslink-testenv-admin", []string{"system:masters"}, nil, nil, x509.ExtKeyUsageClientAuth)
+	adminCert, adminKey, err := ca.issue("ekslink-envtest-admin", []string{"system:masters"}, nil, nil, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +452,7 @@ func Shared(t testing.TB) *Env {
 			}
 			return
 		}
-		dir, err := os.MkdirTemp("", "ekslink-testenv-")
+		dir, err := os.MkdirTemp("", "ekslink-envtest-")
 		if err != nil {
 			shared.err = err
 			return
@@ -466,7 +466,7 @@ func Shared(t testing.TB) *Env {
 		t.Skip(shared.skip)
 	}
 	if shared.err != nil {
-		t.Fatalf("testenv: starting the shared control plane: %v", shared.err)
+		t.Fatalf("envtest: starting the shared control plane: %v", shared.err)
 	}
 	return shared.env
 }

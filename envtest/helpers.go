@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (e *Env) Namespace(t testing.TB) string {
 	ctx := Context(t)
 	_, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("testenv: creating namespace %s: %v", name, err)
+		t.Fatalf("envtest: creating namespace %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		_ = e.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
@@ -62,7 +62,7 @@ func (e *Env) CreateServiceAccount(t testing.TB, namespace, name string) {
 	_, err := e.Client.CoreV1().ServiceAccounts(namespace).Create(Context(t),
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("testenv: creating service account %s/%s: %v", namespace, name, err)
+		t.Fatalf("envtest: creating service account %s/%s: %v", namespace, name, err)
 	}
 }
 
@@ -72,7 +72,7 @@ func (e *Env) Token(t testing.TB, namespace, name string, audiences []string, tt
 	t.Helper()
 	tok, err := e.TokenRequest(Context(t), namespace, name, audiences, ttl)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
 	return tok
 }
@@ -107,7 +107,7 @@ func (e *Env) ClientForToken(t testing.TB, token string) kubernetes.Interface {
 	t.Helper()
 	c, err := kubernetes.NewForConfig(e.ConfigForToken(token))
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
 	return c
 }
@@ -145,7 +145,7 @@ func (e *Env) Grant(t testing.TB, namespace, name string, subject rbacv1.Subject
 		}
 	}
 	if err != nil {
-		t.Fatalf("testenv: granting %s: %v", name, err)
+		t.Fatalf("envtest: granting %s: %v", name, err)
 	}
 	if len(rules) > 0 && len(rules[0].Verbs) > 0 && len(rules[0].Resources) > 0 {
 		r := rules[0]
@@ -181,7 +181,7 @@ func (e *Env) WaitAllowed(t testing.TB, subject rbacv1.Subject, namespace, verb,
 		user = "system:serviceaccount:" + subject.Namespace + ":" + subject.Name
 		groups = []string{"system:serviceaccounts", "system:serviceaccounts:" + subject.Namespace, "system:authenticated"}
 	} else if subject.Kind == rbacv1.GroupKind {
-		user, groups = "ekslink-testenv-probe", []string{subject.Name}
+		user, groups = "ekslink-envtest-probe", []string{subject.Name}
 	}
 	parts := strings.SplitN(resource, "/", 2)
 	attrs := &authorizationv1.ResourceAttributes{Namespace: namespace, Verb: verb, Group: group, Resource: parts[0], Name: name}
@@ -197,7 +197,7 @@ func (e *Env) WaitAllowed(t testing.TB, subject rbacv1.Subject, namespace, verb,
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: %s still may not %s %s in %q after 10s (err=%v)", user, verb, resource, namespace, err)
+			t.Fatalf("envtest: %s still may not %s %s in %q after 10s (err=%v)", user, verb, resource, namespace, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,4 +1,4 @@
-package testenv_test
+package envtest_test
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ekslink/ekslink/internal/testenv"
+	"github.com/ekslink/ekslink/envtest"
 )
 
 // Outside a test (the demo does this), New starts a control plane the caller stops. In tests use
 // Start or Shared, which also decide between failing (CI) and skipping when the binaries are missing.
 // This example is compiled but not run: it needs `make testbin`.
 func ExampleNew() {
-	env, err := testenv.New(testenv.Options{SigningKeys: nil /* one fresh RSA key */})
+	env, err := envtest.New(envtest.Options{SigningKeys: nil /* one fresh RSA key */})
 	if err != nil {
 		panic(err)
 	}

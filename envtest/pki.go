@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"crypto"
@@ -120,7 +120,7 @@ func PublicKeyPEM(key crypto.PublicKey) ([]byte, error) {
 func writeFile(dir, name string, data []byte) (string, error) {
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
-		return "", fmt.Errorf("testenv: writing %s: %w", p, err)
+		return "", fmt.Errorf("envtest: writing %s: %w", p, err)
 	}
 	return p, nil
 }

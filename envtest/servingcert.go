@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"crypto/tls"
@@ -20,7 +20,7 @@ func (c ServingCert) TLSCertificate(t testing.TB) tls.Certificate {
 	t.Helper()
 	cert, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
 	return cert
 }
@@ -30,14 +30,14 @@ func (c ServingCert) TLSCertificate(t testing.TB) tls.Certificate {
 // APIs) on loopback.
 func NewServingCert(t testing.TB, dnsNames ...string) ServingCert {
 	t.Helper()
-	ca, err := newCA("ekslink-testenv-serving-ca")
+	ca, err := newCA("ekslink-envtest-serving-ca")
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
-	certPEM, keyPEM, err := ca.issue("ekslink-testenv-server", nil, append([]string{"localhost"}, dnsNames...),
+	certPEM, keyPEM, err := ca.issue("ekslink-envtest-server", nil, append([]string{"localhost"}, dnsNames...),
 		[]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, x509.ExtKeyUsageServerAuth)
 	if err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("envtest: %v", err)
 	}
 	return ServingCert{CertPEM: certPEM, KeyPEM: keyPEM, CAPEM: ca.pem}
 }

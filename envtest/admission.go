@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: w.Name},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:         "pod-webhook.testenv.ekslink.io",
+			Name:         "pod-webhook.envtest.ekslink.io",
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &w.URL, CABundle: w.CABundle},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
@@ -61,7 +61,7 @@ func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 	}
 	mwcs := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	if _, err := mwcs.Create(ctx, mwc, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("testenv: creating MutatingWebhookConfiguration %s: %v", w.Name, err)
+		t.Fatalf("envtest: creating MutatingWebhookConfiguration %s: %v", w.Name, err)
 	}
 	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), w.Name, metav1.DeleteOptions{}) })
 
@@ -72,7 +72,7 @@ func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: the API server does not call webhook %s after 30s (last error %v)", w.URL, err)
+			t.Fatalf("envtest: the API server does not call webhook %s after 30s (last error %v)", w.URL, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

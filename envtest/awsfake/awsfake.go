@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 // Options configure a Set. The zero value works: region us-west-2, account 111122223333.

@@ -1,4 +1,4 @@
-// Package testenv starts a real Kubernetes control plane (etcd + kube-apiserver, built from the Go
+// Package envtest starts a real Kubernetes control plane (etcd + kube-apiserver, built from the Go
 // module proxy by hack/testbin.sh) on loopback for tests.
 //
 // The API server runs with TLS, RBAC authorization, client-certificate admin access and a
@@ -7,10 +7,10 @@
 //
 // Usage:
 //
-//	func TestMain(m *testing.M) { testenv.Main(m) }  // stops the shared control plane at the end
+//	func TestMain(m *testing.M) { envtest.Main(m) }  // stops the shared control plane at the end
 //
 //	func TestSomething(t *testing.T) {
-//		env := testenv.Shared(t)               // one control plane per test binary
+//		env := envtest.Shared(t)               // one control plane per test binary
 //		ns := env.Namespace(t)                 // a fresh namespace for this test
 //		...
 //	}
@@ -19,4 +19,4 @@
 //
 // When the binaries are missing, tests fail if the CI environment variable is set and skip otherwise,
 // with a message that says to run "make testbin".
-package testenv
+package envtest

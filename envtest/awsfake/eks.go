@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/ekslink/ekslink/internal/awstest"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 type cluster struct {

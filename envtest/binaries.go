@@ -1,4 +1,4 @@
-package testenv
+package envtest
 
 import (
 	"bufio"
@@ -30,7 +30,7 @@ func FindBinaries() (Binaries, error) {
 		if cache == "" {
 			home, err := os.UserHomeDir()
 			if err != nil {
-				return Binaries{}, fmt.Errorf("testenv: no home directory for the test binary cache: %w", err)
+				return Binaries{}, fmt.Errorf("envtest: no home directory for the test binary cache: %w", err)
 			}
 			cache = filepath.Join(home, ".cache")
 		}
@@ -39,7 +39,7 @@ func FindBinaries() (Binaries, error) {
 	b := Binaries{Dir: dir, KubeAPIServer: filepath.Join(dir, "kube-apiserver"), Etcd: filepath.Join(dir, "etcd")}
 	for _, p := range []string{b.KubeAPIServer, b.Etcd} {
 		if _, err := os.Stat(p); err != nil {
-			return b, fmt.Errorf("testenv: %s is missing: run \"make testbin\" (or set EKSLINK_TESTBIN_DIR): %w", p, err)
+			return b, fmt.Errorf("envtest: %s is missing: run \"make testbin\" (or set EKSLINK_TESTBIN_DIR): %w", p, err)
 		}
 	}
 	return b, nil
@@ -62,12 +62,12 @@ func requireBinaries(t testing.TB) Binaries {
 func pinnedVersions() (map[string]string, error) {
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
-		return nil, fmt.Errorf("testenv: cannot locate the source tree")
+		return nil, fmt.Errorf("envtest: cannot locate the source tree")
 	}
-	path := filepath.Join(filepath.Dir(self), "..", "..", "hack", "testbin.env")
+	path := filepath.Join(filepath.Dir(self), "..", "hack", "testbin.env")
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: reading pinned versions: %w", err)
+		return nil, fmt.Errorf("envtest: reading pinned versions: %w", err)
 	}
 	defer f.Close()
 	out := map[string]string{}
@@ -83,7 +83,7 @@ func pinnedVersions() (map[string]string, error) {
 		}
 	}
 	if out["KUBERNETES_VERSION"] == "" || out["ETCD_VERSION"] == "" {
-		return nil, fmt.Errorf("testenv: %s must set KUBERNETES_VERSION and ETCD_VERSION", path)
+		return nil, fmt.Errorf("envtest: %s must set KUBERNETES_VERSION and ETCD_VERSION", path)
 	}
 	return out, sc.Err()
 }

@@ -3,7 +3,7 @@
 // (RegisterManagedInstance, anonymous), EKS Auth (AssumeRoleForPodIdentity) and STS
 // (GetCallerIdentity, signed or presigned).
 //
-// Every endpoint is an internal/awstest server: requests are checked with the AWS SDK's own SigV4
+// Every endpoint is an envtest/awstest server: requests are checked with the AWS SDK's own SigV4
 // signer and answered in the service's exact wire shapes, so the production clients run against it
 // unchanged through BaseEndpoint or the AWS_ENDPOINT_URL_<SERVICE> variables (Env).
 //

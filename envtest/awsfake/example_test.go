@@ -7,7 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/ekslink/ekslink/internal/awsfake"
+	"github.com/ekslink/ekslink/envtest/awsfake"
 )
 
 // The AWS SDK talks to the embedded endpoints unchanged: only the endpoint is overridden.

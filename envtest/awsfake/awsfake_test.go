@@ -29,7 +29,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ekslink/ekslink/internal/awsfake"
+	"github.com/ekslink/ekslink/envtest/awsfake"
 )
 
 const issuer = "https://kubernetes.default.svc.cluster.local"
