@@ -35,7 +35,7 @@ type PodWebhook struct {
 
 // RegisterPodWebhook creates the webhook's configuration (failurePolicy Ignore, sideEffects None),
 // waits until the API server calls it, and deletes it at cleanup.
-func (e *Env) RegisterPodWebhook(t testing.TB, w PodWebhook) {
+func (e *Environment) RegisterPodWebhook(t testing.TB, w PodWebhook) {
 	t.Helper()
 	ctx := Context(t)
 	if len(w.ReviewVersions) == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,28 +25,48 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// DefaultIssuer is the service-account issuer used when Options.Issuer is empty.
-const DefaultIssuer = "https://kubernetes.default.svc.cluster.local"
+// Defaults of an Environment's zero-valued fields.
+const (
+	// DefaultIssuer is the service-account issuer when Environment.Issuer is empty.
+	DefaultIssuer = "https://kubernetes.default.svc.cluster.local"
+	// DefaultStartTimeout is how long etcd and kube-apiserver each may take to become ready when
+	// Environment.StartTimeout is zero.
+	DefaultStartTimeout = 60 * time.Second
+	// DefaultStopTimeout is how long a process may take to exit after SIGTERM, before it is
+	// killed, when Environment.StopTimeout is zero.
+	DefaultStopTimeout = 5 * time.Second
+)
 
-// Options configure a control plane. The zero value is a working default.
-type Options struct {
+// Environment is a control plane on loopback: etcd and kube-apiserver with TLS, RBAC, a
+// system:masters client certificate and a service-account issuer. Set the configuration fields
+// (every zero value works), call Start, and Stop when done. Start fills in the fields below
+// "Set by Start". An Environment starts once; StopAPIServer and StartAPIServer restart the API
+// server alone.
+type Environment struct {
+	// BinaryAssetsDirectory is a directory holding kube-apiserver and etcd. Default: the lookup
+	// of FindBinaries ($EKSLINK_TESTBIN_DIR, $KUBEBUILDER_ASSETS, the cache of hack/testbin.sh).
+	BinaryAssetsDirectory string
 	// SigningKeys are the service-account keys. The first one signs new tokens; all of them verify
-	// tokens and are published in the JWKS. Default: one fresh RSA-2048 key.
+	// tokens and are published in the JWKS. Default (set by Start): one fresh RSA-2048 key.
 	SigningKeys []crypto.Signer
-	// Issuer is --service-account-issuer. Default: DefaultIssuer.
+	// Issuer is --service-account-issuer. Default (set by Start): DefaultIssuer.
 	Issuer string
 	// JWKSURI is --service-account-jwks-uri (optional); it sets jwks_uri in the discovery document.
 	JWKSURI string
 	// APIAudiences is --api-audiences. Default: the issuer.
 	APIAudiences []string
-	// ExtraArgs are appended to kube-apiserver's command line ("--flag=value").
+	// ExtraArgs are appended to kube-apiserver's command line ("--flag=value"). A single-valued
+	// flag given here overrides the one Start sets (the last value wins); a list flag adds to it.
 	ExtraArgs []string
-	// Logs, when true, copies the processes' output to the test log on failure.
-	Logs bool
-}
+	// StartTimeout bounds how long etcd and kube-apiserver each may take to become ready.
+	// Default: DefaultStartTimeout.
+	StartTimeout time.Duration
+	// StopTimeout is how long each process may take to exit after SIGTERM before it is killed.
+	// Default: DefaultStopTimeout.
+	StopTimeout time.Duration
 
-// Env is a running etcd + kube-apiserver pair.
-type Env struct {
+	// Set by Start:
+
 	// Config authenticates as a system:masters administrator with a client certificate.
 	Config *rest.Config
 	// Client is a clientset for Config.
@@ -55,19 +77,18 @@ type Env struct {
 	CAPEM []byte
 	// CAFile is CAPEM on disk.
 	CAFile string
-	// Issuer is the service-account issuer.
-	Issuer string
-	// SigningKeys are the service-account keys (first signs).
-	SigningKeys []crypto.Signer
+	// Binaries are the executables that run.
+	Binaries Binaries
 
+	started  atomic.Bool
 	dir      string
-	bins     Binaries
 	apiArgs  []string
 	etcd     *process
 	etcdURL  string
 	mu       sync.Mutex
 	api      *process
 	stopOnce sync.Once
+	stopErr  error
 }
 
 // process is one child with its captured output.
@@ -110,14 +131,14 @@ func startProcess(path string, args []string) (*process, error) {
 	return p, nil
 }
 
-func (p *process) stop() {
+func (p *process) stop(timeout time.Duration) {
 	if p == nil {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(timeout):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
@@ -143,113 +164,113 @@ var freePort = func() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Start starts a private control plane and stops it in t.Cleanup. It fails the test under CI and
-// skips it elsewhere when the binaries are missing.
-func Start(t testing.TB, opts Options) *Env {
-	t.Helper()
-	bins := requireBinaries(t)
-	dir, err := os.MkdirTemp("", "ekslink-envtest-")
-	if err != nil {
-		t.Fatalf("envtest: %v", err)
+// Start starts etcd and kube-apiserver and returns Config, a rest.Config for a system:masters
+// administrator. When the binaries are missing the error is a *BinariesNotFoundError. On any error
+// whatever was started is stopped again.
+func (e *Environment) Start() (*rest.Config, error) {
+	if e.started.Swap(true) {
+		return nil, errors.New("envtest: Start called twice: an Environment starts once (StopAPIServer and StartAPIServer restart the API server)")
 	}
-	env, err := start(bins, dir, opts)
+	bins, err := e.binaries()
 	if err != nil {
-		_ = os.RemoveAll(dir)
-		t.Fatalf("envtest: starting the control plane: %v", err)
+		return nil, err
 	}
-	t.Cleanup(env.Stop)
-	return env
+	e.Binaries = bins
+	if e.dir, err = os.MkdirTemp("", "ekslink-envtest-"); err != nil {
+		return nil, fmt.Errorf("envtest: %w", err)
+	}
+	if err := e.start(); err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("envtest: starting the control plane: %w", err)
+	}
+	return e.Config, nil
 }
 
-// New starts a control plane outside a test (the demo uses it). The caller must call Stop.
-func New(opts Options) (*Env, error) {
-	bins, err := FindBinaries()
-	if err != nil {
-		return nil, err
+// binaries are the executables of BinaryAssetsDirectory, or those FindBinaries finds.
+func (e *Environment) binaries() (Binaries, error) {
+	if e.BinaryAssetsDirectory != "" {
+		return binariesIn(e.BinaryAssetsDirectory, SourceField)
 	}
-	dir, err := os.MkdirTemp("", "ekslink-envtest-")
-	if err != nil {
-		return nil, err
-	}
-	env, err := start(bins, dir, opts)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	return env, nil
+	return FindBinaries()
 }
 
-func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
-	if len(opts.SigningKeys) == 0 {
-		opts.SigningKeys = []crypto.Signer{NewRSAKey()}
+func (e *Environment) startTimeout() time.Duration {
+	if e.StartTimeout > 0 {
+		return e.StartTimeout
 	}
-	if opts.Issuer == "" {
-		opts.Issuer = DefaultIssuer
-	}
-	env = &Env{dir: dir, bins: bins, Issuer: opts.Issuer, SigningKeys: opts.SigningKeys}
-	e := env
-	defer func() {
-		if err != nil {
-			e.Stop()
-		}
-	}()
+	return DefaultStartTimeout
+}
 
+func (e *Environment) stopTimeout() time.Duration {
+	if e.StopTimeout > 0 {
+		return e.StopTimeout
+	}
+	return DefaultStopTimeout
+}
+
+func (e *Environment) start() error {
+	if len(e.SigningKeys) == 0 {
+		e.SigningKeys = []crypto.Signer{NewRSAKey()}
+	}
+	if e.Issuer == "" {
+		e.Issuer = DefaultIssuer
+	}
+	dir := e.dir
 	ca, err := newCA("ekslink-envtest-ca")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	env.CAPEM = ca.pem
-	if env.CAFile, err = writeFile(dir, "ca.crt", ca.pem); err != nil {
-		return nil, err
+	e.CAPEM = ca.pem
+	if e.CAFile, err = writeFile(dir, "ca.crt", ca.pem); err != nil {
+		return err
 	}
 	servingCert, servingKey, err := ca.issue("kube-apiserver", nil,
 		[]string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 		[]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, x509.ExtKeyUsageServerAuth)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	adminCert, adminKey, err := ca.issue("ekslink-envtest-admin", []string{"system:masters"}, nil, nil, x509.ExtKeyUsageClientAuth)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	files := map[string][]byte{"serving.crt": servingCert, "serving.key": servingKey}
-	for i, k := range opts.SigningKeys {
+	for i, k := range e.SigningKeys {
 		priv, err := PrivateKeyPEM(k)
 		if err != nil {
-			return nil, fmt.Errorf("service-account key %d: %w", i, err)
+			return fmt.Errorf("service-account key %d: %w", i, err)
 		}
 		pub, err := PublicKeyPEM(k.Public())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		files[fmt.Sprintf("sa-%d.key", i)] = priv
 		files[fmt.Sprintf("sa-%d.pub", i)] = pub
 	}
 	for name, data := range files {
 		if _, err := writeFile(dir, name, data); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
-	if err := env.startEtcd(); err != nil {
-		return nil, err
+	if err := e.startEtcd(); err != nil {
+		return err
 	}
-	etcdURL := env.etcdURL
 
-	audiences := opts.APIAudiences
+	audiences := e.APIAudiences
 	if len(audiences) == 0 {
-		audiences = []string{opts.Issuer}
+		audiences = []string{e.Issuer}
 	}
 	args := []string{
-		"--etcd-servers=" + etcdURL,
+		"--etcd-servers=" + e.etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--tls-cert-file=" + filepath.Join(dir, "serving.crt"),
 		"--tls-private-key-file=" + filepath.Join(dir, "serving.key"),
-		"--client-ca-file=" + env.CAFile,
+		"--client-ca-file=" + e.CAFile,
 		"--authorization-mode=RBAC",
 		"--service-cluster-ip-range=10.96.0.0/16",
-		"--service-account-issuer=" + opts.Issuer,
+		"--service-account-issuer=" + e.Issuer,
 		"--service-account-signing-key-file=" + filepath.Join(dir, "sa-0.key"),
 		"--api-audiences=" + strings.Join(audiences, ","),
 		"--allow-privileged=true",
@@ -259,43 +280,41 @@ func start(bins Binaries, dir string, opts Options) (env *Env, err error) {
 		"--cert-dir=" + filepath.Join(dir, "certs"),
 		"--v=0",
 	}
-	for i := range opts.SigningKeys {
+	for i := range e.SigningKeys {
 		args = append(args, "--service-account-key-file="+filepath.Join(dir, fmt.Sprintf("sa-%d.pub", i)))
 	}
-	if opts.JWKSURI != "" {
-		args = append(args, "--service-account-jwks-uri="+opts.JWKSURI)
+	if e.JWKSURI != "" {
+		args = append(args, "--service-account-jwks-uri="+e.JWKSURI)
 	}
-	args = append(args, opts.ExtraArgs...)
+	args = append(args, e.ExtraArgs...)
 
 	// The port was free a moment ago; when another process takes it first, start again on a new
 	// one (StartAPIServer itself keeps the port, as a restart must).
 	for attempt := 0; ; attempt++ {
 		apiPort, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		env.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
-		env.apiArgs = append(append([]string(nil), args...), "--secure-port="+strconv.Itoa(apiPort))
-		env.Config = &rest.Config{
-			Host:            env.URL,
+		e.URL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
+		e.apiArgs = append(append([]string(nil), args...), "--secure-port="+strconv.Itoa(apiPort))
+		e.Config = &rest.Config{
+			Host:            e.URL,
 			TLSClientConfig: rest.TLSClientConfig{CAData: ca.pem, CertData: adminCert, KeyData: adminKey},
 			QPS:             -1, // no client-side throttling in tests
 		}
-		err = env.StartAPIServer()
+		err = e.StartAPIServer()
 		if err == nil {
 			break
 		}
 		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
-			return nil, err
+			return err
 		}
 	}
-	if env.Client, err = kubernetes.NewForConfig(env.Config); err != nil {
-		return nil, err
-	}
-	return env, nil
+	e.Client, err = kubernetes.NewForConfig(e.Config)
+	return err
 }
 
-func (e *Env) startEtcd() error {
+func (e *Environment) startEtcd() error {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		clientPort, err := freePort()
@@ -308,7 +327,7 @@ func (e *Env) startEtcd() error {
 		}
 		client := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 		peer := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-		p, err := startProcess(e.bins.Etcd, []string{
+		p, err := startProcess(e.Binaries.Etcd, []string{
 			"--name=default",
 			"--data-dir=" + filepath.Join(e.dir, fmt.Sprintf("etcd-%d", attempt)),
 			"--listen-peer-urls=" + peer,
@@ -322,8 +341,8 @@ func (e *Env) startEtcd() error {
 		if err != nil {
 			return err
 		}
-		if err := waitHTTP(p, client+"/health", nil, 20*time.Second); err != nil {
-			p.stop()
+		if err := waitHTTP(p, client+"/health", nil, e.startTimeout()); err != nil {
+			p.stop(e.stopTimeout())
 			lastErr = fmt.Errorf("etcd: %w\n%s", err, tail(p.out.String()))
 			continue
 		}
@@ -335,7 +354,7 @@ func (e *Env) startEtcd() error {
 
 // StartAPIServer (re)starts kube-apiserver on the same address, keys and etcd, and waits until it
 // is ready. Use it after StopAPIServer to test recovery.
-func (e *Env) StartAPIServer() error {
+func (e *Environment) StartAPIServer() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.api != nil && !e.api.exited() {
@@ -343,17 +362,17 @@ func (e *Env) StartAPIServer() error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		p, err := startProcess(e.bins.KubeAPIServer, e.apiArgs)
+		p, err := startProcess(e.Binaries.KubeAPIServer, e.apiArgs)
 		if err != nil {
 			return err
 		}
 		client, err := rest.HTTPClientFor(e.Config)
 		if err != nil {
-			p.stop()
+			p.stop(e.stopTimeout())
 			return err
 		}
-		if err := waitHTTP(p, e.URL+"/readyz", client, 60*time.Second); err != nil {
-			p.stop()
+		if err := waitHTTP(p, e.URL+"/readyz", client, e.startTimeout()); err != nil {
+			p.stop(e.stopTimeout())
 			lastErr = fmt.Errorf("kube-apiserver: %w\n%s", err, tail(p.out.String()))
 			if strings.Contains(p.out.String(), "address already in use") {
 				continue
@@ -367,25 +386,31 @@ func (e *Env) StartAPIServer() error {
 }
 
 // StopAPIServer stops kube-apiserver (etcd keeps running); StartAPIServer brings it back.
-func (e *Env) StopAPIServer() {
+func (e *Environment) StopAPIServer() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.api.stop()
+	e.api.stop(e.stopTimeout())
 }
 
-// Stop stops everything and removes the data directory. It is safe to call more than once.
-func (e *Env) Stop() {
+// Stop stops kube-apiserver and etcd and removes their data directory. It is safe to call more
+// than once, and on an Environment that never started; later calls return the first one's error.
+func (e *Environment) Stop() error {
 	e.stopOnce.Do(func() {
 		e.mu.Lock()
-		e.api.stop()
+		e.api.stop(e.stopTimeout())
 		e.mu.Unlock()
-		e.etcd.stop()
-		_ = os.RemoveAll(e.dir)
+		e.etcd.stop(e.stopTimeout())
+		if e.dir != "" {
+			if err := os.RemoveAll(e.dir); err != nil {
+				e.stopErr = fmt.Errorf("envtest: removing the data directory: %w", err)
+			}
+		}
 	})
+	return e.stopErr
 }
 
 // Logs returns the tail of kube-apiserver's output, for debugging a failing test.
-func (e *Env) Logs() string {
+func (e *Environment) Logs() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.api == nil {
@@ -429,55 +454,81 @@ func tail(s string) string {
 	return s
 }
 
+// Start starts env (a zero Environment when env is nil) for the test t, stops it at t's cleanup,
+// and returns it. When the binaries are missing it fails the test if the CI environment variable
+// is set and skips it otherwise; any other error fails the test.
+func Start(t testing.TB, env *Environment) *Environment {
+	t.Helper()
+	if env == nil {
+		env = &Environment{}
+	}
+	if _, err := env.binaries(); err != nil {
+		failOrSkip(t, err)
+	}
+	if _, err := env.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return env
+}
+
+// failOrSkip fails the test under CI and skips it elsewhere, for missing binaries.
+func failOrSkip(t testing.TB, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%v (CI is set, so this is a failure, not a skip)", err)
+	}
+	t.Skipf("skipping control-plane test: %v", err)
+}
+
 // shared is the per-test-binary control plane of Shared.
 var shared struct {
 	once sync.Once
-	env  *Env
+	env  *Environment
 	err  error
-	skip string
+	// missing is the error of the binary lookup, when the binaries are missing.
+	missing error
 }
 
-// Shared returns a control plane shared by all tests of this test binary (default Options), started
-// on first use. Call Main from TestMain so it is stopped at the end; processes are also killed when
-// the test binary exits. Tests must not stop it; use Namespace to isolate their objects.
-func Shared(t testing.TB) *Env {
+// Shared returns a control plane shared by all tests of this test binary (a zero Environment),
+// started on first use. Call Main from TestMain so it is stopped at the end; processes are also
+// killed when the test binary exits. Tests must not stop it; use Namespace to isolate their
+// objects. Missing binaries fail the test under CI and skip it elsewhere, as in Start.
+func Shared(t testing.TB) *Environment {
 	t.Helper()
 	shared.once.Do(func() {
-		bins, err := FindBinaries()
-		if err != nil {
-			if os.Getenv("CI") != "" {
-				shared.err = fmt.Errorf("%v (CI is set, so this is a failure, not a skip)", err)
-			} else {
-				shared.skip = "skipping control-plane test: " + err.Error()
-			}
+		env := &Environment{}
+		if _, err := env.binaries(); err != nil {
+			shared.missing = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "ekslink-envtest-")
-		if err != nil {
+		if _, err := env.Start(); err != nil {
 			shared.err = err
 			return
 		}
-		shared.env, shared.err = start(bins, dir, Options{})
-		if shared.err != nil {
-			_ = os.RemoveAll(dir)
-		}
+		shared.env = env
 	})
-	if shared.skip != "" {
-		t.Skip(shared.skip)
+	if shared.missing != nil {
+		failOrSkip(t, shared.missing)
 	}
 	if shared.err != nil {
-		t.Fatalf("envtest: starting the shared control plane: %v", shared.err)
+		t.Fatalf("envtest: the shared control plane: %v", shared.err)
 	}
 	return shared.env
 }
 
-// Main runs the tests and stops the shared control plane afterwards. Use it as TestMain.
+// Main runs the tests and stops the shared control plane afterwards. Use it as TestMain:
+//
+//	func TestMain(m *testing.M) { envtest.Main(m) }
 func Main(m *testing.M) {
-	code := m.Run()
+	m.Run()
 	if shared.env != nil {
-		shared.env.Stop()
+		_ = shared.env.Stop()
 	}
-	os.Exit(code)
 }
 
 // Context returns a context bounded by the test's deadline (or one minute) and cancelled at cleanup.

@@ -21,7 +21,7 @@ import (
 var nsCounter atomic.Int64
 
 // Namespace creates a fresh namespace for the test (deleted at cleanup) and returns its name.
-func (e *Env) Namespace(t testing.TB) string {
+func (e *Environment) Namespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t-%s-%d-%d", sanitize(t.Name()), time.Now().UnixNano()%100000, nsCounter.Add(1))
 	if len(name) > 63 {
@@ -57,7 +57,7 @@ func sanitize(s string) string {
 }
 
 // CreateServiceAccount creates a service account (idempotently).
-func (e *Env) CreateServiceAccount(t testing.TB, namespace, name string) {
+func (e *Environment) CreateServiceAccount(t testing.TB, namespace, name string) {
 	t.Helper()
 	_, err := e.Client.CoreV1().ServiceAccounts(namespace).Create(Context(t),
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
@@ -68,7 +68,7 @@ func (e *Env) CreateServiceAccount(t testing.TB, namespace, name string) {
 
 // Token mints a token for the service account with TokenRequest. Empty audiences mean the API
 // server's default audiences; ttl 0 means one hour.
-func (e *Env) Token(t testing.TB, namespace, name string, audiences []string, ttl time.Duration) string {
+func (e *Environment) Token(t testing.TB, namespace, name string, audiences []string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := e.TokenRequest(Context(t), namespace, name, audiences, ttl)
 	if err != nil {
@@ -78,7 +78,7 @@ func (e *Env) Token(t testing.TB, namespace, name string, audiences []string, tt
 }
 
 // TokenRequest is Token without a testing.TB, for use from goroutines and benchmarks.
-func (e *Env) TokenRequest(ctx context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error) {
+func (e *Environment) TokenRequest(ctx context.Context, namespace, name string, audiences []string, ttl time.Duration) (string, error) {
 	if ttl == 0 {
 		ttl = time.Hour
 	}
@@ -93,7 +93,7 @@ func (e *Env) TokenRequest(ctx context.Context, namespace, name string, audience
 }
 
 // ConfigForToken returns a rest.Config that authenticates with the bearer token.
-func (e *Env) ConfigForToken(token string) *rest.Config {
+func (e *Environment) ConfigForToken(token string) *rest.Config {
 	return &rest.Config{
 		Host:            e.URL,
 		BearerToken:     token,
@@ -103,7 +103,7 @@ func (e *Env) ConfigForToken(token string) *rest.Config {
 }
 
 // ClientForToken returns a clientset that authenticates with the bearer token.
-func (e *Env) ClientForToken(t testing.TB, token string) kubernetes.Interface {
+func (e *Environment) ClientForToken(t testing.TB, token string) kubernetes.Interface {
 	t.Helper()
 	c, err := kubernetes.NewForConfig(e.ConfigForToken(token))
 	if err != nil {
@@ -114,7 +114,7 @@ func (e *Env) ClientForToken(t testing.TB, token string) kubernetes.Interface {
 
 // Grant gives subject the rules: a Role and RoleBinding named name in namespace, or a ClusterRole
 // and ClusterRoleBinding when namespace is empty. It waits until the authorizer sees the grant.
-func (e *Env) Grant(t testing.TB, namespace, name string, subject rbacv1.Subject, rules []rbacv1.PolicyRule) {
+func (e *Environment) Grant(t testing.TB, namespace, name string, subject rbacv1.Subject, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	ctx := Context(t)
 	rbac := e.Client.RbacV1()
@@ -173,7 +173,7 @@ func UserSubject(name string) rbacv1.Subject {
 
 // WaitAllowed polls SubjectAccessReview until subject may do verb on the resource (RBAC caches
 // update asynchronously after a write).
-func (e *Env) WaitAllowed(t testing.TB, subject rbacv1.Subject, namespace, verb, group, resource, name string) {
+func (e *Environment) WaitAllowed(t testing.TB, subject rbacv1.Subject, namespace, verb, group, resource, name string) {
 	t.Helper()
 	user := subject.Name
 	var groups []string

@@ -36,7 +36,7 @@ func TestStartSurvivesATakenAPIServerPort(t *testing.T) {
 		return real()
 	}
 
-	env := Start(t, Options{})
+	env := Start(t, &Environment{})
 	u, err := url.Parse(env.URL)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@
 # Builds Kubernetes test binaries from the Go module proxy into a cache directory outside the repo:
 #   ${EKSLINK_TESTBIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ekslink/testbin/<k8s>-<etcd>}
 #
-#   hack/testbin.sh            kube-apiserver and etcd (the control plane of internal/testenv)
+#   hack/testbin.sh            kube-apiserver and etcd (the control plane of envtest)
 #   hack/testbin.sh NAME...    the named binaries: etcd or any k8s.io/kubernetes/cmd/NAME
 #                              (make nodebin: kubelet kube-controller-manager kube-scheduler)
 #

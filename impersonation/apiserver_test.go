@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 // apiFixture is a proxy in front of the real API server, running as service account
 // "eks-connector" allowed to impersonate exactly the ARNs in impersonable.
 type apiFixture struct {
-	env      *envtest.Env
+	env      *envtest.Environment
 	ns       string
 	h        *Handler
 	proxyURL string
@@ -48,7 +48,7 @@ func impersonatorRules(arns ...string) []rbacv1.PolicyRule {
 	}
 }
 
-func setupAPI(t *testing.T, env *envtest.Env) *apiFixture {
+func setupAPI(t *testing.T, env *envtest.Environment) *apiFixture {
 	t.Helper()
 	f := &apiFixture{env: env, ns: env.Namespace(t)}
 	f.allowed = "arn:aws:sts::123456789012:assumed-role/Viewer/" + f.ns
@@ -317,7 +317,7 @@ func TestServiceAccountTokenRotationWithoutRestart(t *testing.T) {
 }
 
 func TestAPIServerOutageAndRecovery(t *testing.T) {
-	env := envtest.Start(t, envtest.Options{})
+	env := envtest.Start(t, &envtest.Environment{})
 	f := setupAPI(t, env)
 	list := func() *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, f.proxyURL+"/api/v1/namespaces/"+f.ns+"/configmaps", nil)

@@ -334,7 +334,7 @@ func procStat(pid int) (comm string, ppid int, cpu time.Duration, err error) {
 // bareProxy is the least a proxy can do on this path: forward the request with the proxy's
 // token and Impersonate-User over its own HTTP/2 TLS client and copy the response back; no
 // identity validation, header sanitizing, metrics or error handling.
-func bareProxy(t *testing.T, env *envtest.Env, token string) http.Handler {
+func bareProxy(t *testing.T, env *envtest.Environment, token string) http.Handler {
 	t.Helper()
 	rt, err := rest.TransportFor(env.ConfigForToken(token))
 	must(t, err)

@@ -15,7 +15,7 @@ import (
 )
 
 // fetch GETs path from the API server with the admin identity and returns body and headers.
-func fetch(t *testing.T, env *envtest.Env, path string) ([]byte, http.Header) {
+func fetch(t *testing.T, env *envtest.Environment, path string) ([]byte, http.Header) {
 	t.Helper()
 	rt, err := rest.TransportFor(env.Config)
 	if err != nil {
@@ -70,7 +70,7 @@ func TestDocumentsAreByteIdenticalToKubeAPIServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := envtest.Start(t, envtest.Options{SigningKeys: tt.keys, Issuer: issuer, JWKSURI: jwksURI, APIAudiences: []string{oidc.DefaultAudience}})
+			env := envtest.Start(t, &envtest.Environment{SigningKeys: tt.keys, Issuer: issuer, JWKSURI: jwksURI, APIAudiences: []string{oidc.DefaultAudience}})
 			wantDisc, discHdr := fetch(t, env, oidc.DiscoveryPath)
 			wantJWKS, jwksHdr := fetch(t, env, oidc.KubeJWKSPath)
 
@@ -107,7 +107,7 @@ func TestDocumentsAreByteIdenticalToKubeAPIServer(t *testing.T) {
 func TestTokenRequestTokensVerifyAgainstOurJWKS(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/cluster-a"
 	rsaKey, ecKey := envtest.NewRSAKey(), envtest.NewECKey()
-	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer,
+	env := envtest.Start(t, &envtest.Environment{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer,
 		APIAudiences: []string{issuer}})
 	ns := env.Namespace(t)
 	env.CreateServiceAccount(t, ns, "s3-reader")

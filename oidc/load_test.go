@@ -23,7 +23,7 @@ import (
 func TestLoadJWKSHandlerVsAPIServer(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/load"
 	rsaKey, ecKey := envtest.NewRSAKey(), envtest.NewECKey()
-	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer, JWKSURI: issuer + oidc.KubeJWKSPath})
+	env := envtest.Start(t, &envtest.Environment{SigningKeys: []crypto.Signer{rsaKey, ecKey}, Issuer: issuer, JWKSURI: issuer + oidc.KubeJWKSPath})
 	keys, err := oidc.ParseKeys(mustPEM(t, rsaKey.Public(), ecKey.Public()))
 	if err != nil {
 		t.Fatal(err)

@@ -176,7 +176,7 @@ func TestKeySyncRefusesAKeyOfAnotherInstance(t *testing.T) {
 }
 
 func TestKeySyncWithPartialWritesAndTheAPIServerDown(t *testing.T) {
-	env := envtest.Start(t, envtest.Options{})
+	env := envtest.Start(t, &envtest.Environment{})
 	ns := env.Namespace(t)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.QPS, cfg.Timeout = -1, 2*time.Second

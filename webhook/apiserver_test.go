@@ -32,14 +32,14 @@ type webhookUnderTest struct {
 }
 
 // startWebhook serves a Handler for namespace ns and waits until the API server calls it.
-func startWebhook(t *testing.T, env *envtest.Env, ns string, cfg Config, opts Options) *webhookUnderTest {
+func startWebhook(t *testing.T, env *envtest.Environment, ns string, cfg Config, opts Options) *webhookUnderTest {
 	t.Helper()
 	return startWebhookWith(t, env, env.Client, ns, cfg, opts, "v1")
 }
 
 // startWebhookWith is startWebhook with the Handler's own client and the AdmissionReview versions
 // the configuration names.
-func startWebhookWith(t *testing.T, env *envtest.Env, client kubernetes.Interface, ns string, cfg Config, opts Options, reviewVersions ...string) *webhookUnderTest {
+func startWebhookWith(t *testing.T, env *envtest.Environment, client kubernetes.Interface, ns string, cfg Config, opts Options, reviewVersions ...string) *webhookUnderTest {
 	t.Helper()
 	ctx := envtest.Context(t)
 	reg := prometheus.NewRegistry()
@@ -86,7 +86,7 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func createSA(t *testing.T, env *envtest.Env, ns, name string, annotations map[string]string) {
+func createSA(t *testing.T, env *envtest.Environment, ns, name string, annotations map[string]string) {
 	t.Helper()
 	_, err := env.Client.CoreV1().ServiceAccounts(ns).Create(envtest.Context(t),
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}, metav1.CreateOptions{})

@@ -100,7 +100,7 @@ func TestSelfCertsCARotationOverlaps(t *testing.T) {
 	}
 }
 
-func mustSecret(t *testing.T, env *envtest.Env, ns string) *corev1.Secret {
+func mustSecret(t *testing.T, env *envtest.Environment, ns string) *corev1.Secret {
 	t.Helper()
 	s, err := env.Client.CoreV1().Secrets(ns).Get(envtest.Context(t), "pod-identity-webhook-certs", metav1.GetOptions{})
 	if err != nil {

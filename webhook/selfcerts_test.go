@@ -39,7 +39,7 @@ const selfSvc = "pod-identity-webhook"
 // localhost, since the test control plane has no kube-proxy), dials it with TLS server name
 // <svc>.<ns>.svc (k8s.io/apiserver pkg/util/webhook/client.go) and verifies with the caBundle
 // SelfCerts patched in. The configuration starts with no caBundle, as rendered.
-func selfCertsSetup(t *testing.T, env *envtest.Env, ns string, clock *fakeClock) (*SelfCerts, *admissionregistrationv1.MutatingWebhookConfiguration) {
+func selfCertsSetup(t *testing.T, env *envtest.Environment, ns string, clock *fakeClock) (*SelfCerts, *admissionregistrationv1.MutatingWebhookConfiguration) {
 	t.Helper()
 	ctx := envtest.Context(t)
 	h, err := NewHandler(env.Client, Config{}, Options{})
@@ -98,7 +98,7 @@ func selfCertsSetup(t *testing.T, env *envtest.Env, ns string, clock *fakeClock)
 	return sc, mwc
 }
 
-func newTestSelfCerts(t *testing.T, env *envtest.Env, ns string, clock *fakeClock) *SelfCerts {
+func newTestSelfCerts(t *testing.T, env *envtest.Environment, ns string, clock *fakeClock) *SelfCerts {
 	t.Helper()
 	sc, err := NewSelfCerts(env.Client, SelfCertsOptions{
 		SecretNamespace: ns, SecretName: "pod-identity-webhook-certs",
@@ -112,7 +112,7 @@ func newTestSelfCerts(t *testing.T, env *envtest.Env, ns string, clock *fakeCloc
 
 // waitMutated dry-runs a pod until the API server returns it mutated (it loads webhook
 // configurations asynchronously).
-func waitMutated(t *testing.T, env *envtest.Env, ns string) {
+func waitMutated(t *testing.T, env *envtest.Environment, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -128,7 +128,7 @@ func newFakeSSM(t *testing.T) *fakeSSM {
 
 // connectorKubeconfig writes a kubeconfig for the eks-connector service account, which may only get
 // and update its own, pre-created state Secret (as the manifests grant).
-func connectorKubeconfig(t *testing.T, env *envtest.Env, ns string) string {
+func connectorKubeconfig(t *testing.T, env *envtest.Environment, ns string) string {
 	t.Helper()
 	env.CreateServiceAccount(t, ns, "eks-connector")
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(envtest.Context(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "eks-connector-state-0"}}, metav1.CreateOptions{}); err != nil {
@@ -151,7 +151,7 @@ func connectorKubeconfig(t *testing.T, env *envtest.Env, ns string) string {
 
 func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 	clearConnectorEnv(t)
-	env := envtest.Start(t, envtest.Options{})
+	env := envtest.Start(t, &envtest.Environment{})
 	ns := env.Namespace(t)
 	kubeconfig := connectorKubeconfig(t, env, ns)
 	ssm := newFakeSSM(t)

@@ -38,7 +38,7 @@ type runningProxy struct {
 }
 
 // startProxyCommand runs "proxy" in-process against env, as the cobra command a pod would run.
-func startProxyCommand(t *testing.T, env *envtest.Env, ns string, hooks proxyHooks, extraArgs ...string) *runningProxy {
+func startProxyCommand(t *testing.T, env *envtest.Environment, ns string, hooks proxyHooks, extraArgs ...string) *runningProxy {
 	t.Helper()
 	dir := t.TempDir()
 	token := env.Token(t, ns, "eks-connector", nil, time.Hour)
@@ -131,7 +131,7 @@ func must(t testing.TB, err error) {
 }
 
 func TestProxyCommandServesTheConnectorSocket(t *testing.T) {
-	env := envtest.Start(t, envtest.Options{})
+	env := envtest.Start(t, &envtest.Environment{})
 	ns := env.Namespace(t)
 	arn := "arn:aws:iam::123456789012:role/console-viewer"
 	env.CreateServiceAccount(t, ns, "eks-connector")

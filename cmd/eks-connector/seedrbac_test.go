@@ -32,7 +32,7 @@ const seedARN = "arn:aws:iam::1234567890:user/Alice"
 // createSeedRBAC creates the RBAC objects of a YAML file of seed 001 (copied, as published, in
 // impersonation/rbac/testdata) as "kubectl apply -f" does for new objects: a create each, after the
 // replacer has substituted names, namespaces and ARNs. The objects are deleted at cleanup.
-func createSeedRBAC(t *testing.T, env *envtest.Env, file string, r *strings.Replacer) {
+func createSeedRBAC(t *testing.T, env *envtest.Environment, file string, r *strings.Replacer) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "impersonation", "rbac", "testdata", file))
 	must(t, err)

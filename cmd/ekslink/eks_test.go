@@ -141,8 +141,8 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 }
 
 // useKubeconfig points KUBECONFIG at a private control plane and returns it.
-func useKubeconfig(t *testing.T) *envtest.Env {
-	env := envtest.Start(t, envtest.Options{})
+func useKubeconfig(t *testing.T) *envtest.Environment {
+	env := envtest.Start(t, &envtest.Environment{})
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
 	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}

@@ -233,7 +233,7 @@ func TestOIDCTrustPolicyAndThumbprint(t *testing.T) {
 func TestOIDCVerifyTokenAgainstAPIServer(t *testing.T) {
 	const issuer = "https://oidc.ekslink.example/cli"
 	key := envtest.NewECKey()
-	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
+	env := envtest.Start(t, &envtest.Environment{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
 	ns := env.Namespace(t)
 	env.CreateServiceAccount(t, ns, "app")
 	pub, err := envtest.PublicKeyPEM(key.Public())

@@ -36,7 +36,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func writeKubeconfig(t *testing.T, env *envtest.Env, path string) {
+func writeKubeconfig(t *testing.T, env *envtest.Environment, path string) {
 	t.Helper()
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}

@@ -60,7 +60,7 @@ type Demo struct {
 	dir  string
 	temp bool
 
-	Env *envtest.Env
+	Env *envtest.Environment
 	AWS *awsfake.Set
 
 	bins         map[string]string
@@ -144,7 +144,9 @@ func (d *Demo) Close() error {
 		d.AWS.Close()
 	}
 	if d.Env != nil {
-		d.Env.Stop()
+		if err := d.Env.Stop(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if d.temp {
 		_ = os.RemoveAll(d.dir)
@@ -157,16 +159,16 @@ func (d *Demo) StartControlPlane(ctx context.Context) error {
 	d.t.heading("Control plane: etcd + kube-apiserver on loopback")
 	bins, err := envtest.FindBinaries()
 	if err != nil {
-		return fmt.Errorf("%w (run `make testbin` first)", err)
+		return err // says to run "make testbin"
 	}
 	d.t.call("start %s and %s", filepath.Base(bins.Etcd), filepath.Base(bins.KubeAPIServer))
-	env, err := envtest.New(envtest.Options{
+	env := &envtest.Environment{
 		Issuer:       envtest.DefaultIssuer,
 		JWKSURI:      jwksURI,
 		APIAudiences: []string{envtest.DefaultIssuer},
-	})
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	if _, err := env.Start(); err != nil {
+		return err
 	}
 	d.Env = env
 	if _, err := env.Client.Discovery().ServerVersion(); err != nil {

@@ -18,7 +18,7 @@ func TestPublishedJWKSVerifiesAPIServerTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key.Private}, Issuer: issuer,
+	env := envtest.Start(t, &envtest.Environment{SigningKeys: []crypto.Signer{key.Private}, Issuer: issuer,
 		JWKSURI: issuer + oidc.KubeJWKSPath})
 	pub, err := key.PublicKeyPEM()
 	if err != nil {

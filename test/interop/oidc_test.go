@@ -22,7 +22,7 @@ func TestGoOIDCRelyingPartyAcceptsServedDocuments(t *testing.T) {
 	}
 	issuer := "https://" + ln.Addr().String() + "/cluster-a" // has a port: fine for a test relying party, not for IAM
 	key := envtest.NewECKey()
-	env := envtest.Start(t, envtest.Options{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
+	env := envtest.Start(t, &envtest.Environment{SigningKeys: []crypto.Signer{key}, Issuer: issuer})
 	keys, err := oidc.ParseKeys(mustPEM(t, key.Public()))
 	if err != nil {
 		t.Fatal(err)

@@ -62,7 +62,7 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 			}
 		}
 	}
-	n.Env = envtest.Start(t, envtest.Options{ExtraArgs: []string{
+	n.Env = envtest.Start(t, &envtest.Environment{ExtraArgs: []string{
 		"--enable-admission-plugins=NodeRestriction",
 		"--token-auth-file=" + filepath.Join(apiDir, "tokens.csv"),
 		"--kubelet-client-certificate=" + filepath.Join(apiDir, "kubelet-client.crt"),

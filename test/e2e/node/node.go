@@ -31,7 +31,7 @@ type Options struct {
 // Node is a running single-node cluster.
 type Node struct {
 	// Env is the control plane (admin client, CA, service-account keys).
-	Env *envtest.Env
+	Env *envtest.Environment
 	// IP is the node's InternalIP: the pod bridge's address, on this machine only.
 	IP net.IP
 	// PodCIDR is the /24 the bridge CNI hands pod addresses from.

@@ -75,13 +75,13 @@ func parse(t *testing.T, data map[string]string) *awsauth.Config {
 }
 
 // editorIn returns an editor of an aws-auth ConfigMap in a fresh namespace of the shared control plane.
-func editorIn(t *testing.T) (*awsauth.Editor, *envtest.Env, string) {
+func editorIn(t *testing.T) (*awsauth.Editor, *envtest.Environment, string) {
 	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	return awsauth.NewEditor(env.Client, awsauth.Options{Namespace: ns}), env, ns
 }
 
-func seed(t *testing.T, env *envtest.Env, ns string, data map[string]string) *corev1.ConfigMap {
+func seed(t *testing.T, env *envtest.Environment, ns string, data map[string]string) *corev1.ConfigMap {
 	t.Helper()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: awsauth.Name, Namespace: ns, Annotations: map[string]string{"example.com/owner": "platform"}, Labels: map[string]string{"team": "platform"}},
@@ -97,7 +97,7 @@ func seed(t *testing.T, env *envtest.Env, ns string, data map[string]string) *co
 	return out
 }
 
-func current(t *testing.T, env *envtest.Env, ns string) *corev1.ConfigMap {
+func current(t *testing.T, env *envtest.Environment, ns string) *corev1.ConfigMap {
 	t.Helper()
 	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(envtest.Context(t), awsauth.Name, metav1.GetOptions{})
 	if err != nil {

@@ -94,7 +94,7 @@ func TestRESTConfigAgainstARealAPIServer(t *testing.T) {
 		}
 		return id.CanonicalARN, nil
 	})
-	env := envtest.Start(t, envtest.Options{ExtraArgs: []string{
+	env := envtest.Start(t, &envtest.Environment{ExtraArgs: []string{
 		"--authentication-token-webhook-config-file=" + wh.kubeconfigFile(t),
 		"--authentication-token-webhook-version=v1",
 		"--authentication-token-webhook-cache-ttl=0s",
