@@ -19,6 +19,7 @@ import (
 func TestNoExportedAPIUsesAnInternalType(t *testing.T) {
 	fset := token.NewFileSet()
 	checked := 0
+	dirs := map[string]bool{}
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -40,6 +41,7 @@ func TestNoExportedAPIUsesAnInternalType(t *testing.T) {
 			return nil
 		}
 		checked++
+		dirs[filepath.ToSlash(filepath.Dir(path))] = true
 		for _, leak := range internalLeaks(f) {
 			t.Errorf("%s: exported %s uses %s from an internal package: callers cannot name it; move the type to a public package",
 				fset.Position(leak.pos), leak.name, leak.typ)
@@ -51,6 +53,12 @@ func TestNoExportedAPIUsesAnInternalType(t *testing.T) {
 	}
 	if checked < 20 {
 		t.Fatalf("only %d files checked: the walk misses the packages", checked)
+	}
+	// The public test harness is API too: people embedding ekslink test with it.
+	for _, dir := range []string{"envtest", "envtest/awstest", "envtest/awsfake", "oidc/publish/publishtest"} {
+		if !dirs[dir] {
+			t.Errorf("package %s was not checked: it must exist and be public", dir)
+		}
 	}
 }
 

@@ -35,7 +35,7 @@ type Bucket struct {
 
 // S3 is an in-memory S3 speaking restXml, path style, behind awstest's SigV4 check.
 type S3 struct {
-	*Endpoint
+	*awstest.Server
 	mu      sync.Mutex
 	buckets map[string]*Bucket
 }
@@ -43,7 +43,7 @@ type S3 struct {
 // NewS3 starts an S3 endpoint for region, closed at test cleanup.
 func NewS3(t testing.TB, region string) *S3 {
 	srv := awstest.New(t, awstest.Options{Service: "s3", Region: region, Protocol: awstest.RESTXML})
-	f := &S3{Endpoint: newEndpoint(srv), buckets: map[string]*Bucket{}}
+	f := &S3{Server: srv, buckets: map[string]*Bucket{}}
 	srv.Handle("/{bucket}", f.serveBucket)
 	srv.Handle("/{bucket}/{key...}", f.serveObject)
 	return f
@@ -157,7 +157,7 @@ func readBody(r *http.Request) []byte {
 
 // IAM is an in-memory IAM (awsQuery) holding OIDC providers.
 type IAM struct {
-	*Endpoint
+	*awstest.Server
 	mu        sync.Mutex
 	providers map[string]*Provider // by ARN
 }
@@ -180,7 +180,7 @@ type memberList struct {
 // partition; a client whose endpoint is overridden signs with its own region, so tests pass that.
 func NewIAM(t testing.TB, region string) *IAM {
 	srv := awstest.New(t, awstest.Options{Service: "iam", Region: region, Protocol: awstest.Query})
-	f := &IAM{Endpoint: newEndpoint(srv), providers: map[string]*Provider{}}
+	f := &IAM{Server: srv, providers: map[string]*Provider{}}
 	const ns = "https://iam.amazonaws.com/doc/2010-05-08/"
 	type meta struct {
 		RequestID string `xml:"RequestId"`
