@@ -62,6 +62,7 @@ type BinariesNotFoundError struct {
 	Cache string
 }
 
+// Error says what is missing where, and the three ways to provide the binaries.
 func (e *BinariesNotFoundError) Error() string {
 	var b strings.Builder
 	b.WriteString("envtest: kube-apiserver and etcd not found: ")

@@ -26,11 +26,12 @@ type Options struct {
 	AccountID string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// ServiceAccountIssuer and ServiceAccountKeys verify the service-account tokens EKS Auth receives
-	// (the cluster's --service-account-issuer and the public halves of its signing keys). Without
-	// keys every AssumeRoleForPodIdentity call fails with InvalidTokenException.
+	// ServiceAccountIssuer is the issuer EKS Auth expects in the service-account tokens it
+	// receives (the cluster's --service-account-issuer, such as envtest.Environment.Issuer).
 	ServiceAccountIssuer string
-	ServiceAccountKeys   []crypto.PublicKey
+	// ServiceAccountKeys verify those tokens (the public halves of the cluster's signing keys).
+	// Without keys every AssumeRoleForPodIdentity call fails with InvalidTokenException.
+	ServiceAccountKeys []crypto.PublicKey
 	// RegistrationLimit is the number of managed instances an activation accepts (default 2).
 	RegistrationLimit int
 	// CredentialTTL is the lifetime of issued credentials (default 1 hour).
@@ -56,11 +57,16 @@ type Set struct {
 
 // Instance is a managed instance registered through SSM RegisterManagedInstance.
 type Instance struct {
-	InstanceID   string
+	// InstanceID is the managed instance id SSM assigned ("mi-...").
+	InstanceID string
+	// ActivationID is the activation the instance registered with.
 	ActivationID string
-	Fingerprint  string
-	PublicKey    string
-	Registered   time.Time
+	// Fingerprint is the instance fingerprint the agent sent.
+	Fingerprint string
+	// PublicKey is the public key the agent sent.
+	PublicKey string
+	// Registered is when the registration succeeded.
+	Registered time.Time
 }
 
 // issuedRole is the identity behind credentials EKS Auth issued: the assumed-role ARN and the
@@ -69,7 +75,12 @@ type issuedRole struct{ arn, userID string }
 
 // Association is an EKS Pod Identity association.
 type Association struct {
-	Cluster, Namespace, ServiceAccount, RoleARN string
+	// Cluster is the EKS cluster name in the AssumeRoleForPodIdentity path.
+	Cluster string
+	// Namespace and ServiceAccount are the pod's, as the token's subject names them.
+	Namespace, ServiceAccount string
+	// RoleARN is the role whose credentials EKS Auth issues.
+	RoleARN string
 }
 
 // Start starts the four endpoints.

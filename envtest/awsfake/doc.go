@@ -1,9 +1,11 @@
-// Package awsfake is an embedded set of AWS endpoints for the demo and the end-to-end tests: EKS
-// (RegisterCluster, DeregisterCluster, DescribeCluster of registered clusters), SSM
+// Package awsfake is an embedded set of AWS endpoints for tests, the demo and the end-to-end
+// tests: EKS (RegisterCluster, DeregisterCluster, DescribeCluster of registered clusters), SSM
 // (RegisterManagedInstance, anonymous), EKS Auth (AssumeRoleForPodIdentity) and STS
-// (GetCallerIdentity, signed or presigned).
+// (GetCallerIdentity, signed or presigned). The entry point is Start, which returns a Set of
+// running endpoints; Set.Config gives an aws.Config for them and Set.Env the environment variables
+// a child process needs.
 //
-// Every endpoint is an envtest/awstest server: requests are checked with the AWS SDK's own SigV4
+// Every endpoint is an envtest/awstest Server: requests are checked with the AWS SDK's own SigV4
 // signer and answered in the service's exact wire shapes, so the production clients run against it
 // unchanged through BaseEndpoint or the AWS_ENDPOINT_URL_<SERVICE> variables (Env).
 //

@@ -61,11 +61,16 @@ type Options struct {
 
 // Request is a recorded request, after signature verification.
 type Request struct {
+	// Method is the HTTP method.
 	Method string
-	Path   string
-	Query  url.Values
+	// Path is the URL path.
+	Path string
+	// Query is the URL query.
+	Query url.Values
+	// Header is the request header.
 	Header http.Header
-	Body   []byte
+	// Body is the request body.
+	Body []byte
 	// AccessKeyID is the signer's access key id ("" for anonymous requests).
 	AccessKeyID string
 }

@@ -38,6 +38,7 @@ type SignatureError struct {
 	Reason string
 }
 
+// Error returns the code and the reason.
 func (e *SignatureError) Error() string { return e.Code + ": " + e.Reason }
 
 // Verifier checks SigV4 signatures with the SDK's signer.

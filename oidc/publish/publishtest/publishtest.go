@@ -19,12 +19,15 @@ import (
 
 // Object is a stored S3 object.
 type Object struct {
-	Body                      []byte
+	// Body is the object's content.
+	Body []byte
+	// ContentType and CacheControl are the headers it was put with.
 	ContentType, CacheControl string
 }
 
 // Bucket is a stored bucket.
 type Bucket struct {
+	// Objects are the bucket's objects by key.
 	Objects map[string]Object
 	// Policy is the bucket policy JSON ("" for none).
 	Policy string
@@ -165,7 +168,8 @@ type IAM struct {
 // Provider is a stored IAM OIDC provider.
 type Provider struct {
 	// URL is stored without https://, as IAM returns it.
-	URL                    string
+	URL string
+	// ClientIDs and Thumbprints are the provider's audiences and certificate thumbprints.
 	ClientIDs, Thumbprints []string
 }
 
