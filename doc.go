@@ -17,6 +17,9 @@
 //   - podidentity: the Pod Identity credential agent and the EKS Auth API client it calls.
 //   - iamarn: IAM principal ARNs (parsing, the canonical form) and AWS partitions (region to
 //     partition, DNS suffixes), shared by every package above.
+//   - envtest: the test harness, public for programs that embed these packages: a real etcd and
+//     kube-apiserver (Environment.Start returns a rest.Config), and under it awstest (local AWS
+//     endpoints that verify SigV4 with the SDK's signer) and awsfake (EKS, SSM, EKS Auth, STS).
 //
 // # The connector pod
 //
