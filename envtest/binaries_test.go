@@ -107,6 +107,9 @@ func TestMissingBinariesErrorNamesEveryPlace(t *testing.T) {
 			if err := env.Stop(); err != nil {
 				t.Fatalf("Stop after a failed Start: %v", err)
 			}
+			if _, err := env.Start(); err == nil || errors.As(err, &nf) || !strings.Contains(err.Error(), "Start called twice, or after Stop") {
+				t.Fatalf("Start after Stop: %v, want a refusal", err)
+			}
 		})
 	}
 }

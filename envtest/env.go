@@ -169,7 +169,7 @@ var freePort = func() (int, error) {
 // whatever was started is stopped again.
 func (e *Environment) Start() (*rest.Config, error) {
 	if e.started.Swap(true) {
-		return nil, errors.New("envtest: Start called twice: an Environment starts once (StopAPIServer and StartAPIServer restart the API server)")
+		return nil, errors.New("envtest: Start called twice, or after Stop: an Environment starts once (StopAPIServer and StartAPIServer restart the API server)")
 	}
 	bins, err := e.binaries()
 	if err != nil {
@@ -396,6 +396,7 @@ func (e *Environment) StopAPIServer() {
 // than once, and on an Environment that never started; later calls return the first one's error.
 func (e *Environment) Stop() error {
 	e.stopOnce.Do(func() {
+		e.started.Store(true) // a Start after Stop would start processes no Stop stops
 		e.mu.Lock()
 		e.api.stop(e.stopTimeout())
 		e.mu.Unlock()
