@@ -65,7 +65,7 @@ const (
 	// that IPv4 and IPv6 pod IPs both form a valid host:port.
 	HealthAddr = "[$(POD_IP)]:8081"
 	// DefaultMetricsAddr is the proxy's metrics address: loopback only, scrape it with a sidecar or
-	// change it deliberately.
+	// change it deliberately (ConnectorOptions.MetricsAddr).
 	DefaultMetricsAddr = "127.0.0.1:8080"
 
 	// ConnectorInitContainer, ConnectorAgentContainer (the unmodified SSM agent) and
@@ -149,6 +149,13 @@ type ConnectorOptions struct {
 	// Pod.Affinity defaults to spreading the replicas over nodes (preferred pod anti-affinity on
 	// kubernetes.io/hostname).
 	Pod PodOptions
+	// MetricsAddr is the proxy's /metrics address, --metrics-addr (default DefaultMetricsAddr,
+	// loopback). To scrape it through Metrics, listen on the pod IP: "[$(POD_IP)]:8080" (POD_IP
+	// is set from the downward API; the brackets fit IPv4 and IPv6). Giving HealthAddr serves
+	// /metrics beside the probes.
+	MetricsAddr string
+	// Metrics renders the metrics Service and ServiceMonitor (both off by default).
+	Metrics MetricsOptions
 	// TokenExpirationSeconds of the projected service-account token (default
 	// DefaultTokenExpirationSeconds, minimum 600).
 	TokenExpirationSeconds int64
@@ -166,6 +173,7 @@ func (o ConnectorOptions) withDefaults() ConnectorOptions {
 	setDefault(&o.AgentImage, DefaultSSMAgentImage)
 	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	setDefault(&o.TokenExpirationSeconds, DefaultTokenExpirationSeconds)
+	setDefault(&o.MetricsAddr, DefaultMetricsAddr)
 	if o.Pod.Affinity == nil {
 		o.Pod.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
@@ -222,6 +230,7 @@ func (o ConnectorOptions) validate() error {
 			add(optionError("SSMEndpoint", o.SSMEndpoint, "must be an absolute http(s) URL"))
 		}
 	}
+	validateMetrics(&errs, o.Metrics, o.Name, "MetricsAddr", o.MetricsAddr, "the pod IP (e.g. [$(POD_IP)]:8080)")
 	if o.TokenExpirationSeconds < 600 {
 		add(optionError("TokenExpirationSeconds", strconv.FormatInt(o.TokenExpirationSeconds, 10), "must be at least 600 (the API server's minimum)"))
 	}
@@ -249,8 +258,9 @@ func StateSecretNames(prefix string, replicas int32) []string {
 }
 
 // RenderConnector renders the connector deployment, in apply order: Namespace, ServiceAccount,
-// activation Secret (when ActivationCode is set), the empty state Secrets, ConfigMap, Role, RoleBinding, impersonation
-// ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty), StatefulSet.
+// activation Secret (when ActivationCode is set), the empty state Secrets, ConfigMap, Role,
+// RoleBinding, impersonation ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty),
+// StatefulSet, and the metrics Service and ServiceMonitor when Metrics asks for them.
 //
 // Errors wrap ErrInvalidOptions and list every problem found (errors.As *OptionError).
 func RenderConnector(opts ConnectorOptions) ([]runtime.Object, error) {
@@ -337,6 +347,7 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 		}
 	}
 	objs = append(objs, connectorStatefulSet(o, labels, agentConfigName))
+	objs = append(objs, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
 	return objs, nil
 }
 
@@ -377,7 +388,7 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 		"--" + flagname.StateSecretPrefix + "=" + o.StateSecretPrefix,
 		"--" + flagname.PodName + "=$(POD_NAME)",
 		"--" + flagname.HealthAddr + "=" + HealthAddr,
-		"--" + flagname.MetricsAddr + "=" + DefaultMetricsAddr,
+		"--" + flagname.MetricsAddr + "=" + o.MetricsAddr,
 	}
 	if o.UserExtras {
 		proxyArgs = append(proxyArgs, "--"+flagname.UserExtras)

@@ -72,6 +72,10 @@ type PodIdentityAgentOptions struct {
 	// ProbeAddr and MetricsAddr (defaults DefaultPodIdentityProbeAddr, DefaultPodIdentityMetricsAddr).
 	ProbeAddr   string
 	MetricsAddr string
+	// Metrics renders the metrics Service and ServiceMonitor (both off by default); MetricsAddr
+	// must then not be loopback. The agent runs in the host network, so the Service's endpoints
+	// are the nodes' addresses and MetricsAddr is a node address (":2705" listens on all of them).
+	Metrics MetricsOptions
 	// HybridCredentialsDir, when set, mounts this host directory read-only at the same path,
 	// points AWS_SHARED_CREDENTIALS_FILE at its "credentials" file and passes --rotate-credentials
 	// so the agent follows the file as the node's credentials rotate (EKS hybrid nodes have no
@@ -139,9 +143,7 @@ func (o PodIdentityAgentOptions) validate() error {
 	if _, _, err := probeHostPort(o.ProbeAddr); err != nil {
 		add(optionError("ProbeAddr", o.ProbeAddr, err.Error()))
 	}
-	if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
-		add(optionError("MetricsAddr", o.MetricsAddr, err.Error()))
-	}
+	validateMetrics(&errs, o.Metrics, o.Name, "MetricsAddr", o.MetricsAddr, "the node's address")
 	if o.HybridCredentialsDir != "" && !path.IsAbs(o.HybridCredentialsDir) {
 		add(optionError("HybridCredentialsDir", o.HybridCredentialsDir, "must be an absolute path"))
 	}
@@ -180,6 +182,7 @@ func probeHostPort(addr string) (string, int, error) {
 // RenderPodIdentityAgent renders the EKS Pod Identity agent DaemonSet: host network, an init
 // container with NET_ADMIN that creates the link-local addresses, and the server with
 // NET_BIND_SERVICE only (none on a port from 1024 up), probed on its probe address. Both run as root.
+// The metrics Service and ServiceMonitor follow when Metrics asks for them.
 //
 // Errors wrap ErrInvalidOptions and list every problem found.
 func RenderPodIdentityAgent(opts PodIdentityAgentOptions) ([]runtime.Object, error) {
@@ -255,7 +258,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 		},
 	}
 	ApplyPodOptions(&ds.Spec.Template, o.Pod, PodIdentityInitContainer, PodIdentityServerContainer)
-	return []runtime.Object{ds}
+	return append([]runtime.Object{ds}, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
 }
 
 // serverContext gives the server NET_BIND_SERVICE only for a privileged port (the host network
