@@ -27,6 +27,12 @@
 //     on failure): a non-root init would write files the agent cannot harden, and a non-root
 //     proxy could not read the key the agent rotates. This is the EKS Connector's own model.
 //
+// Both workloads take the same pod fields (PodOptions, written into the pod template by
+// ApplyPodOptions: pull secrets, annotations, labels, affinity, priority class, node selector,
+// tolerations, resources), an image registry for a mirror (ImageWithRegistry) and an optional
+// metrics Service and prometheus-operator ServiceMonitor (MetricsOptions). Their defaults and
+// checks are written once (defaults.go) for every workload.
+//
 // ConnectorTemplate and PodIdentityAgentTemplate produce the checked-in YAML under deploy/ with
 // %PLACEHOLDERS% for sed (Substitute does the same in Go).
 //
