@@ -379,6 +379,13 @@ func TestChartsRefuseBadValues(t *testing.T) {
 	valid := func() map[string]any {
 		return map[string]any{"activation": map[string]any{"id": activationID, "code": activationCode}, "region": "eu-west-1"}
 	}
+	// connectorWith and agentWith are valid values with one more.
+	connectorWith := func(k string, v any) func() map[string]any {
+		return func() map[string]any { m := valid(); m[k] = v; return m }
+	}
+	agentWith := func(k string, v any) func() map[string]any {
+		return func() map[string]any { return map[string]any{"clusterName": "c", "region": "eu-west-1", k: v} }
+	}
 	tests := []struct {
 		name   string
 		chart  string
@@ -387,146 +394,51 @@ func TestChartsRefuseBadValues(t *testing.T) {
 	}{
 		{"connector without any values", Connector, func() map[string]any { return nil },
 			[]string{"activation.id is required", "activation.code or activation.existingSecret is required", "region is required"}},
-		{"activation id not a UUID", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": "abc", "code": activationCode}
-			return v
-		}, []string{"activation"}},
-		{"activation code given as the id is not echoed", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": "tiny-secret-9-Xk9bQ2mP7rT4vW8", "code": activationID}
-			return v
-		}, []string{"activation.id is not the UUID"}},
-		{"activation code too short", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": activationID, "code": "tiny-secret-9"}
-			return v
-		}, []string{"activation.code is shorter than 20 characters"}},
-		{"code and existing secret", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": activationID, "code": activationCode, "existingSecret": "x"}
-			return v
-		}, []string{"not both"}},
-		{"region that is not a region", Connector, func() map[string]any { v := valid(); v["region"] = "Europe"; return v }, []string{"region"}},
-		{"zero replicas", Connector, func() map[string]any { v := valid(); v["replicas"] = 0; return v }, []string{"replicas"}},
-		{"granted ARN that is not an ARN", Connector, func() map[string]any { v := valid(); v["grantedARNs"] = []any{"alice"}; return v }, []string{"grantedARNs"}},
-		{"misspelt value", Connector, func() map[string]any { v := valid(); v["grantedArns"] = []any{arnAdmin}; return v }, []string{"grantedArns"}},
-		{"unknown pull policy", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"pullPolicy": "Sometimes"}
-			return v
-		}, []string{"pullPolicy"}},
-		{"image digest that is not a sha256 digest", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "digest": "v0.1.0"}}
-			return v
-		}, []string{"digest"}},
-		{"image repository with a tag in it", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c:v1"}}
-			return v
-		}, []string{"repository"}},
-		{"misspelt image value", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "sha": testDigest}}
-			return v
-		}, []string{"sha"}},
-		{"agent image tag with a plus", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"tag": "v1.0.0+build"}}
-		}, []string{"tag"}},
-		{"agent image digest without its algorithm", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"digest": testDigest[len("sha256:"):]}}
-		}, []string{"digest"}},
-		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
-		{"reserved env for the probe address", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_IP": "0.0.0.0"}; return v }, []string{"env.POD_IP"}},
-		{"user extras not a boolean", Connector, func() map[string]any { v := valid(); v["userExtras"] = "yes"; return v }, []string{"userExtras"}},
-		{"env name Kubernetes refuses", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"HTTPS PROXY": "x"}; return v }, []string{"'HTTPS PROXY'"}},
-		{"agent env name Kubernetes refuses", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "env": map[string]any{"1ABC": "x"}}
-		}, []string{"'1ABC'"}},
+		{"activation id not a UUID", Connector, connectorWith("activation", map[string]any{"id": "abc", "code": activationCode}), []string{"activation"}},
+		{"activation code given as the id is not echoed", Connector, connectorWith("activation", map[string]any{"id": "tiny-secret-9-Xk9bQ2mP7rT4vW8", "code": activationID}), []string{"activation.id is not the UUID"}},
+		{"activation code too short", Connector, connectorWith("activation", map[string]any{"id": activationID, "code": "tiny-secret-9"}), []string{"activation.code is shorter than 20 characters"}},
+		{"code and existing secret", Connector, connectorWith("activation", map[string]any{"id": activationID, "code": activationCode, "existingSecret": "x"}), []string{"not both"}},
+		{"region that is not a region", Connector, connectorWith("region", "Europe"), []string{"region"}},
+		{"zero replicas", Connector, connectorWith("replicas", 0), []string{"replicas"}},
+		{"granted ARN that is not an ARN", Connector, connectorWith("grantedARNs", []any{"alice"}), []string{"grantedARNs"}},
+		{"misspelt value", Connector, connectorWith("grantedArns", []any{arnAdmin}), []string{"grantedArns"}},
+		{"unknown pull policy", Connector, connectorWith("images", map[string]any{"pullPolicy": "Sometimes"}), []string{"pullPolicy"}},
+		{"image digest that is not a sha256 digest", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c", "digest": "v0.1.0"}}), []string{"digest"}},
+		{"image repository with a tag in it", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c:v1"}}), []string{"repository"}},
+		{"misspelt image value", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c", "sha": testDigest}}), []string{"sha"}},
+		{"agent image tag with a plus", PodIdentityAgent, agentWith("image", map[string]any{"tag": "v1.0.0+build"}), []string{"tag"}},
+		{"agent image digest without its algorithm", PodIdentityAgent, agentWith("image", map[string]any{"digest": testDigest[len("sha256:"):]}), []string{"digest"}},
+		{"reserved env", Connector, connectorWith("env", map[string]any{"POD_NAME": "x"}), []string{"env.POD_NAME"}},
+		{"reserved env for the probe address", Connector, connectorWith("env", map[string]any{"POD_IP": "0.0.0.0"}), []string{"env.POD_IP"}},
+		{"user extras not a boolean", Connector, connectorWith("userExtras", "yes"), []string{"userExtras"}},
+		{"env name Kubernetes refuses", Connector, connectorWith("env", map[string]any{"HTTPS PROXY": "x"}), []string{"'HTTPS PROXY'"}},
+		{"agent env name Kubernetes refuses", PodIdentityAgent, agentWith("env", map[string]any{"1ABC": "x"}), []string{"'1ABC'"}},
 		{"agent without any values", PodIdentityAgent, func() map[string]any { return nil }, []string{"clusterName is required", "region is required"}},
-		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"fd00:ec2::23"}}
-		}, []string{"bindHosts"}},
-		{"wildcard bind host", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"0.0.0.0"}}
-		}, []string{"bindHosts"}},
-		{"IPv6 wildcard bind host", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[::]"}}
-		}, []string{"bindHosts"}},
-		{"IPv4 bind host in brackets", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[169.254.170.23]"}}
-		}, []string{"bindHosts"}},
-		{"bind host that is not an address", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"999.254.170.23"}}
-		}, []string{"bindHosts"}},
-		{"port out of range", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "port": 70000}
-		}, []string{"port"}},
-		{"metrics Service in front of loopback", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"service": map[string]any{"enabled": true}}
-			return v
-		}, []string{"metrics.addr 127.0.0.1:8080 is loopback"}},
-		{"ServiceMonitor in front of IPv6 loopback", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"addr": "[::1]:8080", "serviceMonitor": map[string]any{"enabled": true}}
-			return v
-		}, []string{"is loopback"}},
-		{"metrics Service on a random port", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"addr": ":0", "service": map[string]any{"enabled": true}}
-			return v
-		}, []string{"fixed port"}},
-		{"metrics port out of range", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"addr": ":99999"}
-			return v
-		}, []string{"port must be 0-65535"}},
-		{"metrics address that is no address", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"addr": "http://0.0.0.0:8080"}
-			return v
-		}, []string{"/metrics/addr", "pattern"}},
-		{"agent metrics Service in front of loopback", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "metrics": map[string]any{"service": map[string]any{"enabled": true}}}
-		}, []string{"metrics.addr 127.0.0.1:2705 is loopback"}},
+		{"IPv6 bind host without brackets", PodIdentityAgent, agentWith("bindHosts", []any{"fd00:ec2::23"}), []string{"bindHosts"}},
+		{"wildcard bind host", PodIdentityAgent, agentWith("bindHosts", []any{"0.0.0.0"}), []string{"bindHosts"}},
+		{"IPv6 wildcard bind host", PodIdentityAgent, agentWith("bindHosts", []any{"[::]"}), []string{"bindHosts"}},
+		{"IPv4 bind host in brackets", PodIdentityAgent, agentWith("bindHosts", []any{"[169.254.170.23]"}), []string{"bindHosts"}},
+		{"bind host that is not an address", PodIdentityAgent, agentWith("bindHosts", []any{"999.254.170.23"}), []string{"bindHosts"}},
+		{"port out of range", PodIdentityAgent, agentWith("port", 70000), []string{"port"}},
+		{"metrics Service in front of loopback", Connector, connectorWith("metrics", map[string]any{"service": map[string]any{"enabled": true}}), []string{"metrics.addr 127.0.0.1:8080 is loopback"}},
+		{"ServiceMonitor in front of IPv6 loopback", Connector, connectorWith("metrics", map[string]any{"addr": "[::1]:8080", "serviceMonitor": map[string]any{"enabled": true}}), []string{"is loopback"}},
+		{"metrics Service on a random port", Connector, connectorWith("metrics", map[string]any{"addr": ":0", "service": map[string]any{"enabled": true}}), []string{"fixed port"}},
+		{"metrics port out of range", Connector, connectorWith("metrics", map[string]any{"addr": ":99999"}), []string{"port must be 0-65535"}},
+		{"metrics address that is no address", Connector, connectorWith("metrics", map[string]any{"addr": "http://0.0.0.0:8080"}), []string{"/metrics/addr", "pattern"}},
+		{"agent metrics Service in front of loopback", PodIdentityAgent, agentWith("metrics", map[string]any{"service": map[string]any{"enabled": true}}), []string{"metrics.addr 127.0.0.1:2705 is loopback"}},
 		{"agent metrics Service name too long", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "name": strings.Repeat("a", 60),
-				"metrics": map[string]any{"addr": ":2705", "service": map[string]any{"enabled": true}}}
+			v := agentWith("name", strings.Repeat("a", 60))()
+			v["metrics"] = map[string]any{"addr": ":2705", "service": map[string]any{"enabled": true}}
+			return v
 		}, []string{"must be a DNS-1035 label"}},
-		{"ServiceMonitor interval that is not a Prometheus duration", Connector, func() map[string]any {
-			v := valid()
-			v["metrics"] = map[string]any{"serviceMonitor": map[string]any{"interval": "30 seconds"}}
-			return v
-		}, []string{"interval"}},
-		{"ServiceMonitor label the chart sets", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "metrics": map[string]any{"serviceMonitor": map[string]any{"labels": map[string]any{"helm.sh/chart": "x"}}}}
-		}, []string{"metrics.serviceMonitor.labels.helm.sh/chart is set by the chart"}},
-		{"pod label that is the pod selector", Connector, func() map[string]any {
-			v := valid()
-			v["podLabels"] = map[string]any{"app.kubernetes.io/name": "other"}
-			return v
-		}, []string{"podLabels.app.kubernetes.io/name is set by the chart"}},
-		{"pod label value Kubernetes refuses", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "podLabels": map[string]any{"team": "plat form"}}
-		}, []string{"podLabels"}},
-		{"pull secret misspelt", Connector, func() map[string]any {
-			v := valid()
-			v["imagePullSecrets"] = []any{map[string]any{"nam": "regcred"}}
-			return v
-		}, []string{"imagePullSecrets"}},
-		{"global pull secret that is not a name", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "global": map[string]any{"imagePullSecrets": []any{"Reg_Cred"}}}
-		}, []string{"imagePullSecrets"}},
-		{"global image registry given as a URL", Connector, func() map[string]any {
-			v := valid()
-			v["global"] = map[string]any{"imageRegistry": "https://mirror.example"}
-			return v
-		}, []string{"imageRegistry"}},
-		{"priority class that is not a name", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "priorityClassName": "Node Critical"}
-		}, []string{"priorityClassName"}},
+		{"ServiceMonitor interval that is not a Prometheus duration", Connector, connectorWith("metrics", map[string]any{"serviceMonitor": map[string]any{"interval": "30 seconds"}}), []string{"interval"}},
+		{"ServiceMonitor label the chart sets", PodIdentityAgent, agentWith("metrics", map[string]any{"serviceMonitor": map[string]any{"labels": map[string]any{"helm.sh/chart": "x"}}}), []string{"metrics.serviceMonitor.labels.helm.sh/chart is set by the chart"}},
+		{"pod label that is the pod selector", Connector, connectorWith("podLabels", map[string]any{"app.kubernetes.io/name": "other"}), []string{"podLabels.app.kubernetes.io/name is set by the chart"}},
+		{"pod label value Kubernetes refuses", PodIdentityAgent, agentWith("podLabels", map[string]any{"team": "plat form"}), []string{"podLabels"}},
+		{"pull secret misspelt", Connector, connectorWith("imagePullSecrets", []any{map[string]any{"nam": "regcred"}}), []string{"imagePullSecrets"}},
+		{"global pull secret that is not a name", PodIdentityAgent, agentWith("global", map[string]any{"imagePullSecrets": []any{"Reg_Cred"}}), []string{"imagePullSecrets"}},
+		{"global image registry given as a URL", Connector, connectorWith("global", map[string]any{"imageRegistry": "https://mirror.example"}), []string{"imageRegistry"}},
+		{"priority class that is not a name", PodIdentityAgent, agentWith("priorityClassName", "Node Critical"), []string{"priorityClassName"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -600,29 +512,20 @@ func TestChartOutputPassesServerSideDryRun(t *testing.T) {
 	}
 }
 
-func BenchmarkRenderConnectorChart(b *testing.B) {
-	ch, err := Load(Connector)
-	if err != nil {
-		b.Fatal(err)
-	}
-	values := connectorCases()[1].values
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Render(ch, Release{Namespace: "edge"}, values); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkRenderConnectorChart(b *testing.B) { benchmarkChart(b, Connector, connectorCases()[1]) }
 
 func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
-	ch, err := Load(PodIdentityAgent)
+	benchmarkChart(b, PodIdentityAgent, podIdentityCases()[1])
+}
+
+func benchmarkChart(b *testing.B, name string, c chartCase) {
+	ch, err := Load(name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	values := podIdentityCases()[1].values
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Render(ch, Release{Namespace: "kube-system"}, values); err != nil {
+		if _, err := Render(ch, Release{Namespace: c.namespace}, c.values); err != nil {
 			b.Fatal(err)
 		}
 	}
