@@ -8,17 +8,18 @@
 //   - eks-pod-identity-agent: the EKS Pod Identity agent DaemonSet (cluster name, bind hosts,
 //     ports, metrics address, hybrid-node credentials mount). Install into kube-system.
 //
-// Both also take Helm's global values (global.imageRegistry, global.imagePullSecrets; other keys
-// pass through), the usual pod fields (imagePullSecrets, podAnnotations, podLabels, affinity,
-// priorityClassName, nodeSelector, tolerations, resources) and an optional metrics Service and
-// prometheus-operator ServiceMonitor (metrics.service, metrics.serviceMonitor). NOTES.txt names
-// only objects, containers and commands that exist; a test checks it for every test case.
-//
 // Both charts validate their values up front (values.schema.json plus one message per missing
 // value) and render the same objects as package manifest, apart from Helm's own
 // labels and the connector's Namespace (Helm creates namespaces with --create-namespace). The
 // tests enforce that equivalence and apply every rendering with server-side dry run against a
 // real API server.
+//
+// The connector and agent charts take Helm's global values (global.imageRegistry,
+// global.imagePullSecrets; other keys pass through), the usual pod fields (imagePullSecrets,
+// podAnnotations, podLabels, affinity, priorityClassName, nodeSelector, tolerations, resources)
+// and an optional metrics Service and prometheus-operator ServiceMonitor (metrics.service,
+// metrics.serviceMonitor). Their NOTES.txt names only objects, containers and commands that
+// exist; a test checks it for every test case.
 //
 // Render and Load embed the charts so programs can render them without the source tree. The
 // package does not install releases (use helm, or manifest.Apply on the rendered YAML) and does not

@@ -5,6 +5,12 @@
 // it writes into container arguments are the constants of package manifest/flagname, which the
 // binaries define their flags with.
 //
+// Every workload takes the same pod fields (PodOptions, written into the pod template by
+// ApplyPodOptions: pull secrets, annotations, labels, affinity, priority class, node selector,
+// tolerations, resources) and an image registry for a mirror (ImageWithRegistry); the connector
+// and the agent also render an optional metrics Service and prometheus-operator ServiceMonitor
+// (MetricsOptions). The defaults and checks they share are written once (defaults.go).
+//
 // The connector deployment is least privilege by construction:
 //
 //   - The service account does not automount a token; the init and proxy containers get a
@@ -26,12 +32,6 @@
 //     unmodified SSM agent "hardens" its vault on every start (chmod 0600, chown root:root, fatal
 //     on failure): a non-root init would write files the agent cannot harden, and a non-root
 //     proxy could not read the key the agent rotates. This is the EKS Connector's own model.
-//
-// Both workloads take the same pod fields (PodOptions, written into the pod template by
-// ApplyPodOptions: pull secrets, annotations, labels, affinity, priority class, node selector,
-// tolerations, resources), an image registry for a mirror (ImageWithRegistry) and an optional
-// metrics Service and prometheus-operator ServiceMonitor (MetricsOptions). Their defaults and
-// checks are written once (defaults.go) for every workload.
 //
 // ConnectorTemplate and PodIdentityAgentTemplate produce the checked-in YAML under deploy/ with
 // %PLACEHOLDERS% for sed (Substitute does the same in Go).
