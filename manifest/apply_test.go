@@ -73,7 +73,7 @@ func connectorObjects(t *testing.T, opts func(*ConnectorOptions)) (ConnectorOpti
 // cluster-scoped RBAC among them when the test ends; the namespaced objects go with the namespace.
 func applyForReal(t *testing.T, env *testenv.Env, objs []runtime.Object) {
 	t.Helper()
-	if err := applyWhenServed(testenv.Context(t), env, mustUnstructured(t, objs)); err != nil {
+	if err := applyWhenServed(testenv.Context(t), env.Config, mustUnstructured(t, objs)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

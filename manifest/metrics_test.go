@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/manifest/flagname"
@@ -151,7 +152,7 @@ func TestInvalidMetricsOptions(t *testing.T) {
 // installServiceMonitorCRD applies testdata/servicemonitor-crd-subset.yaml (the upstream CRD
 // reduced to the fields ekslink renders; see the file) and waits until ServiceMonitors can be
 // applied.
-func installServiceMonitorCRD(t *testing.T, env *testenv.Env) {
+func installServiceMonitorCRD(t *testing.T, cfg *rest.Config) {
 	t.Helper()
 	ctx := testenv.Context(t)
 	data, err := os.ReadFile("testdata/servicemonitor-crd-subset.yaml")
@@ -162,17 +163,17 @@ func installServiceMonitorCRD(t *testing.T, env *testenv.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Apply(ctx, env.Config, crd, ApplyOptions{FieldManager: "test-crd"}); err != nil {
+	if err := Apply(ctx, cfg, crd, ApplyOptions{FieldManager: "test-crd"}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // applyWhenServed applies objs, retrying while the API server does not serve their kind yet (a
 // CRD just created).
-func applyWhenServed(ctx context.Context, env *testenv.Env, objs []*unstructured.Unstructured) error {
+func applyWhenServed(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		last = Apply(ctx, env.Config, objs, ApplyOptions{})
+		last = Apply(ctx, cfg, objs, ApplyOptions{})
 		return !meta.IsNoMatchError(errors.Unwrap(last)), nil
 	})
 	if err != nil {
@@ -188,7 +189,7 @@ func TestMetricsObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
 	ns := env.Namespace(t)
-	installServiceMonitorCRD(t, env)
+	installServiceMonitorCRD(t, env.Config)
 	m := MetricsOptions{ServiceMonitor: true, ServiceMonitorLabels: map[string]string{"release": "prom"}, Interval: "1m30s", ScrapeTimeout: "15s"}
 	co, cobjs := renderConnectorIn(t, ns, "metrics-", func(o *ConnectorOptions) { o.MetricsAddr, o.Metrics = "[$(POD_IP)]:9100", m })
 	pobjs := agentObjects(t, PodIdentityAgentOptions{Namespace: ns, MetricsAddr: ":2705", Metrics: m})
