@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/ekslink/ekslink/charts"
 	"github.com/ekslink/ekslink/manifest"
@@ -95,4 +97,29 @@ func createNamespace(t *testing.T, n *node.Node, ns string) {
 		t.Fatal(err)
 	}
 	n.WaitServiceAccount(t, ns)
+}
+
+// deleteAndWait deletes an object and waits until it and the pods it named are gone.
+func deleteAndWait(t *testing.T, n *node.Node, gvr schema.GroupVersionResource, ns, name string, podSelector string) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(n.Env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fg := metav1.DeletePropagationForeground
+	if err := dyn.Resource(gvr).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		pods, err := n.Env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: podSelector})
+		if err == nil && len(pods.Items) == 0 {
+			if _, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s %s/%s or its pods still exist two minutes after the delete", gvr.Resource, ns, name)
 }
