@@ -35,7 +35,7 @@ const (
 )
 
 // TestConnector installs the connector on a real node, once through the renderer and once through
-// the Helm chart, with the image "make images" builds and the test stand-in for the SSM agent
+// the Helm chart (helm install), with the image "make images" builds and the test stand-in for the SSM agent
 // (cmd/ssm-agent), against the local SSM endpoint (internal/awsfake) on the node IP, which the init
 // container reaches through the SDK's standard AWS_ENDPOINT_URL_SSM and AWS_CA_BUNDLE. In each
 // install the pod becomes Ready with the rendered probes and security contexts; the init container
@@ -84,14 +84,13 @@ func TestConnector(t *testing.T) {
 	t.Run("helm", func(t *testing.T) {
 		id, code := registerCluster(t, fake, "helm")
 		const ns, name = "eks-connector-helm", "eks-connector-helm"
-		createNamespace(t, n, ns)
 		repo, tag := splitRef(image)
 		agentRepo, agentTag := splitRef(n.Image("ssm-agent"))
 		envValues := map[string]any{}
 		for k, v := range env {
 			envValues[k] = v
 		}
-		applyChart(t, n, charts.Connector, "eks-connector", ns, map[string]any{
+		helmInstall(t, n, charts.Connector, "eks-connector", ns, map[string]any{
 			"activation":  map[string]any{"id": id, "code": code},
 			"region":      fake.Region(),
 			"replicas":    1,

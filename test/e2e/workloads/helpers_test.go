@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/ekslink/ekslink/charts"
 	"github.com/ekslink/ekslink/manifest"
 	"github.com/ekslink/ekslink/test/e2e/node"
 )
@@ -68,25 +67,6 @@ func applyRendered(t *testing.T, n *node.Node, objs []kruntime.Object) {
 		t.Fatal(err)
 	}
 	apply(t, n, u)
-}
-
-// applyChart renders one of the embedded charts with Helm's engine (charts.Render, "helm
-// template") for a release in ns and applies the result.
-func applyChart(t *testing.T, n *node.Node, chart, release, ns string, values map[string]any) {
-	t.Helper()
-	ch, err := charts.Load(chart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := charts.Render(ch, charts.Release{Name: release, Namespace: ns}, values)
-	if err != nil {
-		t.Fatalf("rendering the %s chart: %v", chart, err)
-	}
-	objs, err := manifest.Decode(out)
-	if err != nil {
-		t.Fatalf("decoding the %s chart's output: %v", chart, err)
-	}
-	apply(t, n, objs)
 }
 
 // createNamespace creates a namespace as "helm install --create-namespace" does (no labels).

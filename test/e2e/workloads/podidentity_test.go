@@ -38,7 +38,7 @@ const (
 )
 
 // TestPodIdentityAgent installs the EKS Pod Identity agent DaemonSet on a real node, once through
-// the renderer and once through the Helm chart, with the image "make images" builds, in the
+// the renderer and once through the Helm chart (helm install), with the image "make images" builds, in the
 // shipped hybrid-node mode (the node's credentials file mounted from the host, followed with
 // --rotate-credentials), against the local EKS Auth endpoint (internal/awsfake) on the node IP. In
 // each install the agent pod becomes Ready with the rendered probes and security contexts; its
@@ -112,7 +112,7 @@ func TestPodIdentityAgent(t *testing.T) {
 		for k, v := range env {
 			envValues[k] = v
 		}
-		applyChart(t, n, charts.PodIdentityAgent, "eks-pod-identity-agent", manifest.DefaultPodIdentityNamespace, map[string]any{
+		helmInstall(t, n, charts.PodIdentityAgent, "eks-pod-identity-agent", manifest.DefaultPodIdentityNamespace, map[string]any{
 			"clusterName": agentCluster,
 			"region":      fake.Region(),
 			"image":       map[string]any{"repository": repo, "tag": tag},
@@ -182,6 +182,9 @@ func checkAgent(t *testing.T, n *node.Node, fake *awsfake.Set, name, stsURL, wor
 	done := n.WaitPhase(t, appNamespace, pod.Name, corev1.PodSucceeded)
 	out := n.PodLog(t, appNamespace, pod.Name, "")
 	t.Logf("workload %s:\n%s", pod.Name, out)
+	if !strings.Contains(out, "credentials source CredentialsEndpointProvider ") {
+		t.Errorf("the workload's credentials did not come from the container credentials provider:\n%s", out)
+	}
 	if !strings.Contains(out, "caller "+appCaller+"\n") {
 		t.Errorf("the workload's credentials are not those of %s:\n%s", appCaller, out)
 	}
