@@ -32,11 +32,14 @@ nodebin:
 	@./hack/testbin.sh kubelet kube-controller-manager kube-scheduler
 
 ## e2e: the test/e2e module (its own go.mod) on a real node: containerd, runc and CNI plugins from Debian
-## packages (installed when missing, needs root), the control plane, a kubelet; vet and staticcheck too
-e2e: testbin nodebin $(STATICCHECK)
+## packages (installed when missing, needs root), the control plane, a kubelet, and the images of
+## make images installed through the renderer and the charts; vet and staticcheck too. One package
+## at a time (-p 1): each starts a node, and a node owns machine-wide addresses (the kubernetes
+## Service IP, the pod identity agent's link-local addresses).
+e2e: testbin nodebin images $(STATICCHECK)
 	@./hack/node-deps.sh
 	cd test/e2e && $(GO) vet ./... && $(STATICCHECK) ./...
-	cd test/e2e && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd test/e2e && EKSLINK_E2E_IMAGES=$(IMAGES_DIR) $(GO) test -race -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -38,6 +38,19 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 	if err != nil {
 		return nil, err
 	}
+	// The API server's certificate for in-cluster clients: they dial the kubernetes Service
+	// address, which the node's service proxy passes to the API server on the node IP; the API
+	// server picks this certificate for connections to the node IP (--tls-sni-cert-key with the
+	// node IP as explicit name: without a server name in the client hello, which clients never
+	// send for an IP, the API server looks the local address up among the names; names taken from
+	// a certificate leave IPs out, so the IP must be given).
+	serviceCert, serviceKey, err := ca.Issue("kube-apiserver",
+		nil, []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		[]net.IP{net.ParseIP(KubernetesServiceIP), n.IP}, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	n.ca = ca
 	tokens := map[string]string{}
 	for _, who := range []string{"kubelet", "kcm", "scheduler"} {
 		tokens[who] = randomToken()
@@ -52,8 +65,9 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(apiDir) })
 	files := map[string]map[string][]byte{
-		pki:    {"ca.crt": ca.PEM, "kubelet.crt": kubeletCert, "kubelet.key": kubeletKey},
-		apiDir: {"ca.crt": ca.PEM, "kubelet-client.crt": apiCert, "kubelet-client.key": apiKey, "tokens.csv": []byte(tokenFile)},
+		pki: {"ca.crt": ca.PEM, "kubelet.crt": kubeletCert, "kubelet.key": kubeletKey},
+		apiDir: {"ca.crt": ca.PEM, "kubelet-client.crt": apiCert, "kubelet-client.key": apiKey, "tokens.csv": []byte(tokenFile),
+			"service.crt": serviceCert, "service.key": serviceKey},
 	}
 	for dir, byName := range files {
 		for name, data := range byName {
@@ -69,6 +83,10 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 		"--kubelet-client-key=" + filepath.Join(apiDir, "kubelet-client.key"),
 		"--kubelet-certificate-authority=" + filepath.Join(apiDir, "ca.crt"),
 		"--kubelet-preferred-address-types=InternalIP",
+		// Every address, so that the service proxy reaches it on the node IP (envtest binds
+		// loopback; the later flag wins). Only this machine routes to the node IP.
+		"--bind-address=0.0.0.0",
+		"--tls-sni-cert-key=" + filepath.Join(apiDir, "service.crt") + "," + filepath.Join(apiDir, "service.key") + ":" + n.IP.String(),
 	}})
 	t.Cleanup(n.cleanup(t))
 	// The API server's calls to the kubelet (logs, exec, attach, port-forward) are authorized by
@@ -97,6 +115,10 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(pki, "sa.key"), saKey, 0o600); err != nil {
+		return nil, err
+	}
+	// kube-root-ca.crt, which every namespace gets: the control plane's CA and the node CA.
+	if err := os.WriteFile(filepath.Join(pki, "root-ca.crt"), n.CABundle(), 0o600); err != nil {
 		return nil, err
 	}
 	return tokens, nil
@@ -143,7 +165,7 @@ func (n *Node) startControllers(bins envtest.Binaries, tokens map[string]string)
 		"--kubeconfig="+kcmConfig,
 		"--use-service-account-credentials=true",
 		"--service-account-private-key-file="+filepath.Join(n.Dir, "pki", "sa.key"),
-		"--root-ca-file="+n.Env.CAFile,
+		"--root-ca-file="+filepath.Join(n.Dir, "pki", "root-ca.crt"),
 		"--flex-volume-plugin-dir="+filepath.Join(n.Dir, "volume-plugins"),
 		"--leader-elect=false",
 		"--secure-port=0",

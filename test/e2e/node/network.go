@@ -82,8 +82,8 @@ func overlaps(routes []netlink.Route, subnet *net.IPNet) bool {
 }
 
 // writeConflist writes the CNI network containerd uses: bridge + host-local + loopback, with the
-// bridge as the pods' gateway for the /24 only (no default route, no ipMasq: nothing leaves the
-// machine), and host-local's leases under the node's directory.
+// bridge as the pods' gateway for the /24 and for podRoutes only (no default route, no ipMasq:
+// nothing leaves the machine), and host-local's leases under the node's directory.
 func (nw *network) writeConflist(confDir, ipamDir string) error {
 	conf := map[string]any{
 		"cniVersion": "0.4.0",
@@ -103,6 +103,7 @@ func (nw *network) writeConflist(confDir, ipamDir string) error {
 						"subnet":  nw.subnet.String(),
 						"gateway": nw.nodeIP.String(),
 					}}},
+					"routes": nw.podRoutes(),
 				},
 			},
 			map[string]any{"type": "loopback"},
@@ -116,6 +117,19 @@ func (nw *network) writeConflist(confDir, ipamDir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(confDir, "10-ekslink-e2e.conflist"), data, 0o644)
+}
+
+// podRoutes are the host routes pods get through the node, besides the /24: the API server's
+// Service address (KubernetesServiceIP, served by the node's forwarder) and the EKS Pod Identity
+// agent's address (PodIdentityAgentIPv4, on the node's host network). On an EKS node the pod's
+// default route covers both; here pods have no default route, so these two are all they reach
+// beyond the bridge.
+func (nw *network) podRoutes() []map[string]string {
+	var out []map[string]string
+	for _, dst := range []string{KubernetesServiceIP + "/32", PodIdentityAgentIPv4 + "/32"} {
+		out = append(out, map[string]string{"dst": dst, "gw": nw.nodeIP.String()})
+	}
+	return out
 }
 
 // remove deletes the bridge (with the routes and veth ends on it) and restores ip_forward.

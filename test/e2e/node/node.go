@@ -40,6 +40,8 @@ type Node struct {
 	Dir string
 
 	net        *network
+	ca         *envtest.CA
+	svcProxy   *serviceProxy
 	containerd *containerd
 	kcm        *process
 	scheduler  *process
@@ -145,6 +147,9 @@ func (n *Node) start(ctx context.Context, t testing.TB, bins envtest.Binaries, o
 			return err
 		}
 	}
+	if err := checkHostLinks(); err != nil {
+		return err
+	}
 	started := time.Now()
 	modDir, err := sourceModuleDir()
 	if err != nil {
@@ -170,6 +175,13 @@ func (n *Node) start(ctx context.Context, t testing.TB, bins envtest.Binaries, o
 
 	tokens, err := n.startControlPlane(ctx, t)
 	if err != nil {
+		return err
+	}
+	target, err := n.apiServerTarget()
+	if err != nil {
+		return err
+	}
+	if n.svcProxy, err = startServiceProxy(n.net.bridge, target); err != nil {
 		return err
 	}
 	t.Logf("node: control plane up at %s", time.Since(started).Round(time.Millisecond))

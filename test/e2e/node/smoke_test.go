@@ -1,9 +1,6 @@
 package node_test
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"net"
 	"os/exec"
 	"strings"
@@ -12,9 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/remotecommand"
-	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/utils/ptr"
 
 	"github.com/ekslink/ekslink/envtest"
@@ -33,7 +27,7 @@ func TestNodeRunsPods(t *testing.T) {
 	t.Logf("node Ready after %s", time.Since(started).Round(time.Millisecond))
 	ctx := envtest.Context(t)
 	ns := n.Env.Namespace(t)
-	waitServiceAccount(t, n, ns)
+	n.WaitServiceAccount(t, ns)
 	pods := n.Env.Client.CoreV1().Pods(ns)
 
 	smoke := time.Now()
@@ -49,26 +43,26 @@ func TestNodeRunsPods(t *testing.T) {
 		}
 	}
 
-	host := waitPhase(t, n, ns, "host", corev1.PodSucceeded)
+	host := n.WaitPhase(t, ns, "host", corev1.PodSucceeded)
 	if host.Status.PodIP != n.IP.String() {
 		t.Errorf("host-network pod IP = %q, want the node's %s", host.Status.PodIP, n.IP)
 	}
-	bridge := waitPhase(t, n, ns, "bridge", corev1.PodSucceeded)
+	bridge := n.WaitPhase(t, ns, "bridge", corev1.PodSucceeded)
 	if ip := net.ParseIP(bridge.Status.PodIP); ip == nil || !n.PodCIDR.Contains(ip) || ip.Equal(n.IP) {
 		t.Errorf("bridge pod IP = %q, want an address of %s from the bridge CNI", bridge.Status.PodIP, n.PodCIDR)
 	}
-	logs := podLogs(t, n, ns, "bridge")
+	logs := n.PodLog(t, ns, "bridge", "")
 	for _, want := range []string{"uid=65532", "read-only file system", "CapEff=0000000000000000", "default routes=0", "probe ok"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("bridge pod log (read through the API server) lacks %q:\n%s", want, logs)
 		}
 	}
-	waitPhase(t, n, ns, "wrong-uid", corev1.PodFailed)
-	if logs := podLogs(t, n, ns, "wrong-uid"); !strings.Contains(logs, "probe FAILED: uid 65532, expected 0") {
+	n.WaitPhase(t, ns, "wrong-uid", corev1.PodFailed)
+	if logs := n.PodLog(t, ns, "wrong-uid", ""); !strings.Contains(logs, "probe FAILED: uid 65532, expected 0") {
 		t.Errorf("wrong-uid pod log lacks the probe's verdict:\n%s", logs)
 	}
-	waitPhase(t, n, ns, "sleeper", corev1.PodRunning)
-	out := podExec(t, n, ns, "sleeper", "/probe", "-expect-uid", "65532", "-expect-read-only-root", "-expect-no-capabilities")
+	n.WaitPhase(t, ns, "sleeper", corev1.PodRunning)
+	out := n.Exec(t, ns, "sleeper", "probe", "/probe", "-expect-uid", "65532", "-expect-read-only-root", "-expect-no-capabilities")
 	if !strings.Contains(out, "probe ok") {
 		t.Errorf("exec through the API server did not run the probe in the pod:\n%s", out)
 	}
@@ -113,90 +107,4 @@ func probePod(name string, n *node.Node, args ...string) *corev1.Pod {
 			}},
 		},
 	}
-}
-
-// waitServiceAccount waits for kube-controller-manager to create the namespace's default service
-// account (pods are rejected without it).
-func waitServiceAccount(t *testing.T, n *node.Node, ns string) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		_, err := n.Env.Client.CoreV1().ServiceAccounts(ns).Get(envtest.Context(t), "default", metav1.GetOptions{})
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no default service account in %s after a minute: %v\n%s", ns, err, n.Logs("kube-controller-manager", 20))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func waitPhase(t *testing.T, n *node.Node, ns, name string, want corev1.PodPhase) *corev1.Pod {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	var last *corev1.Pod
-	for time.Now().Before(deadline) {
-		p, err := n.Env.Client.CoreV1().Pods(ns).Get(envtest.Context(t), name, metav1.GetOptions{})
-		if err == nil {
-			last = p
-			if p.Status.Phase == want {
-				return p
-			}
-			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-				break
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	var status string
-	if last != nil {
-		status = fmt.Sprintf("phase %s, conditions %v, containers %v", last.Status.Phase, last.Status.Conditions, last.Status.ContainerStatuses)
-	}
-	t.Fatalf("pod %s/%s is not %s: %s\n--- kubelet\n%s\n--- containerd\n%s", ns, name, want, status,
-		n.Logs("kubelet", 40), n.Logs("containerd", 20))
-	return nil
-}
-
-func podLogs(t *testing.T, n *node.Node, ns, name string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(envtest.Context(t), 30*time.Second)
-	defer cancel()
-	rc, err := n.Env.Client.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).Stream(ctx)
-	if err != nil {
-		t.Fatalf("reading the log of %s/%s through the API server: %v", ns, name, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("reading the log of %s/%s: %v", ns, name, err)
-	}
-	return string(data)
-}
-
-// podExec runs a command in the pod's container through the API server (which reaches the
-// kubelet, which reaches containerd's streaming server) and returns its output.
-func podExec(t *testing.T, n *node.Node, ns, name string, command ...string) string {
-	t.Helper()
-	req := n.Env.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(name).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: "probe", Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(n.Env.Config, "GET", req.URL().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	spdy, err := remotecommand.NewSPDYExecutor(n.Env.Config, "POST", req.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec, err := remotecommand.NewFallbackExecutor(ws, spdy, httpstream.IsUpgradeFailure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(envtest.Context(t), 30*time.Second)
-	defer cancel()
-	var out strings.Builder
-	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out}); err != nil {
-		t.Fatalf("exec %v in %s/%s: %v\n%s\n--- kubelet\n%s", command, ns, name, err, out.String(), n.Logs("kubelet", 30))
-	}
-	return out.String()
 }

@@ -18,8 +18,9 @@ import (
 
 // Stop tears the node down: it stops the kubelet, stops and removes every pod sandbox through the
 // CRI (their containers are killed, their network released), stops containerd and the
-// controllers, kills any process still in the node's cgroups or naming its directory, unmounts
-// what is mounted under the directory, deletes the bridge, removes the node's cgroups and the
+// controllers and the service proxy, kills any process still in the node's cgroups or naming its
+// directory, unmounts what is mounted under the directory, deletes the bridge and the links
+// workloads created on the host (PodIdentityAgentLink), removes the node's cgroups and the
 // directory, then checks that none of it is left. It is safe to call more than once; every call
 // returns the first call's result. The control plane (Env) is stopped by its own t.Cleanup.
 func (n *Node) Stop() error {
@@ -40,6 +41,7 @@ func (n *Node) stop() error {
 	}
 	n.kcm.stop(5 * time.Second)
 	n.scheduler.stop(5 * time.Second)
+	n.svcProxy.stop()
 	if err := n.killStrays(); err != nil {
 		errs = append(errs, err)
 	}
@@ -50,6 +52,9 @@ func (n *Node) stop() error {
 		if err := n.net.remove(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := removeHostLinks(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := n.removeCgroups(); err != nil {
 		errs = append(errs, err)
@@ -69,7 +74,9 @@ func (n *Node) stop() error {
 }
 
 // Leftovers lists what of the node still exists on the machine: mounts under its directory, the
-// directory, processes naming it or in its cgroups, the bridge, its cgroups. Empty after Stop.
+// directory, processes naming it or in its cgroups, the bridge (with the Service address on it),
+// the links workloads create on the host (PodIdentityAgentLink, with the agent's addresses), its
+// cgroups. Empty after Stop.
 func (n *Node) Leftovers() []string {
 	var left []string
 	if mounts, err := mountsUnder(n.Dir); err != nil {
@@ -93,6 +100,11 @@ func (n *Node) Leftovers() []string {
 	if n.net != nil {
 		if _, err := netlink.LinkByName(n.net.bridge); err == nil {
 			left = append(left, "link "+n.net.bridge)
+		}
+	}
+	for _, name := range hostLinks {
+		if _, err := netlink.LinkByName(name); err == nil {
+			left = append(left, "link "+name)
 		}
 	}
 	if n.cgroupRoot != "" {
