@@ -79,7 +79,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.ServiceAccountRegion, flagname.ServiceAccountRegion, false, "(ekslink) Honour the <annotation-prefix>/region service account annotation: AWS_REGION and AWS_DEFAULT_REGION for its pods, over --aws-default-region")
 
 	fs.BoolVar(&o.debugHandlers, "enable-debugging-handlers", false, "Not supported: the upstream's /debug/alpha handlers")
-	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of a service account not in the cache yet (0: the default 2s). Unlike the upstream, a missing service account is always looked up")
+	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of the pod's service account, after which the informer cache answers (0: the default 2s). Unlike the upstream, every pod's service account is looked up, so changes made right before the pod count")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 60*time.Second, "The period to resync the SA informer cache")
 
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "number for the log level verbosity")
