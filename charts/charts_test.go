@@ -85,15 +85,17 @@ func connectorCases() []chartCase {
 						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc"},
 					},
 					TokenExpirationSeconds: 7200,
-					Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+					Pod: manifest.PodOptions{
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+						},
+						ContainerResources: map[string]corev1.ResourceRequirements{manifest.ConnectorAgentContainer: {
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+						}},
+						NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
+						Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
 					},
-					AgentResources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-					},
-					NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
-					Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
 				})
 			},
 		},
@@ -172,12 +174,14 @@ func podIdentityCases() []chartCase {
 					BindHosts: []string{"169.254.170.23", "[fd00:ec2::99]"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
 					HybridCredentialsDir: "/eks-hybrid/.aws",
 					Env:                  []corev1.EnvVar{{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"}},
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-						corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
-					}},
-					// Helm merges maps over the defaults: the default os selector stays.
-					NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
-					Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},
+					Pod: manifest.PodOptions{
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+							corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
+						}},
+						// Helm merges maps over the defaults: the default os selector stays.
+						NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
+						Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},
+					},
 				})
 			},
 		},

@@ -65,8 +65,15 @@ const (
 	// that IPv4 and IPv6 pod IPs both form a valid host:port.
 	HealthAddr = "[$(POD_IP)]:8081"
 	// DefaultMetricsAddr is the proxy's metrics address: loopback only, scrape it with a sidecar or
-	// change it deliberately.
+	// change it deliberately (ConnectorOptions.MetricsAddr).
 	DefaultMetricsAddr = "127.0.0.1:8080"
+
+	// ConnectorInitContainer, ConnectorAgentContainer (the unmodified SSM agent) and
+	// ConnectorProxyContainer are the connector pod's containers (keys of
+	// PodOptions.ContainerResources).
+	ConnectorInitContainer  = "connector-init"
+	ConnectorAgentContainer = "connector-agent"
+	ConnectorProxyContainer = "connector-proxy"
 
 	// LabelName, LabelComponent and LabelPartOf are the recommended Kubernetes labels set on every
 	// rendered object; LabelName alone is the pod selector.
@@ -137,72 +144,59 @@ type ConnectorOptions struct {
 	// Env is added to all three containers, e.g. HTTPS_PROXY and NO_PROXY for an outbound proxy
 	// (NO_PROXY should then include the API server, e.g. kubernetes.default.svc).
 	Env []corev1.EnvVar
-	// NodeSelector and Tolerations are copied to the pod.
-	NodeSelector map[string]string
-	Tolerations  []corev1.Toleration
-	// Resources apply to the init and proxy containers, AgentResources to the SSM agent
-	// container (default: none set).
-	Resources      corev1.ResourceRequirements
-	AgentResources corev1.ResourceRequirements
+	// Pod holds the pod fields every workload accepts. Pod.Resources apply to the init and proxy
+	// containers; set the SSM agent container's in Pod.ContainerResources[ConnectorAgentContainer].
+	// Pod.Affinity defaults to spreading the replicas over nodes (preferred pod anti-affinity on
+	// kubernetes.io/hostname).
+	Pod PodOptions
+	// MetricsAddr is the proxy's /metrics address, --metrics-addr (default DefaultMetricsAddr,
+	// loopback). To scrape it through Metrics, listen on the pod IP: "[$(POD_IP)]:8080" (POD_IP
+	// is set from the downward API; the brackets fit IPv4 and IPv6). Giving HealthAddr serves
+	// /metrics beside the probes.
+	MetricsAddr string
+	// Metrics renders the metrics Service and ServiceMonitor (both off by default).
+	Metrics MetricsOptions
 	// TokenExpirationSeconds of the projected service-account token (default
 	// DefaultTokenExpirationSeconds, minimum 600).
 	TokenExpirationSeconds int64
 }
 
-// dns1123 is a DNS-1123 label check shared by the option validators.
-func dns1123(field, v string) error {
-	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
-		return optionError(field, v, errs[0])
-	}
-	return nil
-}
-
 var activationIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 func (o ConnectorOptions) withDefaults() ConnectorOptions {
-	if o.Namespace == "" {
-		o.Namespace = DefaultNamespace
-	}
-	if o.Name == "" {
-		o.Name = DefaultName
-	}
-	if o.Replicas == 0 {
-		o.Replicas = DefaultReplicas
-	}
-	if o.ActivationSecretName == "" {
-		o.ActivationSecretName = DefaultActivationSecretName
-	}
-	if o.StateSecretPrefix == "" {
-		o.StateSecretPrefix = DefaultStateSecretPrefix
-	}
-	if o.Version == "" {
-		o.Version = DefaultVersion
-	}
-	if o.Image == "" {
-		o.Image = DefaultConnectorImageRepository + ":" + o.Version
-	}
-	if o.AgentImage == "" {
-		o.AgentImage = DefaultSSMAgentImage
-	}
-	if o.ImagePullPolicy == "" {
-		o.ImagePullPolicy = corev1.PullIfNotPresent
-	}
-	if o.TokenExpirationSeconds == 0 {
-		o.TokenExpirationSeconds = DefaultTokenExpirationSeconds
+	setDefault(&o.Namespace, DefaultNamespace)
+	setDefault(&o.Name, DefaultName)
+	setDefault(&o.Replicas, DefaultReplicas)
+	setDefault(&o.ActivationSecretName, DefaultActivationSecretName)
+	setDefault(&o.StateSecretPrefix, DefaultStateSecretPrefix)
+	defaultImage(&o.Image, &o.Version, DefaultConnectorImageRepository)
+	setDefault(&o.AgentImage, DefaultSSMAgentImage)
+	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
+	setDefault(&o.TokenExpirationSeconds, DefaultTokenExpirationSeconds)
+	setDefault(&o.MetricsAddr, DefaultMetricsAddr)
+	if o.Pod.Affinity == nil {
+		o.Pod.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: o.Name}},
+					TopologyKey:   "kubernetes.io/hostname",
+				},
+			}},
+		}}
 	}
 	return o
 }
 
 // validate reports every problem, one error each.
 func (o ConnectorOptions) validate() error {
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	add(dns1123("Namespace", o.Namespace))
-	add(dns1123("Name", o.Name))
+	var errs optionErrors
+	add := errs.add
+	workloadCheck{
+		namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy,
+		env: o.Env, reservedEnv: reservedEnv, pod: o.Pod,
+		containers: []string{ConnectorInitContainer, ConnectorAgentContainer, ConnectorProxyContainer},
+	}.validate(&errs)
 	if len(o.Name) > 52 {
 		// The StatefulSet controller appends a revision hash to a 63-character label value.
 		add(optionError("Name", o.Name, "must be at most 52 characters (StatefulSet name limit)"))
@@ -225,43 +219,26 @@ func (o ConnectorOptions) validate() error {
 	if o.ActivationCode != "" && len(o.ActivationCode) < 20 {
 		add(optionError("ActivationCode", "(redacted)", "is shorter than 20 characters: use the activationCode from \"aws eks register-cluster\""))
 	}
-	if errs := validation.IsDNS1123Subdomain(o.ActivationSecretName); len(errs) > 0 {
-		add(optionError("ActivationSecretName", o.ActivationSecretName, errs[0]))
-	}
+	errs.dns1123Subdomain("ActivationSecretName", o.ActivationSecretName)
 	// The longest state Secret name must be valid too.
 	last := stateSecretName(o.StateSecretPrefix, o.Replicas-1)
-	if errs := validation.IsDNS1123Subdomain(last); len(errs) > 0 {
-		add(optionError("StateSecretPrefix", o.StateSecretPrefix, errs[0]))
+	if msgs := validation.IsDNS1123Subdomain(last); len(msgs) > 0 {
+		add(optionError("StateSecretPrefix", o.StateSecretPrefix, msgs[0]))
 	}
 	if o.SSMEndpoint != "" {
 		if u, err := url.Parse(o.SSMEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			add(optionError("SSMEndpoint", o.SSMEndpoint, "must be an absolute http(s) URL"))
 		}
 	}
-	add(pullPolicy(o.ImagePullPolicy))
+	validateMetrics(&errs, o.Metrics, o.Name, "MetricsAddr", o.MetricsAddr, "the pod IP (e.g. [$(POD_IP)]:8080)")
 	if o.TokenExpirationSeconds < 600 {
 		add(optionError("TokenExpirationSeconds", strconv.FormatInt(o.TokenExpirationSeconds, 10), "must be at least 600 (the API server's minimum)"))
 	}
-	for _, e := range o.Env {
-		if errs := validation.IsEnvVarName(e.Name); len(errs) > 0 {
-			add(optionError("Env", e.Name, errs[0]))
-		}
-		if reservedEnv[e.Name] {
-			add(optionError("Env", e.Name, "is set by the renderer"))
-		}
-	}
-	return joinOptionErrors(errs)
+	return errs.err()
 }
 
-var reservedEnv = map[string]bool{"POD_NAME": true, "POD_NAMESPACE": true, "POD_IP": true}
-
-func pullPolicy(p corev1.PullPolicy) error {
-	switch p {
-	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
-		return nil
-	}
-	return optionError("ImagePullPolicy", string(p), "must be Always, IfNotPresent or Never")
-}
+// reservedEnv are the variables the connector's containers get from the downward API.
+var reservedEnv = []string{"POD_NAME", "POD_NAMESPACE", "POD_IP"}
 
 // stateSecretName is the StatefulSet-ordinal naming shared with registration/statestore.
 func stateSecretName(prefix string, ordinal int32) string {
@@ -280,13 +257,10 @@ func StateSecretNames(prefix string, replicas int32) []string {
 	return out
 }
 
-func commonLabels(name, component string) map[string]string {
-	return map[string]string{LabelName: name, LabelComponent: component, LabelPartOf: PartOf}
-}
-
 // RenderConnector renders the connector deployment, in apply order: Namespace, ServiceAccount,
-// activation Secret (when ActivationCode is set), the empty state Secrets, ConfigMap, Role, RoleBinding, impersonation
-// ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty), StatefulSet.
+// activation Secret (when ActivationCode is set), the empty state Secrets, ConfigMap, Role,
+// RoleBinding, impersonation ClusterRole and ClusterRoleBinding (when GrantedARNs is not empty),
+// StatefulSet, and the metrics Service and ServiceMonitor when Metrics asks for them.
 //
 // Errors wrap ErrInvalidOptions and list every problem found (errors.As *OptionError).
 func RenderConnector(opts ConnectorOptions) ([]runtime.Object, error) {
@@ -299,9 +273,7 @@ func RenderConnector(opts ConnectorOptions) ([]runtime.Object, error) {
 
 func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 	labels := commonLabels(o.Name, "connector")
-	meta := func(name string) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: copyMap(labels)}
-	}
+	meta := func(name string) metav1.ObjectMeta { return objectMeta(name, o.Namespace, labels) }
 	agentConfigName := o.Name + "-agent"
 	objs := []runtime.Object{
 		&corev1.Namespace{
@@ -375,6 +347,7 @@ func renderConnector(o ConnectorOptions) ([]runtime.Object, error) {
 		}
 	}
 	objs = append(objs, connectorStatefulSet(o, labels, agentConfigName))
+	objs = append(objs, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
 	return objs, nil
 }
 
@@ -415,14 +388,15 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 		"--" + flagname.StateSecretPrefix + "=" + o.StateSecretPrefix,
 		"--" + flagname.PodName + "=$(POD_NAME)",
 		"--" + flagname.HealthAddr + "=" + HealthAddr,
-		"--" + flagname.MetricsAddr + "=" + DefaultMetricsAddr,
+		"--" + flagname.MetricsAddr + "=" + o.MetricsAddr,
 	}
 	if o.UserExtras {
 		proxyArgs = append(proxyArgs, "--"+flagname.UserExtras)
 	}
-	return &appsv1.StatefulSet{
+	healthProbe := corev1.HTTPGetAction{Port: intstr.FromString("health")}
+	sts := &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: copyMap(labels)},
+		ObjectMeta: objectMeta(o.Name, o.Namespace, labels),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:            ptr(o.Replicas),
 			ServiceName:         o.Name,
@@ -433,27 +407,13 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 				Spec: corev1.PodSpec{
 					ServiceAccountName:           o.Name,
 					AutomountServiceAccountToken: ptr(false),
-					NodeSelector:                 o.NodeSelector,
-					Tolerations:                  o.Tolerations,
-					SecurityContext: &corev1.PodSecurityContext{
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-							Weight: 100,
-							PodAffinityTerm: corev1.PodAffinityTerm{
-								LabelSelector: &metav1.LabelSelector{MatchLabels: selector},
-								TopologyKey:   "kubernetes.io/hostname",
-							},
-						}},
-					}},
+					SecurityContext:              podSecurityContext(),
 					InitContainers: []corev1.Container{{
-						Name:            "connector-init",
+						Name:            ConnectorInitContainer,
 						Image:           o.Image,
 						ImagePullPolicy: o.ImagePullPolicy,
 						Args:            initArgs,
 						Env:             podEnv,
-						Resources:       o.Resources,
 						SecurityContext: vaultContext(),
 						VolumeMounts: []corev1.VolumeMount{
 							tokenMount,
@@ -463,11 +423,10 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 					}},
 					Containers: []corev1.Container{
 						{
-							Name:            "connector-agent",
+							Name:            ConnectorAgentContainer,
 							Image:           o.AgentImage,
 							ImagePullPolicy: o.ImagePullPolicy,
 							Env:             append([]corev1.EnvVar{{Name: "AWS_EC2_METADATA_DISABLED", Value: "true"}}, o.Env...),
-							Resources:       o.AgentResources,
 							// The unmodified agent runs as root and hardens the vault (see
 							// vaultContext): DAC_OVERRIDE is the only capability it needs.
 							SecurityContext: &corev1.SecurityContext{
@@ -486,16 +445,15 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 							},
 						},
 						{
-							Name:            "connector-proxy",
+							Name:            ConnectorProxyContainer,
 							Image:           o.Image,
 							ImagePullPolicy: o.ImagePullPolicy,
 							Args:            proxyArgs,
 							Env:             podEnv,
-							Resources:       o.Resources,
 							Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: DefaultHealthPort, Protocol: corev1.ProtocolTCP}},
 							SecurityContext: vaultContext(),
-							LivenessProbe:   httpProbe("/healthz", 3),
-							ReadinessProbe:  httpProbe("/readyz", 1),
+							LivenessProbe:   httpGetProbe(healthProbe, "/healthz", 3),
+							ReadinessProbe:  httpGetProbe(healthProbe, "/readyz", 1),
 							VolumeMounts: []corev1.VolumeMount{
 								tokenMount,
 								{Name: volShared, MountPath: SharedDir},
@@ -532,6 +490,8 @@ func connectorStatefulSet(o ConnectorOptions, labels map[string]string, agentCon
 			},
 		},
 	}
+	ApplyPodOptions(&sts.Spec.Template, o.Pod, ConnectorInitContainer, ConnectorProxyContainer)
+	return sts
 }
 
 // namespaceLabels adds Pod Security Admission: baseline is enforced. Restricted is out of reach:
@@ -549,37 +509,4 @@ func namespaceLabels(labels map[string]string) map[string]string {
 // could not read the hardened key the agent rotates. So both run as root with DAC_OVERRIDE as
 // their only capability (what the EKS Connector uses), a read-only root filesystem and no
 // privilege escalation.
-func vaultContext() *corev1.SecurityContext {
-	return &corev1.SecurityContext{
-		RunAsUser:                ptr(int64(0)),
-		RunAsNonRoot:             ptr(false),
-		ReadOnlyRootFilesystem:   ptr(true),
-		AllowPrivilegeEscalation: ptr(false),
-		Capabilities: &corev1.Capabilities{
-			Drop: []corev1.Capability{"ALL"},
-			Add:  []corev1.Capability{"DAC_OVERRIDE"},
-		},
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-}
-
-func httpProbe(path string, failureThreshold int32) *corev1.Probe {
-	return &corev1.Probe{
-		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: path, Port: intstr.FromString("health"), Scheme: corev1.URISchemeHTTP,
-		}},
-		PeriodSeconds:    10,
-		TimeoutSeconds:   5,
-		FailureThreshold: failureThreshold,
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
+func vaultContext() *corev1.SecurityContext { return rootContext("DAC_OVERRIDE") }

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ekslink/ekslink/iamarn"
 	"github.com/ekslink/ekslink/manifest/flagname"
@@ -33,6 +32,9 @@ const (
 	DefaultPodIdentityProbeAddr = "127.0.0.1:2703"
 	// DefaultPodIdentityMetricsAddr serves /metrics (loopback on the node).
 	DefaultPodIdentityMetricsAddr = "127.0.0.1:2705"
+	// PodIdentityInitContainer and PodIdentityServerContainer are the agent pod's containers.
+	PodIdentityInitContainer   = "pod-identity-agent-init"
+	PodIdentityServerContainer = "pod-identity-agent"
 	// DefaultHybridCredentialsDir is where EKS hybrid nodes keep the node's AWS credentials file.
 	DefaultHybridCredentialsDir = "/eks-hybrid/.aws"
 )
@@ -70,6 +72,10 @@ type PodIdentityAgentOptions struct {
 	// ProbeAddr and MetricsAddr (defaults DefaultPodIdentityProbeAddr, DefaultPodIdentityMetricsAddr).
 	ProbeAddr   string
 	MetricsAddr string
+	// Metrics renders the metrics Service and ServiceMonitor (both off by default); MetricsAddr
+	// must then not be loopback. The agent runs in the host network, so the Service's endpoints
+	// are the nodes' addresses and MetricsAddr is a node address (":2705" listens on all of them).
+	Metrics MetricsOptions
 	// HybridCredentialsDir, when set, mounts this host directory read-only at the same path,
 	// points AWS_SHARED_CREDENTIALS_FILE at its "credentials" file and passes --rotate-credentials
 	// so the agent follows the file as the node's credentials rotate (EKS hybrid nodes have no
@@ -77,60 +83,41 @@ type PodIdentityAgentOptions struct {
 	HybridCredentialsDir string
 	// Env is added to the server container.
 	Env []corev1.EnvVar
-	// Resources of the server container (default: none set).
-	Resources corev1.ResourceRequirements
-	// NodeSelector (default kubernetes.io/os=linux) and Tolerations (default: tolerate everything,
-	// the agent must run on every node).
-	NodeSelector map[string]string
-	Tolerations  []corev1.Toleration
+	// Pod holds the pod fields every workload accepts. Pod.Resources apply to the init and server
+	// containers. Defaults: Pod.NodeSelector kubernetes.io/os=linux, Pod.Tolerations tolerate
+	// everything (the agent must run on every node), Pod.PriorityClassName
+	// system-node-critical.
+	Pod PodOptions
 }
 
 func (o PodIdentityAgentOptions) withDefaults() PodIdentityAgentOptions {
-	if o.Namespace == "" {
-		o.Namespace = DefaultPodIdentityNamespace
-	}
-	if o.Name == "" {
-		o.Name = DefaultPodIdentityName
-	}
-	if o.Version == "" {
-		o.Version = DefaultVersion
-	}
-	if o.Image == "" {
-		o.Image = DefaultPodIdentityImageRepository + ":" + o.Version
-	}
-	if o.ImagePullPolicy == "" {
-		o.ImagePullPolicy = corev1.PullIfNotPresent
-	}
+	setDefault(&o.Namespace, DefaultPodIdentityNamespace)
+	setDefault(&o.Name, DefaultPodIdentityName)
+	defaultImage(&o.Image, &o.Version, DefaultPodIdentityImageRepository)
+	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	if len(o.BindHosts) == 0 {
 		o.BindHosts = defaultBindHosts()
 	}
-	if o.Port == 0 {
-		o.Port = DefaultPodIdentityPort
+	setDefault(&o.Port, DefaultPodIdentityPort)
+	setDefault(&o.ProbeAddr, DefaultPodIdentityProbeAddr)
+	setDefault(&o.MetricsAddr, DefaultPodIdentityMetricsAddr)
+	if o.Pod.NodeSelector == nil {
+		o.Pod.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
 	}
-	if o.ProbeAddr == "" {
-		o.ProbeAddr = DefaultPodIdentityProbeAddr
+	if o.Pod.Tolerations == nil {
+		o.Pod.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 	}
-	if o.MetricsAddr == "" {
-		o.MetricsAddr = DefaultPodIdentityMetricsAddr
-	}
-	if o.NodeSelector == nil {
-		o.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
-	}
-	if o.Tolerations == nil {
-		o.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
-	}
+	setDefault(&o.Pod.PriorityClassName, "system-node-critical")
 	return o
 }
 
 func (o PodIdentityAgentOptions) validate() error {
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	add(dns1123("Namespace", o.Namespace))
-	add(dns1123("Name", o.Name))
+	var errs optionErrors
+	add := errs.add
+	workloadCheck{
+		namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy, env: o.Env, pod: o.Pod,
+		containers: []string{PodIdentityInitContainer, PodIdentityServerContainer},
+	}.validate(&errs)
 	if !clusterNamePattern(o.ClusterName) {
 		add(optionError("ClusterName", o.ClusterName, "must be 1-100 letters, digits, hyphens or underscores, starting with a letter or digit"))
 	}
@@ -156,19 +143,11 @@ func (o PodIdentityAgentOptions) validate() error {
 	if _, _, err := probeHostPort(o.ProbeAddr); err != nil {
 		add(optionError("ProbeAddr", o.ProbeAddr, err.Error()))
 	}
-	if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
-		add(optionError("MetricsAddr", o.MetricsAddr, err.Error()))
-	}
-	add(pullPolicy(o.ImagePullPolicy))
+	validateMetrics(&errs, o.Metrics, o.Name, "MetricsAddr", o.MetricsAddr, "the node's address")
 	if o.HybridCredentialsDir != "" && !path.IsAbs(o.HybridCredentialsDir) {
 		add(optionError("HybridCredentialsDir", o.HybridCredentialsDir, "must be an absolute path"))
 	}
-	for _, e := range o.Env {
-		if errs := validation.IsEnvVarName(e.Name); len(errs) > 0 {
-			add(optionError("Env", e.Name, errs[0]))
-		}
-	}
-	return joinOptionErrors(errs)
+	return errs.err()
 }
 
 func clusterNamePattern(s string) bool {
@@ -203,6 +182,7 @@ func probeHostPort(addr string) (string, int, error) {
 // RenderPodIdentityAgent renders the EKS Pod Identity agent DaemonSet: host network, an init
 // container with NET_ADMIN that creates the link-local addresses, and the server with
 // NET_BIND_SERVICE only (none on a port from 1024 up), probed on its probe address. Both run as root.
+// The metrics Service and ServiceMonitor follow when Metrics asks for them.
 //
 // Errors wrap ErrInvalidOptions and list every problem found.
 func RenderPodIdentityAgent(opts PodIdentityAgentOptions) ([]runtime.Object, error) {
@@ -217,14 +197,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 	labels := commonLabels(o.Name, "pod-identity-agent")
 	selector := map[string]string{LabelName: o.Name}
 	probeHost, probePort, _ := probeHostPort(o.ProbeAddr)
-	probe := func(p string, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Host: probeHost, Path: p, Port: intstr.FromInt32(int32(probePort)), Scheme: corev1.URISchemeHTTP,
-			}},
-			PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: failures,
-		}
-	}
+	probe := corev1.HTTPGetAction{Host: probeHost, Port: intstr.FromInt32(int32(probePort))}
 	env := []corev1.EnvVar{{Name: "AWS_REGION", Value: o.Region}}
 	args := []string{
 		"server",
@@ -248,7 +221,7 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 	maxUnavailable := intstr.FromString("10%")
 	ds := &appsv1.DaemonSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: copyMap(labels)},
+		ObjectMeta: objectMeta(o.Name, o.Namespace, labels),
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{
@@ -260,63 +233,41 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 				Spec: corev1.PodSpec{
 					HostNetwork:                  true,
 					AutomountServiceAccountToken: ptr(false),
-					PriorityClassName:            "system-node-critical",
-					NodeSelector:                 o.NodeSelector,
-					Tolerations:                  o.Tolerations,
-					SecurityContext: &corev1.PodSecurityContext{
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
+					SecurityContext:              podSecurityContext(),
 					InitContainers: []corev1.Container{{
-						Name:            "pod-identity-agent-init",
+						Name:            PodIdentityInitContainer,
 						Image:           o.Image,
 						ImagePullPolicy: o.ImagePullPolicy,
 						Args:            initArgs(o.BindHosts),
-						SecurityContext: capabilityContext("NET_ADMIN"),
+						SecurityContext: rootContext("NET_ADMIN"),
 					}},
 					Containers: []corev1.Container{{
-						Name:            "pod-identity-agent",
+						Name:            PodIdentityServerContainer,
 						Image:           o.Image,
 						ImagePullPolicy: o.ImagePullPolicy,
 						Args:            args,
 						Env:             env,
-						Resources:       o.Resources,
 						VolumeMounts:    mounts,
 						SecurityContext: serverContext(o.Port),
-						LivenessProbe:   probe("/healthz", 3),
-						ReadinessProbe:  probe("/readyz", 1),
+						LivenessProbe:   httpGetProbe(probe, "/healthz", 3),
+						ReadinessProbe:  httpGetProbe(probe, "/readyz", 1),
 					}},
 					Volumes: volumes,
 				},
 			},
 		},
 	}
-	return []runtime.Object{ds}
-}
-
-// capabilityContext is root (whatever user the image declares) with exactly the given
-// capabilities: Kubernetes grants added capabilities to non-root users only as permitted, not
-// effective, so a non-root agent could not use them.
-func capabilityContext(capabilities ...corev1.Capability) *corev1.SecurityContext {
-	return &corev1.SecurityContext{
-		RunAsUser:                ptr(int64(0)),
-		RunAsNonRoot:             ptr(false),
-		ReadOnlyRootFilesystem:   ptr(true),
-		AllowPrivilegeEscalation: ptr(false),
-		Capabilities: &corev1.Capabilities{
-			Drop: []corev1.Capability{"ALL"},
-			Add:  capabilities,
-		},
-		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
+	ApplyPodOptions(&ds.Spec.Template, o.Pod, PodIdentityInitContainer, PodIdentityServerContainer)
+	return append([]runtime.Object{ds}, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
 }
 
 // serverContext gives the server NET_BIND_SERVICE only for a privileged port (the host network
 // has no unprivileged-port sysctl); on a port from 1024 up it has no capability at all.
 func serverContext(port int32) *corev1.SecurityContext {
 	if port < 1024 {
-		return capabilityContext("NET_BIND_SERVICE")
+		return rootContext("NET_BIND_SERVICE")
 	}
-	return capabilityContext()
+	return rootContext()
 }
 
 // initArgs tells the init container which addresses to create when they are not the defaults it
