@@ -139,6 +139,9 @@ type ConnectorOptions struct {
 	Version string
 	// AgentImage is the SSM agent image (default DefaultSSMAgentImage).
 	AgentImage string
+	// ImageRegistry, when set, replaces the registry of Image and AgentImage (ImageWithRegistry),
+	// e.g. a mirror; the charts' global.imageRegistry.
+	ImageRegistry string
 	// ImagePullPolicy (default IfNotPresent).
 	ImagePullPolicy corev1.PullPolicy
 	// Env is added to all three containers, e.g. HTTPS_PROXY and NO_PROXY for an outbound proxy
@@ -171,6 +174,8 @@ func (o ConnectorOptions) withDefaults() ConnectorOptions {
 	setDefault(&o.StateSecretPrefix, DefaultStateSecretPrefix)
 	defaultImage(&o.Image, &o.Version, DefaultConnectorImageRepository)
 	setDefault(&o.AgentImage, DefaultSSMAgentImage)
+	o.Image = ImageWithRegistry(o.Image, o.ImageRegistry)
+	o.AgentImage = ImageWithRegistry(o.AgentImage, o.ImageRegistry)
 	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	setDefault(&o.TokenExpirationSeconds, DefaultTokenExpirationSeconds)
 	setDefault(&o.MetricsAddr, DefaultMetricsAddr)
@@ -195,7 +200,8 @@ func (o ConnectorOptions) validate() error {
 	workloadCheck{
 		namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy,
 		env: o.Env, reservedEnv: reservedEnv, pod: o.Pod,
-		containers: []string{ConnectorInitContainer, ConnectorAgentContainer, ConnectorProxyContainer},
+		containers:    []string{ConnectorInitContainer, ConnectorAgentContainer, ConnectorProxyContainer},
+		imageRegistry: o.ImageRegistry,
 	}.validate(&errs)
 	if len(o.Name) > 52 {
 		// The StatefulSet controller appends a revision hash to a 63-character label value.

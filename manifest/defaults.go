@@ -1,6 +1,9 @@
 package manifest
 
 import (
+	"regexp"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -24,6 +27,23 @@ func ImageReference(repository, tag, digest string) string {
 	}
 	return repository + ":" + tag
 }
+
+// ImageWithRegistry replaces the registry of an image reference with registry (host[:port]), the
+// rule of the charts' global.imageRegistry: the first path component is a registry when it
+// contains "." or ":" or is "localhost" (Docker's reference rule) and is then replaced; otherwise
+// the registry is put in front. An empty registry leaves image as it is.
+func ImageWithRegistry(image, registry string) string {
+	if registry == "" {
+		return image
+	}
+	if first, rest, ok := strings.Cut(image, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return registry + "/" + rest
+	}
+	return registry + "/" + image
+}
+
+// registryPattern is a registry host with an optional port, as the charts' schema has it.
+var registryPattern = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?$`)
 
 // setDefault sets *v to def when *v is the zero value.
 func setDefault[T comparable](v *T, def T) {
@@ -70,6 +90,18 @@ func (e *optionErrors) labelKeyValue(field, k, v string) {
 	}
 }
 
+// extraLabels checks labels added to the renderer's: valid, and not one the renderer sets (the
+// pod selector and the recommended labels).
+func (e *optionErrors) extraLabels(field string, labels map[string]string) {
+	for k, v := range labels {
+		if k == LabelName || k == LabelComponent || k == LabelPartOf {
+			e.add(optionError(field, k, "is set by the renderer (the pod selector and recommended labels)"))
+			continue
+		}
+		e.labelKeyValue(field, k, v)
+	}
+}
+
 func (e optionErrors) err() error { return joinOptionErrors(e) }
 
 // workloadCheck is what every workload validates alike: its namespace and name, image pull
@@ -81,6 +113,7 @@ type workloadCheck struct {
 	reservedEnv     []string
 	pod             PodOptions
 	containers      []string
+	imageRegistry   string
 }
 
 func (w workloadCheck) validate(errs *optionErrors) {
@@ -100,6 +133,9 @@ func (w workloadCheck) validate(errs *optionErrors) {
 				errs.add(optionError("Env", e.Name, "is set by the renderer"))
 			}
 		}
+	}
+	if w.imageRegistry != "" && !registryPattern.MatchString(w.imageRegistry) {
+		errs.add(optionError("ImageRegistry", w.imageRegistry, "must be a registry host with an optional port, e.g. registry.example:5000"))
 	}
 	*errs = append(*errs, validatePodOptions(w.pod, w.containers)...)
 }

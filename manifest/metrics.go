@@ -60,9 +60,7 @@ func validateMetrics(errs *optionErrors, m MetricsOptions, name, addrField, addr
 			errs.add(optionError(d.field, d.v, "must be a Prometheus duration such as 30s or 1m30s"))
 		}
 	}
-	for k, v := range m.ServiceMonitorLabels {
-		errs.labelKeyValue("Metrics.ServiceMonitorLabels", k, v)
-	}
+	errs.extraLabels("Metrics.ServiceMonitorLabels", m.ServiceMonitorLabels)
 	if !m.Service && !m.ServiceMonitor {
 		return
 	}

@@ -148,6 +148,7 @@ func TestInvalidMetricsOptions(t *testing.T) {
 		{"interval", func(o *ConnectorOptions) { o.Metrics.Interval = "30 seconds" }, `Metrics.Interval "30 seconds"`},
 		{"scrape timeout", func(o *ConnectorOptions) { o.Metrics.ScrapeTimeout = "1.5s" }, `Metrics.ScrapeTimeout "1.5s"`},
 		{"ServiceMonitor label", func(o *ConnectorOptions) { o.Metrics.ServiceMonitorLabels = map[string]string{"release": "a b"} }, `Metrics.ServiceMonitorLabels "release=a b"`},
+		{"ServiceMonitor label the renderer sets", func(o *ConnectorOptions) { o.Metrics.ServiceMonitorLabels = map[string]string{LabelName: "x"} }, `Metrics.ServiceMonitorLabels "app.kubernetes.io/name": is set by the renderer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

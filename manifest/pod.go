@@ -88,16 +88,14 @@ func ApplyPodOptions(t *corev1.PodTemplateSpec, p PodOptions, resourceContainers
 // ContainerResources). Field names in errors are prefixed "Pod.".
 func validatePodOptions(p PodOptions, containers []string) []error {
 	var errs optionErrors
-	for _, s := range p.ImagePullSecrets {
+	for i, s := range p.ImagePullSecrets {
 		errs.dns1123Subdomain("Pod.ImagePullSecrets", s.Name)
-	}
-	for k, v := range p.Labels {
-		if k == LabelName || k == LabelComponent || k == LabelPartOf {
-			errs.add(optionError("Pod.Labels", k, "is set by the renderer (the pod selector and recommended labels)"))
-			continue
+		if slices.ContainsFunc(p.ImagePullSecrets[:i], func(o corev1.LocalObjectReference) bool { return o.Name == s.Name }) {
+			// The API server's server-side apply keys the list by name.
+			errs.add(optionError("Pod.ImagePullSecrets", s.Name, "is given twice"))
 		}
-		errs.labelKeyValue("Pod.Labels", k, v)
 	}
+	errs.extraLabels("Pod.Labels", p.Labels)
 	for k := range p.Annotations {
 		if msgs := validation.IsQualifiedName(strings.ToLower(k)); len(msgs) > 0 {
 			errs.add(optionError("Pod.Annotations", k, msgs[0]))

@@ -101,7 +101,7 @@ func TestPodOptionDefaultsPerWorkload(t *testing.T) {
 func TestInvalidPodOptionsAreAllReported(t *testing.T) {
 	o := validConnectorOptions()
 	o.Pod = PodOptions{
-		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "Not_A_Name"}},
+		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "Not_A_Name"}, {Name: "regcred"}, {Name: "regcred"}},
 		Labels:             map[string]string{LabelName: "other", "ok": "bad value!"},
 		Annotations:        map[string]string{"not a key": "x"},
 		PriorityClassName:  "UPPER",
@@ -114,7 +114,7 @@ func TestInvalidPodOptionsAreAllReported(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, want := range []string{
-		"Pod.ImagePullSecrets \"Not_A_Name\"", "Pod.Labels \"app.kubernetes.io/name\": is set by the renderer",
+		"Pod.ImagePullSecrets \"Not_A_Name\"", "Pod.ImagePullSecrets \"regcred\": is given twice", "Pod.Labels \"app.kubernetes.io/name\": is set by the renderer",
 		"Pod.Labels \"ok=bad value!\"", "Pod.Annotations \"not a key\"", "Pod.PriorityClassName \"UPPER\"",
 		"Pod.NodeSelector \"kubernetes.io/os=linux/amd64\"", "Pod.Tolerations[0] \"Maybe\"", "Pod.Tolerations[1] \"v\"",
 		"Pod.Tolerations[2] \"Sometimes\"", "Pod.Tolerations[3] \"\": an empty key needs operator Exists",

@@ -63,6 +63,9 @@ type PodIdentityAgentOptions struct {
 	Image           string
 	Version         string
 	ImagePullPolicy corev1.PullPolicy
+	// ImageRegistry, when set, replaces the registry of Image (ImageWithRegistry), e.g. a
+	// mirror; the chart's global.imageRegistry.
+	ImageRegistry string
 	// BindHosts are the addresses the server listens on (default DefaultBindHostIPv4 and DefaultBindHostIPv6; IPv6 in
 	// brackets). The init container creates them on the node (a dummy link), so they must be
 	// addresses reserved for the agent, not addresses the node already has.
@@ -94,6 +97,7 @@ func (o PodIdentityAgentOptions) withDefaults() PodIdentityAgentOptions {
 	setDefault(&o.Namespace, DefaultPodIdentityNamespace)
 	setDefault(&o.Name, DefaultPodIdentityName)
 	defaultImage(&o.Image, &o.Version, DefaultPodIdentityImageRepository)
+	o.Image = ImageWithRegistry(o.Image, o.ImageRegistry)
 	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	if len(o.BindHosts) == 0 {
 		o.BindHosts = defaultBindHosts()
@@ -116,7 +120,8 @@ func (o PodIdentityAgentOptions) validate() error {
 	add := errs.add
 	workloadCheck{
 		namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy, env: o.Env, pod: o.Pod,
-		containers: []string{PodIdentityInitContainer, PodIdentityServerContainer},
+		containers:    []string{PodIdentityInitContainer, PodIdentityServerContainer},
+		imageRegistry: o.ImageRegistry,
 	}.validate(&errs)
 	if !clusterNamePattern(o.ClusterName) {
 		add(optionError("ClusterName", o.ClusterName, "must be 1-100 letters, digits, hyphens or underscores, starting with a letter or digit"))
