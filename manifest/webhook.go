@@ -64,6 +64,9 @@ type WebhookOptions struct {
 	Image           string
 	Version         string
 	ImagePullPolicy corev1.PullPolicy
+	// ImageRegistry, when set, replaces the registry of Image (ImageWithRegistry), e.g. a
+	// mirror; the chart's global.imageRegistry.
+	ImageRegistry string
 	// Replicas (default DefaultWebhookReplicas).
 	Replicas int32
 	// Port (default DefaultWebhookPort) and MetricsPort (default DefaultWebhookMetricsPort) are
@@ -120,6 +123,7 @@ func (o WebhookOptions) withDefaults() WebhookOptions {
 	setDefault(&o.Namespace, DefaultWebhookNamespace)
 	setDefault(&o.Name, DefaultWebhookName)
 	defaultImage(&o.Image, &o.Version, DefaultWebhookImageRepository)
+	o.Image = ImageWithRegistry(o.Image, o.ImageRegistry)
 	setDefault(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	setDefault(&o.Replicas, DefaultWebhookReplicas)
 	setDefault(&o.Port, DefaultWebhookPort)
@@ -146,7 +150,7 @@ func (o WebhookOptions) withDefaults() WebhookOptions {
 
 func (o WebhookOptions) validate() error {
 	var errs optionErrors
-	workloadCheck{namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy,
+	workloadCheck{namespace: o.Namespace, name: o.Name, pullPolicy: o.ImagePullPolicy, imageRegistry: o.ImageRegistry,
 		pod: o.Pod, containers: []string{WebhookContainerName}}.validate(&errs)
 	for field, p := range map[string]int32{"Port": o.Port, "MetricsPort": o.MetricsPort} {
 		if p < 1024 || p > 65535 {
