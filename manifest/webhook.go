@@ -323,8 +323,6 @@ func webhookDeployment(o WebhookOptions, labels map[string]string) *appsv1.Deplo
 	maxUnavailable := intstr.FromInt32(0)
 	podSC := podSecurityContext()
 	podSC.RunAsNonRoot = ptr(true)
-	podSC.RunAsUser = ptr(int64(webhookUser))
-	podSC.RunAsGroup = ptr(int64(webhookUser))
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(o.Name, o.Namespace, labels),
@@ -351,6 +349,8 @@ func webhookDeployment(o WebhookOptions, labels map[string]string) *appsv1.Deplo
 						},
 						VolumeMounts: mounts,
 						SecurityContext: &corev1.SecurityContext{
+							RunAsUser:                ptr(int64(webhookUser)),
+							RunAsGroup:               ptr(int64(webhookUser)),
 							RunAsNonRoot:             ptr(true),
 							ReadOnlyRootFilesystem:   ptr(true),
 							AllowPrivilegeEscalation: ptr(false),

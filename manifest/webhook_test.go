@@ -67,7 +67,7 @@ func TestWebhookDeploymentSelfManagedCertificates(t *testing.T) {
 	}
 	sc := c.SecurityContext
 	if !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
-		len(sc.Capabilities.Add) != 0 || *pod.SecurityContext.RunAsUser != 65532 {
+		len(sc.Capabilities.Add) != 0 || *sc.RunAsUser != 65532 || !*pod.SecurityContext.RunAsNonRoot {
 		t.Errorf("security context %+v pod %+v", sc, pod.SecurityContext)
 	}
 	if c.LivenessProbe.HTTPGet.Path != "/healthz" || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.ReadinessProbe.HTTPGet.Port.StrVal != "metrics" {
