@@ -101,6 +101,10 @@ type WebhookOptions struct {
 	// FSGroup and ServiceAccountRegion are --fs-group and --service-account-region.
 	FSGroup              int64
 	ServiceAccountRegion bool
+	// LookupCacheFirst passes --service-account-lookup=cache-first: service accounts from the
+	// informer cache when it has them, as the upstream (no API request per admission, but a
+	// role-arn changed right before a pod may be missed). Default: read live for every pod.
+	LookupCacheFirst bool
 
 	// NamespaceSelector selects the namespaces whose pods the API server sends to the webhook
 	// (default: every namespace but the webhook's own, so its own pods never wait for it).
@@ -306,6 +310,9 @@ func webhookArgs(o WebhookOptions) []string {
 	}
 	if o.ServiceAccountRegion {
 		args = append(args, flag(flagname.ServiceAccountRegion, "true"))
+	}
+	if o.LookupCacheFirst {
+		args = append(args, flag(flagname.ServiceAccountLookup, "cache-first"))
 	}
 	return args
 }

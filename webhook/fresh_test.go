@@ -97,7 +97,7 @@ func TestSlowAPIServerFallsBackToTheCache(t *testing.T) {
 	if took := time.Since(start); took > 1500*time.Millisecond {
 		t.Errorf("admission took %s with a 200ms lookup bound", took)
 	}
-	if n := counterValue(w.h.metrics.lookups.WithLabelValues("cache")); n != 1 {
-		t.Errorf("lookups{source=cache} = %.0f, want 1", n)
+	if n := counterValue(w.h.metrics.lookups.WithLabelValues("cache_fallback")); n != 1 {
+		t.Errorf("lookups{source=cache_fallback} = %.0f, want 1", n)
 	}
 }

@@ -70,5 +70,47 @@ func TestAPIServerUsesServiceAccountChangesMadeRightBeforeThePod(t *testing.T) {
 		}
 	}
 	t.Logf("%d back-to-back changes of each kind: %.0f lookups answered by the API server, %.0f by the cache",
-		n, counterValue(w.h.metrics.lookups.WithLabelValues("api")), counterValue(w.h.metrics.lookups.WithLabelValues("cache")))
+		n, counterValue(w.h.metrics.lookups.WithLabelValues("api")), counterValue(w.h.metrics.lookups.WithLabelValues("cache_fallback")))
+}
+
+// LookupCacheFirst is the upstream's trade: the cache answers when it has the account, so a
+// change made right before the pod is missed (this is what the default avoids), while an account
+// the cache does not have yet is still read live.
+func TestLookupCacheFirstServesTheCachedAccount(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	ctx := testenv.Context(t)
+	old, updated := "arn:aws:iam::123456789012:role/old", "arn:aws:iam::123456789012:role/new"
+	createSA(t, env, ns, "app", map[string]string{"eks.amazonaws.com/role-arn": old})
+	lagging, err := laggingWatchClient(env.Config, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{LookupCacheFirst: true}, "v1")
+	sa, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Annotations["eks.amazonaws.com/role-arn"] = updated
+	if _, err := env.Client.CoreV1().ServiceAccounts(ns).Update(ctx, sa, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "app", "app"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkIRSA(p, old); err != nil {
+		t.Errorf("cache first, 2 s behind: want the cached (old) role: %v", err)
+	}
+	createSA(t, env, ns, "fresh", map[string]string{"eks.amazonaws.com/role-arn": updated})
+	p, err = env.Client.CoreV1().Pods(ns).Create(ctx, podFor(ns, "fresh", "fresh"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkIRSA(p, updated); err != nil {
+		t.Errorf("an account the cache does not have yet must be read live: %v", err)
+	}
+	if c, a := counterValue(w.h.metrics.lookups.WithLabelValues("cache")), counterValue(w.h.metrics.lookups.WithLabelValues("api")); c != 1 || a != 2 {
+		t.Errorf("lookups: cache %.0f (want 1: app), api %.0f (want 2: the probe's and fresh's accounts, created after the cache synced)", c, a)
+	}
 }

@@ -32,6 +32,7 @@ type options struct {
 	watchConfigMap            bool
 	identitiesFile            string
 	lookupGracePeriod         time.Duration
+	lookup                    string
 	resyncPeriod              time.Duration
 	verbosity                 int
 	logToStderr, alsoToStderr bool
@@ -80,12 +81,19 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 
 	fs.BoolVar(&o.debugHandlers, "enable-debugging-handlers", false, "Not supported: the upstream's /debug/alpha handlers")
 	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of the pod's service account, after which the informer cache answers (0: the default 2s). Unlike the upstream, every pod's service account is looked up, so changes made right before the pod count")
+	fs.StringVar(&o.lookup, flagname.ServiceAccountLookup, lookupLive, "(ekslink) How a pod's service account is read: "+lookupLive+" (a GET per admission, shared by concurrent pods of one account: a role-arn changed right before the pod counts) or "+lookupCacheFirst+" (the informer cache when it has the account, as the upstream: no request per admission, but such a change may be missed)")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 60*time.Second, "The period to resync the SA informer cache")
 
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "number for the log level verbosity")
 	fs.BoolVar(&o.logToStderr, "logtostderr", true, "Accepted for compatibility: logs always go to standard error (JSON)")
 	fs.BoolVar(&o.alsoToStderr, "alsologtostderr", false, "Accepted for compatibility: logs always go to standard error (JSON)")
 }
+
+// Values of --service-account-lookup.
+const (
+	lookupLive       = "live"
+	lookupCacheFirst = "cache-first"
+)
 
 // check refuses what this binary does not do, instead of silently ignoring it.
 func (o *options) check() error {
@@ -102,6 +110,9 @@ func (o *options) check() error {
 		}
 	} else if o.webhookConfigName != "" {
 		errs = append(errs, errors.New("--webhook-config-name needs --cert-secret: with --tls-cert/--tls-key the caBundle is not the webhook's to set"))
+	}
+	if o.lookup != lookupLive && o.lookup != lookupCacheFirst {
+		errs = append(errs, fmt.Errorf("--%s %q: want %s or %s", flagname.ServiceAccountLookup, o.lookup, lookupLive, lookupCacheFirst))
 	}
 	if o.composeRoleARN {
 		errs = append(errs, errors.New("--compose-role-arn is not supported: annotate service accounts with full role ARNs"))

@@ -98,10 +98,11 @@ func TestSelfManagedCertificates(t *testing.T) {
 
 func TestCertSecretFlagChecks(t *testing.T) {
 	for args, want := range map[string]string{
-		"--cert-secret=ns/s --tls-cert=/a":           "mutually exclusive",
-		"--cert-secret=ns/s --tls-key=/a":            "mutually exclusive",
-		"--cert-secret=noslash":                      "want <namespace>/<name>",
-		"--in-cluster=false --webhook-config-name=x": "needs --cert-secret",
+		"--cert-secret=ns/s --tls-cert=/a":                  "mutually exclusive",
+		"--cert-secret=ns/s --tls-key=/a":                   "mutually exclusive",
+		"--cert-secret=noslash":                             "want <namespace>/<name>",
+		"--in-cluster=false --webhook-config-name=x":        "needs --cert-secret",
+		"--in-cluster=false --service-account-lookup=cache": "want live or cache-first",
 	} {
 		root := newRootCommand()
 		root.SetArgs(strings.Fields(args))

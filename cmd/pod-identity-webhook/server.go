@@ -68,7 +68,7 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
+	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, LookupCacheFirst: o.lookup == lookupCacheFirst, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
 	if o.watchConfigMap {
 		opts.ConfigMapNamespace = o.namespace
 	}

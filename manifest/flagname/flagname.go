@@ -61,4 +61,5 @@ const (
 	WatchConfigMap       = "watch-config-map"
 	FSGroup              = "fs-group"
 	ServiceAccountRegion = "service-account-region"
+	ServiceAccountLookup = "service-account-lookup"
 )
