@@ -64,21 +64,9 @@ type Release struct {
 // in file-name order, without NOTES.txt. It is stricter than helm: a template that refers to a
 // value that does not exist fails instead of rendering an empty string.
 func Render(ch *chart.Chart, rel Release, values map[string]any) ([]byte, error) {
-	if rel.Name == "" {
-		rel.Name = ch.Name()
-	}
-	if rel.Namespace == "" {
-		return nil, fmt.Errorf("charts: rendering %s: a release namespace is required", ch.Name())
-	}
-	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{
-		Name: rel.Name, Namespace: rel.Namespace, IsInstall: true, Revision: 1,
-	}, chartutil.DefaultCapabilities)
+	out, err := renderFiles(ch, rel, values)
 	if err != nil {
-		return nil, fmt.Errorf("charts: values for %s: %w", ch.Name(), err)
-	}
-	out, err := engine.Engine{Strict: true}.Render(ch, vals)
-	if err != nil {
-		return nil, fmt.Errorf("charts: rendering %s: %w", ch.Name(), err)
+		return nil, err
 	}
 	names := make([]string, 0, len(out))
 	for n := range out {
@@ -96,4 +84,25 @@ func Render(ch *chart.Chart, rel Release, values map[string]any) ([]byte, error)
 		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", n, doc)
 	}
 	return b.Bytes(), nil
+}
+
+// renderFiles renders every template of ch (NOTES.txt included), keyed by file name.
+func renderFiles(ch *chart.Chart, rel Release, values map[string]any) (map[string]string, error) {
+	if rel.Name == "" {
+		rel.Name = ch.Name()
+	}
+	if rel.Namespace == "" {
+		return nil, fmt.Errorf("charts: rendering %s: a release namespace is required", ch.Name())
+	}
+	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{
+		Name: rel.Name, Namespace: rel.Namespace, IsInstall: true, Revision: 1,
+	}, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, fmt.Errorf("charts: values for %s: %w", ch.Name(), err)
+	}
+	out, err := engine.Engine{Strict: true}.Render(ch, vals)
+	if err != nil {
+		return nil, fmt.Errorf("charts: rendering %s: %w", ch.Name(), err)
+	}
+	return out, nil
 }

@@ -1,16 +1,21 @@
 package charts
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ekslink/ekslink/internal/testenv"
 	"github.com/ekslink/ekslink/manifest"
@@ -70,8 +75,18 @@ func connectorCases() []chartCase {
 					"connector": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}, "limits": map[string]any{"memory": "128Mi"}},
 					"agent":     map[string]any{"requests": map[string]any{"cpu": "20m", "memory": "64Mi"}},
 				},
-				"nodeSelector": map[string]any{"kubernetes.io/os": "linux"},
-				"tolerations":  []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}},
+				"nodeSelector":      map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":       []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}},
+				"affinity":          nodeAffinityValues,
+				"priorityClassName": "edge-critical",
+				"podAnnotations":    map[string]any{"example.com/owner": "platform", "prometheus.io/scrape": "false"},
+				"podLabels":         map[string]any{"team": "platform", "tier": "1"},
+				"imagePullSecrets":  []any{"regcred", map[string]any{"name": "mirror"}},
+				"metrics": map[string]any{
+					"addr":           "[$(POD_IP)]:9100",
+					"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "kube-prometheus"}, "interval": "30s", "scrapeTimeout": "10s"},
+				},
+				"global": map[string]any{"imageRegistry": "mirror.example:5000", "imagePullSecrets": []any{map[string]any{"name": "global-cred"}, "regcred"}, "storageClass": "other charts' global"},
 			},
 			render: func(ns string) ([]runtime.Object, error) {
 				return manifest.RenderConnector(manifest.ConnectorOptions{
@@ -80,7 +95,11 @@ func connectorCases() []chartCase {
 					StateSecretPrefix: "edge-state", SSMEndpoint: "https://vpce-1.ssm.cn-north-1.vpce.amazonaws.com.cn",
 					GrantedARNs: []string{arnAlice, arnAdmin, arnAlice}, UserExtras: true,
 					Image: "registry.example/connector:1.2.3", AgentImage: "registry.example/ssm-agent:3.3.0.0",
+					ImageRegistry:   "mirror.example:5000",
 					ImagePullPolicy: corev1.PullAlways,
+					MetricsAddr:     "[$(POD_IP)]:9100",
+					Metrics: manifest.MetricsOptions{ServiceMonitor: true, ServiceMonitorLabels: map[string]string{"release": "kube-prometheus"},
+						Interval: "30s", ScrapeTimeout: "10s"},
 					Env: []corev1.EnvVar{ // Helm ranges over maps in key order
 						{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}, {Name: "NO_PROXY", Value: "kubernetes.default.svc"},
 					},
@@ -93,10 +112,30 @@ func connectorCases() []chartCase {
 						ContainerResources: map[string]corev1.ResourceRequirements{manifest.ConnectorAgentContainer: {
 							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
 						}},
-						NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
-						Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
+						NodeSelector:      map[string]string{"kubernetes.io/os": "linux"},
+						Tolerations:       []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "edge", Effect: corev1.TaintEffectNoSchedule}},
+						Affinity:          nodeAffinity,
+						PriorityClassName: "edge-critical",
+						Annotations:       map[string]string{"example.com/owner": "platform", "prometheus.io/scrape": "false"},
+						Labels:            map[string]string{"team": "platform", "tier": "1"},
+						// global first, each name once.
+						ImagePullSecrets: []corev1.LocalObjectReference{{Name: "global-cred"}, {Name: "regcred"}, {Name: "mirror"}},
 					},
 				})
+			},
+		},
+		{
+			name:      "metrics Service alone, served beside the probes",
+			namespace: "eks-connector",
+			values: map[string]any{
+				"activation": map[string]any{"id": activationID, "code": activationCode},
+				"region":     "eu-west-1",
+				"metrics":    map[string]any{"addr": manifest.HealthAddr, "service": map[string]any{"enabled": true}},
+				"global":     map[string]any{"imageRegistry": "mirror.example"},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderConnector(manifest.ConnectorOptions{Namespace: ns, Region: "eu-west-1", ActivationID: activationID, ActivationCode: activationCode,
+					MetricsAddr: manifest.HealthAddr, Metrics: manifest.MetricsOptions{Service: true}, ImageRegistry: "mirror.example"})
 			},
 		},
 		{
@@ -140,6 +179,20 @@ func connectorCases() []chartCase {
 	}
 }
 
+// nodeAffinity and nodeAffinityValues are the same affinity, typed and as chart values.
+var (
+	nodeAffinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
+			Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"amd64", "arm64"},
+		}}}},
+	}}}
+	nodeAffinityValues = map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
+		"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{
+			"key": "kubernetes.io/arch", "operator": "In", "values": []any{"amd64", "arm64"},
+		}}}},
+	}}}
+)
+
 // testDigest is an image digest in the form "make push" prints.
 const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -181,6 +234,37 @@ func podIdentityCases() []chartCase {
 						// Helm merges maps over the defaults: the default os selector stays.
 						NodeSelector: map[string]string{"eks.amazonaws.com/compute-type": "hybrid", "kubernetes.io/os": "linux"},
 						Tolerations:  []corev1.Toleration{{Key: "hybrid", Operator: corev1.TolerationOpExists}},
+					},
+				})
+			},
+		},
+		{
+			name:      "pod fields, metrics Service and ServiceMonitor, global values",
+			namespace: "kube-system",
+			values: map[string]any{
+				"clusterName": "prod", "region": "eu-west-1",
+				"affinity":          nodeAffinityValues,
+				"priorityClassName": "system-cluster-critical",
+				"podAnnotations":    map[string]any{"example.com/owner": "platform"},
+				"podLabels":         map[string]any{"team": "platform"},
+				"imagePullSecrets":  []any{map[string]any{"name": "regcred"}},
+				"metrics": map[string]any{
+					"addr":           ":2705",
+					"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "kube-prometheus"}, "interval": "1m"},
+				},
+				"global": map[string]any{"imageRegistry": "mirror.example", "imagePullSecrets": []any{"global-cred"}},
+			},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{Namespace: ns, ClusterName: "prod", Region: "eu-west-1",
+					ImageRegistry: "mirror.example",
+					MetricsAddr:   ":2705",
+					Metrics:       manifest.MetricsOptions{ServiceMonitor: true, ServiceMonitorLabels: map[string]string{"release": "kube-prometheus"}, Interval: "1m"},
+					Pod: manifest.PodOptions{
+						Affinity:          nodeAffinity,
+						PriorityClassName: "system-cluster-critical",
+						Annotations:       map[string]string{"example.com/owner": "platform"},
+						Labels:            map[string]string{"team": "platform"},
+						ImagePullSecrets:  []corev1.LocalObjectReference{{Name: "global-cred"}, {Name: "regcred"}},
 					},
 				})
 			},
@@ -295,6 +379,13 @@ func TestChartsRefuseBadValues(t *testing.T) {
 	valid := func() map[string]any {
 		return map[string]any{"activation": map[string]any{"id": activationID, "code": activationCode}, "region": "eu-west-1"}
 	}
+	// connectorWith and agentWith are valid values with one more.
+	connectorWith := func(k string, v any) func() map[string]any {
+		return func() map[string]any { m := valid(); m[k] = v; return m }
+	}
+	agentWith := func(k string, v any) func() map[string]any {
+		return func() map[string]any { return map[string]any{"clusterName": "c", "region": "eu-west-1", k: v} }
+	}
 	tests := []struct {
 		name   string
 		chart  string
@@ -303,82 +394,51 @@ func TestChartsRefuseBadValues(t *testing.T) {
 	}{
 		{"connector without any values", Connector, func() map[string]any { return nil },
 			[]string{"activation.id is required", "activation.code or activation.existingSecret is required", "region is required"}},
-		{"activation id not a UUID", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": "abc", "code": activationCode}
-			return v
-		}, []string{"activation"}},
-		{"activation code given as the id is not echoed", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": "tiny-secret-9-Xk9bQ2mP7rT4vW8", "code": activationID}
-			return v
-		}, []string{"activation.id is not the UUID"}},
-		{"activation code too short", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": activationID, "code": "tiny-secret-9"}
-			return v
-		}, []string{"activation.code is shorter than 20 characters"}},
-		{"code and existing secret", Connector, func() map[string]any {
-			v := valid()
-			v["activation"] = map[string]any{"id": activationID, "code": activationCode, "existingSecret": "x"}
-			return v
-		}, []string{"not both"}},
-		{"region that is not a region", Connector, func() map[string]any { v := valid(); v["region"] = "Europe"; return v }, []string{"region"}},
-		{"zero replicas", Connector, func() map[string]any { v := valid(); v["replicas"] = 0; return v }, []string{"replicas"}},
-		{"granted ARN that is not an ARN", Connector, func() map[string]any { v := valid(); v["grantedARNs"] = []any{"alice"}; return v }, []string{"grantedARNs"}},
-		{"misspelt value", Connector, func() map[string]any { v := valid(); v["grantedArns"] = []any{arnAdmin}; return v }, []string{"grantedArns"}},
-		{"unknown pull policy", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"pullPolicy": "Sometimes"}
-			return v
-		}, []string{"pullPolicy"}},
-		{"image digest that is not a sha256 digest", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "digest": "v0.1.0"}}
-			return v
-		}, []string{"digest"}},
-		{"image repository with a tag in it", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c:v1"}}
-			return v
-		}, []string{"repository"}},
-		{"misspelt image value", Connector, func() map[string]any {
-			v := valid()
-			v["images"] = map[string]any{"connector": map[string]any{"repository": "registry.example/c", "sha": testDigest}}
-			return v
-		}, []string{"sha"}},
-		{"agent image tag with a plus", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"tag": "v1.0.0+build"}}
-		}, []string{"tag"}},
-		{"agent image digest without its algorithm", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "image": map[string]any{"digest": testDigest[len("sha256:"):]}}
-		}, []string{"digest"}},
-		{"reserved env", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_NAME": "x"}; return v }, []string{"env.POD_NAME"}},
-		{"reserved env for the probe address", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"POD_IP": "0.0.0.0"}; return v }, []string{"env.POD_IP"}},
-		{"user extras not a boolean", Connector, func() map[string]any { v := valid(); v["userExtras"] = "yes"; return v }, []string{"userExtras"}},
-		{"env name Kubernetes refuses", Connector, func() map[string]any { v := valid(); v["env"] = map[string]any{"HTTPS PROXY": "x"}; return v }, []string{"'HTTPS PROXY'"}},
-		{"agent env name Kubernetes refuses", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "env": map[string]any{"1ABC": "x"}}
-		}, []string{"'1ABC'"}},
+		{"activation id not a UUID", Connector, connectorWith("activation", map[string]any{"id": "abc", "code": activationCode}), []string{"activation"}},
+		{"activation code given as the id is not echoed", Connector, connectorWith("activation", map[string]any{"id": "tiny-secret-9-Xk9bQ2mP7rT4vW8", "code": activationID}), []string{"activation.id is not the UUID"}},
+		{"activation code too short", Connector, connectorWith("activation", map[string]any{"id": activationID, "code": "tiny-secret-9"}), []string{"activation.code is shorter than 20 characters"}},
+		{"code and existing secret", Connector, connectorWith("activation", map[string]any{"id": activationID, "code": activationCode, "existingSecret": "x"}), []string{"not both"}},
+		{"region that is not a region", Connector, connectorWith("region", "Europe"), []string{"region"}},
+		{"zero replicas", Connector, connectorWith("replicas", 0), []string{"replicas"}},
+		{"granted ARN that is not an ARN", Connector, connectorWith("grantedARNs", []any{"alice"}), []string{"grantedARNs"}},
+		{"misspelt value", Connector, connectorWith("grantedArns", []any{arnAdmin}), []string{"grantedArns"}},
+		{"unknown pull policy", Connector, connectorWith("images", map[string]any{"pullPolicy": "Sometimes"}), []string{"pullPolicy"}},
+		{"image digest that is not a sha256 digest", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c", "digest": "v0.1.0"}}), []string{"digest"}},
+		{"image repository with a tag in it", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c:v1"}}), []string{"repository"}},
+		{"misspelt image value", Connector, connectorWith("images", map[string]any{"connector": map[string]any{"repository": "registry.example/c", "sha": testDigest}}), []string{"sha"}},
+		{"agent image tag with a plus", PodIdentityAgent, agentWith("image", map[string]any{"tag": "v1.0.0+build"}), []string{"tag"}},
+		{"agent image digest without its algorithm", PodIdentityAgent, agentWith("image", map[string]any{"digest": testDigest[len("sha256:"):]}), []string{"digest"}},
+		{"reserved env", Connector, connectorWith("env", map[string]any{"POD_NAME": "x"}), []string{"env.POD_NAME"}},
+		{"reserved env for the probe address", Connector, connectorWith("env", map[string]any{"POD_IP": "0.0.0.0"}), []string{"env.POD_IP"}},
+		{"user extras not a boolean", Connector, connectorWith("userExtras", "yes"), []string{"userExtras"}},
+		{"env name Kubernetes refuses", Connector, connectorWith("env", map[string]any{"HTTPS PROXY": "x"}), []string{"'HTTPS PROXY'"}},
+		{"agent env name Kubernetes refuses", PodIdentityAgent, agentWith("env", map[string]any{"1ABC": "x"}), []string{"'1ABC'"}},
 		{"agent without any values", PodIdentityAgent, func() map[string]any { return nil }, []string{"clusterName is required", "region is required"}},
-		{"IPv6 bind host without brackets", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"fd00:ec2::23"}}
-		}, []string{"bindHosts"}},
-		{"wildcard bind host", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"0.0.0.0"}}
-		}, []string{"bindHosts"}},
-		{"IPv6 wildcard bind host", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[::]"}}
-		}, []string{"bindHosts"}},
-		{"IPv4 bind host in brackets", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"[169.254.170.23]"}}
-		}, []string{"bindHosts"}},
-		{"bind host that is not an address", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "bindHosts": []any{"999.254.170.23"}}
-		}, []string{"bindHosts"}},
-		{"port out of range", PodIdentityAgent, func() map[string]any {
-			return map[string]any{"clusterName": "c", "region": "eu-west-1", "port": 70000}
-		}, []string{"port"}},
+		{"IPv6 bind host without brackets", PodIdentityAgent, agentWith("bindHosts", []any{"fd00:ec2::23"}), []string{"bindHosts"}},
+		{"wildcard bind host", PodIdentityAgent, agentWith("bindHosts", []any{"0.0.0.0"}), []string{"bindHosts"}},
+		{"IPv6 wildcard bind host", PodIdentityAgent, agentWith("bindHosts", []any{"[::]"}), []string{"bindHosts"}},
+		{"IPv4 bind host in brackets", PodIdentityAgent, agentWith("bindHosts", []any{"[169.254.170.23]"}), []string{"bindHosts"}},
+		{"bind host that is not an address", PodIdentityAgent, agentWith("bindHosts", []any{"999.254.170.23"}), []string{"bindHosts"}},
+		{"port out of range", PodIdentityAgent, agentWith("port", 70000), []string{"port"}},
+		{"metrics Service in front of loopback", Connector, connectorWith("metrics", map[string]any{"service": map[string]any{"enabled": true}}), []string{"metrics.addr 127.0.0.1:8080 is loopback"}},
+		{"ServiceMonitor in front of IPv6 loopback", Connector, connectorWith("metrics", map[string]any{"addr": "[::1]:8080", "serviceMonitor": map[string]any{"enabled": true}}), []string{"is loopback"}},
+		{"metrics Service on a random port", Connector, connectorWith("metrics", map[string]any{"addr": ":0", "service": map[string]any{"enabled": true}}), []string{"fixed port"}},
+		{"metrics port out of range", Connector, connectorWith("metrics", map[string]any{"addr": ":99999"}), []string{"port must be 0-65535"}},
+		{"metrics address that is no address", Connector, connectorWith("metrics", map[string]any{"addr": "http://0.0.0.0:8080"}), []string{"/metrics/addr", "pattern"}},
+		{"agent metrics Service in front of loopback", PodIdentityAgent, agentWith("metrics", map[string]any{"service": map[string]any{"enabled": true}}), []string{"metrics.addr 127.0.0.1:2705 is loopback"}},
+		{"agent metrics Service name too long", PodIdentityAgent, func() map[string]any {
+			v := agentWith("name", strings.Repeat("a", 60))()
+			v["metrics"] = map[string]any{"addr": ":2705", "service": map[string]any{"enabled": true}}
+			return v
+		}, []string{"must be a DNS-1035 label"}},
+		{"ServiceMonitor interval that is not a Prometheus duration", Connector, connectorWith("metrics", map[string]any{"serviceMonitor": map[string]any{"interval": "30 seconds"}}), []string{"interval"}},
+		{"ServiceMonitor label the chart sets", PodIdentityAgent, agentWith("metrics", map[string]any{"serviceMonitor": map[string]any{"labels": map[string]any{"helm.sh/chart": "x"}}}), []string{"metrics.serviceMonitor.labels.helm.sh/chart is set by the chart"}},
+		{"pod label that is the pod selector", Connector, connectorWith("podLabels", map[string]any{"app.kubernetes.io/name": "other"}), []string{"podLabels.app.kubernetes.io/name is set by the chart"}},
+		{"pod label value Kubernetes refuses", PodIdentityAgent, agentWith("podLabels", map[string]any{"team": "plat form"}), []string{"podLabels"}},
+		{"pull secret misspelt", Connector, connectorWith("imagePullSecrets", []any{map[string]any{"nam": "regcred"}}), []string{"imagePullSecrets"}},
+		{"global pull secret that is not a name", PodIdentityAgent, agentWith("global", map[string]any{"imagePullSecrets": []any{"Reg_Cred"}}), []string{"imagePullSecrets"}},
+		{"global image registry given as a URL", Connector, connectorWith("global", map[string]any{"imageRegistry": "https://mirror.example"}), []string{"imageRegistry"}},
+		{"priority class that is not a name", PodIdentityAgent, agentWith("priorityClassName", "Node Critical"), []string{"priorityClassName"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,15 +472,39 @@ func TestLoadUnknownChart(t *testing.T) {
 	}
 }
 
+// serviceMonitorCRD is the renderer's test fixture: the prometheus-operator ServiceMonitor CRD
+// reduced to the fields ekslink renders (its header names the upstream file), so the ServiceMonitor
+// the charts render is validated by the API server against upstream's schema.
+const serviceMonitorCRD = "../manifest/testdata/servicemonitor-crd-subset.yaml"
+
 func TestChartOutputPassesServerSideDryRun(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
+	data, err := os.ReadFile(serviceMonitorCRD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd, err := manifest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := manifest.Apply(ctx, env.Config, crd, manifest.ApplyOptions{FieldManager: "test-crd"}); err != nil {
+		t.Fatal(err)
+	}
 	for chartName, cases := range map[string][]chartCase{Connector: connectorCases(), PodIdentityAgent: podIdentityCases()} {
 		for _, c := range cases {
 			t.Run(chartName+"/"+c.name, func(t *testing.T) {
 				ns := env.Namespace(t) // a dry run needs the release namespace to exist
 				objs := renderChart(t, chartName, ns, c.values)
-				if err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true}); err != nil {
+				// Until the CRD just applied is served, the ServiceMonitor's kind has no match.
+				err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+					err := manifest.Apply(ctx, env.Config, objs, manifest.ApplyOptions{DryRun: true})
+					if meta.IsNoMatchError(errors.Unwrap(err)) {
+						return false, nil
+					}
+					return true, err
+				})
+				if err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -428,29 +512,20 @@ func TestChartOutputPassesServerSideDryRun(t *testing.T) {
 	}
 }
 
-func BenchmarkRenderConnectorChart(b *testing.B) {
-	ch, err := Load(Connector)
-	if err != nil {
-		b.Fatal(err)
-	}
-	values := connectorCases()[1].values
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Render(ch, Release{Namespace: "edge"}, values); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkRenderConnectorChart(b *testing.B) { benchmarkChart(b, Connector, connectorCases()[1]) }
 
 func BenchmarkRenderPodIdentityAgentChart(b *testing.B) {
-	ch, err := Load(PodIdentityAgent)
+	benchmarkChart(b, PodIdentityAgent, podIdentityCases()[1])
+}
+
+func benchmarkChart(b *testing.B, name string, c chartCase) {
+	ch, err := Load(name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	values := podIdentityCases()[1].values
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Render(ch, Release{Namespace: "kube-system"}, values); err != nil {
+		if _, err := Render(ch, Release{Namespace: c.namespace}, c.values); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,6 +18,13 @@
 // tests enforce that equivalence and apply every rendering with server-side dry run against a
 // real API server.
 //
+// The connector and agent charts take Helm's global values (global.imageRegistry,
+// global.imagePullSecrets; other keys pass through), the usual pod fields (imagePullSecrets,
+// podAnnotations, podLabels, affinity, priorityClassName, nodeSelector, tolerations, resources)
+// and an optional metrics Service and prometheus-operator ServiceMonitor (metrics.service,
+// metrics.serviceMonitor). Their NOTES.txt names only objects, containers and commands that
+// exist; a test checks it for every test case.
+//
 // Render and Load embed the charts so programs can render them without the source tree. The
 // package does not install releases (use helm, or manifest.Apply on the rendered YAML) and does not
 // publish the charts to a repository.

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,6 +33,60 @@ func mustUnstructured(t *testing.T, objs []runtime.Object) []*unstructured.Unstr
 		t.Fatal(err)
 	}
 	return u
+}
+
+// renderConnectorIn renders the connector into namespace ns, named prefix+ns, with opts changing
+// validConnectorOptions.
+func renderConnectorIn(t *testing.T, ns, prefix string, opts func(*ConnectorOptions)) (ConnectorOptions, []runtime.Object) {
+	t.Helper()
+	return connectorObjects(t, func(o *ConnectorOptions) {
+		o.Namespace, o.Name = ns, prefix+ns
+		opts(o)
+	})
+}
+
+// agentObjects renders o, with ClusterName "prod" and Region "eu-west-1" when not given.
+func agentObjects(t *testing.T, o PodIdentityAgentOptions) []runtime.Object {
+	t.Helper()
+	setDefault(&o.ClusterName, "prod")
+	setDefault(&o.Region, "eu-west-1")
+	objs, err := RenderPodIdentityAgent(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// connectorObjects renders validConnectorOptions changed by opts, and returns the options too.
+func connectorObjects(t *testing.T, opts func(*ConnectorOptions)) (ConnectorOptions, []runtime.Object) {
+	t.Helper()
+	o := validConnectorOptions()
+	opts(&o)
+	objs, err := RenderConnector(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, objs
+}
+
+// applyForReal applies objs (waiting while a CRD just applied is not served yet) and deletes the
+// cluster-scoped RBAC among them when the test ends; the namespaced objects go with the namespace.
+func applyForReal(t *testing.T, env *testenv.Env, objs []runtime.Object) {
+	t.Helper()
+	if err := applyWhenServed(testenv.Context(t), env, mustUnstructured(t, objs)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg := context.Background()
+		for _, obj := range objs {
+			switch o := obj.(type) {
+			case *rbacv1.ClusterRole:
+				_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name, metav1.DeleteOptions{})
+			case *rbacv1.ClusterRoleBinding:
+				_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name, metav1.DeleteOptions{})
+			}
+		}
+	})
 }
 
 func TestRenderedManifestsPassServerSideDryRun(t *testing.T) {
@@ -95,21 +150,8 @@ func TestAppliedRBACIsLeastPrivilege(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
 	ns := env.Namespace(t)
-	o := validConnectorOptions()
-	o.Namespace, o.Name = ns, "rbac-"+ns
-	o.GrantedARNs = []string{testARN}
-	objs, err := RenderConnector(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Apply(ctx, env.Config, mustUnstructured(t, objs), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		bg := context.Background()
-		_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
-		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
-	})
+	o, objs := renderConnectorIn(t, ns, "rbac-", func(o *ConnectorOptions) { o.GrantedARNs = []string{testARN} })
+	applyForReal(t, env, objs)
 	user := "system:serviceaccount:" + ns + ":" + o.Name
 	tests := []struct {
 		name    string
@@ -235,21 +277,8 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
 	ns := env.Namespace(t)
-	o := validConnectorOptions()
-	o.Namespace, o.Name = ns, "real-"+ns
-	o.GrantedARNs = []string{testARN}
-	objs, err := RenderConnector(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Apply(ctx, env.Config, mustUnstructured(t, objs), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		bg := context.Background()
-		_ = env.Client.RbacV1().ClusterRoles().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
-		_ = env.Client.RbacV1().ClusterRoleBindings().Delete(bg, o.Name+"-impersonation", metav1.DeleteOptions{})
-	})
+	o, objs := renderConnectorIn(t, ns, "real-", func(o *ConnectorOptions) { o.GrantedARNs = []string{testARN} })
+	applyForReal(t, env, objs)
 	sa := testenv.ServiceAccountSubject(ns, o.Name)
 	env.WaitAllowed(t, sa, ns, "update", "", "secrets", "eks-connector-state-1")
 	env.WaitAllowed(t, sa, "", "impersonate", "", "users", testARN)

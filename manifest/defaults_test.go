@@ -24,12 +24,7 @@ func TestImageWithRegistry(t *testing.T) {
 }
 
 func TestImageRegistryReachesEveryImage(t *testing.T) {
-	o := validConnectorOptions()
-	o.ImageRegistry = "mirror.example:5000"
-	objs, err := RenderConnector(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, objs := connectorObjects(t, func(o *ConnectorOptions) { o.ImageRegistry = "mirror.example:5000" })
 	spec := find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec
 	for _, c := range append(spec.InitContainers, spec.Containers...) {
 		if !strings.HasPrefix(c.Image, "mirror.example:5000/") {

@@ -6,6 +6,12 @@
 // it writes into container arguments are the constants of package manifest/flagname, which the
 // binaries define their flags with.
 //
+// Every workload takes the same pod fields (PodOptions, written into the pod template by
+// ApplyPodOptions: pull secrets, annotations, labels, affinity, priority class, node selector,
+// tolerations, resources) and an image registry for a mirror (ImageWithRegistry); the connector
+// and the agent also render an optional metrics Service and prometheus-operator ServiceMonitor
+// (MetricsOptions). The defaults and checks they share are written once (defaults.go).
+//
 // The connector deployment is least privilege by construction:
 //
 //   - The service account does not automount a token; the init and proxy containers get a

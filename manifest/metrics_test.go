@@ -35,14 +35,8 @@ func argValue(t *testing.T, args []string, flag string) string {
 }
 
 func TestMetricsAreOffByDefaultAndLoopback(t *testing.T) {
-	cobjs, err := RenderConnector(validConnectorOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cobjs := connectorObjects(t, func(*ConnectorOptions) {})
+	pobjs := agentObjects(t, PodIdentityAgentOptions{})
 	for _, k := range append(kinds(cobjs), kinds(pobjs)...) {
 		if k == "Service" || k == "ServiceMonitor" {
 			t.Errorf("rendered a %s without being asked", k)
@@ -55,12 +49,7 @@ func TestMetricsAreOffByDefaultAndLoopback(t *testing.T) {
 }
 
 func TestConnectorMetricsAddrIsConfigurable(t *testing.T) {
-	o := validConnectorOptions()
-	o.MetricsAddr = "[$(POD_IP)]:9100"
-	objs, err := RenderConnector(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, objs := connectorObjects(t, func(o *ConnectorOptions) { o.MetricsAddr = "[$(POD_IP)]:9100" })
 	proxy := container(t, find[*appsv1.StatefulSet](t, objs).Spec.Template.Spec.Containers, ConnectorProxyContainer)
 	if got := argValue(t, proxy.Args, flagname.MetricsAddr); got != o.MetricsAddr {
 		t.Errorf("--metrics-addr = %q, want %q", got, o.MetricsAddr)
@@ -79,16 +68,8 @@ func serviceMonitor(objs []runtime.Object) *unstructured.Unstructured {
 
 func TestMetricsServiceAndServiceMonitorSelectTheWorkload(t *testing.T) {
 	m := MetricsOptions{ServiceMonitor: true, ServiceMonitorLabels: map[string]string{"release": "kube-prometheus"}, Interval: "30s", ScrapeTimeout: "10s"}
-	co := validConnectorOptions()
-	co.MetricsAddr, co.Metrics = "[$(POD_IP)]:9100", m
-	cobjs, err := RenderConnector(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1", MetricsAddr: ":2705", Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	co, cobjs := connectorObjects(t, func(o *ConnectorOptions) { o.MetricsAddr, o.Metrics = "[$(POD_IP)]:9100", m })
+	pobjs := agentObjects(t, PodIdentityAgentOptions{MetricsAddr: ":2705", Metrics: m})
 	for name, tc := range map[string]struct {
 		objs     []runtime.Object
 		template corev1.PodTemplateSpec
@@ -209,19 +190,9 @@ func TestMetricsObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 	ns := env.Namespace(t)
 	installServiceMonitorCRD(t, env)
 	m := MetricsOptions{ServiceMonitor: true, ServiceMonitorLabels: map[string]string{"release": "prom"}, Interval: "1m30s", ScrapeTimeout: "15s"}
-	co := validConnectorOptions()
-	co.Namespace, co.Name, co.MetricsAddr, co.Metrics = ns, "metrics-"+ns, "[$(POD_IP)]:9100", m
-	cobjs, err := RenderConnector(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{Namespace: ns, ClusterName: "prod", Region: "eu-west-1", MetricsAddr: ":2705", Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applyWhenServed(ctx, env, mustUnstructured(t, append(cobjs, pobjs...))); err != nil {
-		t.Fatal(err)
-	}
+	co, cobjs := renderConnectorIn(t, ns, "metrics-", func(o *ConnectorOptions) { o.MetricsAddr, o.Metrics = "[$(POD_IP)]:9100", m })
+	pobjs := agentObjects(t, PodIdentityAgentOptions{Namespace: ns, MetricsAddr: ":2705", Metrics: m})
+	applyForReal(t, env, append(cobjs, pobjs...))
 	for name, port := range map[string]int32{co.Name: 9100, DefaultPodIdentityName: 2705} {
 		svc, err := env.Client.CoreV1().Services(ns).Get(ctx, metricsServiceName(name), metav1.GetOptions{})
 		if err != nil {

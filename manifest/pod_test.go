@@ -35,17 +35,11 @@ func everyPodOption() PodOptions {
 func TestPodOptionsReachBothWorkloads(t *testing.T) {
 	p := everyPodOption()
 	agentRes := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}
-	co := validConnectorOptions()
-	co.Pod = p
-	co.Pod.ContainerResources = map[string]corev1.ResourceRequirements{ConnectorAgentContainer: agentRes}
-	cobjs, err := RenderConnector(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1", Pod: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cobjs := connectorObjects(t, func(o *ConnectorOptions) {
+		o.Pod = p
+		o.Pod.ContainerResources = map[string]corev1.ResourceRequirements{ConnectorAgentContainer: agentRes}
+	})
+	pobjs := agentObjects(t, PodIdentityAgentOptions{Pod: p})
 	templates := map[string]corev1.PodTemplateSpec{
 		"connector": find[*appsv1.StatefulSet](t, cobjs).Spec.Template,
 		"agent":     find[*appsv1.DaemonSet](t, pobjs).Spec.Template,
@@ -75,19 +69,13 @@ func TestPodOptionsReachBothWorkloads(t *testing.T) {
 }
 
 func TestPodOptionDefaultsPerWorkload(t *testing.T) {
-	cobjs, err := RenderConnector(validConnectorOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cobjs := connectorObjects(t, func(*ConnectorOptions) {})
 	cs := find[*appsv1.StatefulSet](t, cobjs).Spec.Template.Spec
 	anti := cs.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
 	if anti.TopologyKey != "kubernetes.io/hostname" || anti.LabelSelector.MatchLabels[LabelName] != DefaultName || cs.PriorityClassName != "" {
 		t.Errorf("connector defaults: affinity %+v, priority %q", cs.Affinity, cs.PriorityClassName)
 	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{ClusterName: "prod", Region: "eu-west-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pobjs := agentObjects(t, PodIdentityAgentOptions{})
 	ps := find[*appsv1.DaemonSet](t, pobjs).Spec.Template.Spec
 	if ps.PriorityClassName != "system-node-critical" || ps.NodeSelector["kubernetes.io/os"] != "linux" ||
 		len(ps.Tolerations) != 1 || ps.Tolerations[0].Operator != corev1.TolerationOpExists || ps.Affinity != nil {
@@ -137,21 +125,12 @@ func TestPodOptionsAreAcceptedByTheAPIServer(t *testing.T) {
 	env := testenv.Shared(t)
 	ctx := testenv.Context(t)
 	ns := env.Namespace(t)
-	co := validConnectorOptions()
-	co.Namespace, co.Name = ns, "pod-"+ns
-	co.Pod = everyPodOption()
-	co.Pod.ContainerResources = map[string]corev1.ResourceRequirements{ConnectorAgentContainer: {Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}}
-	cobjs, err := RenderConnector(co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pobjs, err := RenderPodIdentityAgent(PodIdentityAgentOptions{Namespace: ns, ClusterName: "prod", Region: "eu-west-1", Pod: everyPodOption()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Apply(ctx, env.Config, mustUnstructured(t, append(cobjs, pobjs...)), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	co, cobjs := renderConnectorIn(t, ns, "pod-", func(o *ConnectorOptions) {
+		o.Pod = everyPodOption()
+		o.Pod.ContainerResources = map[string]corev1.ResourceRequirements{ConnectorAgentContainer: {Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}}}
+	})
+	pobjs := agentObjects(t, PodIdentityAgentOptions{Namespace: ns, Pod: everyPodOption()})
+	applyForReal(t, env, append(cobjs, pobjs...))
 	sts, err := env.Client.AppsV1().StatefulSets(ns).Get(ctx, co.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

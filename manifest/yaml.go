@@ -51,12 +51,10 @@ const (
 func YAML(objs []runtime.Object) ([]byte, error) {
 	var b bytes.Buffer
 	for i, obj := range objs {
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		m, err := toMap(obj)
 		if err != nil {
-			return nil, fmt.Errorf("manifest: converting %T: %w", obj, err)
+			return nil, err
 		}
-		clean(m)
-		delete(m, "status")
 		y, err := yaml.Marshal(m)
 		if err != nil {
 			return nil, fmt.Errorf("manifest: marshalling %T: %w", obj, err)
@@ -99,15 +97,24 @@ func clean(v any) {
 func Unstructured(objs []runtime.Object) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, obj := range objs {
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		m, err := toMap(obj)
 		if err != nil {
-			return nil, fmt.Errorf("manifest: converting %T: %w", obj, err)
+			return nil, err
 		}
-		clean(m)
-		delete(m, "status")
 		out = append(out, &unstructured.Unstructured{Object: m})
 	}
 	return out, nil
+}
+
+// toMap is obj as unstructured content without status and the server-populated noise (clean).
+func toMap(obj runtime.Object) (map[string]any, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: converting %T: %w", obj, err)
+	}
+	clean(m)
+	delete(m, "status")
+	return m, nil
 }
 
 // Decode parses a multi-document YAML (or JSON) stream into objects, skipping empty documents.

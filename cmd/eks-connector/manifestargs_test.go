@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/ekslink/ekslink/manifest"
+	"github.com/ekslink/ekslink/manifest/flagname"
 )
 
 // TestOwnManifestArgumentsParse renders the connector (every optional argument on) and parses each
@@ -21,6 +22,7 @@ func TestOwnManifestArgumentsParse(t *testing.T) {
 		SSMEndpoint:    "https://ssm.eu-west-1.amazonaws.com",
 		GrantedARNs:    []string{"arn:aws:iam::111122223333:role/Admin"},
 		UserExtras:     true,
+		MetricsAddr:    "[$(POD_IP)]:9100",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +53,12 @@ func TestOwnManifestArgumentsParse(t *testing.T) {
 			name := strings.SplitN(strings.TrimPrefix(a, "--"), "=", 2)[0]
 			if f := cmd.Flags().Lookup(name); f == nil || !f.Changed {
 				t.Errorf("%s: %q did not set a flag of %s", c.Name, a, cmd.Name())
+			}
+		}
+		if cmd.Name() == "proxy" {
+			// The configurable metrics address reaches the proxy's own flag.
+			if got := cmd.Flags().Lookup(flagname.MetricsAddr).Value.String(); got != "[$(POD_IP)]:9100" {
+				t.Errorf("proxy --%s = %q", flagname.MetricsAddr, got)
 			}
 		}
 		parsed++
