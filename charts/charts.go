@@ -18,15 +18,16 @@ import (
 const (
 	Connector        = "eks-connector"
 	PodIdentityAgent = "eks-pod-identity-agent"
+	Webhook          = "eks-pod-identity-webhook"
 )
 
-//go:embed all:eks-connector all:eks-pod-identity-agent
+//go:embed all:eks-connector all:eks-pod-identity-agent all:eks-pod-identity-webhook
 var files embed.FS
 
-// Load returns one of the embedded charts (Connector or PodIdentityAgent).
+// Load returns one of the embedded charts (Connector, PodIdentityAgent or Webhook).
 func Load(name string) (*chart.Chart, error) {
-	if name != Connector && name != PodIdentityAgent {
-		return nil, fmt.Errorf("charts: unknown chart %q (have %s, %s)", name, Connector, PodIdentityAgent)
+	if name != Connector && name != PodIdentityAgent && name != Webhook {
+		return nil, fmt.Errorf("charts: unknown chart %q (have %s, %s, %s)", name, Connector, PodIdentityAgent, Webhook)
 	}
 	var buffered []*loader.BufferedFile
 	err := fs.WalkDir(files, name, func(p string, d fs.DirEntry, err error) error {

@@ -1,4 +1,4 @@
-// Package charts holds ekslink's two Helm charts and renders them in Go, without a helm binary.
+// Package charts holds ekslink's Helm charts and renders them in Go, without a helm binary.
 //
 //   - eks-connector: the connector (service account with a projected token, least-privilege
 //     RBAC, the impersonation ClusterRole for grantedARNs, the activation Secret, the SSM agent
@@ -7,10 +7,14 @@
 //     --set activation.id=... --set activation.code=... --set region=...
 //   - eks-pod-identity-agent: the EKS Pod Identity agent DaemonSet (cluster name, bind hosts,
 //     ports, metrics address, hybrid-node credentials mount). Install into kube-system.
+//   - eks-pod-identity-webhook: the pod identity webhook (minimal RBAC by name, the
+//     MutatingWebhookConfiguration with failurePolicy Ignore, self-managed certificates or a
+//     mounted cert-manager Secret). Install into its own namespace:
+//     helm install pod-identity-webhook ./charts/eks-pod-identity-webhook -n pod-identity-webhook --create-namespace
 //
-// Both charts validate their values up front (values.schema.json plus one message per missing
+// The charts validate their values up front (values.schema.json plus one message per missing
 // value) and render the same objects as package manifest, apart from Helm's own
-// labels and the connector's Namespace (Helm creates namespaces with --create-namespace). The
+// labels and the Namespace the renderer creates (Helm creates namespaces with --create-namespace). The
 // tests enforce that equivalence and apply every rendering with server-side dry run against a
 // real API server.
 //

@@ -27,10 +27,10 @@ func (r rendered) find(kind, name string) *unstructured.Unstructured {
 	return nil
 }
 
-// workload is the chart's one StatefulSet or DaemonSet.
+// workload is the chart's one StatefulSet, DaemonSet or Deployment.
 func (r rendered) workload() *unstructured.Unstructured {
 	for _, o := range r.objs {
-		if o.GetKind() == "StatefulSet" || o.GetKind() == "DaemonSet" {
+		if o.GetKind() == "StatefulSet" || o.GetKind() == "DaemonSet" || o.GetKind() == "Deployment" {
 			return o
 		}
 	}
@@ -53,9 +53,15 @@ func (r rendered) containers() []string {
 	return names
 }
 
-// pod resolves pod/<name>, <name> or daemonset/<name> to the chart's workload.
+// pod resolves pod/<name>, <name>, daemonset/<name> or deployment/<name> to the chart's workload.
 func (r rendered) pod(ref string) error {
 	w := r.workload()
+	if name, ok := strings.CutPrefix(ref, "deployment/"); ok {
+		if w.GetKind() != "Deployment" || w.GetName() != name {
+			return fmt.Errorf("no Deployment %s", name)
+		}
+		return nil
+	}
 	if name, ok := strings.CutPrefix(ref, "daemonset/"); ok {
 		if w.GetKind() != "DaemonSet" || w.GetName() != name {
 			return fmt.Errorf("no DaemonSet %s", name)
@@ -99,6 +105,12 @@ func (r rendered) checkKubectl(line string) error {
 		default:
 			pos = append(pos, w)
 		}
+	}
+	if len(pos) == 3 && pos[0] == "get" && pos[1] == "mutatingwebhookconfiguration" { // cluster-scoped
+		if ns != "" || r.find("MutatingWebhookConfiguration", pos[2]) == nil {
+			return fmt.Errorf("no MutatingWebhookConfiguration %s (or a namespace given)", pos[2])
+		}
+		return nil
 	}
 	if ns != r.namespace {
 		return fmt.Errorf("namespace %q, the release's is %q", ns, r.namespace)
@@ -158,11 +170,11 @@ func (r rendered) serves(port string) bool {
 	return false
 }
 
-// TestNotesNameOnlyWhatTheChartCreates renders NOTES.txt for every test case of both charts and
+// TestNotesNameOnlyWhatTheChartCreates renders NOTES.txt for every test case of every chart and
 // checks each kubectl line against the objects of the same rendering. (The ekslink commands in
 // NOTES.txt are run with --help by internal/docscheck.)
 func TestNotesNameOnlyWhatTheChartCreates(t *testing.T) {
-	for chartName, cases := range map[string][]chartCase{Connector: connectorCases(), PodIdentityAgent: podIdentityCases()} {
+	for chartName, cases := range map[string][]chartCase{Connector: connectorCases(), PodIdentityAgent: podIdentityCases(), Webhook: webhookCases()} {
 		ch, err := Load(chartName)
 		if err != nil {
 			t.Fatal(err)

@@ -33,6 +33,7 @@ func TestCheckedInYAMLMatchesTheRenderer(t *testing.T) {
 	}{
 		{"connector/eks-connector.yaml", manifest.ConnectorTemplate, ConnectorTemplate()},
 		{"pod-identity-agent/eks-pod-identity-agent.yaml", manifest.PodIdentityAgentTemplate, PodIdentityAgentTemplate()},
+		{"pod-identity-webhook/pod-identity-webhook.yaml", manifest.WebhookTemplate, WebhookTemplate()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -80,12 +81,18 @@ func podIdentityValues() map[string]string {
 	}
 }
 
+func webhookValues() map[string]string {
+	return map[string]string{
+		manifest.PlaceholderWebhookImage: manifest.DefaultWebhookImageRepository + ":" + manifest.DefaultVersion,
+	}
+}
+
 func TestEveryPlaceholderIsDocumented(t *testing.T) {
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, values := range []map[string]string{connectorValues(), podIdentityValues()} {
+	for _, values := range []map[string]string{connectorValues(), podIdentityValues(), webhookValues()} {
 		for p := range values {
 			if !strings.Contains(string(doc), p) {
 				t.Errorf("placeholder %s is not documented in doc.go", p)
@@ -97,6 +104,9 @@ func TestEveryPlaceholderIsDocumented(t *testing.T) {
 		t.Error(err)
 	}
 	if _, err := manifest.Substitute(PodIdentityAgentTemplate(), podIdentityValues()); err != nil {
+		t.Error(err)
+	}
+	if _, err := manifest.Substitute(WebhookTemplate(), webhookValues()); err != nil {
 		t.Error(err)
 	}
 }
@@ -119,8 +129,13 @@ func TestCheckedInYAMLPassesServerSideDryRun(t *testing.T) {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	_, err = env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manifest.DefaultWebhookNamespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), manifest.DefaultNamespace, metav1.DeleteOptions{})
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), manifest.DefaultWebhookNamespace, metav1.DeleteOptions{})
 	})
 	tests := []struct {
 		name     string
@@ -130,6 +145,7 @@ func TestCheckedInYAMLPassesServerSideDryRun(t *testing.T) {
 	}{
 		{"connector", readFile(t, "connector/eks-connector.yaml"), connectorValues(), 11},
 		{"pod identity agent", readFile(t, "pod-identity-agent/eks-pod-identity-agent.yaml"), podIdentityValues(), 1},
+		{"pod identity webhook", readFile(t, "pod-identity-webhook/pod-identity-webhook.yaml"), webhookValues(), 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,10 +225,12 @@ func TestREADMESedCommandsProduceTheSubstitutedYAML(t *testing.T) {
 		"EKS_CONSOLE_ARN=arn:aws:iam::123456789012:role/Admin",
 		"EKS_CLUSTER_NAME=prod",
 		"EKS_POD_IDENTITY_AGENT_IMAGE="+manifest.DefaultPodIdentityImageRepository+":"+manifest.DefaultVersion,
+		"POD_IDENTITY_WEBHOOK_IMAGE="+manifest.DefaultWebhookImageRepository+":"+manifest.DefaultVersion,
 	)
 	want := map[string]map[string]string{
 		"deploy/connector/eks-connector.yaml":                   connectorValues(),
 		"deploy/pod-identity-agent/eks-pod-identity-agent.yaml": podIdentityValues(),
+		"deploy/pod-identity-webhook/pod-identity-webhook.yaml": webhookValues(),
 	}
 	lines := strings.Split(string(doc), "\n")
 	found := 0

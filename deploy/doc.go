@@ -10,6 +10,10 @@
 //     %SSM_AGENT_IMAGE%, %EKS_CONSOLE_ARN%.
 //   - pod-identity-agent/eks-pod-identity-agent.yaml: the EKS Pod Identity agent DaemonSet.
 //     Placeholders: %EKS_CLUSTER_NAME%, %AWS_REGION%, %EKS_POD_IDENTITY_AGENT_IMAGE%.
+//   - pod-identity-webhook/pod-identity-webhook.yaml: the pod identity webhook (namespace, service
+//     account, minimal RBAC, the empty Secret in which it keeps its own CA and serving
+//     certificate, Service, Deployment, and the MutatingWebhookConfiguration whose caBundle it
+//     sets itself: no openssl, no CSR). Placeholder: %POD_IDENTITY_WEBHOOK_IMAGE%.
 //
 // The image placeholders take a whole reference, repository:tag or repository@sha256:digest
 // (what "make push" prints); ekslink has no official registry yet (docs/deploy.md, Images).
@@ -35,3 +39,9 @@ func ConnectorTemplate() []byte { return append([]byte(nil), connectorTemplate..
 
 // PodIdentityAgentTemplate returns a copy of pod-identity-agent/eks-pod-identity-agent.yaml.
 func PodIdentityAgentTemplate() []byte { return append([]byte(nil), podIdentityAgentTemplate...) }
+
+//go:embed pod-identity-webhook/pod-identity-webhook.yaml
+var webhookTemplate []byte
+
+// WebhookTemplate returns a copy of pod-identity-webhook/pod-identity-webhook.yaml.
+func WebhookTemplate() []byte { return append([]byte(nil), webhookTemplate...) }

@@ -1,5 +1,6 @@
 // Package manifest renders the Kubernetes objects that deploy ekslink's agents: the EKS Connector
-// (RenderConnector) and the EKS Pod Identity agent (RenderPodIdentityAgent), as typed objects or
+// (RenderConnector), the EKS Pod Identity agent (RenderPodIdentityAgent) and the pod identity
+// webhook (RenderWebhook), as typed objects or
 // as YAML, and applies them with server-side apply (Apply, through package manifest/apply, the one
 // apply helper ekslink has). It is the renderer for every workload ekslink deploys; the flag names
 // it writes into container arguments are the constants of package manifest/flagname, which the
@@ -33,7 +34,13 @@
 //     on failure): a non-root init would write files the agent cannot harden, and a non-root
 //     proxy could not read the key the agent rotates. This is the EKS Connector's own model.
 //
-// ConnectorTemplate and PodIdentityAgentTemplate produce the checked-in YAML under deploy/ with
+// The webhook deployment registers the webhook with failurePolicy Ignore (it never blocks pod
+// creation), runs it non-root with a read-only root filesystem and no capabilities, and by default
+// lets it manage its own CA and serving certificate (an empty Secret it fills, and the caBundle of
+// its own MutatingWebhookConfiguration, both by name: the RBAC names them); TLSSecretName mounts a
+// cert-manager or hand-made certificate instead.
+//
+// ConnectorTemplate, PodIdentityAgentTemplate and WebhookTemplate produce the checked-in YAML under deploy/ with
 // %PLACEHOLDERS% for sed (Substitute does the same in Go).
 //
 // The package does not register clusters (see registration and eksauth), does not wait for

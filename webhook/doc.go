@@ -11,8 +11,11 @@
 // after logging an invalid annotation, Mutate returns an *AnnotationError and no patch.
 //
 // Handler serves it as a mutating admission webhook (AdmissionReview v1 and v1beta1 on /mutate):
-// service accounts come from an informer cache, with a bounded live GET on a miss so that a pod
-// created right after its service account is still mutated; it never blocks a pod by itself.
+// each pod's service account is read live (a bounded GET shared by concurrent pods of the account,
+// never one that started before the pod arrived), so that a pod created right after its service
+// account was created, annotated, re-annotated or stripped gets the account's current
+// configuration; the informer cache answers only when the API server does not in time. It never
+// blocks a pod by itself.
 //
 // SelfCerts gives it a serving certificate with no manual step: its own CA and serving certificate
 // kept in a Secret, rotated at 2/3 of their life (CAs overlapping in the caBundle), the caBundle set

@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,9 +36,16 @@ type Options struct {
 	Logger logr.Logger
 	// Registerer receives the metrics (default: a private registry; never the global one).
 	Registerer prometheus.Registerer
-	// LookupTimeout bounds the live GET of a service account the cache does not have yet
-	// (default 2 s; the API server's webhook timeout is 10 s by default).
+	// LookupTimeout bounds the live GET of the pod's service account (default 2 s; the API
+	// server's webhook timeout is 10 s by default); past it, the informer cache answers.
 	LookupTimeout time.Duration
+	// LookupCacheFirst answers from the informer cache whenever it has the service account, as
+	// the upstream does: no API request per admission (a GET costs about a millisecond of API
+	// server time and waits a round trip), but a role-arn annotation changed, added or removed
+	// right before the pod may be missed: the pod then gets the old configuration. A service
+	// account the cache does not have is still read live. Default false: every pod's service
+	// account is read live.
+	LookupCacheFirst bool
 	// ResyncPeriod is the informers' resync period (--resync-period, default 60 s).
 	ResyncPeriod time.Duration
 	// ConfigMapNamespace, when set, watches ConfigMap pod-identity-webhook in that namespace for
@@ -67,7 +73,7 @@ type Handler struct {
 	events  *events // nil when disabled
 
 	saLister   atomic.Pointer[corelisters.ServiceAccountLister] // set once the cache has synced
-	lookups    singleflight.Group
+	fresh      freshReads
 	mappings   atomic.Pointer[Mappings]
 	identities atomic.Pointer[Identities]
 
@@ -232,38 +238,45 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	h.metrics.admitted(m.Mode, result)
 }
 
-// serviceAccount returns the service account from the informer cache, else (a service account
-// created a moment ago that the watch has not delivered yet: upstream issues #174, #264) from a
-// live GET bounded by Options.LookupTimeout. It returns nil, nil when the account does not exist.
+// serviceAccount returns the service account as the API server has it when the pod arrives: a
+// live GET (bounded by Options.LookupTimeout, shared by concurrent pods of the account as long as
+// it started after they arrived; see freshReads). The informer cache may be behind: an account
+// created, annotated, re-annotated or stripped a moment ago (upstream issues #174, #264) would
+// give the pod no role, an old one or a withdrawn one. The cache answers only when the API
+// server does not (error or timeout), so that an overloaded API server delays no pod beyond the
+// bound. It returns nil, nil when the account does not exist.
 func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
 	if name == "" {
 		return nil, nil
 	}
-	if lister := h.saLister.Load(); lister != nil {
-		sa, err := (*lister).ServiceAccounts(namespace).Get(name)
-		if err == nil {
-			h.metrics.lookups.WithLabelValues("cache").Inc()
-			return sa, nil
-		}
-		if !apierrors.IsNotFound(err) {
-			h.metrics.lookups.WithLabelValues("error").Inc()
-			return nil, err
+	if h.opts.LookupCacheFirst {
+		if lister := h.saLister.Load(); lister != nil {
+			if cached, err := (*lister).ServiceAccounts(namespace).Get(name); err == nil {
+				h.metrics.lookups.WithLabelValues("cache").Inc()
+				return cached, nil
+			}
 		}
 	}
-	// Concurrent pods of one new service account share one GET.
-	v, err, _ := h.lookups.Do(namespace+"/"+name, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.LookupTimeout)
-		defer cancel()
-		return h.client.CoreV1().ServiceAccounts(namespace).Get(ctx, name, metav1.GetOptions{})
-	})
+	sa, err := h.liveServiceAccount(ctx, namespace, name)
 	switch {
+	case err == nil:
+		h.metrics.lookups.WithLabelValues("api").Inc()
+		return sa, nil
 	case apierrors.IsNotFound(err):
 		h.metrics.lookups.WithLabelValues("not_found").Inc()
+		h.metrics.missingSA.WithLabelValues().Inc()
 		return nil, nil
-	case err != nil:
-		h.metrics.lookups.WithLabelValues("error").Inc()
-		return nil, fmt.Errorf("webhook: getting service account %s/%s: %w", namespace, name, err)
 	}
-	h.metrics.lookups.WithLabelValues("api").Inc()
-	return v.(*corev1.ServiceAccount), nil
+	if lister := h.saLister.Load(); lister != nil {
+		if cached, cerr := (*lister).ServiceAccounts(namespace).Get(name); cerr == nil {
+			h.log.Info("the API server did not answer for the service account; using the informer cache, which may be behind",
+				"namespace", namespace, "serviceAccount", name, "error", err.Error())
+			h.metrics.lookups.WithLabelValues("cache_fallback").Inc()
+			return cached, nil
+		}
+	}
+	h.metrics.lookups.WithLabelValues("error").Inc()
+	return nil, fmt.Errorf("webhook: getting service account %s/%s: %w", namespace, name, err)
 }
+
+var getOptions = metav1.GetOptions{}

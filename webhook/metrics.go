@@ -25,6 +25,12 @@ type metrics struct {
 	// podCount is the upstream's pod_identity_webhook_pod_count{method} (pkg/handler/middleware.go),
 	// kept so existing dashboards still work: method sts_web_identity or container_credentials.
 	podCount *prometheus.CounterVec
+	// missingSA is the upstream's pod_identity_webhook_missing_sa_count (pkg/handler/middleware.go):
+	// the pod's service account was not found. No labels, as upstream.
+	missingSA *prometheus.CounterVec
+	// used is the upstream's pod_identity_webhook_used gauge (pkg/cache/cache.go): 1 once the
+	// service account informer has received a service account.
+	used prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "service_account_lookups_total",
-			Help: "Service account lookups, by source: cache, api (a cache miss answered by a live GET), not_found, error.",
+			Help: "Service account lookups, by source: api (the live GET), not_found, cache_fallback (the API server did not answer in time: the informer cache did), cache (LookupCacheFirst), error.",
 		}, []string{"source"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "source_reloads_total",
@@ -51,8 +57,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pod_identity_webhook_pod_count",
 			Help: "Indicator to how many pods are using sts web identity or container credentials",
 		}, []string{"method"}),
+		missingSA: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pod_identity_webhook_missing_sa_count",
+			Help: "Service account did not have the right annotations or was not found in the cache.",
+		}, []string{}),
+		used: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pod_identity_webhook_used",
+			Help: "Indicator to know pod identity webhook is used",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.mutations, m.duration, m.lookups, m.reloads, m.podCount} {
+	for _, c := range []prometheus.Collector{m.mutations, m.duration, m.lookups, m.reloads, m.podCount, m.missingSA, m.used} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

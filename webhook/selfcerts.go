@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,6 +60,10 @@ type SelfCertsOptions struct {
 	Now func() time.Time
 	// Logger receives rotations and errors (default: discard).
 	Logger logr.Logger
+	// Registerer, when set, receives the upstream's certificate_manager_server_rotation_seconds
+	// histogram (its --in-cluster certificate manager's metric): the age of each serving
+	// certificate when it was replaced.
+	Registerer prometheus.Registerer
 }
 
 // SelfCerts manages the webhook's own CA and serving certificate with no manual step: it keeps
@@ -75,6 +80,7 @@ type SelfCerts struct {
 	mu       sync.Mutex
 	cert     *tls.Certificate
 	caBundle []byte
+	rotation prometheus.Histogram
 
 	// beforeWrite, when set, runs before each write of the Secret (tests: provoke a conflict).
 	beforeWrite func()
@@ -101,7 +107,18 @@ func NewSelfCerts(client kubernetes.Interface, o SelfCertsOptions) (*SelfCerts, 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &SelfCerts{client: client, o: o, log: o.Logger.WithValues("secret", o.SecretNamespace+"/"+o.SecretName)}, nil
+	// The upstream registers it in pkg/cert/request.go with the same names and help.
+	rotation := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Subsystem: "certificate_manager",
+		Name:      "server_rotation_seconds",
+		Help:      "Histogram of the lifetime of a certificate. The value is the time in seconds the certificate lived before getting rotated",
+	})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(rotation); err != nil {
+			return nil, fmt.Errorf("webhook: registering the certificate rotation metric: %w", err)
+		}
+	}
+	return &SelfCerts{client: client, o: o, log: o.Logger.WithValues("secret", o.SecretNamespace+"/"+o.SecretName), rotation: rotation}, nil
 }
 
 // DNSNames are the names the serving certificate is for.
@@ -223,6 +240,9 @@ func (s *SelfCerts) use(ctx context.Context, data map[string][]byte) error {
 	s.mu.Lock()
 	if s.cert == nil || !bytes.Equal(s.cert.Certificate[0], cert.Certificate[0]) {
 		s.log.Info("serving certificate loaded", "serial", kp.cert.SerialNumber.String(), "notAfter", kp.cert.NotAfter)
+		if s.cert != nil && s.cert.Leaf != nil {
+			s.rotation.Observe(s.o.Now().Sub(s.cert.Leaf.NotBefore).Seconds())
+		}
 	}
 	s.cert, s.caBundle = &cert, bytes.Clone(bundle)
 	s.mu.Unlock()

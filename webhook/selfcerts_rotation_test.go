@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	dto "github.com/prometheus/client_model/go"
 	"testing"
 	"time"
 
@@ -217,4 +218,12 @@ func TestSelfCertsRunRotatesWithoutRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	waitMutated(t, env, ns)
+	// certificate_manager_server_rotation_seconds: the replaced certificate was 250 days old.
+	var m dto.Metric
+	if err := sc.rotation.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() < (249*24*time.Hour).Seconds() || h.GetSampleSum() > (251*24*time.Hour).Seconds() {
+		t.Errorf("rotation histogram: %d samples, sum %.0fs; want 1 of about 250 days", h.GetSampleCount(), h.GetSampleSum())
+	}
 }

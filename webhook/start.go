@@ -36,7 +36,11 @@ func (h *Handler) Start(ctx context.Context) error {
 	saInformer := factory.Core().V1().ServiceAccounts()
 	// Keep only what Mutate reads: the upstream's memory saving for large clusters (main.go
 	// stripDownServiceAccount).
-	if err := saInformer.Informer().SetTransform(stripServiceAccount(h.cfg.AnnotationPrefix + "/")); err != nil {
+	strip := stripServiceAccount(h.cfg.AnnotationPrefix + "/")
+	if err := saInformer.Informer().SetTransform(func(obj any) (any, error) {
+		h.metrics.used.Set(1) // the upstream sets it for every service account its cache adds
+		return strip(obj)
+	}); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
 	lister := saInformer.Lister()

@@ -9,11 +9,12 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ekslink/ekslink/manifest/flagname"
 	"github.com/ekslink/ekslink/webhook"
 )
 
 // options are the upstream's flags (aws/amazon-eks-pod-identity-webhook main.go), same names,
-// defaults and meanings.
+// defaults and meanings; those the renderer writes are named by package manifest/flagname.
 type options struct {
 	port, metricsPort int
 
@@ -31,6 +32,7 @@ type options struct {
 	watchConfigMap            bool
 	identitiesFile            string
 	lookupGracePeriod         time.Duration
+	lookup                    string
 	resyncPeriod              time.Duration
 	verbosity                 int
 	logToStderr, alsoToStderr bool
@@ -42,31 +44,31 @@ type options struct {
 
 func (o *options) addFlags(fs *pflag.FlagSet) {
 	o.flags = fs
-	fs.IntVar(&o.port, "port", 443, "Port to listen on (TLS: /mutate, /healthz, /readyz)")
-	fs.IntVar(&o.metricsPort, "metrics-port", 9999, "Port to listen on for metrics (http: /metrics, /healthz, /readyz)")
+	fs.IntVar(&o.port, flagname.Port, 443, "Port to listen on (TLS: /mutate, /healthz, /readyz)")
+	fs.IntVar(&o.metricsPort, flagname.MetricsPort, 9999, "Port to listen on for metrics (http: /metrics, /healthz, /readyz)")
 
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "(out-of-cluster) Absolute path to the API server kubeconfig file")
 	fs.StringVar(&o.kubeAPI, "kube-api", "", "(out-of-cluster) The url to the API server")
-	fs.StringVar(&o.tlsKey, "tls-key", "/etc/webhook/certs/tls.key", "(out-of-cluster) TLS key file path; reloaded when it changes")
-	fs.StringVar(&o.tlsCert, "tls-cert", "/etc/webhook/certs/tls.crt", "(out-of-cluster) TLS certificate file path; reloaded when it changes")
+	fs.StringVar(&o.tlsKey, flagname.TLSKey, "/etc/webhook/certs/tls.key", "(out-of-cluster) TLS key file path; reloaded when it changes")
+	fs.StringVar(&o.tlsCert, flagname.TLSCert, "/etc/webhook/certs/tls.crt", "(out-of-cluster) TLS certificate file path; reloaded when it changes")
 	fs.StringVar(&o.tlsCipherSuites, "tls-cipher-suites", "", "Comma-separated list of cipher suites for the server (Go names). If omitted, the default Go cipher suites will be used")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "", "The minimum TLS version to be used by the webhook server. (1.0, 1.1, 1.2, 1.3)")
 
-	fs.BoolVar(&o.inCluster, "in-cluster", true, "Use in-cluster authentication and certificate request API. Only --in-cluster=false (certificate files, e.g. from cert-manager) is supported so far")
-	fs.StringVar(&o.serviceName, "service-name", "pod-identity-webhook", "(in-cluster) The service name fronting this webhook")
-	fs.StringVar(&o.namespace, "namespace", "eks", "The namespace this webhook and its configmap reside in")
+	fs.BoolVar(&o.inCluster, flagname.InCluster, true, "Use in-cluster authentication and certificate request API. Only --in-cluster=false (certificate files, e.g. from cert-manager) is supported so far")
+	fs.StringVar(&o.serviceName, flagname.ServiceName, "pod-identity-webhook", "(in-cluster) The service name fronting this webhook")
+	fs.StringVar(&o.namespace, flagname.Namespace, "eks", "The namespace this webhook and its configmap reside in")
 	fs.StringVar(&o.tlsSecret, "tls-secret", "pod-identity-webhook", "(in-cluster) The secret name for storing the TLS serving cert")
-	fs.StringVar(&o.certSecret, "cert-secret", "", "(ekslink) <namespace>/<name> of a Secret in which the webhook keeps its own CA and serving certificate for <service-name>.<namespace>.svc, created if missing and rotated before expiry; instead of --tls-cert/--tls-key")
-	fs.StringVar(&o.webhookConfigName, "webhook-config-name", "", "(ekslink, with --cert-secret) The MutatingWebhookConfiguration whose webhooks pointing at <namespace>/<service-name> get the CA bundle")
+	fs.StringVar(&o.certSecret, flagname.CertSecret, "", "(ekslink) <namespace>/<name> of a Secret in which the webhook keeps its own CA and serving certificate for <service-name>.<namespace>.svc, created if missing and rotated before expiry; instead of --tls-cert/--tls-key")
+	fs.StringVar(&o.webhookConfigName, flagname.WebhookConfigName, "", "(ekslink, with --cert-secret) The MutatingWebhookConfiguration whose webhooks pointing at <namespace>/<service-name> get the CA bundle")
 
 	c := &o.cfg
-	fs.StringVar(&c.AnnotationPrefix, "annotation-prefix", webhook.DefaultAnnotationPrefix, "The Service Account annotation to look for")
-	fs.StringVar(&c.TokenAudience, "token-audience", webhook.DefaultTokenAudience, "The default audience for tokens. Can be overridden by annotation")
+	fs.StringVar(&c.AnnotationPrefix, flagname.AnnotationPrefix, webhook.DefaultAnnotationPrefix, "The Service Account annotation to look for")
+	fs.StringVar(&c.TokenAudience, flagname.TokenAudience, webhook.DefaultTokenAudience, "The default audience for tokens. Can be overridden by annotation")
 	fs.StringVar(&c.TokenMountPath, "token-mount-path", webhook.DefaultTokenMountPath, "The path to mount tokens")
-	fs.Int64Var(&c.TokenExpiration, "token-expiration", webhook.DefaultTokenExpiration, "The token expiration in seconds (at least 600)")
-	fs.StringVar(&c.Region, "aws-default-region", "", "If set, AWS_DEFAULT_REGION and AWS_REGION will be set to this value in mutated containers")
-	fs.BoolVar(&c.RegionalSTS, "sts-regional-endpoint", false, "Whether to inject the AWS_STS_REGIONAL_ENDPOINTS=regional env var in mutated pods")
-	fs.BoolVar(&o.watchConfigMap, "watch-config-map", false, "Enables watching serviceaccounts that are configured through the pod-identity-webhook configmap (in --namespace) instead of using annotations")
+	fs.Int64Var(&c.TokenExpiration, flagname.TokenExpiration, webhook.DefaultTokenExpiration, "The token expiration in seconds (at least 600)")
+	fs.StringVar(&c.Region, flagname.AWSDefaultRegion, "", "If set, AWS_DEFAULT_REGION and AWS_REGION will be set to this value in mutated containers")
+	fs.BoolVar(&c.RegionalSTS, flagname.STSRegionalEndpoint, false, "Whether to inject the AWS_STS_REGIONAL_ENDPOINTS=regional env var in mutated pods")
+	fs.BoolVar(&o.watchConfigMap, flagname.WatchConfigMap, false, "Enables watching serviceaccounts that are configured through the pod-identity-webhook configmap (in --namespace) instead of using annotations")
 	fs.BoolVar(&o.composeRoleARN, "compose-role-arn", false, "Not supported yet: the role-arn annotation must be a full ARN")
 	fs.StringVar(&o.identitiesFile, "watch-container-credentials-config", "", "Absolute path to the container credential config file to watch for")
 	fs.StringVar(&c.ContainerCredentials.Audience, "container-credentials-audience", webhook.DefaultContainerCredentialsAudience, "The audience for tokens used by the AWS Container Credentials method")
@@ -74,17 +76,24 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ContainerCredentials.VolumeName, "container-credentials-token-volume-name", webhook.DefaultContainerCredentialsVolumeName, "The name of the projected volume containing the injected service account token. This is only used by the AWS Container Credentials method")
 	fs.StringVar(&c.ContainerCredentials.TokenPath, "container-credentials-token-path", webhook.DefaultContainerCredentialsTokenPath, "The path of the injected service account token. This is only used by the AWS Container Credentials method")
 	fs.StringVar(&c.ContainerCredentials.FullURI, "container-credentials-full-uri", webhook.DefaultContainerCredentialsFullURI, "AWS_CONTAINER_CREDENTIALS_FULL_URI will be set to this value in mutated containers")
-	fs.Int64Var(&c.FSGroup, "fs-group", 0, "(ekslink) If positive, set this securityContext.fsGroup on mutated pods that declare a non-root user and set no fsGroup, so that they can read the token")
-	fs.BoolVar(&c.ServiceAccountRegion, "service-account-region", false, "(ekslink) Honour the <annotation-prefix>/region service account annotation: AWS_REGION and AWS_DEFAULT_REGION for its pods, over --aws-default-region")
+	fs.Int64Var(&c.FSGroup, flagname.FSGroup, 0, "(ekslink) If positive, set this securityContext.fsGroup on mutated pods that declare a non-root user and set no fsGroup, so that they can read the token")
+	fs.BoolVar(&c.ServiceAccountRegion, flagname.ServiceAccountRegion, false, "(ekslink) Honour the <annotation-prefix>/region service account annotation: AWS_REGION and AWS_DEFAULT_REGION for its pods, over --aws-default-region")
 
 	fs.BoolVar(&o.debugHandlers, "enable-debugging-handlers", false, "Not supported: the upstream's /debug/alpha handlers")
-	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of a service account not in the cache yet (0: the default 2s). Unlike the upstream, a missing service account is always looked up")
+	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of the pod's service account, after which the informer cache answers (0: the default 2s). Unlike the upstream, every pod's service account is looked up, so changes made right before the pod count")
+	fs.StringVar(&o.lookup, flagname.ServiceAccountLookup, lookupLive, "(ekslink) How a pod's service account is read: "+lookupLive+" (a GET per admission, shared by concurrent pods of one account: a role-arn changed right before the pod counts) or "+lookupCacheFirst+" (the informer cache when it has the account, as the upstream: no request per admission, but such a change may be missed)")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 60*time.Second, "The period to resync the SA informer cache")
 
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "number for the log level verbosity")
 	fs.BoolVar(&o.logToStderr, "logtostderr", true, "Accepted for compatibility: logs always go to standard error (JSON)")
 	fs.BoolVar(&o.alsoToStderr, "alsologtostderr", false, "Accepted for compatibility: logs always go to standard error (JSON)")
 }
+
+// Values of --service-account-lookup.
+const (
+	lookupLive       = "live"
+	lookupCacheFirst = "cache-first"
+)
 
 // check refuses what this binary does not do, instead of silently ignoring it.
 func (o *options) check() error {
@@ -93,7 +102,7 @@ func (o *options) check() error {
 		errs = append(errs, errors.New("--in-cluster=true (serving certificate through a CSR) is not supported: run with --cert-secret <namespace>/<name> (self-managed certificates), or --in-cluster=false and --tls-cert/--tls-key (cert-manager or a mounted Secret)"))
 	}
 	if o.certSecret != "" {
-		if o.flags != nil && (o.flags.Changed("tls-cert") || o.flags.Changed("tls-key")) {
+		if o.flags != nil && (o.flags.Changed(flagname.TLSCert) || o.flags.Changed(flagname.TLSKey)) {
 			errs = append(errs, errors.New("--cert-secret and --tls-cert/--tls-key are mutually exclusive: either the webhook manages its certificate in the Secret, or it serves the files"))
 		}
 		if ns, name, ok := strings.Cut(o.certSecret, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
@@ -101,6 +110,9 @@ func (o *options) check() error {
 		}
 	} else if o.webhookConfigName != "" {
 		errs = append(errs, errors.New("--webhook-config-name needs --cert-secret: with --tls-cert/--tls-key the caBundle is not the webhook's to set"))
+	}
+	if o.lookup != lookupLive && o.lookup != lookupCacheFirst {
+		errs = append(errs, fmt.Errorf("--%s %q: want %s or %s", flagname.ServiceAccountLookup, o.lookup, lookupLive, lookupCacheFirst))
 	}
 	if o.composeRoleARN {
 		errs = append(errs, errors.New("--compose-role-arn is not supported: annotate service accounts with full role ARNs"))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -180,13 +181,43 @@ func TestRunsOutOfClusterWithTheUpstreamFlags(t *testing.T) {
 		t.Errorf("container-credentials pod: labels %v env %v", agent.Labels, agent.Spec.Containers[0].Env)
 	}
 
+	// A pod whose service account does not exist (deleted between the API server's own check
+	// and the webhook's): the API server refuses such pods itself, so the review is posted here.
+	podJSON, _ := json.Marshal(podOf("orphan", "deleted"))
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},` +
+		`"operation":"CREATE","namespace":"` + ns + `","object":` + string(podJSON) + `}}`
+	resp, err := tlsClient.Post(base+webhook.MutatePath, "application/json", strings.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	// The upstream's series, with its names, types and labels (pkg/handler/middleware.go,
+	// pkg/cache/cache.go), beside ekslink's own.
 	code, body := get(http.DefaultClient, metrics+"/metrics")
-	if code != 200 || !strings.Contains(body, `ekslink_webhook_mutations_total{mode="irsa",result="mutated"}`) ||
-		!strings.Contains(body, `pod_identity_webhook_pod_count{method="sts_web_identity"}`) ||
-		!strings.Contains(body, "ekslink_webhook_admission_duration_seconds_bucket") ||
-		!strings.Contains(body, `http_request_count{code="200",path="/mutate",verb="POST"}`) ||
-		!strings.Contains(body, `http_request_latencies_bucket{path="/mutate",verb="POST",le="125000"}`) {
-		t.Errorf("/metrics: %d\n%s", code, body)
+	for _, want := range []string{
+		`ekslink_webhook_mutations_total{mode="irsa",result="mutated"}`,
+		"ekslink_webhook_admission_duration_seconds_bucket",
+		"# TYPE pod_identity_webhook_pod_count counter",
+		`pod_identity_webhook_pod_count{method="sts_web_identity"} 3`, // s3-tester, mapped, and the probe's first success
+		`pod_identity_webhook_pod_count{method="container_credentials"} 1`,
+		"# TYPE pod_identity_webhook_missing_sa_count counter",
+		"\npod_identity_webhook_missing_sa_count 1\n",
+		"# TYPE pod_identity_webhook_used gauge",
+		"\npod_identity_webhook_used 1\n",
+		"# TYPE http_request_count counter",
+		`http_request_count{code="200",path="/mutate",verb="POST"}`,
+		"# TYPE http_request_latencies histogram",
+		`http_request_latencies_bucket{path="/mutate",verb="POST",le="125000"}`,
+		"# TYPE http_request_duration_microseconds summary",
+		`http_request_duration_microseconds_count{path="/mutate",verb="POST"}`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %q", code, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
 	}
 
 	cancel()

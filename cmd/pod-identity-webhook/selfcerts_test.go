@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -94,14 +95,21 @@ func TestSelfManagedCertificates(t *testing.T) {
 	if !bytes.Equal(mwc.Webhooks[0].ClientConfig.CABundle, sec.Data[webhook.SecretKeyCABundle]) {
 		t.Error("the caBundle is not the Secret's ca.crt")
 	}
+	// The upstream's certificate manager metric (pkg/cert/request.go), here for the self-managed
+	// certificate's rotations.
+	if code, body := get(http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(metricsPort)+"/metrics"); code != 200 ||
+		!strings.Contains(body, "# TYPE certificate_manager_server_rotation_seconds histogram") {
+		t.Errorf("/metrics (%d) lacks certificate_manager_server_rotation_seconds", code)
+	}
 }
 
 func TestCertSecretFlagChecks(t *testing.T) {
 	for args, want := range map[string]string{
-		"--cert-secret=ns/s --tls-cert=/a":           "mutually exclusive",
-		"--cert-secret=ns/s --tls-key=/a":            "mutually exclusive",
-		"--cert-secret=noslash":                      "want <namespace>/<name>",
-		"--in-cluster=false --webhook-config-name=x": "needs --cert-secret",
+		"--cert-secret=ns/s --tls-cert=/a":                  "mutually exclusive",
+		"--cert-secret=ns/s --tls-key=/a":                   "mutually exclusive",
+		"--cert-secret=noslash":                             "want <namespace>/<name>",
+		"--in-cluster=false --webhook-config-name=x":        "needs --cert-secret",
+		"--in-cluster=false --service-account-lookup=cache": "want live or cache-first",
 	} {
 		root := newRootCommand()
 		root.SetArgs(strings.Fields(args))

@@ -44,12 +44,14 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var selfCerts *webhook.SelfCerts
 	if o.certSecret != "" {
 		ns, name, _ := strings.Cut(o.certSecret, "/")
 		selfCerts, err = webhook.NewSelfCerts(client, webhook.SelfCertsOptions{
 			SecretNamespace: ns, SecretName: name, ServiceNamespace: o.namespace, ServiceName: o.serviceName,
-			WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"),
+			WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"), Registerer: reg,
 		})
 		if err != nil {
 			return err
@@ -66,9 +68,7 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		tlsCfg.GetCertificate = certs.get
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
+	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, LookupCacheFirst: o.lookup == lookupCacheFirst, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
 	if o.watchConfigMap {
 		opts.ConfigMapNamespace = o.namespace
 	}

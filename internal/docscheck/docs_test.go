@@ -112,8 +112,8 @@ var shellComment = regexp.MustCompile(`(^|\s)#`)
 var commandPrefix = regexp.MustCompile(`(?:^|[$|;&("'\x60]|go run|exec|\b[A-Z_][A-Z0-9_]*=\S*)\s*(?:\./cmd/)?$`)
 
 // atCommandPosition reports whether a binary's name preceded by before starts a command, rather
-// than being an argument of another one (eks-connector is also the name of the chart, the Helm
-// release and the namespace).
+// than being an argument of another one (eks-connector and pod-identity-webhook are also the names
+// of Helm releases and namespaces).
 func atCommandPosition(before string) bool { return commandPrefix.MatchString(before) }
 
 func parseLine(where, line string, strict bool) []invocation {
@@ -123,8 +123,8 @@ func parseLine(where, line string, strict bool) []invocation {
 		if (bin == "eks-connector" || bin == "pod-identity-webhook") && !strict {
 			continue
 		}
-		if bin == "eks-connector" && !atCommandPosition(line[:m[2]]) {
-			continue // the chart, release or namespace eks-connector: "helm install eks-connector", "-n eks-connector"
+		if (bin == "eks-connector" || bin == "pod-identity-webhook") && !atCommandPosition(line[:m[2]]) {
+			continue // the chart, release or namespace: "helm install eks-connector", "-n pod-identity-webhook"
 		}
 		rest := line[m[1]:]
 		if i := strings.IndexAny(rest, "|;#\"'`)"); i >= 0 {

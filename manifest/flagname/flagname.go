@@ -1,5 +1,6 @@
 // Package flagname holds the command-line flag names that package manifest writes into container
-// arguments and that cmd/eks-connector and cmd/pod-identity-agent define their flags with, so a
+// arguments and that cmd/eks-connector, cmd/pod-identity-agent and cmd/pod-identity-webhook define
+// their flags with, so a
 // renamed flag changes the binary and every rendered manifest (and through the drift tests the
 // checked-in YAML and the Helm charts) together.
 //
@@ -38,4 +39,27 @@ const (
 	ProbeAddr         = "probe-addr"
 	RotateCredentials = "rotate-credentials"
 	Addresses         = "addresses"
+)
+
+// Flags of cmd/pod-identity-webhook that the renderer writes: the upstream webhook's names
+// (aws/amazon-eks-pod-identity-webhook main.go), plus CertSecret and WebhookConfigName. The TLS
+// port is Port.
+const (
+	MetricsPort          = "metrics-port"
+	InCluster            = "in-cluster"
+	Namespace            = "namespace"
+	ServiceName          = "service-name"
+	TLSCert              = "tls-cert"
+	TLSKey               = "tls-key"
+	CertSecret           = "cert-secret"
+	WebhookConfigName    = "webhook-config-name"
+	AnnotationPrefix     = "annotation-prefix"
+	TokenAudience        = "token-audience"
+	TokenExpiration      = "token-expiration"
+	AWSDefaultRegion     = "aws-default-region"
+	STSRegionalEndpoint  = "sts-regional-endpoint"
+	WatchConfigMap       = "watch-config-map"
+	FSGroup              = "fs-group"
+	ServiceAccountRegion = "service-account-region"
+	ServiceAccountLookup = "service-account-lookup"
 )
