@@ -101,10 +101,10 @@ type WebhookOptions struct {
 	// FSGroup and ServiceAccountRegion are --fs-group and --service-account-region.
 	FSGroup              int64
 	ServiceAccountRegion bool
-	// LookupCacheFirst passes --service-account-lookup=cache-first: service accounts from the
-	// informer cache when it has them, as the upstream (no API request per admission, but a
-	// role-arn changed right before a pod may be missed). Default: read live for every pod.
-	LookupCacheFirst bool
+	// LookupLive passes --service-account-lookup=live: every pod's service account is read
+	// from the API server (one GET per admission), so a role-arn changed right before a pod
+	// counts. Default: the informer cache when it has the account, as the upstream.
+	LookupLive bool
 
 	// NamespaceSelector selects the namespaces whose pods the API server sends to the webhook
 	// (default: every namespace but the webhook's own, so its own pods never wait for it).
@@ -311,8 +311,8 @@ func webhookArgs(o WebhookOptions) []string {
 	if o.ServiceAccountRegion {
 		args = append(args, flag(flagname.ServiceAccountRegion, "true"))
 	}
-	if o.LookupCacheFirst {
-		args = append(args, flag(flagname.ServiceAccountLookup, "cache-first"))
+	if o.LookupLive {
+		args = append(args, flag(flagname.ServiceAccountLookup, "live"))
 	}
 	return args
 }

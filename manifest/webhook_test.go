@@ -96,7 +96,7 @@ func TestWebhookMountedCertificatesAndOptions(t *testing.T) {
 	objs, err := RenderWebhook(WebhookOptions{
 		Namespace: "irsa", TLSSecretName: "pod-identity-webhook-cert", CAInjectFrom: "irsa/pod-identity-webhook",
 		AnnotationPrefix: "irsa", TokenAudience: "irsa", TokenExpiration: 3600, AWSDefaultRegion: "eu-west-1",
-		STSRegionalEndpoint: true, WatchConfigMap: true, FSGroup: 65534, ServiceAccountRegion: true, LookupCacheFirst: true,
+		STSRegionalEndpoint: true, WatchConfigMap: true, FSGroup: 65534, ServiceAccountRegion: true, LookupLive: true,
 		Pod: PodOptions{PriorityClassName: "system-cluster-critical", Labels: map[string]string{"team": "platform"},
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
 			Resources:        corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}},
@@ -123,7 +123,7 @@ func TestWebhookMountedCertificatesAndOptions(t *testing.T) {
 	want := []string{"--namespace=irsa", "--service-name=pod-identity-webhook", "--port=8443", "--metrics-port=9999",
 		"--in-cluster=false", "--tls-cert=/etc/webhook/certs/tls.crt", "--tls-key=/etc/webhook/certs/tls.key",
 		"--annotation-prefix=irsa", "--token-audience=irsa", "--token-expiration=3600", "--aws-default-region=eu-west-1",
-		"--sts-regional-endpoint=true", "--watch-config-map=true", "--fs-group=65534", "--service-account-region=true", "--service-account-lookup=cache-first"}
+		"--sts-regional-endpoint=true", "--watch-config-map=true", "--fs-group=65534", "--service-account-region=true", "--service-account-lookup=live"}
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args %q", c.Args)
 	}

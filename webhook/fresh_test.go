@@ -64,7 +64,7 @@ func TestFreshReadsNeverAnswerWithAReadThatStartedEarlier(t *testing.T) {
 	}
 }
 
-// When the API server does not answer within LookupTimeout, the informer cache does: an
+// With LookupLive, when the API server does not answer within LookupTimeout, the informer cache does: an
 // overloaded API server delays pods by the bound, never more, and they still get credentials.
 func TestSlowAPIServerFallsBackToTheCache(t *testing.T) {
 	env := envtest.Shared(t)
@@ -84,7 +84,7 @@ func TestSlowAPIServerFallsBackToTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWebhookWith(t, env, client, ns, Config{}, Options{LookupTimeout: 200 * time.Millisecond}, "v1")
+	w := startWebhookWith(t, env, client, ns, Config{}, Options{LookupTimeout: 200 * time.Millisecond, LookupLive: true}, "v1")
 	slow.Store(true)
 	start := time.Now()
 	p, err := env.Client.CoreV1().Pods(ns).Create(envtest.Context(t), podFor(ns, "app", "app"), metav1.CreateOptions{})

@@ -39,13 +39,16 @@ type Options struct {
 	// LookupTimeout bounds the live GET of the pod's service account (default 2 s; the API
 	// server's webhook timeout is 10 s by default); past it, the informer cache answers.
 	LookupTimeout time.Duration
-	// LookupCacheFirst answers from the informer cache whenever it has the service account, as
-	// the upstream does: no API request per admission (a GET costs about a millisecond of API
-	// server time and waits a round trip), but a role-arn annotation changed, added or removed
-	// right before the pod may be missed: the pod then gets the old configuration. A service
-	// account the cache does not have is still read live. Default false: every pod's service
-	// account is read live.
-	LookupCacheFirst bool
+	// LookupLive reads every pod's service account live instead of from the informer cache.
+	// By default (false) the cache answers whenever it has the account, as the upstream does,
+	// and an account it does not have yet (created a moment ago: upstream #174, #264) is read
+	// live, so no request is made per admission. The default's window: a role-arn annotation
+	// changed, added or removed within the watch's latency (milliseconds) before the pod may be
+	// missed and the pod gets the previous configuration. That grants nothing the pod could not
+	// set up itself (the role's trust policy on the token's sub and aud is what IAM enforces);
+	// LookupLive closes the window at the cost of one GET per admission (shared by concurrent
+	// pods of one account), about a millisecond of API-server time each.
+	LookupLive bool
 	// ResyncPeriod is the informers' resync period (--resync-period, default 60 s).
 	ResyncPeriod time.Duration
 	// ConfigMapNamespace, when set, watches ConfigMap pod-identity-webhook in that namespace for
@@ -238,7 +241,8 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 	h.metrics.admitted(m.Mode, result)
 }
 
-// serviceAccount returns the service account as the API server has it when the pod arrives: a
+// serviceAccount returns the pod's service account: from the informer cache when it has it
+// (unless Options.LookupLive), otherwise as the API server has it when the pod arrives: a
 // live GET (bounded by Options.LookupTimeout, shared by concurrent pods of the account as long as
 // it started after they arrived; see freshReads). The informer cache may be behind: an account
 // created, annotated, re-annotated or stripped a moment ago (upstream issues #174, #264) would
@@ -249,7 +253,7 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 	if name == "" {
 		return nil, nil
 	}
-	if h.opts.LookupCacheFirst {
+	if !h.opts.LookupLive {
 		if lister := h.saLister.Load(); lister != nil {
 			if cached, err := (*lister).ServiceAccounts(namespace).Get(name); err == nil {
 				h.metrics.lookups.WithLabelValues("cache").Inc()

@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "service_account_lookups_total",
-			Help: "Service account lookups, by source: api (the live GET), not_found, cache_fallback (the API server did not answer in time: the informer cache did), cache (LookupCacheFirst), error.",
+			Help: "Service account lookups, by source: api (the live GET), not_found, cache_fallback (the API server did not answer in time: the informer cache did), cache (the informer cache had it), error.",
 		}, []string{"source"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "source_reloads_total",

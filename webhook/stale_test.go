@@ -12,7 +12,7 @@ import (
 )
 
 // A service account whose role-arn annotation is changed, removed or added right before a pod
-// is created: the informer cache still holds the old account (the Handler's watch lags 2 s here,
+// is created, with --service-account-lookup=live (Options.LookupLive): the informer cache still holds the old account (the Handler's watch lags 2 s here,
 // as on a busy cluster), yet every stored pod must have the account's new configuration. The
 // upstream serves such pods from its cache (pkg/cache/cache.go Get) and gives them the old role,
 // or none, or a role that was just withdrawn.
@@ -32,7 +32,7 @@ func TestAPIServerUsesServiceAccountChangesMadeRightBeforeThePod(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Start syncs the cache with every account as created above (the initial LIST is not lagged).
-	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{}, "v1")
+	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{LookupLive: true}, "v1")
 
 	sas := env.Client.CoreV1().ServiceAccounts(ns)
 	update := func(name string, ann map[string]string) {
@@ -73,10 +73,10 @@ func TestAPIServerUsesServiceAccountChangesMadeRightBeforeThePod(t *testing.T) {
 		n, counterValue(w.h.metrics.lookups.WithLabelValues("api")), counterValue(w.h.metrics.lookups.WithLabelValues("cache_fallback")))
 }
 
-// LookupCacheFirst is the upstream's trade: the cache answers when it has the account, so a
+// The default (cache first) is the upstream's trade: the cache answers when it has the account, so a
 // change made right before the pod is missed (this is what the default avoids), while an account
 // the cache does not have yet is still read live.
-func TestLookupCacheFirstServesTheCachedAccount(t *testing.T) {
+func TestDefaultLookupServesTheCachedAccount(t *testing.T) {
 	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	ctx := envtest.Context(t)
@@ -86,7 +86,7 @@ func TestLookupCacheFirstServesTheCachedAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{LookupCacheFirst: true}, "v1")
+	w := startWebhookWith(t, env, lagging, ns, Config{}, Options{}, "v1")
 	sa, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "app", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -80,8 +80,8 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.ServiceAccountRegion, flagname.ServiceAccountRegion, false, "(ekslink) Honour the <annotation-prefix>/region service account annotation: AWS_REGION and AWS_DEFAULT_REGION for its pods, over --aws-default-region")
 
 	fs.BoolVar(&o.debugHandlers, "enable-debugging-handlers", false, "Not supported: the upstream's /debug/alpha handlers")
-	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of the pod's service account, after which the informer cache answers (0: the default 2s). Unlike the upstream, every pod's service account is looked up, so changes made right before the pod count")
-	fs.StringVar(&o.lookup, flagname.ServiceAccountLookup, lookupLive, "(ekslink) How a pod's service account is read: "+lookupLive+" (a GET per admission, shared by concurrent pods of one account: a role-arn changed right before the pod counts) or "+lookupCacheFirst+" (the informer cache when it has the account, as the upstream: no request per admission, but such a change may be missed)")
+	fs.DurationVar(&o.lookupGracePeriod, "service-account-lookup-grace-period", 0, "Bound on the live lookup of the pod's service account (a service account the informer cache does not have yet, or every one with --service-account-lookup=live), after which the informer cache answers (0: the default 2s). Unlike the upstream, no pod is admitted unmutated because the cache had not seen its new service account")
+	fs.StringVar(&o.lookup, flagname.ServiceAccountLookup, lookupCacheFirst, "(ekslink) How a pod's service account is read: "+lookupCacheFirst+" (the informer cache when it has the account, as the upstream: no request per admission; an account the cache does not have yet is read live, so a pod created right after its service account is mutated; a role-arn changed within the watch latency before the pod may be missed) or "+lookupLive+" (a GET per admission, shared by concurrent pods of one account: such a change counts)")
 	fs.DurationVar(&o.resyncPeriod, "resync-period", 60*time.Second, "The period to resync the SA informer cache")
 
 	fs.IntVarP(&o.verbosity, "v", "v", 0, "number for the log level verbosity")
@@ -112,7 +112,7 @@ func (o *options) check() error {
 		errs = append(errs, errors.New("--webhook-config-name needs --cert-secret: with --tls-cert/--tls-key the caBundle is not the webhook's to set"))
 	}
 	if o.lookup != lookupLive && o.lookup != lookupCacheFirst {
-		errs = append(errs, fmt.Errorf("--%s %q: want %s or %s", flagname.ServiceAccountLookup, o.lookup, lookupLive, lookupCacheFirst))
+		errs = append(errs, fmt.Errorf("--%s %q: want %s or %s", flagname.ServiceAccountLookup, o.lookup, lookupCacheFirst, lookupLive))
 	}
 	if o.composeRoleARN {
 		errs = append(errs, errors.New("--compose-role-arn is not supported: annotate service accounts with full role ARNs"))

@@ -109,7 +109,7 @@ func TestCertSecretFlagChecks(t *testing.T) {
 		"--cert-secret=ns/s --tls-key=/a":                   "mutually exclusive",
 		"--cert-secret=noslash":                             "want <namespace>/<name>",
 		"--in-cluster=false --webhook-config-name=x":        "needs --cert-secret",
-		"--in-cluster=false --service-account-lookup=cache": "want live or cache-first",
+		"--in-cluster=false --service-account-lookup=cache": "want cache-first or live",
 	} {
 		root := newRootCommand()
 		root.SetArgs(strings.Fields(args))

@@ -68,7 +68,7 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		tlsCfg.GetCertificate = certs.get
 	}
 
-	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, LookupCacheFirst: o.lookup == lookupCacheFirst, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
+	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, LookupLive: o.lookup == lookupLive, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
 	if o.watchConfigMap {
 		opts.ConfigMapNamespace = o.namespace
 	}
