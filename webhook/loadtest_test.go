@@ -220,7 +220,8 @@ func TestLoadMemoryWith10000ServiceAccounts(t *testing.T) {
 	if err := os.WriteFile(keyFile, cert.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	binaryRSS := func() (rss, heap uint64) {
+	type memory struct{ rss, anon, file, heap uint64 }
+	binaryRSS := func() (m memory) {
 		port, metricsPort := freeTCPPort(t), freeTCPPort(t)
 		cmd := exec.Command(bin, "--in-cluster=false", "--kubeconfig="+kubeconfig, "--tls-cert="+certFile, "--tls-key="+keyFile,
 			"--port="+strconv.Itoa(port), "--metrics-port="+strconv.Itoa(metricsPort))
@@ -256,12 +257,13 @@ func TestLoadMemoryWith10000ServiceAccounts(t *testing.T) {
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
-				heap = uint64(f)
+				m.heap = uint64(f)
 			}
 		}
-		return vmRSS(t, cmd.Process.Pid), heap
+		m.rss, m.anon, m.file = rss(t, cmd.Process.Pid)
+		return m
 	}
-	rss0, heap0 := binaryRSS()
+	before0 := binaryRSS()
 
 	ns := env.Namespace(t)
 	const count, workers = 10000, 32
@@ -316,11 +318,11 @@ func TestLoadMemoryWith10000ServiceAccounts(t *testing.T) {
 	}
 	cacheHeap := heapInuse() - before
 	runtime.KeepAlive(h)
-	rss1, heap1 := binaryRSS()
+	after := binaryRSS()
 	mb := func(b uint64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
 	t.Logf("LOAD memory: the informer cache of %d service accounts holds %s of heap in this process (%s per service account)", count, mb(cacheHeap), fmt.Sprintf("%d B", cacheHeap/count))
-	t.Logf("LOAD memory: pod-identity-webhook binary RSS %s with %d service accounts cached (heap in use %s); %s before they existed (heap %s) (goal: <= 40 MB RSS)",
-		mb(rss1), count, mb(heap1), mb(rss0), mb(heap0))
+	t.Logf("LOAD memory: pod-identity-webhook binary RSS %s (anonymous %s, file-backed %s) with %d service accounts cached, heap in use %s; RSS %s (anonymous %s, file-backed %s) before they existed, heap %s (goal: <= 40 MB RSS)",
+		mb(after.rss), mb(after.anon), mb(after.file), count, mb(after.heap), mb(before0.rss), mb(before0.anon), mb(before0.file), mb(before0.heap))
 }
 
 func heapInuse() uint64 {
@@ -331,20 +333,32 @@ func heapInuse() uint64 {
 	return m.HeapInuse
 }
 
-// vmRSS reads a process's resident set size from /proc/<pid>/status (proc(5)).
-func vmRSS(t *testing.T, pid int) uint64 {
+// rss reads a process's resident set size, and its anonymous and file-backed parts (the binary's
+// mapped code), from /proc/<pid>/status (proc(5)).
+func rss(t *testing.T, pid int) (total, anon, file uint64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
+	kb := func(v string) uint64 {
+		n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return n << 10
+	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+		k, v, _ := strings.Cut(l, ":")
+		switch k {
+		case "VmRSS":
+			total = kb(v)
+		case "RssAnon":
+			anon = kb(v)
+		case "RssFile":
+			file = kb(v)
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
-	return 0
+	if total == 0 {
+		t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	}
+	return total, anon, file
 }
 
 func buildWebhookBinary(t *testing.T) string {
