@@ -137,7 +137,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("webhook: Content-Type %q, want application/json (an AdmissionReview)", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxReviewBytes))
+	data, err := readBody(http.MaxBytesReader(w, r.Body, maxReviewBytes), r.ContentLength)
 	if err != nil {
 		err = fmt.Errorf("webhook: reading the AdmissionReview: %w", err)
 		h.log.Info("malformed AdmissionReview", "error", err.Error(), "remote", r.RemoteAddr)
@@ -159,8 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pod != nil {
 		h.admit(r.Context(), review.Request, pod, resp, encode)
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
-	body, err := json.Marshal(out)
+	body, err := encodeReview(review.TypeMeta, resp)
 	if err != nil { // cannot happen with these types; the failed call lets the pod in (failurePolicy Ignore)
 		h.log.Error(err, "encoding the AdmissionResponse")
 		http.Error(w, "webhook: encoding the AdmissionResponse: "+err.Error(), http.StatusInternalServerError)
@@ -168,6 +167,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+// readBody reads the request body into a buffer of the announced length when there is one (the
+// server ends the body there), instead of growing one.
+func readBody(body io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength < 0 || contentLength > maxReviewBytes {
+		return io.ReadAll(body)
+	}
+	data := make([]byte, contentLength)
+	if _, err := io.ReadFull(body, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // decodeReview parses the body as an AdmissionReview with a request; pod is nil when the request

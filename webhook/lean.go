@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -165,6 +167,42 @@ func leanOf(cs []rawContainer) []corev1.Container {
 	return out
 }
 
+// encodeReview writes the AdmissionReview answer as json.Marshal does, without reflection for
+// what the handler sets (uid, allowed, patch, patchType); anything else goes through json.Marshal.
+func encodeReview(tm metav1.TypeMeta, resp *admissionv1.AdmissionResponse) ([]byte, error) {
+	if resp.Result != nil || len(resp.AuditAnnotations) > 0 || len(resp.Warnings) > 0 || (resp.PatchType != nil) != (resp.Patch != nil) {
+		return json.Marshal(admissionv1.AdmissionReview{TypeMeta: tm, Response: resp})
+	}
+	out := make([]byte, 0, 160+base64.StdEncoding.EncodedLen(len(resp.Patch)))
+	quote := func(field, v string) {
+		b, _ := json.Marshal(v) // a string always encodes
+		out = append(out, '"')
+		out = append(out, field...)
+		out = append(out, `":`...)
+		out = append(out, b...)
+		out = append(out, ',')
+	}
+	out = append(out, '{')
+	if tm.Kind != "" {
+		quote("kind", tm.Kind)
+	}
+	if tm.APIVersion != "" {
+		quote("apiVersion", tm.APIVersion)
+	}
+	out = append(out, `"response":{`...)
+	quote("uid", string(resp.UID))
+	out = strconv.AppendBool(append(out, `"allowed":`...), resp.Allowed)
+	if resp.Patch != nil {
+		out = append(out, `,"patch":"`...)
+		out = base64.StdEncoding.AppendEncode(out, resp.Patch)
+		out = append(out, '"')
+		b, _ := json.Marshal(string(*resp.PatchType))
+		out = append(out, `,"patchType":`...)
+		out = append(out, b...)
+	}
+	return append(out, '}', '}'), nil
+}
+
 // leanEncoder writes a lean path mutation's patch; when the containers' JSON cannot be restated
 // exactly it decodes the whole review and runs Mutate again on the full pod.
 func leanEncoder(data []byte, raws leanContainers) func(*Mutation) ([]byte, error) {
@@ -192,6 +230,13 @@ var errLeanPatch = errors.New("webhook: the lean patch does not apply to these c
 // JSON plus the env entries and mount Mutate appended.
 func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
 	var buf bytes.Buffer
+	size := 1024
+	for _, cs := range raws {
+		for _, c := range cs {
+			size += len(c.raw) + 512
+		}
+	}
+	buf.Grow(size)
 	buf.WriteByte('[')
 	for i, op := range m.Patch {
 		if i > 0 {
@@ -348,7 +393,7 @@ func objectMembers(raw []byte) ([]member, error) {
 	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
 		return nil, errLeanPatch
 	}
-	var out []member
+	out := make([]member, 0, 16)
 	i := 1
 	for i < len(raw)-1 {
 		if raw[i] == ',' && len(out) > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -150,5 +151,28 @@ func TestLeanPathFallsBack(t *testing.T) {
 	want, _ := fm.PatchJSON()
 	if string(got) != string(want) {
 		t.Errorf("fallback patch:\n got %s\nwant %s", got, want)
+	}
+}
+
+// encodeReview writes what json.Marshal writes for the answers the handler gives.
+func TestEncodeReviewMatchesJSONMarshal(t *testing.T) {
+	pt := admissionv1.PatchTypeJSONPatch
+	for _, c := range []struct {
+		tm   metav1.TypeMeta
+		resp admissionv1.AdmissionResponse
+	}{
+		{metav1.TypeMeta{Kind: "AdmissionReview", APIVersion: "admission.k8s.io/v1"}, admissionv1.AdmissionResponse{UID: "9ca5b9d7-<&>", Allowed: true}},
+		{metav1.TypeMeta{Kind: "AdmissionReview", APIVersion: "admission.k8s.io/v1beta1"}, admissionv1.AdmissionResponse{UID: "u", Allowed: true, Patch: []byte(`[{"op":"add"}]`), PatchType: &pt}},
+		{metav1.TypeMeta{}, admissionv1.AdmissionResponse{UID: "u", Allowed: false}},
+		{metav1.TypeMeta{Kind: "AdmissionReview"}, admissionv1.AdmissionResponse{UID: "u", Allowed: true, Warnings: []string{"w"}}},
+	} {
+		want, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: c.tm, Response: &c.resp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeReview(c.tm, &c.resp)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("encodeReview:\n got %s (%v)\nwant %s", got, err, want)
+		}
 	}
 }
