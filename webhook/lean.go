@@ -175,11 +175,10 @@ func encodeReview(tm metav1.TypeMeta, resp *admissionv1.AdmissionResponse) ([]by
 	}
 	out := make([]byte, 0, 160+base64.StdEncoding.EncodedLen(len(resp.Patch)))
 	quote := func(field, v string) {
-		b, _ := json.Marshal(v) // a string always encodes
 		out = append(out, '"')
 		out = append(out, field...)
 		out = append(out, `":`...)
-		out = append(out, b...)
+		out = appendJSONString(out, v)
 		out = append(out, ',')
 	}
 	out = append(out, '{')
@@ -196,11 +195,23 @@ func encodeReview(tm metav1.TypeMeta, resp *admissionv1.AdmissionResponse) ([]by
 		out = append(out, `,"patch":"`...)
 		out = base64.StdEncoding.AppendEncode(out, resp.Patch)
 		out = append(out, '"')
-		b, _ := json.Marshal(string(*resp.PatchType))
 		out = append(out, `,"patchType":`...)
-		out = append(out, b...)
+		out = appendJSONString(out, string(*resp.PatchType))
 	}
 	return append(out, '}', '}'), nil
+}
+
+// appendJSONString appends v as a JSON string, as json.Marshal writes it.
+func appendJSONString(out []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(v) // a string always encodes
+			return append(out, b...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, v...)
+	return append(out, '"')
 }
 
 // leanEncoder writes a lean path mutation's patch; when the containers' JSON cannot be restated
