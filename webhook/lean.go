@@ -314,8 +314,12 @@ func spliceContainer(raw []byte, env []corev1.EnvVar, mounts []corev1.VolumeMoun
 	}
 	order := containerFieldOrder()
 	last := -1
-	for _, m := range members { // in encoding/json's order, or the insertion points are unknown
-		if o, known := order[m.key]; known {
+	for _, m := range members { // in encoding/json's order, once each, or the insertion points are unknown
+		o, known := order[m.key]
+		if !known && (strings.EqualFold(m.key, "env") || strings.EqualFold(m.key, "volumeMounts")) {
+			return nil, errLeanPatch // decoded case-insensitively, but not where we would splice
+		}
+		if known {
 			if o <= last {
 				return nil, errLeanPatch
 			}

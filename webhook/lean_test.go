@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ekslink/ekslink/internal/testenv"
 )
 
 // reviewOf is a pod CREATE AdmissionReview as the API server writes it: the object encoded by
@@ -119,8 +121,10 @@ func TestLeanPathFallsBack(t *testing.T) {
 	}
 	// Members out of encoding/json's order cannot be spliced: the handler re-runs Mutate on the
 	// fully decoded pod.
-	if _, err := spliceContainer([]byte(`{"volumeMounts":[],"name":"x"}`), []corev1.EnvVar{{Name: "A"}}, nil); err == nil {
-		t.Error("spliced out of order")
+	for _, raw := range []string{`{"volumeMounts":[],"name":"x"}`, `{"name":"x","env":[],"env":[]}`, `{"name":"x","Env":[{"name":"B"}]}`} {
+		if _, err := spliceContainer([]byte(raw), []corev1.EnvVar{{Name: "A"}}, nil); err == nil {
+			t.Errorf("spliced %s (out of order, duplicate or differently cased members)", raw)
+		}
 	}
 	body := []byte(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"namespace":"apps","operation":"CREATE","object":{"metadata":{"name":"app","namespace":"apps"},"spec":{"serviceAccountName":"reader","containers":[{"volumeMounts":[{"name":"d","mountPath":"/d"}],"name":"main","image":"i"}]}}}}`)
 	_, lp, raws, ok := decodeLean(body)
@@ -174,5 +178,40 @@ func TestEncodeReviewMatchesJSONMarshal(t *testing.T) {
 		if err != nil || string(got) != string(want) {
 			t.Errorf("encodeReview:\n got %s (%v)\nwant %s", got, err, want)
 		}
+	}
+}
+
+// On the AdmissionReview the real API server sends (defaults, managedFields, the kube-api-access
+// volume, a trailing newline), the lean path writes the full path's patch.
+func TestLeanPathOnTheAPIServersReview(t *testing.T) {
+	env := testenv.Shared(t)
+	ns := env.Namespace(t)
+	createSA(t, env, ns, "web", map[string]string{"eks.amazonaws.com/role-arn": testARN})
+	body := captureReview(t, env, ns, loadPod(ns, "web"))
+	sa := testSA("eks.amazonaws.com/role-arn", testARN)
+	cfg := Config{Region: "us-west-2", RegionalSTS: true}
+	_, lp, raws, ok := decodeLean(body)
+	if !ok {
+		t.Fatal("the API server's review did not take the lean path")
+	}
+	lm, err := Mutate(lp, sa, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := raws.patchJSON(lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, full, err := decodeReview(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := Mutate(full, sa, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := fm.PatchJSON()
+	if string(got) != string(want) {
+		t.Errorf("lean path:\n got %s\nwant %s", got, want)
 	}
 }
