@@ -146,18 +146,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("webhook: Content-Type %q, want application/json (an AdmissionReview)", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
-	review, pod, err := decodeReview(http.MaxBytesReader(w, r.Body, maxReviewBytes))
+	data, err := readBody(http.MaxBytesReader(w, r.Body, maxReviewBytes), r.ContentLength)
 	if err != nil {
+		err = fmt.Errorf("webhook: reading the AdmissionReview: %w", err)
+		h.log.Info("malformed AdmissionReview", "error", err.Error(), "remote", r.RemoteAddr)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// A pod CREATE takes the lean path (lean.go); everything else, and anything the lean path
+	// cannot restate exactly, the full decode.
+	review, pod, raws, lean := decodeLean(data)
+	encode := (*Mutation).PatchJSON
+	if lean {
+		encode = leanEncoder(data, raws)
+	} else if review, pod, err = decodeReview(data); err != nil {
 		h.log.Info("malformed AdmissionReview", "error", err.Error(), "remote", r.RemoteAddr)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
 	if pod != nil {
-		h.admit(r.Context(), review.Request, pod, resp)
+		h.admit(r.Context(), review.Request, pod, resp, encode)
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
-	body, err := json.Marshal(out)
+	body, err := encodeReview(review.TypeMeta, resp)
 	if err != nil { // cannot happen with these types; the failed call lets the pod in (failurePolicy Ignore)
 		h.log.Error(err, "encoding the AdmissionResponse")
 		http.Error(w, "webhook: encoding the AdmissionResponse: "+err.Error(), http.StatusInternalServerError)
@@ -167,13 +178,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
+// readBody reads the request body into a buffer of the announced length when there is one (the
+// server ends the body there), instead of growing one.
+func readBody(body io.Reader, contentLength int64) ([]byte, error) {
+	if contentLength < 0 || contentLength > maxReviewBytes {
+		return io.ReadAll(body)
+	}
+	data := make([]byte, contentLength)
+	if _, err := io.ReadFull(body, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
 // decodeReview parses the body as an AdmissionReview with a request; pod is nil when the request
 // is not a pod CREATE (nothing to do).
-func decodeReview(body io.Reader) (*admissionv1.AdmissionReview, *corev1.Pod, error) {
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return nil, nil, fmt.Errorf("webhook: reading the AdmissionReview: %w", err)
-	}
+func decodeReview(data []byte) (*admissionv1.AdmissionReview, *corev1.Pod, error) {
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(data, &review); err != nil {
 		return nil, nil, fmt.Errorf("webhook: the body is not an AdmissionReview (JSON): %w", err)
@@ -202,7 +222,7 @@ func decodeReview(body io.Reader) (*admissionv1.AdmissionReview, *corev1.Pod, er
 }
 
 // admit fills resp for the pod: the patch, or nothing with the problem reported.
-func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, pod *corev1.Pod, resp *admissionv1.AdmissionResponse) {
+func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, pod *corev1.Pod, resp *admissionv1.AdmissionResponse, encode func(*Mutation) ([]byte, error)) {
 	log := h.log.WithValues("namespace", pod.Namespace, "pod", orDefault(pod.Name, pod.GenerateName), "serviceAccount", pod.Spec.ServiceAccountName, "uid", req.UID)
 	cfg := h.config()
 	sa, err := h.serviceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName)
@@ -211,7 +231,7 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 		h.metrics.admitted(ModeNone, resultError)
 		return
 	}
-	m, err := Mutate(pod, sa, cfg)
+	m, err := mutate(pod, sa, cfg, false) // the pod is the handler's own: no copy
 	if err != nil {
 		log.Error(err, "pod admitted without AWS credentials")
 		h.metrics.admitted(ModeNone, resultInvalid)
@@ -225,7 +245,8 @@ func (h *Handler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, 
 		h.metrics.admitted(ModeNone, resultNotConfigured)
 		return
 	}
-	patch, err := m.PatchJSON()
+	m.sa, m.cfg = sa, cfg
+	patch, err := encode(m)
 	if err != nil {
 		log.Error(err, "pod admitted without AWS credentials: encoding the patch")
 		h.metrics.admitted(m.Mode, resultError)

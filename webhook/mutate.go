@@ -45,6 +45,11 @@ type Mutation struct {
 	// Changed reports whether the patch changes anything (false when every container already had
 	// its variables and mount and the volume existed).
 	Changed bool
+
+	// sa and cfg are the inputs, kept by the handler for re-running Mutate on the fully decoded
+	// pod when the lean patch cannot be written.
+	sa  *corev1.ServiceAccount
+	cfg Config
 }
 
 // PatchJSON returns the patch as the JSON an AdmissionResponse carries (nil for no patch).
@@ -108,12 +113,21 @@ type patchConfig struct {
 // boolean that does not parse, a malformed region) returns an *AnnotationError and no patch; the
 // upstream logged these and mutated with a fallback.
 func Mutate(pod *corev1.Pod, sa *corev1.ServiceAccount, cfg Config) (*Mutation, error) {
+	return mutate(pod, sa, cfg, true)
+}
+
+// mutate is Mutate; with copyPod false it patches pod itself (the handler's own decoded pod) and
+// Mutation.Pod is pod.
+func mutate(pod *corev1.Pod, sa *corev1.ServiceAccount, cfg Config, copyPod bool) (*Mutation, error) {
 	cfg = cfg.withDefaults()
 	pc, err := decide(pod, sa, &cfg)
 	if err != nil || pc == nil {
 		return &Mutation{Mode: ModeNone}, err
 	}
-	out := pod.DeepCopy()
+	out := pod
+	if copyPod {
+		out = pod.DeepCopy()
+	}
 	ops, changed := patch(out, pc, &cfg)
 	return &Mutation{Mode: pc.mode, Patch: ops, Pod: out, Changed: changed}, nil
 }

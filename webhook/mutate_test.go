@@ -444,6 +444,9 @@ func TestMutate(t *testing.T) {
 			if string(got) != tc.want {
 				t.Errorf("patch:\n got %s\nwant %s", got, tc.want)
 			}
+			if lean := leanPatch(t, tc.pod, tc.sa, tc.cfg); lean != tc.want {
+				t.Errorf("lean path patch:\n got %s\nwant %s", lean, tc.want)
+			}
 			if (m.Pod == nil) != (tc.want == "") {
 				t.Errorf("mutated pod = %v with patch %q", m.Pod, tc.want)
 			}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/fsnotify/fsnotify"
 	corev1 "k8s.io/api/core/v1"
@@ -189,13 +190,15 @@ func stripServiceAccount(prefix string) cache.TransformFunc {
 		for k, v := range a.GetAnnotations() {
 			if strings.HasPrefix(k, prefix) {
 				if ann == nil {
-					ann = map[string]string{}
+					ann = make(map[string]string, 1)
 				}
-				ann[k] = v
+				// Keys and namespaces repeat across service accounts: one copy each
+				// (unique.Make), not one per cached object.
+				ann[unique.Make(k).Value()] = v
 			}
 		}
 		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
-			Name: a.GetName(), Namespace: a.GetNamespace(), ResourceVersion: a.GetResourceVersion(), Annotations: ann,
+			Name: a.GetName(), Namespace: unique.Make(a.GetNamespace()).Value(), ResourceVersion: a.GetResourceVersion(), Annotations: ann,
 		}}, nil
 	}
 }

@@ -51,6 +51,7 @@ type Set struct {
 	instances     []Instance
 	associations  map[string]Association // by cluster/namespace/serviceAccount
 	issued        map[string]issuedRole  // access key id -> the assumed role it stands for
+	web           *webIdentity           // IAM OIDC providers and roles for AssumeRoleWithWebIdentity
 	authCalls     int
 	registerCalls int
 }
@@ -110,7 +111,7 @@ func Start(opts Options) (*Set, error) {
 	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})
 	s.EKSAuth = awstest.NewServer(awstest.Options{Service: "eks-auth", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
-	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Now: opts.Now})
+	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Anonymous: true, Now: opts.Now})
 	s.registerEKS()
 	s.registerSSM()
 	s.registerEKSAuth()

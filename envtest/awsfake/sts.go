@@ -10,12 +10,19 @@ import (
 
 func (s *Set) registerSTS() {
 	s.STS.HandleAction("GetCallerIdentity", s.getCallerIdentity)
+	// AssumeRoleWithWebIdentity is unsigned (the SDK resolves it to the anonymous auth scheme), so
+	// the endpoint accepts anonymous requests; GetCallerIdentity still insists on a signature.
+	s.STS.HandleAction("AssumeRoleWithWebIdentity", s.assumeRoleWithWebIdentity)
 }
 
 // getCallerIdentity answers for the static credentials (an IAM user) and for credentials EKS Auth
 // issued (the assumed role). It answers JSON when asked (aws-iam-authenticator does), XML otherwise.
 func (s *Set) getCallerIdentity(w http.ResponseWriter, r *http.Request) {
 	akid := accessKeyID(r)
+	if akid == "" {
+		awstest.WriteQueryError(w, http.StatusForbidden, "MissingAuthenticationToken", "Request is missing Authentication Token")
+		return
+	}
 	s.mu.Lock()
 	role, ok := s.issued[akid]
 	s.mu.Unlock()

@@ -1,7 +1,8 @@
 // Command demo runs the connector end to end on loopback with a readable transcript: a real
 // control plane, embedded AWS endpoints, eks-connector init and proxy, console access for two IAM
-// ARNs, the pod identity agent with the AWS SDK as client, and self-hosted IRSA documents checked
-// against a real token. `make demo` runs it; it exits 0 only if every step behaved as expected.
+// ARNs, the pod identity agent with the AWS SDK as client, self-hosted IRSA documents checked
+// against a real token, and the pod identity webhook mutating a pod whose projected token the AWS
+// SDK trades at STS AssumeRoleWithWebIdentity. `make demo` runs it; it exits 0 only if every step behaved as expected.
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 )
 
 func main() {
-	binDir := flag.String("bin-dir", "", "directory holding prebuilt connector and pod-identity-agent binaries (default: build them)")
+	binDir := flag.String("bin-dir", "", "directory holding prebuilt eks-connector, pod-identity-agent, pod-identity-webhook and workload binaries (default: build them)")
 	keep := flag.String("work-dir", "", "keep the demo's files (kubeconfig, tokens, vault, process logs) in this directory")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

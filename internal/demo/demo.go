@@ -17,6 +17,7 @@ import (
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/envtest/awsfake"
+	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -41,8 +42,8 @@ const (
 type Options struct {
 	// Transcript receives the readable account of each step (nil: silent).
 	Transcript io.Writer
-	// BinDir holds the connector and pod-identity-agent binaries; empty means build them into the
-	// work directory.
+	// BinDir holds the eks-connector, pod-identity-agent, pod-identity-webhook and workload binaries
+	// (BuildBinaries); empty means build them into the work directory.
 	BinDir string
 	// WorkDir holds every file the demo writes (default: a temporary directory removed by Close).
 	WorkDir string
@@ -75,10 +76,15 @@ type Demo struct {
 	procs        []*process
 	proxy        *process
 	agent        *process
+	closers      []func() // loopback servers the steps started (the issuer), closed by Close
+
+	oidcKeys                []oidc.Key // the cluster's signing keys as the OIDC step read them
+	oidcDiscovery, oidcJWKS []byte     // the documents the OIDC step built from them
+	irsaTokenFile           string     // where the webhook step put the pod's projected token
 }
 
 // Steps is the number of steps Run performs.
-const Steps = 10
+const Steps = 11
 
 // Run performs the whole demo and cleans up. It returns nil only if every step behaved as expected.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -103,6 +109,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.ConsoleAccess,
 		d.PodIdentity,
 		d.OIDC,
+		d.Webhook,
 	} {
 		if err := step(ctx); err != nil {
 			return err
@@ -139,6 +146,9 @@ func (d *Demo) Close() error {
 		if err := d.procs[i].stop(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
 	if d.AWS != nil {
 		d.AWS.Close()
@@ -182,7 +192,7 @@ func (d *Demo) StartControlPlane(ctx context.Context) error {
 	binDir := d.opts.BinDir
 	if binDir == "" {
 		binDir = filepath.Join(d.dir, "bin")
-		d.t.call("go build ./cmd/eks-connector ./cmd/pod-identity-agent")
+		d.t.call("go build ./cmd/eks-connector ./cmd/pod-identity-agent ./cmd/pod-identity-webhook ./internal/demo/workload")
 		if err := BuildBinaries(ctx, binDir); err != nil {
 			return err
 		}

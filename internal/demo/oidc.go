@@ -32,6 +32,7 @@ func (d *Demo) OIDC(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.oidcKeys, d.oidcDiscovery, d.oidcJWKS = keys, discovery, jwks
 	d.t.call("oidc.Documents(%q, 1 RSA key)", d.Env.Issuer)
 	client, err := rest.HTTPClientFor(d.Env.Config)
 	if err != nil {

@@ -17,8 +17,11 @@ import (
 
 // binaries are the reference binaries the demo runs as processes.
 var binaries = map[string]string{
-	"eks-connector":      "./cmd/eks-connector",
-	"pod-identity-agent": "./cmd/pod-identity-agent",
+	"eks-connector":        "./cmd/eks-connector",
+	"pod-identity-agent":   "./cmd/pod-identity-agent",
+	"pod-identity-webhook": "./cmd/pod-identity-webhook",
+	// workload stands in for an application in a pod: the AWS SDK's default configuration.
+	"workload": "./internal/demo/workload",
 }
 
 // BuildBinaries builds the reference binaries into dir with the go command, from the module root
@@ -29,7 +32,7 @@ func BuildBinaries(ctx context.Context, dir string) error {
 		return err
 	}
 	args := []string{"build", "-buildvcs=auto", "-o", dir + string(os.PathSeparator)}
-	for _, name := range []string{"eks-connector", "pod-identity-agent"} {
+	for _, name := range []string{"eks-connector", "pod-identity-agent", "pod-identity-webhook", "workload"} {
 		args = append(args, binaries[name])
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)

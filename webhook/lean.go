@@ -1,0 +1,516 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// The lean path: a pod CREATE review is decoded in one pass into only what Mutate reads, with each
+// container kept as the JSON the API server sent; the patch restates those containers by adding
+// the new env entries and mount into that JSON instead of re-encoding decoded containers. The API
+// server encodes the object with the same Go types and encoding/json as the upstream re-encodes
+// them, so for every container whose fields k8s.io/api knows the patch is byte for byte the one
+// Mutate and PatchJSON produce (TestLeanPathMatchesMutate checks it); fields this build does not
+// know are kept rather than dropped. Anything unexpected (another kind, a body that is not compact
+// JSON, a decoding error) falls back to the full decode.
+
+// rawContainer is a container's JSON and the fields of it Mutate reads.
+type rawContainer struct {
+	raw  []byte
+	lean corev1.Container
+}
+
+// parseContainer keeps a container's JSON and decodes its name, env, mounts and security context.
+func parseContainer(raw []byte) (rawContainer, error) {
+	c := rawContainer{raw: raw}
+	if !compact(raw) {
+		return c, errLeanPatch
+	}
+	members, err := objectMembers(raw)
+	if err != nil {
+		return c, err
+	}
+	for _, m := range members {
+		v := raw[m.valueStart:m.valueEnd]
+		switch {
+		case strings.EqualFold(m.key, "name"):
+			c.lean.Name, err = unquote(v)
+		case strings.EqualFold(m.key, "env"):
+			c.lean.Env = nil
+			err = json.Unmarshal(v, &c.lean.Env)
+		case strings.EqualFold(m.key, "volumeMounts"):
+			c.lean.VolumeMounts = nil
+			err = json.Unmarshal(v, &c.lean.VolumeMounts)
+		case strings.EqualFold(m.key, "securityContext"):
+			c.lean.SecurityContext = nil
+			err = json.Unmarshal(v, &c.lean.SecurityContext)
+		}
+		if err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// leanContainers are the raw containers of a lean pod, by patch path.
+type leanContainers map[string][]rawContainer
+
+// leanReview is an AdmissionReview with only the request fields the handler reads.
+type leanReview struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *struct {
+		UID         types.UID               `json:"uid"`
+		Kind        metav1.GroupVersionKind `json:"kind"`
+		SubResource string                  `json:"subResource"`
+		Namespace   string                  `json:"namespace"`
+		Operation   admissionv1.Operation   `json:"operation"`
+		DryRun      *bool                   `json:"dryRun"`
+		Object      *leanPodJSON            `json:"object"`
+	} `json:"request"`
+}
+
+// leanPodJSON is the part of a pod Mutate reads, containers kept as JSON.
+type leanPodJSON struct {
+	Metadata struct {
+		Name         string            `json:"name"`
+		GenerateName string            `json:"generateName"`
+		Namespace    string            `json:"namespace"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		ServiceAccountName string                     `json:"serviceAccountName"`
+		NodeSelector       map[string]string          `json:"nodeSelector"`
+		SecurityContext    *corev1.PodSecurityContext `json:"securityContext"`
+		Volumes            []struct {
+			Name string `json:"name"`
+		} `json:"volumes"`
+		InitContainers []rawContainer `json:"initContainers"`
+		Containers     []rawContainer `json:"containers"`
+	} `json:"spec"`
+}
+
+// UnmarshalJSON keeps the container's JSON and reads the members Mutate uses.
+func (c *rawContainer) UnmarshalJSON(b []byte) error {
+	var err error
+	*c, err = parseContainer(bytes.Clone(b))
+	return err
+}
+
+// decodeLean decodes a pod CREATE review in one pass of encoding/json into only what Mutate
+// reads; ok is false when the body is anything else (the caller then decodes it fully, with the
+// full decoder's checks and messages).
+func decodeLean(data []byte) (review *admissionv1.AdmissionReview, pod *corev1.Pod, raws leanContainers, ok bool) {
+	var lr leanReview
+	if err := json.Unmarshal(data, &lr); err != nil {
+		return nil, nil, nil, false
+	}
+	req := lr.Request
+	if lr.Kind != "AdmissionReview" || (lr.APIVersion != "admission.k8s.io/v1" && lr.APIVersion != "admission.k8s.io/v1beta1") ||
+		req == nil || req.UID == "" || req.Object == nil || req.Object.Spec.Containers == nil ||
+		req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.SubResource != "" || req.Operation != admissionv1.Create {
+		return nil, nil, nil, false
+	}
+	lp := req.Object
+	pod = &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: lp.Metadata.Name, GenerateName: lp.Metadata.GenerateName, Namespace: lp.Metadata.Namespace,
+			Labels: lp.Metadata.Labels, Annotations: lp.Metadata.Annotations},
+		Spec: corev1.PodSpec{ServiceAccountName: lp.Spec.ServiceAccountName, NodeSelector: lp.Spec.NodeSelector, SecurityContext: lp.Spec.SecurityContext},
+	}
+	if req.Namespace != "" {
+		pod.Namespace = req.Namespace
+	}
+	if lp.Spec.Volumes != nil {
+		pod.Spec.Volumes = make([]corev1.Volume, len(lp.Spec.Volumes))
+		for i, v := range lp.Spec.Volumes {
+			pod.Spec.Volumes[i].Name = v.Name
+		}
+	}
+	pod.Spec.InitContainers = leanOf(lp.Spec.InitContainers)
+	pod.Spec.Containers = leanOf(lp.Spec.Containers)
+	review = &admissionv1.AdmissionReview{TypeMeta: lr.TypeMeta, Request: &admissionv1.AdmissionRequest{
+		UID: req.UID, Kind: req.Kind, Namespace: req.Namespace, Operation: req.Operation, DryRun: req.DryRun,
+	}}
+	return review, pod, leanContainers{"/spec/initContainers": lp.Spec.InitContainers, "/spec/containers": lp.Spec.Containers}, true
+}
+
+// unquote decodes a JSON string.
+func unquote(v []byte) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err
+}
+
+func leanOf(cs []rawContainer) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i := range cs {
+		out[i] = cs[i].lean
+	}
+	return out
+}
+
+// encodeReview writes the AdmissionReview answer as json.Marshal does, without reflection for
+// what the handler sets (uid, allowed, patch, patchType); anything else goes through json.Marshal.
+func encodeReview(tm metav1.TypeMeta, resp *admissionv1.AdmissionResponse) ([]byte, error) {
+	if resp.Result != nil || len(resp.AuditAnnotations) > 0 || len(resp.Warnings) > 0 || (resp.PatchType != nil) != (resp.Patch != nil) {
+		return json.Marshal(admissionv1.AdmissionReview{TypeMeta: tm, Response: resp})
+	}
+	out := make([]byte, 0, 160+base64.StdEncoding.EncodedLen(len(resp.Patch)))
+	quote := func(field, v string) {
+		out = append(out, '"')
+		out = append(out, field...)
+		out = append(out, `":`...)
+		out = appendJSONString(out, v)
+		out = append(out, ',')
+	}
+	out = append(out, '{')
+	if tm.Kind != "" {
+		quote("kind", tm.Kind)
+	}
+	if tm.APIVersion != "" {
+		quote("apiVersion", tm.APIVersion)
+	}
+	out = append(out, `"response":{`...)
+	quote("uid", string(resp.UID))
+	out = strconv.AppendBool(append(out, `"allowed":`...), resp.Allowed)
+	if resp.Patch != nil {
+		out = append(out, `,"patch":"`...)
+		out = base64.StdEncoding.AppendEncode(out, resp.Patch)
+		out = append(out, '"')
+		out = append(out, `,"patchType":`...)
+		out = appendJSONString(out, string(*resp.PatchType))
+	}
+	return append(out, '}', '}'), nil
+}
+
+// appendJSONString appends v as a JSON string, as json.Marshal writes it.
+func appendJSONString(out []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(v) // a string always encodes
+			return append(out, b...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, v...)
+	return append(out, '"')
+}
+
+// leanEncoder writes a lean path mutation's patch; when the containers' JSON cannot be restated
+// exactly it decodes the whole review and runs Mutate again on the full pod.
+func leanEncoder(data []byte, raws leanContainers) func(*Mutation) ([]byte, error) {
+	return func(m *Mutation) ([]byte, error) {
+		if b, err := raws.patchJSON(m); err == nil {
+			return b, nil
+		}
+		_, full, err := decodeReview(data)
+		if err == nil && full == nil {
+			err = errors.New("not a pod CREATE")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("webhook: decoding the pod: %w", err)
+		}
+		if m, err = Mutate(full, m.sa, m.cfg); err != nil {
+			return nil, err
+		}
+		return m.PatchJSON()
+	}
+}
+
+var errLeanPatch = errors.New("webhook: the lean patch does not apply to these containers")
+
+// patchJSON renders m's patch like PatchJSON, writing each restated container as its original
+// JSON plus the env entries and mount Mutate appended.
+func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
+	var buf bytes.Buffer
+	size := 1024
+	for _, cs := range raws {
+		for _, c := range cs {
+			size += len(c.raw) + 512
+		}
+	}
+	buf.Grow(size)
+	buf.WriteByte('[')
+	for i, op := range m.Patch {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		orig, restated := raws[op.Path]
+		if !restated {
+			b, err := json.Marshal(op)
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(b)
+			continue
+		}
+		mutated, ok := op.Value.([]corev1.Container)
+		if op.Op != "add" || !ok || len(mutated) != len(orig) {
+			return nil, errLeanPatch
+		}
+		buf.WriteString(`{"op":"add","path":`)
+		path, _ := json.Marshal(op.Path)
+		buf.Write(path)
+		buf.WriteString(`,"value":[`)
+		for j := range orig {
+			if j > 0 {
+				buf.WriteByte(',')
+			}
+			before, after := &orig[j].lean, &mutated[j]
+			if len(after.Env) < len(before.Env) || len(after.VolumeMounts) < len(before.VolumeMounts) {
+				return nil, errLeanPatch
+			}
+			b, err := spliceContainer(orig[j].raw, after.Env[len(before.Env):], after.VolumeMounts[len(before.VolumeMounts):])
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(b)
+		}
+		buf.WriteString("]}")
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), nil
+}
+
+// containerFieldOrder is the position of each JSON field of corev1.Container: where encoding/json
+// writes it, and so where an absent env or volumeMounts member goes.
+var containerFieldOrder = sync.OnceValue(func() map[string]int {
+	t := reflect.TypeFor[corev1.Container]()
+	order := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		order[name] = i
+	}
+	return order
+})
+
+// spliceContainer appends env entries and volume mounts to a container's compact JSON object,
+// creating the members at encoding/json's position when absent.
+func spliceContainer(raw []byte, env []corev1.EnvVar, mounts []corev1.VolumeMount) ([]byte, error) {
+	if len(env) == 0 && len(mounts) == 0 {
+		return raw, nil
+	}
+	members, err := objectMembers(raw)
+	if err != nil {
+		return nil, err
+	}
+	order := containerFieldOrder()
+	last := -1
+	for _, m := range members { // in encoding/json's order, once each, or the insertion points are unknown
+		o, known := order[m.key]
+		if !known && (strings.EqualFold(m.key, "env") || strings.EqualFold(m.key, "volumeMounts")) {
+			return nil, errLeanPatch // decoded case-insensitively, but not where we would splice
+		}
+		if known {
+			if o <= last {
+				return nil, errLeanPatch
+			}
+			last = o
+		}
+	}
+	type insertion struct {
+		key   string
+		items []byte
+	}
+	var adds []insertion
+	if len(env) > 0 {
+		b, err := json.Marshal(env)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, insertion{"env", b[1 : len(b)-1]})
+	}
+	if len(mounts) > 0 {
+		b, err := json.Marshal(mounts)
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, insertion{"volumeMounts", b[1 : len(b)-1]})
+	}
+	out := make([]byte, 0, len(raw)+256)
+	pos := 0 // raw[:pos] is in out
+	for _, a := range adds {
+		idx := -1
+		for i, m := range members {
+			if m.key == a.key {
+				idx = i
+				break
+			}
+		}
+		if idx >= 0 { // an array: append before its closing bracket
+			m := members[idx]
+			if raw[m.valueEnd-1] != ']' || raw[m.valueStart] != '[' || m.valueEnd-1 < pos {
+				return nil, errLeanPatch
+			}
+			out = append(out, raw[pos:m.valueEnd-1]...)
+			if m.valueEnd-m.valueStart > 2 {
+				out = append(out, ',')
+			}
+			out = append(out, a.items...)
+			pos = m.valueEnd - 1
+			continue
+		}
+		// Absent: before the first member encoding/json writes after it, else at the end.
+		at, comma := len(raw)-1, len(members) > 0
+		for _, m := range members {
+			if o, known := order[m.key]; known && o > order[a.key] {
+				at, comma = m.keyStart, false
+				break
+			}
+		}
+		if at < pos {
+			return nil, errLeanPatch
+		}
+		out = append(out, raw[pos:at]...)
+		if comma {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, a.key...)
+		out = append(out, `":[`...)
+		out = append(out, a.items...)
+		out = append(out, ']')
+		if !comma {
+			out = append(out, ',')
+		}
+		pos = at
+	}
+	return append(out, raw[pos:]...), nil
+}
+
+// member is one top-level member of a JSON object: its key and where its key and value are.
+type member struct {
+	key                            string
+	keyStart, valueStart, valueEnd int
+}
+
+// objectMembers lists the members of a compact JSON object (as encoding/json writes it: no
+// whitespace outside strings).
+func objectMembers(raw []byte) ([]member, error) {
+	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
+		return nil, errLeanPatch
+	}
+	out := make([]member, 0, 16)
+	i := 1
+	for i < len(raw)-1 {
+		if raw[i] == ',' && len(out) > 0 {
+			i++
+		}
+		keyStart := i
+		end, err := skipString(raw, i)
+		if err != nil {
+			return nil, err
+		}
+		if end >= len(raw) || raw[end] != ':' {
+			return nil, errLeanPatch
+		}
+		key := string(raw[keyStart+1 : end-1])
+		if bytes.IndexByte(raw[keyStart:end], '\\') >= 0 { // escaped: let encoding/json unquote it
+			if err := json.Unmarshal(raw[keyStart:end], &key); err != nil {
+				return nil, errLeanPatch
+			}
+		}
+		valueStart := end + 1
+		valueEnd, err := skipValue(raw, valueStart)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, member{key: key, keyStart: keyStart, valueStart: valueStart, valueEnd: valueEnd})
+		i = valueEnd
+	}
+	if i != len(raw)-1 {
+		return nil, errLeanPatch
+	}
+	return out, nil
+}
+
+// skipString returns the index after the JSON string starting at raw[i].
+func skipString(raw []byte, i int) (int, error) {
+	if i >= len(raw) || raw[i] != '"' {
+		return 0, errLeanPatch
+	}
+	for i++; i < len(raw); i++ {
+		switch raw[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, nil
+		}
+	}
+	return 0, errLeanPatch
+}
+
+// skipValue returns the index after the compact JSON value starting at raw[i].
+func skipValue(raw []byte, i int) (int, error) {
+	if i >= len(raw) {
+		return 0, errLeanPatch
+	}
+	switch raw[i] {
+	case '"':
+		return skipString(raw, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(raw); i++ {
+			switch raw[i] {
+			case '"':
+				end, err := skipString(raw, i)
+				if err != nil {
+					return 0, err
+				}
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, nil
+				}
+			}
+		}
+		return 0, errLeanPatch
+	case ' ', '\t', '\n', '\r', ',', '}', ']', ':':
+		return 0, errLeanPatch
+	default: // number, true, false, null
+		for j := i; j < len(raw); j++ {
+			if c := raw[j]; c == ',' || c == '}' || c == ']' {
+				return j, nil
+			}
+		}
+		return 0, errLeanPatch
+	}
+}
+
+// compact reports whether raw has no whitespace outside strings.
+func compact(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			end, err := skipString(raw, i)
+			if err != nil {
+				return false
+			}
+			i = end - 1
+		case ' ', '\t', '\n', '\r':
+			return false
+		}
+	}
+	return true
+}
