@@ -159,7 +159,7 @@ func (n *Node) CABundle() []byte { return append(append([]byte(nil), n.Env.CAPEM
 // ServeTLS serves h over HTTPS on the node IP (reachable from pods and from the host network, from
 // nowhere else), with a certificate for the node IP signed by the node CA, so pods verify it with
 // the ca.crt of their service-account volume. It returns the https URL; the server closes at test
-// cleanup. The end-to-end tests serve the local AWS endpoints (internal/awsfake) this way.
+// cleanup. The end-to-end tests serve the local AWS endpoints (envtest/awsfake) this way.
 func (n *Node) ServeTLS(t testing.TB, h http.Handler) string {
 	t.Helper()
 	certPEM, keyPEM, err := n.ca.Issue("ekslink-e2e-endpoint", nil, nil, []net.IP{n.IP}, x509.ExtKeyUsageServerAuth)

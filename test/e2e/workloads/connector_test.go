@@ -36,7 +36,7 @@ const (
 
 // TestConnector installs the connector on a real node, once through the renderer and once through
 // the Helm chart (helm install), with the image "make images" builds and the test stand-in for the SSM agent
-// (cmd/ssm-agent), against the local SSM endpoint (internal/awsfake) on the node IP, which the init
+// (cmd/ssm-agent), against the local SSM endpoint (envtest/awsfake) on the node IP, which the init
 // container reaches through the SDK's standard AWS_ENDPOINT_URL_SSM and AWS_CA_BUNDLE. In each
 // install the pod becomes Ready with the rendered probes and security contexts; the init container
 // registered once (one RegisterManagedInstance call), wrote the state Secret and the vault the

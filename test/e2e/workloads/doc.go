@@ -2,6 +2,6 @@
 // StatefulSet and the EKS Pod Identity agent DaemonSet, each rendered by package manifest and
 // applied with server-side apply (manifest.Apply), and installed from its Helm chart with Helm's
 // Go library (action.Install, what "helm install" runs), with the images "make images" builds,
-// against the local AWS endpoints of internal/awsfake served on the node IP. The package has
+// against the local AWS endpoints of envtest/awsfake served on the node IP. The package has
 // tests only.
 package workloads

@@ -40,7 +40,7 @@ const (
 // TestPodIdentityAgent installs the EKS Pod Identity agent DaemonSet on a real node, once through
 // the renderer and once through the Helm chart (helm install), with the image "make images" builds, in the
 // shipped hybrid-node mode (the node's credentials file mounted from the host, followed with
-// --rotate-credentials), against the local EKS Auth endpoint (internal/awsfake) on the node IP. In
+// --rotate-credentials), against the local EKS Auth endpoint (envtest/awsfake) on the node IP. In
 // each install the agent pod becomes Ready with the rendered probes and security contexts; its
 // init container has created PodIdentityAgentLink with 169.254.170.23/32 and fd00:ec2::23/128 on
 // the node (absent before: node.Start refuses to run with the link present; node.Stop removes it
