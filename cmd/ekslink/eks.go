@@ -503,6 +503,6 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 		}
 		return nil
 	}
-	cmd.AddCommand(grant)
+	cmd.AddCommand(grant, newAccessListCommand(), newAccessRevokeCommand()) // access.go
 	return cmd
 }
