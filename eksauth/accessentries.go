@@ -43,15 +43,25 @@ type AccessGrant struct {
 	Namespaces []string
 }
 
-// AccessEntries grants access through the EKS access entry API.
+// AccessEntriesAPI is the part of the EKS client AccessEntries uses; *eks.Client implements it.
+type AccessEntriesAPI interface {
+	EKSAPI
+	ListAccessEntries(ctx context.Context, in *eks.ListAccessEntriesInput, optFns ...func(*eks.Options)) (*eks.ListAccessEntriesOutput, error)
+	DescribeAccessEntry(ctx context.Context, in *eks.DescribeAccessEntryInput, optFns ...func(*eks.Options)) (*eks.DescribeAccessEntryOutput, error)
+	ListAssociatedAccessPolicies(ctx context.Context, in *eks.ListAssociatedAccessPoliciesInput, optFns ...func(*eks.Options)) (*eks.ListAssociatedAccessPoliciesOutput, error)
+	DisassociateAccessPolicy(ctx context.Context, in *eks.DisassociateAccessPolicyInput, optFns ...func(*eks.Options)) (*eks.DisassociateAccessPolicyOutput, error)
+	DeleteAccessEntry(ctx context.Context, in *eks.DeleteAccessEntryInput, optFns ...func(*eks.Options)) (*eks.DeleteAccessEntryOutput, error)
+}
+
+// AccessEntries grants, lists and revokes access through the EKS access entry API.
 type AccessEntries struct {
-	client  EKSAPI
+	client  AccessEntriesAPI
 	cluster *Cluster
 }
 
 // NewAccessEntries returns helpers for the cluster (as returned by DescribeCluster). It fails for
-// clusters that do not read access entries.
-func NewAccessEntries(client EKSAPI, cluster *Cluster) (*AccessEntries, error) {
+// clusters that do not read access entries (ErrAccessEntriesUnsupported).
+func NewAccessEntries(client AccessEntriesAPI, cluster *Cluster) (*AccessEntries, error) {
 	if !cluster.AccessEntriesSupported() {
 		return nil, fmt.Errorf("%w (cluster %s)", ErrAccessEntriesUnsupported, cluster.Name)
 	}

@@ -51,6 +51,8 @@ type Set struct {
 	instances     []Instance
 	associations  map[string]Association // by cluster/namespace/serviceAccount
 	issued        map[string]issuedRole  // access key id -> the assumed role it stands for
+	eksClusters   map[string]*eksCluster // AddCluster (eksaccess.go)
+	eksFaults     map[string]*injected   // FailEKS, by operation
 	authCalls     int
 	registerCalls int
 }
@@ -106,12 +108,15 @@ func Start(opts Options) (*Set, error) {
 		activations:  map[string]*activation{},
 		associations: map[string]Association{},
 		issued:       map[string]issuedRole{},
+		eksClusters:  map[string]*eksCluster{},
+		eksFaults:    map[string]*injected{},
 	}
 	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})
 	s.EKSAuth = awstest.NewServer(awstest.Options{Service: "eks-auth", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Now: opts.Now})
 	s.registerEKS()
+	s.registerEKSAccess()
 	s.registerSSM()
 	s.registerEKSAuth()
 	s.registerSTS()
