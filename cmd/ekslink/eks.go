@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/eksauth"
@@ -240,14 +239,9 @@ func (f *eksKubeFlags) restConfig(ctx context.Context) (*rest.Config, *eksauth.C
 		}
 		rc = cluster.RESTConfig(eksauth.NewTokenSource(gen, cluster.TokenCluster(), eksauth.TokenSourceOptions{}))
 	} else {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if f.kubeconfig != "" {
-			rules.ExplicitPath = f.kubeconfig
-		}
 		var err error
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
-		if err != nil {
-			return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
+		if rc, err = f.kubeconfigRESTConfig(); err != nil { // accessentries.go
+			return nil, nil, err
 		}
 	}
 	return rc, cluster, nil
@@ -503,6 +497,7 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 		}
 		return nil
 	}
-	cmd.AddCommand(grant, newAccessListCommand(), newAccessRevokeCommand()) // access.go
+	cmd.AddCommand(grant, newAccessListCommand(), newAccessRevokeCommand(), // access.go
+		newAccessEntriesCommand(), newAccessMigrateCommand()) // accessentries.go
 	return cmd
 }

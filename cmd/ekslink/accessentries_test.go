@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ekslink/ekslink/envtest"
+	"github.com/ekslink/ekslink/envtest/awsfake"
+)
+
+// useAWSFake starts the local AWS endpoints with one EKS cluster and points the SDK at them.
+func useAWSFake(t *testing.T, mode string) *awsfake.Set {
+	t.Helper()
+	fake, err := awsfake.Start(awsfake.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	fake.AddCluster(awsfake.EKSCluster{Name: "prod", Endpoint: "https://127.0.0.1:6443", CAPEM: fake.CAPEM(), AuthenticationMode: mode})
+	env, err := fake.Env(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return fake
+}
+
+// The EKS User Guide's aws-auth example, migrated through the CLI: dry run by default (no write),
+// --apply creates the entries, a re-run has nothing to migrate; then the entries are listed and
+// one revoked twice.
+func TestAccessMigrateAndEntriesCommands(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	env := useKubeconfig(t)
+	fake := useAWSFake(t, "API_AND_CONFIG_MAP")
+	raw, err := os.ReadFile(filepath.Join("..", "..", "eksauth", "testdata", "aws-auth-eks-user-guide.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(raw, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.CoreV1().ConfigMaps("kube-system").Create(envtest.Context(t), &cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := os.Getenv("KUBECONFIG")
+	out, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig)
+	if err != nil || !strings.Contains(out, "+ access entry arn:aws:iam::111122223333:role/my-role type EC2_LINUX (from mapRoles)") || !strings.Contains(out, "dry run, nothing written") {
+		t.Fatalf("dry run: %s %v", out, err)
+	}
+	if n := len(fake.AccessEntries("prod")); n != 0 {
+		t.Fatalf("the dry run created %d entries", n)
+	}
+	if out, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig, "--apply"); err != nil || !strings.Contains(out, "access entries: created") {
+		t.Fatalf("apply: %s %v", out, err)
+	}
+	if out, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig, "--apply"); err != nil || !strings.Contains(out, "nothing to migrate") {
+		t.Fatalf("re-run: %s %v", out, err)
+	}
+	out, err = runEKS(t, "access", "entries", "list", "--cluster-name", "prod")
+	if err != nil || !strings.Contains(out, "arn:aws:iam::111122223333:user/admin\tSTANDARD\tusername=admin\tgroups=\tpolicies=AmazonEKSClusterAdminPolicy\n") {
+		t.Fatalf("list: %s %v", out, err)
+	}
+	if out, err := runEKS(t, "access", "entries", "revoke", "arn:aws:iam::111122223333:role/my-role", "--cluster-name", "prod"); err == nil || !strings.Contains(err.Error(), "node access entry") {
+		t.Fatalf("revoking the node role without --force: %s %v", out, err)
+	}
+	out, err = runEKS(t, "access", "entries", "revoke", "arn:aws:iam::111122223333:user/admin", "--cluster-name", "prod")
+	if err != nil || out != "disassociated arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy from arn:aws:iam::111122223333:user/admin\ndeleted the access entry of arn:aws:iam::111122223333:user/admin\n" {
+		t.Fatalf("revoke: %q %v", out, err)
+	}
+	if out, err := runEKS(t, "access", "entries", "revoke", "arn:aws:iam::111122223333:user/admin", "--cluster-name", "prod"); err != nil || !strings.Contains(out, "nothing to revoke") {
+		t.Fatalf("second revoke: %q %v", out, err)
+	}
+}
+
+// A CONFIG_MAP cluster: the plan is printed with what to do; --apply is refused.
+func TestAccessMigrateOnAConfigMapCluster(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	env := useKubeconfig(t)
+	useAWSFake(t, "CONFIG_MAP")
+	_, err := env.Client.CoreV1().ConfigMaps("kube-system").Create(envtest.Context(t), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "aws-auth", Namespace: "kube-system"},
+		Data:       map[string]string{"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/admin\n  username: admin\n  groups: [system:masters]\n"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := os.Getenv("KUBECONFIG")
+	out, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig)
+	if err != nil || !strings.Contains(out, "+   policy arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy (cluster)") || !strings.Contains(out, "authenticationMode=API_AND_CONFIG_MAP") {
+		t.Fatalf("plan: %s %v", out, err)
+	}
+	if _, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig, "--apply"); err == nil || !strings.Contains(err.Error(), "CONFIG_MAP") {
+		t.Fatalf("apply on CONFIG_MAP: %v", err)
+	}
+}
