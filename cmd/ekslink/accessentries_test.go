@@ -8,10 +8,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/envtest/awsfake"
+	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
 // useAWSFake starts the local AWS endpoints with one EKS cluster and points the SDK at them.
@@ -101,5 +104,54 @@ func TestAccessMigrateOnAConfigMapCluster(t *testing.T) {
 	}
 	if _, err := runEKS(t, "access", "migrate", "--cluster-name", "prod", "--kubeconfig", kubeconfig, "--apply"); err == nil || !strings.Contains(err.Error(), "CONFIG_MAP") {
 		t.Fatalf("apply on CONFIG_MAP: %v", err)
+	}
+}
+
+// kubeconfig --merge keeps the other contexts of $KUBECONFIG's file and takes the region from
+// the profile when --region is absent, as the AWS CLI does; without any region the error says
+// where to set one.
+func TestKubeconfigMergeWithTheProfileRegion(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	useAWSFake(t, "API")
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	dir := t.TempDir()
+	noErr(t, os.WriteFile(os.Getenv("AWS_CONFIG_FILE"), []byte("[profile dev]\nregion = us-west-2\n"), 0o600))
+	// A named profile's own credentials win over the environment's in the SDK: give it the test ones.
+	noErr(t, os.WriteFile(os.Getenv("AWS_SHARED_CREDENTIALS_FILE"), []byte("[dev]\naws_access_key_id = "+awstest.AccessKeyID+
+		"\naws_secret_access_key = "+awstest.SecretAccessKey+"\naws_session_token = "+awstest.SessionToken+"\n"), 0o600))
+	path := filepath.Join(dir, "config")
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["kind"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	kc.AuthInfos["kind"] = &clientcmdapi.AuthInfo{Token: "t"}
+	kc.Contexts["kind"] = &clientcmdapi.Context{Cluster: "kind", AuthInfo: "kind"}
+	kc.CurrentContext = "kind"
+	noErr(t, clientcmd.WriteToFile(*kc, path))
+	t.Setenv("KUBECONFIG", path+string(os.PathListSeparator)+filepath.Join(dir, "other"))
+
+	arn := "arn:aws:eks:us-west-2:111122223333:cluster/prod"
+	out, err := runEKS(t, "kubeconfig", "--cluster-name", "prod", "--profile", "dev", "--merge", "--alias", "prod")
+	if err != nil || out != "Added new context prod to "+path+"\n" {
+		t.Fatalf("merge: %q %v", out, err)
+	}
+	got, err := clientcmd.LoadFromFile(path)
+	noErr(t, err)
+	ai := got.AuthInfos[arn]
+	if got.CurrentContext != "prod" || got.Contexts["kind"] == nil || ai == nil || strings.Join(ai.Exec.Args, " ") != "token --cluster-name prod --region us-west-2" || ai.Exec.Env[0].Value != "dev" {
+		t.Fatalf("merged: %+v %+v", got.Contexts, ai)
+	}
+	if out, err := runEKS(t, "kubeconfig", "--cluster-name", "prod", "--profile", "dev", "--merge", "--alias", "prod"); err != nil || !strings.Contains(out, "is up to date") {
+		t.Fatalf("re-run: %q %v", out, err)
+	}
+	_, err = runEKS(t, "kubeconfig", "--cluster-name", "prod", "--merge")
+	if err == nil || !strings.Contains(err.Error(), "no AWS region: pass --region") {
+		t.Fatalf("without a region: %v", err)
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
