@@ -138,6 +138,41 @@ func TestAccessEntriesRevokeGuardsNodeEntries(t *testing.T) {
 	}
 }
 
+// Grant creates the entry and associates the policy once; a second identical grant makes no write,
+// a grant of another scope associates again, and an assumed-role session ARN is refused before any
+// call.
+func TestAccessEntriesGrant(t *testing.T) {
+	ctx := context.Background()
+	fake, client, cluster := startAccessEKS(t, eksauth.AuthModeAPI)
+	if _, err := eksauth.NewAccessEntries(client, &eksauth.Cluster{Name: "prod", AuthenticationMode: eksauth.AuthModeConfigMap}); !errors.Is(err, eksauth.ErrAccessEntriesUnsupported) {
+		t.Fatalf("CONFIG_MAP cluster: %v", err)
+	}
+	ae, err := eksauth.NewAccessEntries(client, cluster)
+	must(t, err)
+	role := "arn:aws:iam::111122223333:role/console-viewer"
+	g := eksauth.AccessGrant{PrincipalARN: role, Groups: []string{"viewers"}, Policy: eksauth.AccessPolicyView, Namespaces: []string{"team-a"}}
+	must(t, ae.Grant(ctx, g))
+	if n := writes(fake); n != 2 {
+		t.Fatalf("%d writes, want CreateAccessEntry and AssociateAccessPolicy", n)
+	}
+	must(t, ae.Grant(ctx, g))
+	if n := writes(fake); n != 2 {
+		t.Fatalf("the second identical grant wrote (%d writes)", n)
+	}
+	got := fake.AccessEntries("prod")
+	if len(got) != 1 || fmt.Sprint(got[0].Groups) != "[viewers]" || fmt.Sprint(got[0].Policies) != "map[arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy:[team-a]]" {
+		t.Fatalf("entries = %+v", got)
+	}
+	g.Namespaces = []string{"team-a", "team-b"}
+	must(t, ae.Grant(ctx, g))
+	if n := writes(fake); n != 3 {
+		t.Fatalf("%d writes, want one more association for the wider scope", n)
+	}
+	if err := ae.Grant(ctx, eksauth.AccessGrant{PrincipalARN: "arn:aws:sts::111122223333:assumed-role/x/y"}); err == nil || writes(fake) != 3 {
+		t.Error("an assumed-role session ARN was accepted")
+	}
+}
+
 // loadAWSAuth parses testdata/aws-auth-eks-user-guide.yaml (the Amazon EKS User Guide's example)
 // with extra mapRoles items appended.
 func loadAWSAuth(t *testing.T, extraRoles string) *awsauth.Config {

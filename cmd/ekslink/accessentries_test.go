@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/envtest/awsfake"
 	"github.com/ekslink/ekslink/envtest/awstest"
@@ -82,6 +84,41 @@ func TestAccessMigrateAndEntriesCommands(t *testing.T) {
 	}
 	if out, err := runEKS(t, "access", "entries", "revoke", "arn:aws:iam::111122223333:user/admin", "--cluster-name", "prod"); err != nil || !strings.Contains(out, "nothing to revoke") {
 		t.Fatalf("second revoke: %q %v", out, err)
+	}
+}
+
+// access grant --access-entry creates the entry and association on the local EKS; a re-run makes
+// no write; a CONFIG_MAP cluster is refused with eksauth.ErrAccessEntriesUnsupported.
+func TestAccessGrantCreatesAccessEntries(t *testing.T) {
+	isolateAWS(t, "us-west-2")
+	fake := useAWSFake(t, "API")
+	viewer := "arn:aws:iam::111122223333:role/viewer"
+	writes := func() (n int) {
+		for _, r := range fake.EKS.Requests() {
+			if r.Method != "GET" {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 2 {
+		if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--access-entry", "--cluster-name", "prod"); err != nil {
+			t.Fatal(err)
+		}
+		if n := writes(); n != 2 {
+			t.Fatalf("grant %d: %d writes, want 2 (CreateAccessEntry, AssociateAccessPolicy) in all", i+1, n)
+		}
+	}
+	got := fake.AccessEntries("prod")
+	if len(got) != 1 {
+		t.Fatalf("entries = %+v", got)
+	}
+	if scope, ok := got[0].Policies["arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"]; !ok || scope != nil {
+		t.Fatalf("entry = %+v, want AmazonEKSViewPolicy on the whole cluster", got[0])
+	}
+	fake.AddCluster(awsfake.EKSCluster{Name: "old", Endpoint: "https://127.0.0.1:6443", CAPEM: fake.CAPEM(), AuthenticationMode: "CONFIG_MAP"})
+	if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--access-entry", "--cluster-name", "old"); !errors.Is(err, eksauth.ErrAccessEntriesUnsupported) {
+		t.Fatalf("CONFIG_MAP cluster: %v", err)
 	}
 }
 
