@@ -191,4 +191,3 @@ func TestKubeconfigRefusesARoleARNThatIsNotARole(t *testing.T) {
 		t.Errorf("a role ARN with a path in aws-cn: %v", err)
 	}
 }
-
