@@ -24,7 +24,7 @@ func TestAccessListAndRevokeCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, alice+"\tClusterRoleBinding/ekslink-console-read-cluster -> ClusterRole/ekslink-console-read-cluster, RoleBinding/default/ekslink-console-read -> ClusterRole/ekslink-console-read") || !strings.Contains(out, bob) {
 		t.Fatalf("list: %s %v", out, err)
 	}
-	if out, err := runEKS(t, "access", "list", "-o", "json"); err != nil || !strings.Contains(out, `"ARN": "`+alice+`"`) {
+	if out, err := runEKS(t, "access", "list", "-o", "json"); err != nil || !strings.Contains(out, `"arn": "`+alice+`"`) {
 		t.Fatalf("list -o json: %s %v", out, err)
 	}
 	if out, err := runEKS(t, "access", "revoke", alice, "--dry-run"); err != nil || !strings.Contains(out, "dry run: removed "+alice+" from ClusterRole eks-connector-impersonation") {

@@ -42,10 +42,13 @@ func (o AccessOptions) name() string {
 
 // BindingRef names a binding that gives an ARN rights.
 type BindingRef struct {
-	// Kind is ClusterRoleBinding or RoleBinding; Namespace is set for RoleBindings.
-	Kind, Namespace, Name string
+	// Kind is ClusterRoleBinding or RoleBinding; Namespace is set for RoleBindings; Name is the
+	// binding's name.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
 	// RoleRef is the bound role as "ClusterRole/<name>" or "Role/<name>".
-	RoleRef string
+	RoleRef string `json:"roleRef"`
 }
 
 // String is "ClusterRoleBinding/<name>" or "RoleBinding/<namespace>/<name>".
@@ -59,23 +62,23 @@ func (b BindingRef) String() string {
 // Access is one ARN the connector may impersonate and the bindings naming it as a user.
 type Access struct {
 	// ARN is the impersonated user name, exactly as the ClusterRole's resourceNames hold it.
-	ARN string
+	ARN string `json:"arn"`
 	// Bindings give the ARN its rights; none means the console reaches the cluster as this ARN
 	// but may read nothing beyond what every authenticated user may.
-	Bindings []BindingRef
+	Bindings []BindingRef `json:"bindings"`
 }
 
 // AccessList is who can reach the cluster through the connector proxy.
 type AccessList struct {
 	// Role is the impersonation ClusterRole read.
-	Role string
+	Role string `json:"role"`
 	// ResourceVersion is the ClusterRole's resourceVersion when it was read.
-	ResourceVersion string
+	ResourceVersion string `json:"resourceVersion"`
 	// Unrestricted is true when a rule of the ClusterRole allows impersonating any user (no
 	// resourceNames): then every IAM principal with eks:AccessKubernetesApi reaches the cluster.
-	Unrestricted bool
+	Unrestricted bool `json:"unrestricted"`
 	// Entries are the impersonable ARNs, sorted.
-	Entries []Access
+	Entries []Access `json:"entries"`
 }
 
 // impersonatesUsers reports whether the rule grants impersonate on users of the core group.
