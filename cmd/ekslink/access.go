@@ -114,6 +114,9 @@ same writes with dryRun=All.`,
 			if err == nil && !res.Changed() {
 				fmt.Fprintf(w, "%s: nothing to revoke\n", args[0])
 			}
+			if res.RoleUpdated && res.RoleManagedBy != "" {
+				fmt.Fprintf(c.ErrOrStderr(), "note: ClusterRole %s is managed by %s: remove %s where it is rendered too (the chart's grantedARNs, the renderer's or access grant's --arn), or the next install or upgrade puts it back\n", role, res.RoleManagedBy, args[0])
+			}
 		}
 		return err
 	}

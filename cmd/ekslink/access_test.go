@@ -30,7 +30,10 @@ func TestAccessListAndRevokeCommands(t *testing.T) {
 	if out, err := runEKS(t, "access", "revoke", alice, "--dry-run"); err != nil || !strings.Contains(out, "dry run: removed "+alice+" from ClusterRole eks-connector-impersonation") {
 		t.Fatalf("revoke --dry-run: %s %v", out, err)
 	}
-	out, err = runEKS(t, "access", "revoke", alice)
+	out, errOut, err := runEKSErr(t, "access", "revoke", alice)
+	if !strings.Contains(errOut, "note: ClusterRole eks-connector-impersonation is managed by ekslink") {
+		t.Errorf("no note that the role is rendered by ekslink: %q", errOut)
+	}
 	if err != nil || !strings.Contains(out, "removed "+alice+" from ClusterRole eks-connector-impersonation") || !strings.Contains(out, "removed "+alice+" from RoleBinding/default/ekslink-console-read") {
 		t.Fatalf("revoke: %s %v", out, err)
 	}

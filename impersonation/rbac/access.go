@@ -155,6 +155,11 @@ type RevokeResult struct {
 	Deleted, Trimmed []BindingRef
 	// DryRun is true when nothing was stored.
 	DryRun bool
+	// RoleManagedBy is the impersonation ClusterRole's app.kubernetes.io/managed-by label ("Helm"
+	// for the chart, "ekslink" for the renderer and access grant): whoever renders the role must
+	// drop the ARN too (the chart's grantedARNs, the renderer's ARNs), or the next install puts it
+	// back.
+	RoleManagedBy string
 }
 
 // Changed reports whether Revoke wrote (or, dry run, would write) anything.
@@ -186,6 +191,7 @@ func Revoke(ctx context.Context, client kubernetes.Interface, arn string, opts A
 		if err != nil {
 			return err
 		}
+		res.RoleManagedBy = role.Labels[LabelManagedBy]
 		if _, unrestricted := impersonable(role); unrestricted {
 			return fmt.Errorf("%w: ClusterRole %s has a users rule without resourceNames; list the ARNs it should allow (ekslink access grant) instead of revoking one", ErrUnrestrictedImpersonation, role.Name)
 		}
