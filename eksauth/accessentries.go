@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,23 +44,34 @@ type AccessGrant struct {
 	Namespaces []string
 }
 
-// AccessEntries grants access through the EKS access entry API.
+// AccessEntriesAPI is the part of the EKS client AccessEntries uses; *eks.Client implements it.
+type AccessEntriesAPI interface {
+	EKSAPI
+	ListAccessEntries(ctx context.Context, in *eks.ListAccessEntriesInput, optFns ...func(*eks.Options)) (*eks.ListAccessEntriesOutput, error)
+	DescribeAccessEntry(ctx context.Context, in *eks.DescribeAccessEntryInput, optFns ...func(*eks.Options)) (*eks.DescribeAccessEntryOutput, error)
+	ListAssociatedAccessPolicies(ctx context.Context, in *eks.ListAssociatedAccessPoliciesInput, optFns ...func(*eks.Options)) (*eks.ListAssociatedAccessPoliciesOutput, error)
+	DisassociateAccessPolicy(ctx context.Context, in *eks.DisassociateAccessPolicyInput, optFns ...func(*eks.Options)) (*eks.DisassociateAccessPolicyOutput, error)
+	DeleteAccessEntry(ctx context.Context, in *eks.DeleteAccessEntryInput, optFns ...func(*eks.Options)) (*eks.DeleteAccessEntryOutput, error)
+}
+
+// AccessEntries grants, lists and revokes access through the EKS access entry API.
 type AccessEntries struct {
-	client  EKSAPI
+	client  AccessEntriesAPI
 	cluster *Cluster
 }
 
 // NewAccessEntries returns helpers for the cluster (as returned by DescribeCluster). It fails for
-// clusters that do not read access entries.
-func NewAccessEntries(client EKSAPI, cluster *Cluster) (*AccessEntries, error) {
+// clusters that do not read access entries (ErrAccessEntriesUnsupported).
+func NewAccessEntries(client AccessEntriesAPI, cluster *Cluster) (*AccessEntries, error) {
 	if !cluster.AccessEntriesSupported() {
 		return nil, fmt.Errorf("%w (cluster %s)", ErrAccessEntriesUnsupported, cluster.Name)
 	}
 	return &AccessEntries{client: client, cluster: cluster}, nil
 }
 
-// Grant creates the access entry (an existing one is kept) and associates the policy. It is
-// idempotent: EKS treats re-association of the same policy as an update.
+// Grant creates the access entry unless the principal has one (an existing entry is kept as it
+// is: its username and groups are not changed) and associates the policy unless it is already
+// associated with the same scope, so a re-run makes no write.
 func (a *AccessEntries) Grant(ctx context.Context, g AccessGrant) error {
 	p, err := iamarn.Parse(g.PrincipalARN)
 	if err != nil {
@@ -68,14 +80,20 @@ func (a *AccessEntries) Grant(ctx context.Context, g AccessGrant) error {
 	if p.Kind != iamarn.Role && p.Kind != iamarn.User {
 		return fmt.Errorf("eksauth: access entry principal %s is a %s ARN; use the IAM role or user ARN", g.PrincipalARN, p.Kind)
 	}
-	in := &eks.CreateAccessEntryInput{ClusterName: aws.String(a.cluster.Name), PrincipalArn: aws.String(p.ARN), KubernetesGroups: g.Groups}
-	if g.Username != "" {
-		in.Username = aws.String(g.Username)
+	existing, err := a.describe(ctx, p.ARN)
+	if err != nil && !isNotFound(err) {
+		return err
 	}
-	if _, err := a.client.CreateAccessEntry(ctx, in); err != nil {
-		var inUse *ekstypes.ResourceInUseException
-		if !errors.As(err, &inUse) {
-			return fmt.Errorf("eksauth: creating the access entry of %s on %s: %w", p.ARN, a.cluster.Name, err)
+	if existing == nil {
+		in := &eks.CreateAccessEntryInput{ClusterName: aws.String(a.cluster.Name), PrincipalArn: aws.String(p.ARN), KubernetesGroups: g.Groups}
+		if g.Username != "" {
+			in.Username = aws.String(g.Username)
+		}
+		if _, err := a.client.CreateAccessEntry(ctx, in); err != nil {
+			var inUse *ekstypes.ResourceInUseException
+			if !errors.As(err, &inUse) { // created meanwhile by someone else: kept as it is
+				return fmt.Errorf("eksauth: creating the access entry of %s on %s: %w", p.ARN, a.cluster.Name, err)
+			}
 		}
 	}
 	if g.Policy == "" {
@@ -84,6 +102,12 @@ func (a *AccessEntries) Grant(ctx context.Context, g AccessGrant) error {
 	policy := g.Policy
 	if !strings.HasPrefix(policy, "arn:") {
 		policy = AccessPolicyARN(p.Partition, policy)
+	}
+	namespaces := slices.Sorted(slices.Values(g.Namespaces))
+	if existing != nil && slices.ContainsFunc(existing.Policies, func(x PolicyAssociation) bool {
+		return x.PolicyARN == policy && slices.Equal(x.Namespaces, namespaces)
+	}) {
+		return nil
 	}
 	scope := &ekstypes.AccessScope{Type: ekstypes.AccessScopeTypeCluster}
 	if len(g.Namespaces) > 0 {

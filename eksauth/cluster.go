@@ -196,8 +196,9 @@ type KubeconfigOptions struct {
 
 // Kubeconfig renders a kubeconfig for the cluster with an exec stanza (interactiveMode Never).
 func Kubeconfig(c *Cluster, opts KubeconfigOptions) ([]byte, error) {
-	if c.Endpoint == "" || len(c.CAData) == 0 || c.Region == "" {
-		return nil, errors.New("eksauth: the cluster needs an endpoint, CA data and region (use DescribeCluster)")
+	cluster, user, err := kubeconfigEntries(c, opts)
+	if err != nil {
+		return nil, err
 	}
 	name := opts.Context
 	if name == "" {
@@ -205,6 +206,19 @@ func Kubeconfig(c *Cluster, opts KubeconfigOptions) ([]byte, error) {
 	}
 	if name == "" {
 		name = c.Name
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[name] = cluster
+	kc.AuthInfos[name] = user
+	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	kc.CurrentContext = name
+	return clientcmd.Write(*kc)
+}
+
+// kubeconfigEntries are the cluster and the exec-plugin user of the cluster's kubeconfig.
+func kubeconfigEntries(c *Cluster, opts KubeconfigOptions) (*clientcmdapi.Cluster, *clientcmdapi.AuthInfo, error) {
+	if c.Endpoint == "" || len(c.CAData) == 0 || c.Region == "" {
+		return nil, nil, errors.New("eksauth: the cluster needs an endpoint, CA data and region (use DescribeCluster)")
 	}
 	cmd := opts.Command
 	if cmd == "" {
@@ -214,10 +228,10 @@ func Kubeconfig(c *Cluster, opts KubeconfigOptions) ([]byte, error) {
 	if opts.RoleARN != "" {
 		p, err := iamarn.Parse(opts.RoleARN)
 		if err != nil {
-			return nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN: %w", err)
+			return nil, nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN: %w", err)
 		}
 		if p.Kind != iamarn.Role {
-			return nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN %s is a %s ARN; the plugin can only assume an IAM role (arn:%s:iam::%s:role/<name>)", opts.RoleARN, p.Kind, p.Partition, p.AccountID)
+			return nil, nil, fmt.Errorf("eksauth: KubeconfigOptions.RoleARN %s is a %s ARN; the plugin can only assume an IAM role (arn:%s:iam::%s:role/<name>)", opts.RoleARN, p.Kind, p.Partition, p.AccountID)
 		}
 		args = append(args, "--role-arn", opts.RoleARN)
 	}
@@ -231,12 +245,7 @@ func Kubeconfig(c *Cluster, opts KubeconfigOptions) ([]byte, error) {
 	if opts.Profile != "" {
 		exec.Env = []clientcmdapi.ExecEnvVar{{Name: "AWS_PROFILE", Value: opts.Profile}}
 	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters[name] = &clientcmdapi.Cluster{Server: c.Endpoint, CertificateAuthorityData: c.CAData}
-	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Exec: exec}
-	kc.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
-	kc.CurrentContext = name
-	return clientcmd.Write(*kc)
+	return &clientcmdapi.Cluster{Server: c.Endpoint, CertificateAuthorityData: append([]byte(nil), c.CAData...)}, &clientcmdapi.AuthInfo{Exec: exec}, nil
 }
 
 // WriteTempKubeconfig writes data to a new file readable only by the caller (0600, unpredictable

@@ -3,7 +3,6 @@ package eksauth_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -11,11 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/eks"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,18 +22,13 @@ import (
 	"github.com/ekslink/ekslink/iamarn"
 )
 
-// localEKS serves DescribeCluster for the given clusters (name -> JSON "cluster" object) and records
-// access entry calls.
+// localEKS serves DescribeCluster for the given clusters (name -> JSON "cluster" object).
 type localEKS struct {
 	*awstest.Server
-	mu      sync.Mutex
-	entries map[string]bool
-	calls   []string
-	bodies  []map[string]any
 }
 
 func newLocalEKS(t *testing.T, clusters map[string]map[string]any) *localEKS {
-	e := &localEKS{Server: awstest.New(t, awstest.Options{Service: "eks", Region: "eu-west-1", Protocol: awstest.RESTJSON}), entries: map[string]bool{}}
+	e := &localEKS{Server: awstest.New(t, awstest.Options{Service: "eks", Region: "eu-west-1", Protocol: awstest.RESTJSON})}
 	e.Handle("GET /clusters/{name}", func(w http.ResponseWriter, r *http.Request) {
 		c, ok := clusters[r.PathValue("name")]
 		if !ok {
@@ -44,30 +36,6 @@ func newLocalEKS(t *testing.T, clusters map[string]map[string]any) *localEKS {
 			return
 		}
 		awstest.WriteJSON(w, "application/json", map[string]any{"cluster": c})
-	})
-	e.Handle("POST /clusters/{name}/access-entries", func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		arn, _ := body["principalArn"].(string)
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.calls = append(e.calls, "CreateAccessEntry "+r.PathValue("name")+" "+arn)
-		e.bodies = append(e.bodies, body)
-		if e.entries[arn] {
-			awstest.WriteRESTJSONError(w, 409, "ResourceInUseException", "The specified access entry resource is already in use on this cluster.")
-			return
-		}
-		e.entries[arn] = true
-		awstest.WriteJSON(w, "application/json", map[string]any{"accessEntry": map[string]any{"principalArn": arn, "clusterName": r.PathValue("name")}})
-	})
-	e.Handle("POST /clusters/{name}/access-entries/{principal}/access-policies", func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.calls = append(e.calls, "AssociateAccessPolicy "+r.PathValue("name")+" "+r.PathValue("principal"))
-		e.bodies = append(e.bodies, body)
-		awstest.WriteJSON(w, "application/json", map[string]any{"clusterName": r.PathValue("name"), "principalArn": r.PathValue("principal")})
 	})
 	return e
 }
@@ -221,40 +189,5 @@ func TestKubeconfigRefusesARoleARNThatIsNotARole(t *testing.T) {
 	}
 	if _, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{RoleARN: "arn:aws-cn:iam::111122223333:role/team/deployer"}); err != nil {
 		t.Errorf("a role ARN with a path in aws-cn: %v", err)
-	}
-}
-
-func TestAccessEntriesGrant(t *testing.T) {
-	srv := newLocalEKS(t, nil)
-	client := eks.NewFromConfig(srv.Config())
-	ctx := context.Background()
-	role := "arn:aws:iam::111122223333:role/console-viewer"
-
-	if _, err := eksauth.NewAccessEntries(client, &eksauth.Cluster{Name: "prod", AuthenticationMode: eksauth.AuthModeConfigMap}); !errors.Is(err, eksauth.ErrAccessEntriesUnsupported) {
-		t.Fatalf("CONFIG_MAP cluster: %v", err)
-	}
-	ae, err := eksauth.NewAccessEntries(client, &eksauth.Cluster{Name: "prod", AuthenticationMode: eksauth.AuthModeAPI})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := eksauth.AccessGrant{PrincipalARN: role, Groups: []string{"viewers"}, Policy: eksauth.AccessPolicyView, Namespaces: []string{"team-a"}}
-	for i := 0; i < 2; i++ { // the second grant meets an existing entry and still succeeds
-		if err := ae.Grant(ctx, g); err != nil {
-			t.Fatalf("grant %d: %v", i, err)
-		}
-	}
-	srv.mu.Lock()
-	calls, bodies := srv.calls, srv.bodies
-	srv.mu.Unlock()
-	want := []string{"CreateAccessEntry prod " + role, "AssociateAccessPolicy prod " + role, "CreateAccessEntry prod " + role, "AssociateAccessPolicy prod " + role}
-	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("calls:\n%s", strings.Join(calls, "\n"))
-	}
-	assoc, _ := json.Marshal(bodies[1])
-	if !strings.Contains(string(assoc), `"policyArn":"arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"`) || !strings.Contains(string(assoc), `"type":"namespace"`) || !strings.Contains(string(assoc), `"team-a"`) {
-		t.Errorf("association body %s", assoc)
-	}
-	if err := ae.Grant(ctx, eksauth.AccessGrant{PrincipalARN: "arn:aws:sts::111122223333:assumed-role/x/y"}); err == nil {
-		t.Error("an assumed-role session ARN was accepted")
 	}
 }

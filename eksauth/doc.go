@@ -12,8 +12,12 @@
 //
 // DescribeCluster and Cluster.RESTConfig build a rest.Config from the EKS DescribeCluster API;
 // Kubeconfig renders a kubeconfig with an exec stanza, WriteTempKubeconfig writes it to a private
-// temporary file. AccessEntries wraps CreateAccessEntry/AssociateAccessPolicy for clusters whose
-// authentication mode is API or API_AND_CONFIG_MAP.
+// temporary file, and MergeKubeconfig updates an existing kubeconfig as "aws eks
+// update-kubeconfig" does (locked as kubectl locks it, backed up, written atomically).
+// AccessEntries grants, lists and revokes EKS access entries and their policy associations for
+// clusters whose authentication mode is API or API_AND_CONFIG_MAP; PlanMigration and
+// AccessEntries.Migrate turn an aws-auth ConfigMap into the equivalent access entries, as the EKS
+// User Guide's "Migrating existing aws-auth ConfigMap entries to access entries" describes.
 //
 // The aws-auth ConfigMap editor lives in eksauth/awsauth and the console RBAC in
 // impersonation/rbac. The EKS Auth API client (AssumeRoleForPodIdentity) and the rotating shared

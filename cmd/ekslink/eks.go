@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -17,7 +18,6 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ekslink/ekslink/eksauth"
@@ -46,7 +46,7 @@ type eksAWSFlags struct {
 }
 
 func (f *eksAWSFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.region, "region", "", "AWS region of the cluster; required, there is no default [env AWS_REGION, AWS_DEFAULT_REGION]")
+	fs.StringVar(&f.region, "region", "", "AWS region of the cluster (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's region, as the AWS CLI resolves it; there is no built-in default)")
 	fs.StringVar(&f.profile, "profile", "", "shared config profile [env AWS_PROFILE]")
 	fs.StringVar(&f.roleARN, "role-arn", "", "IAM role to assume before signing")
 	fs.BoolVar(&f.fips, "fips", false, "use the FIPS STS endpoint")
@@ -55,10 +55,10 @@ func (f *eksAWSFlags) register(fs *pflag.FlagSet) {
 }
 
 func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
-	if f.region == "" {
-		return aws.Config{}, errors.New("--region is required (there is no default region)")
+	var opts []func(*awsconfig.LoadOptions) error
+	if f.region != "" {
+		opts = append(opts, awsconfig.WithRegion(f.region))
 	}
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(f.region)}
 	if f.profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(f.profile))
 	}
@@ -66,6 +66,14 @@ func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
+	if cfg.Region == "" {
+		profile := f.profile
+		if profile == "" {
+			profile = "default"
+		}
+		return aws.Config{}, fmt.Errorf("no AWS region: pass --region, set AWS_REGION, or set region in profile %q of the shared config file (aws configure set region <region>); ekslink has no default region", profile)
+	}
+	f.region = cfg.Region // the token and kubeconfig commands name the region they resolved
 	if f.roleARN != "" {
 		// The assume-role call goes to the regional STS endpoint of --region.
 		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), f.roleARN, func(o *stscreds.AssumeRoleOptions) {
@@ -121,21 +129,32 @@ unset). The token expires 14 minutes after signing or when the AWS credentials d
 
 func newEKSKubeconfigCommand() *cobra.Command {
 	var aws eksAWSFlags
-	var cluster, output, command, contextName string
-	var temp bool
+	var cluster, output, command, contextName, alias string
+	var temp, merge bool
+	var lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "kubeconfig",
-		Short: "Write a kubeconfig for an EKS cluster (DescribeCluster + exec stanza)",
+		Short: "Write or merge a kubeconfig for an EKS cluster (DescribeCluster + exec stanza)",
 		Long: `Describe the cluster and write a kubeconfig whose user runs "ekslink token" (interactiveMode
-Never). By default the kubeconfig is printed; --output writes it to a file with mode 0600, --temp to a
-new private temporary file whose path is printed.`,
+Never). By default the kubeconfig is printed; --temp writes it to a new private temporary file whose
+path is printed.
+
+--merge updates a kubeconfig as "aws eks update-kubeconfig" does: the cluster and user entries are
+named after the cluster ARN, the context after --alias (default the cluster ARN), current-context is
+set to it, and every other cluster, user and context is kept. The file is --output, or else the
+first file of $KUBECONFIG that already has the cluster, the first file of $KUBECONFIG, or
+~/.kube/config. It is locked as kubectl locks it (<file>.lock), copied to <file>.bak, and replaced
+atomically with mode 0600; running it again writes nothing. --output alone implies --merge.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&cluster, "cluster-name", "", "cluster name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (mode 0600); default stdout [env EKSLINK_KUBECONFIG_OUTPUT]")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "kubeconfig file to merge into (mode 0600) [env EKSLINK_KUBECONFIG_OUTPUT]")
+	cmd.Flags().BoolVar(&merge, "merge", false, "merge into --output, or the kubeconfig kubectl reads ($KUBECONFIG, ~/.kube/config)")
+	cmd.Flags().StringVar(&alias, "alias", "", "context name when merging (default: the cluster ARN)")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 10*time.Second, "how long to wait for another writer's <file>.lock when merging")
 	cmd.Flags().BoolVar(&temp, "temp", false, "write to a new private temporary file and print its path")
 	cmd.Flags().StringVar(&command, "exec-command", "ekslink", "exec plugin command written into the kubeconfig")
-	cmd.Flags().StringVar(&contextName, "context-name", "", "context name (default: the cluster ARN)")
+	cmd.Flags().StringVar(&contextName, "context-name", "", "context, cluster and user name of a printed or --temp kubeconfig (default: the cluster ARN)")
 	aws.register(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if cluster == "" {
@@ -159,11 +178,30 @@ new private temporary file whose path is printed.`,
 		if aws.global {
 			extra = append(extra, "--global-endpoint")
 		}
-		data, err := eksauth.Kubeconfig(c, eksauth.KubeconfigOptions{Command: command, Profile: aws.profile, RoleARN: aws.roleARN, Context: contextName, ExtraArgs: extra})
+		kopts := eksauth.KubeconfigOptions{Command: command, Profile: aws.profile, RoleARN: aws.roleARN, Context: contextName, ExtraArgs: extra}
+		eksLogger(cmd).Info(c.AuthModeNotice(), "cluster", c.Name)
+		if merge || output != "" {
+			if temp {
+				return errors.New("--temp writes a new file: it cannot be combined with --merge or --output")
+			}
+			res, err := eksauth.MergeKubeconfig(c, eksauth.MergeOptions{Path: output, Alias: alias, Kubeconfig: kopts, LockTimeout: lockTimeout})
+			if err != nil {
+				return err
+			}
+			switch {
+			case !res.Changed:
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "Context %s in %s is up to date\n", res.Context, res.Path)
+			case res.Added:
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "Added new context %s to %s\n", res.Context, res.Path)
+			default:
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "Updated context %s in %s (previous file: %s)\n", res.Context, res.Path, res.Backup)
+			}
+			return err
+		}
+		data, err := eksauth.Kubeconfig(c, kopts)
 		if err != nil {
 			return err
 		}
-		eksLogger(cmd).Info(c.AuthModeNotice(), "cluster", c.Name)
 		switch {
 		case temp:
 			path, _, err := eksauth.WriteTempKubeconfig("", data)
@@ -172,31 +210,12 @@ new private temporary file whose path is printed.`,
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), path)
 			return err
-		case output != "":
-			return eksWritePrivate(output, data)
 		default:
 			_, err = cmd.OutOrStdout().Write(data)
 			return err
 		}
 	}
 	return cmd
-}
-
-// eksWritePrivate writes data to path with mode 0600, replacing the file atomically.
-func eksWritePrivate(path string, data []byte) error {
-	dir := "."
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		dir = path[:i+1]
-	}
-	tmp, cleanup, err := eksauth.WriteTempKubeconfig(dir, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = cleanup()
-		return err
-	}
-	return nil
 }
 
 // eksKubeFlags pick the Kubernetes API server: a kubeconfig, or an EKS cluster reached directly.
@@ -240,14 +259,9 @@ func (f *eksKubeFlags) restConfig(ctx context.Context) (*rest.Config, *eksauth.C
 		}
 		rc = cluster.RESTConfig(eksauth.NewTokenSource(gen, cluster.TokenCluster(), eksauth.TokenSourceOptions{}))
 	} else {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if f.kubeconfig != "" {
-			rules.ExplicitPath = f.kubeconfig
-		}
 		var err error
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
-		if err != nil {
-			return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
+		if rc, err = f.kubeconfigRESTConfig(); err != nil { // accessentries.go
+			return nil, nil, err
 		}
 	}
 	return rc, cluster, nil
@@ -503,6 +517,7 @@ With --access-entry and --cluster-name, also create EKS access entries (clusters
 		}
 		return nil
 	}
-	cmd.AddCommand(grant)
+	cmd.AddCommand(grant, newAccessListCommand(), newAccessRevokeCommand(), // access.go
+		newAccessEntriesCommand(), newAccessMigrateCommand()) // accessentries.go
 	return cmd
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -307,45 +306,5 @@ func TestAWSAuthCommandsRevokeAndKeepUntouchedEntries(t *testing.T) {
 	}
 	if out, stderr, err := runEKSErr(t, "aws-auth", "add-role", "arn:aws:iam::111122223333:role/ci", "--username", "ci", "--allow-rewrite"); err != nil || !strings.Contains(out, "updated") || !strings.Contains(stderr, "rewritten in a new layout") {
 		t.Fatalf("--allow-rewrite: %q %q %v", out, stderr, err)
-	}
-}
-
-func TestAccessGrantCreatesAccessEntries(t *testing.T) {
-	isolateAWS(t, "us-west-2")
-	s := awstest.New(t, awstest.Options{Service: "eks", Region: "us-west-2", Protocol: awstest.RESTJSON})
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})
-	mode := "API"
-	s.Handle("GET /clusters/{name}", func(w http.ResponseWriter, r *http.Request) {
-		awstest.WriteJSON(w, "application/json", map[string]any{"cluster": map[string]any{
-			"name": r.PathValue("name"), "status": "ACTIVE", "endpoint": "https://example.gr7.us-west-2.eks.amazonaws.com",
-			"certificateAuthority": map[string]any{"data": base64.StdEncoding.EncodeToString(ca)},
-			"accessConfig":         map[string]any{"authenticationMode": mode},
-		}})
-	})
-	var calls []string
-	s.Handle("POST /clusters/{name}/access-entries", func(w http.ResponseWriter, r *http.Request) {
-		calls = append(calls, "create")
-		awstest.WriteJSON(w, "application/json", map[string]any{})
-	})
-	s.Handle("POST /clusters/{name}/access-entries/{principal}/access-policies", func(w http.ResponseWriter, r *http.Request) {
-		calls = append(calls, "associate "+r.PathValue("principal"))
-		awstest.WriteJSON(w, "application/json", map[string]any{})
-	})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_ENDPOINT_URL_EKS", s.URL)
-	t.Setenv("AWS_CA_BUNDLE", caFile)
-	viewer := "arn:aws:iam::111122223333:role/viewer"
-	if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--access-entry", "--cluster-name", "prod"); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(calls, ",") != "create,associate "+viewer {
-		t.Fatalf("calls = %q", calls)
-	}
-	mode = "CONFIG_MAP"
-	if _, err := runEKS(t, "access", "grant", "--arn", viewer, "--access-entry", "--cluster-name", "prod"); !errors.Is(err, eksauth.ErrAccessEntriesUnsupported) {
-		t.Fatalf("CONFIG_MAP cluster: %v", err)
 	}
 }

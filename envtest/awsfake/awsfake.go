@@ -52,6 +52,8 @@ type Set struct {
 	associations  map[string]Association // by cluster/namespace/serviceAccount
 	issued        map[string]issuedRole  // access key id -> the assumed role it stands for
 	web           *webIdentity           // IAM OIDC providers and roles for AssumeRoleWithWebIdentity
+	eksClusters   map[string]*eksCluster // AddCluster (eksaccess.go)
+	eksFaults     map[string]*injected   // FailEKS, by operation
 	authCalls     int
 	registerCalls int
 }
@@ -107,12 +109,15 @@ func Start(opts Options) (*Set, error) {
 		activations:  map[string]*activation{},
 		associations: map[string]Association{},
 		issued:       map[string]issuedRole{},
+		eksClusters:  map[string]*eksCluster{},
+		eksFaults:    map[string]*injected{},
 	}
 	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})
 	s.EKSAuth = awstest.NewServer(awstest.Options{Service: "eks-auth", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Anonymous: true, Now: opts.Now})
 	s.registerEKS()
+	s.registerEKSAccess()
 	s.registerSSM()
 	s.registerEKSAuth()
 	s.registerSTS()

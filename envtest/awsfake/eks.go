@@ -114,6 +114,10 @@ func (s *Set) describeCluster(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	c, ok := s.clusters[name]
 	if !ok {
+		if ec, ok := s.eksClusters[name]; ok {
+			s.describeEKSCluster(w, ec)
+			return
+		}
 		awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "No cluster found for name: "+name+".")
 		return
 	}

@@ -22,6 +22,15 @@
 // access is narrowed (the cluster-wide binding once namespaces are given, RoleBindings of namespaces
 // no longer listed), so a restriction never leaves the broader grant in place.
 //
+// After the fact, ListAccess reads who can reach the cluster through the connector: the ARNs in the
+// impersonation ClusterRole's resourceNames (the seed's "eks-connector-service" or the rendered
+// DefaultImpersonationName) and every ClusterRoleBinding and RoleBinding naming each as a user.
+// Revoke takes one ARN out: an update of the ClusterRole carrying the resourceVersion it read
+// (retried on conflict; a rule left without names is removed, since an empty resourceNames would
+// allow every user), then the bindings whose only subject is the ARN are deleted and the others
+// trimmed, each write preconditioned on the object read. A role that allows every user is
+// reported (AccessList.Unrestricted) and Revoke refuses it (ErrUnrestrictedImpersonation).
+//
 // The package does not decide who gets access (that is the caller's policy), does not edit
 // aws-auth (see package awsauth) and does not remove other objects left over from earlier object
 // sets (a ClusterRole under another name): delete those by label (LabelManagedBy) if needed.
