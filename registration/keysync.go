@@ -12,18 +12,15 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ekslink/ekslink/internal/promreg"
 	"github.com/ekslink/ekslink/statestore"
 )
 
-// KeySyncOptions configure a KeySync.
+// KeySyncOptions configure a KeySync. Every zero value means the documented default.
 type KeySyncOptions struct {
-	// VaultDir is the vault directory on this machine (required).
-	VaultDir string
-	// Store is the durable state (required).
-	Store statestore.Store
 	// Logger (default discard).
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry; never the global one).
+	// Registerer receives the metrics; nil keeps them unregistered (never the global registry).
 	Registerer prometheus.Registerer
 	// Interval is the periodic check, a safety net for missed file events (default 30s).
 	Interval time.Duration
@@ -45,7 +42,9 @@ type KeySyncOptions struct {
 // window in which the vault holds a key the store does not have through Ready, a metric and a log
 // line.
 type KeySync struct {
-	opts KeySyncOptions
+	store    statestore.Store
+	vaultDir string
+	opts     KeySyncOptions
 
 	mu            sync.Mutex
 	readyErr      error
@@ -64,16 +63,14 @@ type KeySync struct {
 // ErrUnsynced is matched by Ready while the vault's key is not (known to be) in the store.
 var ErrUnsynced = errors.New("registration: vault key not synced to the state store")
 
-// NewKeySync validates opts and registers the metrics.
-func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
-	if opts.VaultDir == "" || opts.Store == nil {
-		return nil, fmt.Errorf("%w: KeySync needs VaultDir and Store", ErrInvalidInput)
+// NewKeySync returns a KeySync that copies the key of the vault directory vaultDir into store; it
+// validates opts and registers the metrics.
+func NewKeySync(store statestore.Store, vaultDir string, opts KeySyncOptions) (*KeySync, error) {
+	if vaultDir == "" || store == nil {
+		return nil, fmt.Errorf("%w: KeySync needs a vault directory and a state store", ErrInvalidInput)
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 30 * time.Second
@@ -91,6 +88,8 @@ func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
 		opts.Now = time.Now
 	}
 	k := &KeySync{
+		store:    store,
+		vaultDir: vaultDir,
 		opts:     opts,
 		readyErr: fmt.Errorf("%w: not checked yet", ErrUnsynced),
 		unsynced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ekslink_registration_key_unsynced",
@@ -104,12 +103,11 @@ func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
 		checks:     make(chan struct{}, 1),
 		newWatcher: fsnotify.NewWatcher,
 	}
+	k.unsynced = promreg.Adopt(opts.Registerer, k.unsynced)
+	k.syncs = promreg.Adopt(opts.Registerer, k.syncs)
+	k.failures = promreg.Adopt(opts.Registerer, k.failures)
+	k.lastSync = promreg.Adopt(opts.Registerer, k.lastSync)
 	k.unsynced.Set(1)
-	for _, c := range []prometheus.Collector{k.unsynced, k.syncs, k.failures, k.lastSync} {
-		if err := opts.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("registration: registering KeySync metrics: %w", err)
-		}
-	}
 	return k, nil
 }
 
@@ -180,7 +178,7 @@ func (k *KeySync) Run(ctx context.Context) error {
 		defer w.Close()
 		events, errs = w.Events, w.Errors
 	}
-	storeDir := filepath.Join(k.opts.VaultDir, "Store")
+	storeDir := filepath.Join(k.vaultDir, "Store")
 	watched := false
 	watch := func() {
 		if watched || w == nil {
@@ -263,7 +261,7 @@ func (k *KeySync) SyncOnce(ctx context.Context) error {
 func (k *KeySync) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, k.opts.CheckTimeout)
 	defer cancel()
-	rk, err := ReadRegistrationKey(k.opts.VaultDir)
+	rk, err := ReadRegistrationKey(k.vaultDir)
 	if err != nil {
 		return fmt.Errorf("reading the vault key: %w", err)
 	}
@@ -275,7 +273,7 @@ func (k *KeySync) check(ctx context.Context) error {
 		return err
 	}
 	saved := false
-	_, err = statestore.Update(ctx, k.opts.Store, func(doc *statestore.Document) error {
+	_, err = statestore.Update(ctx, k.store, func(doc *statestore.Document) error {
 		saved = false
 		st, err := decodeState(doc)
 		if err != nil {

@@ -309,7 +309,7 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 		if after.RegistrationKey.PrivateKeyCreatedDate != agentRecord.PrivateKeyCreatedDate || after.RegistrationKey.PublicKey != rotated.PublicKey {
 			t.Fatalf("rewritten vault record %+v: want the agent's date and the rotated key's public key", after.RegistrationKey)
 		}
-		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0"))
+		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0", statestore.SecretOptions{}))
 		if err != nil || st == nil {
 			t.Fatalf("state: %+v, %v", st, err)
 		}

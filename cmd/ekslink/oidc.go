@@ -614,7 +614,7 @@ endpoints (private endpoints, tests).`,
 			if err != nil {
 				return err
 			}
-			res, err := publish.New(cfg, oidcLogger(cmd)).Publish(cmd.Context(), site)
+			res, err := publish.NewFromConfig(cfg, func(o *publish.Options) { o.Logger = oidcLogger(cmd) }).Publish(cmd.Context(), site)
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ func TestOIDCKeygenDiscoveryJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDisc, wantJWKS, err := oidc.Documents(issuer, keys)
+	wantDisc, wantJWKS, err := oidc.Documents(issuer, keys, oidc.DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
