@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ekslink/ekslink/internal/filewatch"
 	"github.com/ekslink/ekslink/internal/promreg"
 	"github.com/ekslink/ekslink/statestore"
 )
@@ -166,40 +167,16 @@ func (k *KeySync) setResult(err error) {
 // (for example the inotify instance limit is reached) or stops, or the directory cannot be watched
 // yet, the periodic check keeps the sync going: it never stops before ctx ends.
 func (k *KeySync) Run(ctx context.Context) error {
-	var (
-		events <-chan fsnotify.Event
-		errs   <-chan error
-	)
-	w, err := k.newWatcher()
-	if err != nil {
-		k.opts.Logger.Error(err, "cannot create a file watcher for the vault; relying on the periodic check", "interval", k.opts.Interval.String())
-		w = nil
-	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-	}
-	storeDir := filepath.Join(k.vaultDir, "Store")
-	watched := false
-	watch := func() {
-		if watched || w == nil {
-			return
-		}
-		// The directory, not the file: the agent may replace the file, and the watch must survive.
-		if err := w.Add(storeDir); err == nil {
-			watched = true
-		} else {
-			k.opts.Logger.V(1).Info("cannot watch the vault yet, relying on the periodic check", "dir", storeDir, "error", err.Error())
-		}
-	}
-	watch()
-
-	ticker := time.NewTicker(k.opts.Interval)
-	defer ticker.Stop()
+	// The directory is watched, not the file: the agent may replace the file, and the watch must
+	// survive. A directory that does not exist yet is watched from the periodic check on.
+	changes := filewatch.Start(ctx, filewatch.Options{
+		Files: []string{filepath.Join(k.vaultDir, filepath.FromSlash(RegistrationKeyFile))}, Interval: k.opts.Interval,
+		Logger: k.opts.Logger, NewWatcher: k.newWatcher,
+	})
 	var retry *time.Timer
 	var retryC <-chan time.Time
 	backoff := k.opts.MinBackoff
 	check := func() {
-		watch()
 		err := k.check(ctx)
 		if ctx.Err() != nil {
 			return
@@ -225,23 +202,10 @@ func (k *KeySync) Run(ctx context.Context) error {
 				retry.Stop()
 			}
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				k.opts.Logger.Error(nil, "vault watcher stopped; relying on the periodic check")
-				events, errs = nil, nil
-				continue
-			}
-			if filepath.Base(ev.Name) == filepath.Base(RegistrationKeyFile) {
+		case _, ok := <-changes:
+			if ok {
 				check()
 			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			k.opts.Logger.Error(err, "vault watcher error; the periodic check continues")
-		case <-ticker.C:
-			check()
 		case <-k.checks:
 			check()
 		case <-retryC:

@@ -23,6 +23,7 @@ import (
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
 	"github.com/ekslink/ekslink/impersonation/rbac"
+	"github.com/ekslink/ekslink/internal/atomicfile"
 	"github.com/ekslink/ekslink/internal/cli"
 )
 
@@ -183,21 +184,7 @@ new private temporary file whose path is printed.`,
 }
 
 // eksWritePrivate writes data to path with mode 0600, replacing the file atomically.
-func eksWritePrivate(path string, data []byte) error {
-	dir := "."
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		dir = path[:i+1]
-	}
-	tmp, cleanup, err := eksauth.WriteTempKubeconfig(dir, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = cleanup()
-		return err
-	}
-	return nil
-}
+func eksWritePrivate(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // eksKubeFlags pick the Kubernetes API server: a kubeconfig, or an EKS cluster reached directly.
 type eksKubeFlags struct {

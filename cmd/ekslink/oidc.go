@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/ekslink/ekslink/internal/atomicfile"
 	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/internal/regularfile"
 	"github.com/ekslink/ekslink/oidc"
@@ -155,52 +156,15 @@ func oidcKeygenCommand() *cobra.Command {
 	return c
 }
 
-// oidcWriteFileAtomic writes data with mode 0600 through a temporary file and a rename, so a
-// crash never leaves a truncated key.
-func oidcWriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// oidcWriteFileAtomic writes data with mode 0600 atomically, so a crash never leaves a truncated
+// key.
+func oidcWriteFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // oidcWriteFileNew is oidcWriteFileAtomic for a path that must not exist yet: the complete file
-// is hard-linked into place, which fails if anything is there.
+// is linked into place, which fails if anything is there.
 func oidcWriteFileNew(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	if err := atomicfile.WriteNew(path, data, 0o600); err != nil {
+		if errors.Is(err, atomicfile.ErrExist) {
 			return fmt.Errorf("%s exists; refusing to overwrite a signing key (use --force)", path)
 		}
 		return err
