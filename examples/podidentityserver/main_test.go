@@ -55,7 +55,9 @@ func TestAPodGetsItsRoleThroughTheEmbeddedServer(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(runCtx, []string{"--cluster-name=prod", "--listen=127.0.0.1:0"}, io.Discard, func(a net.Addr) { addrs <- a }) }()
+	go func() {
+		done <- run(runCtx, []string{"--cluster-name=prod", "--listen=127.0.0.1:0"}, io.Discard, func(a net.Addr) { addrs <- a })
+	}()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
