@@ -24,6 +24,7 @@ import (
 
 	"github.com/ekslink/ekslink/internal/atomicfile"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/internal/filewatch"
 	"github.com/ekslink/ekslink/internal/regularfile"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
@@ -425,8 +426,9 @@ func oidcServeCommand() *cobra.Command {
 		Short: "Serve the discovery document and JWKS over HTTP(S), reloading the key files",
 		Long: `Serves the documents at the issuer's path + /.well-known/openid-configuration and at the
 jwks_uri's path, with kube-apiserver's content types and Cache-Control, ETags, GET/HEAD only.
-Key files are re-read every --reload-interval and swapped in atomically (a broken file keeps the
-previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shuts down gracefully.`,
+Key files are re-read when they change (file events in their directories, which include atomic
+replaces and Kubernetes' ..data swap of a mounted Secret) and at least every --reload-interval, and
+swapped in atomically (a broken file keeps the previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shuts down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if k.issuer == "" || len(k.keyFiles) == 0 {
@@ -478,15 +480,9 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 			defer ln.Close()
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel() // stops the reload loop whichever way serving ends
+			changes := filewatch.Start(ctx, filewatch.Options{Files: k.keyFiles, Interval: reload, Debounce: 100 * time.Millisecond, Logger: log})
 			go func() {
-				t := time.NewTicker(reload)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-					}
+				for range changes {
 					next, err := oidc.ParseKeyFiles(k.keyFiles...)
 					if err == nil {
 						err = h.SetKeys(next)
@@ -524,7 +520,7 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 	c.Flags().StringVar(&listen, "listen", ":8080", "listen address")
 	c.Flags().StringVar(&certFile, "tls-cert-file", "", "serve HTTPS with this certificate (STS requires https in front)")
 	c.Flags().StringVar(&keyFile, "tls-key-file", "", "private key for --tls-cert-file")
-	c.Flags().DurationVar(&reload, "reload-interval", time.Minute, "how often to re-read the key files")
+	c.Flags().DurationVar(&reload, "reload-interval", time.Minute, "how often to re-read the key files even without a file event")
 	return c
 }
 
