@@ -47,11 +47,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 	}
 	// A second Handler on the same registry shares the first one's collectors.
-	m.requests = promreg.Adopt(reg, m.requests)
-	m.duration = promreg.Adopt(reg, m.duration)
-	m.upstreamErrors = promreg.Adopt(reg, m.upstreamErrors)
-	m.activeStreams = promreg.Adopt(reg, m.activeStreams)
-	m.rejected = promreg.Adopt(reg, m.rejected)
-	m.reloads = promreg.Adopt(reg, m.reloads)
+	promreg.All(reg, &m.requests, &m.duration, &m.upstreamErrors, &m.activeStreams, &m.rejected, &m.reloads)
 	return m
 }

@@ -95,12 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.entries = promreg.Adopt(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Subsystem: sub, Name: "cache_entries", Help: "Entries in the credential cache.",
 	}))
-	m.requestDuration = promreg.Adopt(reg, m.requestDuration)
-	m.hits = promreg.Adopt(reg, m.hits)
-	m.misses = promreg.Adopt(reg, m.misses)
-	m.upstreamCalls = promreg.Adopt(reg, m.upstreamCalls)
-	m.upstreamLatency = promreg.Adopt(reg, m.upstreamLatency)
-	m.rateLimited = promreg.Adopt(reg, m.rateLimited)
+	promreg.All(reg, &m.requestDuration, &m.hits, &m.misses, &m.upstreamCalls, &m.upstreamLatency, &m.rateLimited)
 	m.upstream.httpResponse = promreg.Adopt(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pod_identity_http_response", Help: "Pod Identity http response code",
 	}, []string{"code"}))

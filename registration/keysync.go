@@ -104,10 +104,7 @@ func NewKeySync(store statestore.Store, vaultDir string, opts KeySyncOptions) (*
 		checks:     make(chan struct{}, 1),
 		newWatcher: fsnotify.NewWatcher,
 	}
-	k.unsynced = promreg.Adopt(opts.Registerer, k.unsynced)
-	k.syncs = promreg.Adopt(opts.Registerer, k.syncs)
-	k.failures = promreg.Adopt(opts.Registerer, k.failures)
-	k.lastSync = promreg.Adopt(opts.Registerer, k.lastSync)
+	promreg.All(opts.Registerer, &k.unsynced, &k.syncs, &k.failures, &k.lastSync)
 	k.unsynced.Set(1)
 	return k, nil
 }

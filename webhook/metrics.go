@@ -51,11 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Indicator to how many pods are using sts web identity or container credentials",
 		}, []string{"method"}),
 	}
-	m.mutations = promreg.Adopt(reg, m.mutations)
-	m.duration = promreg.Adopt(reg, m.duration)
-	m.lookups = promreg.Adopt(reg, m.lookups)
-	m.reloads = promreg.Adopt(reg, m.reloads)
-	m.podCount = promreg.Adopt(reg, m.podCount)
+	promreg.All(reg, &m.mutations, &m.duration, &m.lookups, &m.reloads, &m.podCount)
 	return m
 }
 

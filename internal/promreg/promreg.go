@@ -8,6 +8,7 @@ package promreg
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,4 +30,29 @@ func Adopt[C prometheus.Collector](r prometheus.Registerer, c C) C {
 		}
 	}
 	return c
+}
+
+// All adopts, in place, each collector its arguments point to: pointers to the collector fields of
+// a package's metrics (*prometheus.Counter, *prometheus.Gauge, *prometheus.Histogram and
+// *prometheus.CounterVec, *prometheus.GaugeVec, *prometheus.HistogramVec). Anything else is a
+// programming error and panics.
+func All(r prometheus.Registerer, fields ...any) {
+	for _, f := range fields {
+		switch p := f.(type) {
+		case *prometheus.Counter:
+			*p = Adopt(r, *p)
+		case *prometheus.Gauge:
+			*p = Adopt(r, *p)
+		case *prometheus.Histogram:
+			*p = Adopt(r, *p)
+		case **prometheus.CounterVec:
+			*p = Adopt(r, *p)
+		case **prometheus.GaugeVec:
+			*p = Adopt(r, *p)
+		case **prometheus.HistogramVec:
+			*p = Adopt(r, *p)
+		default:
+			panic(fmt.Sprintf("promreg.All: %T is not a pointer to a collector field", f))
+		}
+	}
 }

@@ -99,28 +99,20 @@ func NewFromConfig(cfg aws.Config, optFns ...func(*Options)) *Publisher {
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
 	}
+	// Both clients share the options that are not per service through a copy of the aws.Config.
+	cfg = cfg.Copy()
+	cfg.Region, cfg.HTTPClient = o.Region, o.HTTPClient
+	if o.Retryer != nil {
+		cfg.Retryer = func() aws.Retryer { return o.Retryer }
+	}
 	return &Publisher{
 		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
 			so.UsePathStyle = true
-			so.Region = o.Region
-			if o.HTTPClient != nil {
-				so.HTTPClient = o.HTTPClient
-			}
-			if o.Retryer != nil {
-				so.Retryer = o.Retryer
-			}
 			if o.S3BaseEndpoint != nil {
 				so.BaseEndpoint = o.S3BaseEndpoint
 			}
 		}),
 		IAM: iam.NewFromConfig(cfg, func(io *iam.Options) {
-			io.Region = o.Region
-			if o.HTTPClient != nil {
-				io.HTTPClient = o.HTTPClient
-			}
-			if o.Retryer != nil {
-				io.Retryer = o.Retryer
-			}
 			if o.IAMBaseEndpoint != nil {
 				io.BaseEndpoint = o.IAMBaseEndpoint
 			}
