@@ -143,16 +143,7 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 // useKubeconfig points KUBECONFIG at a private control plane and returns it.
 func useKubeconfig(t *testing.T) *testenv.Env {
 	env := testenv.Start(t, testenv.Options{})
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
-	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}
-	kc.Contexts["t"] = &clientcmdapi.Context{Cluster: "t", AuthInfo: "t"}
-	kc.CurrentContext = "t"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", path)
+	t.Setenv("KUBECONFIG", env.KubeconfigFile(t, &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}))
 	return env
 }
 

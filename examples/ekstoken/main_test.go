@@ -101,16 +101,7 @@ func authenticator(t *testing.T, sts *awstest.Server, cluster string) string {
 		_ = json.NewEncoder(w).Encode(tr)
 	}))
 	t.Cleanup(wh.Close)
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["webhook"] = &clientcmdapi.Cluster{Server: wh.URL, CertificateAuthorityData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw})}
-	kc.AuthInfos["apiserver"] = &clientcmdapi.AuthInfo{}
-	kc.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "apiserver"}
-	kc.CurrentContext = "webhook"
-	path := filepath.Join(t.TempDir(), "webhook.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return testenv.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), &clientcmdapi.AuthInfo{})
 }
 
 // The example's main path against a real kube-apiserver that authenticates EKS tokens through the
