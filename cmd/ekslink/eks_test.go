@@ -28,18 +28,11 @@ import (
 // runEKS runs the CLI in-process and returns stdout.
 func runEKS(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCommand()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
+	out, errOut, err := runEKSErr(t, args...)
 	if err != nil {
-		t.Logf("stderr: %s", errOut.String())
+		t.Logf("stderr: %s", errOut)
 	}
-	return out.String(), err
+	return out, err
 }
 
 // isolateAWS points the AWS SDK at test credentials only (no ~/.aws, no IMDS).
