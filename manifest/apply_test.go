@@ -262,7 +262,7 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 			doc, err := statestore.Update(ctx, store, func(d *statestore.Document) error {
 				d.Data["phase"] = []byte(v)
 				return nil
-			}, nil)
+			}, statestore.UpdateOptions{})
 			if err != nil {
 				t.Fatalf("write %d: %v", i, err)
 			}

@@ -257,7 +257,7 @@ func (k *KeySync) check(ctx context.Context) error {
 		st.UpdatedAt = k.opts.Now().UTC()
 		saved = true
 		return encodeState(doc, st)
-	}, &statestore.UpdateOptions{MaxAttempts: 20})
+	}, statestore.UpdateOptions{MaxAttempts: 20})
 	if err != nil {
 		return fmt.Errorf("saving the rotated key: %w", err)
 	}

@@ -169,7 +169,7 @@ func TestUpdateStopsOnErrNoChange(t *testing.T) {
 	s := statestore.NewMemory()
 	ctx := context.Background()
 	v, _ := s.Save(ctx, map[string][]byte{"a": []byte("1")}, "")
-	doc, err := statestore.Update(ctx, s, func(*statestore.Document) error { return statestore.ErrNoChange }, nil)
+	doc, err := statestore.Update(ctx, s, func(*statestore.Document) error { return statestore.ErrNoChange }, statestore.UpdateOptions{})
 	if err != nil || doc.Version != v {
 		t.Fatalf("Update = %+v, %v", doc, err)
 	}
