@@ -1,6 +1,7 @@
 package podidentity
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -142,7 +143,8 @@ type ServerOptions struct {
 	// Logger receives one line per meaningful event (default discard). Tokens are never logged, only
 	// a short hash.
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry, see Server.Registry).
+	// Registerer receives the metrics; nil keeps them unregistered. Servers on one Registerer share
+	// the collectors (their counts add up).
 	Registerer prometheus.Registerer
 	// Now is the clock used for expiry decisions (default time.Now).
 	Now func() time.Time
@@ -156,7 +158,6 @@ type Server struct {
 	log      logr.Logger
 	now      func() time.Time
 	metrics  *metrics
-	reg      *prometheus.Registry
 	budget   *bucket
 	sources  *sourceBudgets
 	hosts    atomic.Pointer[map[string]struct{}]
@@ -200,22 +201,22 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("podidentity: ServerOptions.%s must not be negative", o.name)
 		}
 	}
-	setDefault(&opts.MaxTokenBytes, DefaultMaxTokenBytes)
-	setDefault(&opts.CacheSize, DefaultCacheSize)
-	setDefault(&opts.ServeSkew, DefaultServeSkew)
-	setDefault(&opts.RefreshBefore, DefaultRefreshBefore)
-	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&opts.RefreshWorkers, DefaultRefreshWorkers)
-	setDefault(&opts.UpstreamTimeout, DefaultUpstreamTimeout)
-	setDefault(&opts.ThrottleTTL, DefaultThrottleTTL)
-	setDefault(&opts.RefusalTTL, DefaultRefusalTTL)
-	setDefault(&opts.Rate, DefaultRate)
-	setDefault(&opts.Burst, DefaultBurst)
-	setDefault(&opts.MissWait, DefaultMissWait)
-	setDefault(&opts.ReservedBurst, min((opts.Burst+3)/4, opts.Burst-1))
-	setDefault(&opts.SourceRate, DefaultSourceRate)
-	setDefault(&opts.SourceBurst, DefaultSourceBurst)
-	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
+	opts.MaxTokenBytes = cmp.Or(opts.MaxTokenBytes, DefaultMaxTokenBytes)
+	opts.CacheSize = cmp.Or(opts.CacheSize, DefaultCacheSize)
+	opts.ServeSkew = cmp.Or(opts.ServeSkew, DefaultServeSkew)
+	opts.RefreshBefore = cmp.Or(opts.RefreshBefore, DefaultRefreshBefore)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.RefreshWorkers = cmp.Or(opts.RefreshWorkers, DefaultRefreshWorkers)
+	opts.UpstreamTimeout = cmp.Or(opts.UpstreamTimeout, DefaultUpstreamTimeout)
+	opts.ThrottleTTL = cmp.Or(opts.ThrottleTTL, DefaultThrottleTTL)
+	opts.RefusalTTL = cmp.Or(opts.RefusalTTL, DefaultRefusalTTL)
+	opts.Rate = cmp.Or(opts.Rate, DefaultRate)
+	opts.Burst = cmp.Or(opts.Burst, DefaultBurst)
+	opts.MissWait = cmp.Or(opts.MissWait, DefaultMissWait)
+	opts.ReservedBurst = cmp.Or(opts.ReservedBurst, min((opts.Burst+3)/4, opts.Burst-1))
+	opts.SourceRate = cmp.Or(opts.SourceRate, DefaultSourceRate)
+	opts.SourceBurst = cmp.Or(opts.SourceBurst, DefaultSourceBurst)
+	opts.UnhealthyAfter = cmp.Or(opts.UnhealthyAfter, DefaultUnhealthyAfter)
 	if opts.RefreshBefore <= opts.ServeSkew {
 		return nil, fmt.Errorf("podidentity: ServerOptions.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
 	}
@@ -229,17 +230,8 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 		opts.Logger = logr.Discard()
 	}
 	s := &Server{opts: opts, upstream: upstream, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
-	reg := opts.Registerer
-	if reg == nil {
-		s.reg = prometheus.NewRegistry()
-		reg = s.reg
-	}
+	s.metrics = newMetrics(opts.Registerer)
 	s.cache = newCache(s)
-	m, err := newMetrics(reg, func() float64 { return float64(s.cache.len()) })
-	if err != nil {
-		return nil, fmt.Errorf("podidentity: registering metrics: %w", err)
-	}
-	s.metrics = m
 	hosts := map[string]struct{}{}
 	for _, h := range opts.Hosts {
 		hosts[normalizeHost(h)] = struct{}{}
@@ -249,16 +241,6 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 	s.cache.start()
 	return s, nil
 }
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
-}
-
-// Registry is the private registry holding the metrics when ServerOptions.Registerer was nil.
-func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Close stops background refreshes and cancels in-flight upstream calls. Serve calls return when
 // their own contexts end.

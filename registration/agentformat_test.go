@@ -194,7 +194,7 @@ func TestAgentRotatedVaultIsReadWithItsPrivateKey(t *testing.T) {
 func restoreAndLoad(t *testing.T, st *registration.State, fx ssmagent.InstanceInfo) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "Vault")
-	if err := registration.WriteVault(context.Background(), dir, st, nil); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := (&ssmagent.Vault{Dir: dir}).Load()
@@ -295,7 +295,7 @@ func TestKeySyncRefusesUnusableAgentRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := c.beforeRotation(t)
-			ks, err := registration.NewKeySync(registration.KeySyncOptions{VaultDir: v.Dir, Store: store})
+			ks, err := registration.NewKeySync(store, v.Dir, registration.KeySyncOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

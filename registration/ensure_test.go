@@ -123,7 +123,9 @@ func TestEnsureSurvivesACrashWithTheSecretStore(t *testing.T) {
 	for _, crashAt := range []string{stepPendingSaved, stepRegistered, stepPersisted} {
 		t.Run(fmt.Sprintf("crash %q", crashAt), func(t *testing.T) {
 			ns := env.Namespace(t)
-			crashScenario(t, func() statestore.Store { return statestore.NewSecret(env.Client, ns, "eks-connector-state-0") }, crashAt, true)
+			crashScenario(t, func() statestore.Store {
+				return statestore.NewSecret(env.Client, ns, "eks-connector-state-0", statestore.SecretOptions{})
+			}, crashAt, true)
 		})
 	}
 }
@@ -151,7 +153,7 @@ func crashScenario(t *testing.T, newStore func() statestore.Store, crashAt strin
 	} else if err != nil {
 		t.Fatal(err)
 	} else if crashAt == "" {
-		if err := WriteVault(ctx, vault, st, nil); err != nil {
+		if err := WriteVault(ctx, vault, st, VaultOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +173,7 @@ func crashScenario(t *testing.T, newStore func() statestore.Store, crashAt strin
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	if err := WriteVault(ctx, vault, st, nil); err != nil {
+	if err := WriteVault(ctx, vault, st, VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -97,11 +97,7 @@ type UpdateOptions struct {
 // document with version ""), calls modify on a copy, and saves against the loaded version, repeating
 // on ErrConflict. modify may return ErrNoChange to stop without saving. It returns the saved (or
 // current) document.
-func Update(ctx context.Context, s Store, modify func(*Document) error, opts *UpdateOptions) (*Document, error) {
-	var o UpdateOptions
-	if opts != nil {
-		o = *opts
-	}
+func Update(ctx context.Context, s Store, modify func(*Document) error, o UpdateOptions) (*Document, error) {
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 10
 	}

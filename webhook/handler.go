@@ -34,7 +34,8 @@ const maxReviewBytes = 8 << 20
 type Options struct {
 	// Logger receives one line per mutation and per problem (default: discard).
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry; never the global one).
+	// Registerer receives the metrics; nil keeps them unregistered (never the global registry).
+	// Handlers on one Registerer share the collectors (their counts add up).
 	Registerer prometheus.Registerer
 	// LookupTimeout bounds the live GET of the pod's service account (default 2 s; the API
 	// server's webhook timeout is 10 s by default); past it, the informer cache answers.
@@ -95,9 +96,6 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
 	if opts.LookupTimeout <= 0 {
 		opts.LookupTimeout = 2 * time.Second
 	}
@@ -107,11 +105,7 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	h := &Handler{client: client, cfg: cfg.withDefaults(), opts: opts, log: opts.Logger, metrics: m}
+	h := &Handler{client: client, cfg: cfg.withDefaults(), opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer)}
 	if !opts.DisableEvents {
 		h.events = &events{h: h, last: map[string]time.Time{}}
 	}

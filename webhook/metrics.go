@@ -1,10 +1,9 @@
 package webhook
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 // Results of an admission, the "result" label of ekslink_webhook_mutations_total.
@@ -16,7 +15,7 @@ const (
 	resultError         = "error"          // the service account could not be read
 )
 
-// metrics are the Handler's collectors, registered on the caller's Registerer.
+// metrics are the Handler's collectors, registered on Options.Registerer (promreg.Adopt).
 type metrics struct {
 	mutations *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -33,7 +32,7 @@ type metrics struct {
 	used prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "ekslink", "webhook"
 	m := &metrics{
 		mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,16 +65,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Indicator to know pod identity webhook is used",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.mutations, m.duration, m.lookups, m.reloads, m.podCount, m.missingSA, m.used} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("webhook: metrics already registered on this Registerer (one Handler per registry): %w", err)
-			}
-			return nil, fmt.Errorf("webhook: registering metrics: %w", err)
-		}
-	}
-	return m, nil
+	promreg.All(reg, &m.mutations, &m.duration, &m.lookups, &m.reloads, &m.podCount, &m.missingSA, &m.used)
+	return m
 }
 
 func (m *metrics) admitted(mode Mode, result string) {

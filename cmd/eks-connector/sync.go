@@ -30,7 +30,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -74,8 +73,8 @@ func newKeySync(log logr.Logger, reg prometheus.Registerer, o keySyncFlags) (*re
 		return nil, err
 	}
 	log.Info("key sync configured", "vaultDir", o.vaultDir, "stateStore", storeDesc)
-	return registration.NewKeySync(registration.KeySyncOptions{
-		VaultDir: o.vaultDir, Store: store, Logger: log, Registerer: reg,
+	return registration.NewKeySync(store, o.vaultDir, registration.KeySyncOptions{
+		Logger: log, Registerer: reg,
 		Interval: o.interval, MaxBackoff: o.maxBackoff, CheckTimeout: o.checkTimeout,
 	})
 }
@@ -148,8 +147,7 @@ func runSync(ctx context.Context, o *syncOptions, log logr.Logger, listening fun
 	if err := checkProbeAddr("--health-addr", o.healthAddr); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.NewRegistry()
 	o.enabled = true
 	ks, err := newKeySync(log, reg, o.keySyncFlags)
 	if err != nil {

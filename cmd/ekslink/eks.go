@@ -83,8 +83,8 @@ func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-func (f *eksAWSFlags) tokenOptions() eksauth.TokenOptions {
-	return eksauth.TokenOptions{Region: f.region, FIPS: f.fips, DualStack: f.dualStack, GlobalEndpoint: f.global}
+func (f *eksAWSFlags) tokenOptions(o *eksauth.TokenOptions) {
+	*o = eksauth.TokenOptions{Region: f.region, FIPS: f.fips, DualStack: f.dualStack, GlobalEndpoint: f.global}
 }
 
 func newEKSTokenCommand() *cobra.Command {
@@ -109,7 +109,7 @@ unset). The token expires 14 minutes after signing or when the AWS credentials d
 		if err != nil {
 			return err
 		}
-		gen, err := eksauth.NewTokenGenerator(cfg, aws.tokenOptions())
+		gen, err := eksauth.NewTokenGenerator(cfg, aws.tokenOptions)
 		if err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func (f *eksKubeFlags) restConfig(ctx context.Context) (*rest.Config, *eksauth.C
 		if cluster, err = eksauth.DescribeCluster(ctx, cfg, f.cluster, eksauth.ClusterOptions{}); err != nil {
 			return nil, nil, err
 		}
-		gen, err := eksauth.NewTokenGenerator(cfg, f.aws.tokenOptions())
+		gen, err := eksauth.NewTokenGenerator(cfg, f.aws.tokenOptions)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -44,15 +44,13 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.NewRegistry()
 	var selfCerts *webhook.SelfCerts
 	if o.certSecret != "" {
 		ns, name, _ := strings.Cut(o.certSecret, "/")
-		selfCerts, err = webhook.NewSelfCerts(client, webhook.SelfCertsOptions{
-			SecretNamespace: ns, SecretName: name, ServiceNamespace: o.namespace, ServiceName: o.serviceName,
-			WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"), Registerer: reg,
-		})
+		selfCerts, err = webhook.NewSelfCerts(client,
+			types.NamespacedName{Namespace: ns, Name: name}, types.NamespacedName{Namespace: o.namespace, Name: o.serviceName},
+			webhook.SelfCertsOptions{WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"), Registerer: reg})
 		if err != nil {
 			return err
 		}

@@ -43,7 +43,7 @@ func newWebIdentityWorld(t *testing.T) *webIdentityWorld {
 	key := newKey(t)
 	k, err := oidc.NewKey(key.Public())
 	require.NoError(t, err)
-	h, err := oidc.NewHandler(issuer, []oidc.Key{k})
+	h, err := oidc.NewHandler(issuer, []oidc.Key{k}, oidc.DocumentOptions{})
 	require.NoError(t, err)
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)

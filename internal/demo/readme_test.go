@@ -20,6 +20,7 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
@@ -29,6 +30,7 @@ import (
 	"github.com/ekslink/ekslink/eksauth/awsauth"
 	"github.com/ekslink/ekslink/podidentity"
 	"github.com/ekslink/ekslink/impersonation"
+	"github.com/ekslink/ekslink/impersonation/rbac"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/registration"
 	"github.com/ekslink/ekslink/statestore"
@@ -37,7 +39,8 @@ import (
 var _ = http.Serve
 
 func snippet(ctx context.Context, restCfg *rest.Config, registry prometheus.Registerer, log logr.Logger, listener net.Listener,
-	clientset kubernetes.Interface, id, code, token, ciRole string, awsCfg aws.Config) error {
+	clientset kubernetes.Interface, id, code, token, ciRole, aliceARN string, awsCfg aws.Config,
+	cluster *eksauth.Cluster, awsAuthCfg *awsauth.Config) error {
 `
 
 // TestREADMEGoSnippetCompiles compiles the README's Go block against the packages, so a renamed

@@ -180,7 +180,7 @@ func Run(t *testing.T, newStore func(t *testing.T) statestore.Store, opts Option
 						d.Data["n"] = []byte(strconv.Itoa(n + 1))
 						d.Data[fmt.Sprintf("w%d", w)] = []byte("seen")
 						return nil
-					}, &statestore.UpdateOptions{MaxAttempts: -1, Backoff: func(int) time.Duration { return time.Millisecond }})
+					}, statestore.UpdateOptions{MaxAttempts: -1, Backoff: func(int) time.Duration { return time.Millisecond }})
 					if err != nil {
 						errs <- err
 						return
