@@ -167,11 +167,7 @@ func RESTConfig(ctx context.Context, cfg aws.Config, name string, opts ClusterOp
 	if err != nil {
 		return nil, err
 	}
-	tokOpts := opts.Token
-	if tokOpts.Region == "" {
-		tokOpts.Region = cfg.Region
-	}
-	gen, err := NewTokenGenerator(cfg, tokOpts)
+	gen, err := NewTokenGenerator(cfg, func(o *TokenOptions) { *o = opts.Token })
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,10 @@ func ExampleNewTokenGenerator() {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 	}
 	signedAt := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	gen, err := eksauth.NewTokenGenerator(cfg, eksauth.TokenOptions{FIPS: true, Now: func() time.Time { return signedAt }})
+	gen, err := eksauth.NewTokenGenerator(cfg, func(o *eksauth.TokenOptions) {
+		o.FIPS = true
+		o.Now = func() time.Time { return signedAt }
+	})
 	if err != nil {
 		panic(err)
 	}

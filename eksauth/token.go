@@ -72,8 +72,8 @@ func (e *TokenError) Is(target error) bool {
 	return target == ErrInvalidToken || (e.Expired && target == ErrTokenExpired)
 }
 
-// TokenOptions configure a TokenGenerator. The zero value uses aws.Config's region and credentials,
-// the regional STS endpoint and time.Now.
+// TokenOptions configure a TokenGenerator; NewTokenGenerator's functions set them. Zero values take
+// what the aws.Config holds: its region and credentials, the regional STS endpoint and time.Now.
 type TokenOptions struct {
 	// Region is the STS region to sign for (default aws.Config.Region). Required one way or the other.
 	Region string
@@ -126,9 +126,14 @@ type TokenGenerator struct {
 // clusterPattern accepts EKS cluster names and the UUID cluster IDs of local clusters on Outposts.
 var clusterPattern = regexp.MustCompile(`^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$`)
 
-// NewTokenGenerator checks the region and endpoint choice up front, so Token only fails for
-// credential or cluster problems.
-func NewTokenGenerator(cfg aws.Config, opts TokenOptions) (*TokenGenerator, error) {
+// NewTokenGenerator builds a TokenGenerator from an aws.Config (its region and credentials), then
+// applies optFns in order, as an aws-sdk-go-v2 NewFromConfig does. It checks the region and endpoint
+// choice up front, so Token only fails for credential or cluster problems.
+func NewTokenGenerator(cfg aws.Config, optFns ...func(*TokenOptions)) (*TokenGenerator, error) {
+	var opts TokenOptions
+	for _, fn := range optFns {
+		fn(&opts)
+	}
 	region := opts.Region
 	if region == "" {
 		region = cfg.Region

@@ -18,7 +18,7 @@ import (
 func generator(t testing.TB, region string, creds aws.CredentialsProvider, opts eksauth.TokenOptions) *eksauth.TokenGenerator {
 	t.Helper()
 	opts.Credentials = creds
-	g, err := eksauth.NewTokenGenerator(aws.Config{Region: region}, opts)
+	g, err := eksauth.NewTokenGenerator(aws.Config{Region: region}, func(o *eksauth.TokenOptions) { *o = opts })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestGeneratorRefusesWhatEKSWouldReject(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Credentials = creds
-			if _, err := eksauth.NewTokenGenerator(aws.Config{Region: tc.region}, tc.opts); err == nil {
+			if _, err := eksauth.NewTokenGenerator(aws.Config{Region: tc.region}, func(o *eksauth.TokenOptions) { *o = tc.opts }); err == nil {
 				t.Fatal("no error")
 			}
 		})

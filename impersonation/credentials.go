@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+
+	"github.com/ekslink/ekslink/internal/filewatch"
 )
 
 // credentials holds the proxy's own bearer token and the CA pool that verifies the API server,
@@ -134,58 +134,14 @@ func (c *credentials) reloadAfter401(minGap time.Duration) bool {
 	return changed
 }
 
-// run watches the files' directories and re-reads periodically until ctx is done.
+// run watches the files' directories and re-reads periodically until ctx is done. A "..data" swap
+// produces several events; one reload shortly after them is enough.
 func (c *credentials) run(ctx context.Context, interval time.Duration, watch bool) {
-	var events <-chan fsnotify.Event
-	var werrs <-chan error
-	if watch {
-		w, err := fsnotify.NewWatcher()
-		if err != nil {
-			c.log.Error(err, "file watching unavailable; relying on periodic reload")
-		} else {
-			defer w.Close()
-			dirs := map[string]bool{}
-			for _, f := range []string{c.tokenFile, c.caFile} {
-				if f != "" {
-					dirs[filepath.Dir(f)] = true
-				}
-			}
-			for d := range dirs {
-				if err := w.Add(d); err != nil {
-					c.log.Error(err, "cannot watch directory; relying on periodic reload", "dir", d)
-				}
-			}
-			events, werrs = w.Events, w.Errors
-		}
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	// Debounce: a "..data" swap produces several events; one reload shortly after is enough.
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			_, _ = c.reload("periodic")
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if debounce == nil {
-				debounce = time.After(20 * time.Millisecond)
-			}
-		case err, ok := <-werrs:
-			if !ok {
-				werrs = nil
-				continue
-			}
-			c.log.Error(err, "file watch error")
-		case <-debounce:
-			debounce = nil
-			_, _ = c.reload("file changed")
-		}
+	for reason := range filewatch.Start(ctx, filewatch.Options{
+		Files: []string{c.tokenFile, c.caFile}, Interval: interval, Debounce: 20 * time.Millisecond,
+		DisableEvents: !watch, Logger: c.log,
+	}) {
+		_, _ = c.reload(reason)
 	}
 }
 

@@ -2,6 +2,8 @@ package impersonation
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 // metrics are the proxy's Prometheus collectors, registered on a caller-supplied Registerer
@@ -44,50 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Re-reads of the service-account token and CA files, by result (changed, unchanged, error).",
 		}, []string{"result"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.activeStreams, m.rejected, m.reloads} {
-			// A second Handler on the same registry shares the first one's collectors.
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if ok := asAlreadyRegistered(err, &are); ok {
-					m.adopt(are.ExistingCollector)
-				}
-			}
-		}
-	}
+	// A second Handler on the same registry shares the first one's collectors.
+	promreg.All(reg, &m.requests, &m.duration, &m.upstreamErrors, &m.activeStreams, &m.rejected, &m.reloads)
 	return m
-}
-
-func asAlreadyRegistered(err error, target *prometheus.AlreadyRegisteredError) bool {
-	are, ok := err.(prometheus.AlreadyRegisteredError)
-	if ok {
-		*target = are
-	}
-	return ok
-}
-
-func (m *metrics) adopt(c prometheus.Collector) {
-	switch existing := c.(type) {
-	case *prometheus.CounterVec:
-		for _, p := range []**prometheus.CounterVec{&m.requests, &m.upstreamErrors, &m.rejected, &m.reloads} {
-			if sameDesc(*p, existing) {
-				*p = existing
-			}
-		}
-	case *prometheus.HistogramVec:
-		if sameDesc(m.duration, existing) {
-			m.duration = existing
-		}
-	case *prometheus.GaugeVec:
-		if sameDesc(m.activeStreams, existing) {
-			m.activeStreams = existing
-		}
-	}
-}
-
-func sameDesc(a, b prometheus.Collector) bool {
-	da, db := make(chan *prometheus.Desc, 1), make(chan *prometheus.Desc, 1)
-	a.Describe(da)
-	b.Describe(db)
-	return (<-da).String() == (<-db).String()
 }

@@ -286,7 +286,7 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 	client := env.ClientForToken(t, token)
 
 	t.Run("state Secret of its own ordinal, rendered empty, is adopted and updated", func(t *testing.T) {
-		store := statestore.NewSecret(client, ns, "eks-connector-state-1")
+		store := statestore.NewSecret(client, ns, "eks-connector-state-1", statestore.SecretOptions{})
 		for i, v := range []string{"pending", "registered"} {
 			doc, err := statestore.Update(ctx, store, func(d *statestore.Document) error {
 				d.Data["phase"] = []byte(v)
@@ -304,7 +304,7 @@ func TestRenderedRBACIsEnoughForTheRealStateStoreAndProxy(t *testing.T) {
 		if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := statestore.NewSecret(client, ns, "other").Load(ctx)
+		_, err := statestore.NewSecret(client, ns, "other", statestore.SecretOptions{}).Load(ctx)
 		if !apierrors.IsForbidden(errors.Unwrap(err)) {
 			t.Fatalf("err = %v, want Forbidden", err)
 		}

@@ -114,7 +114,7 @@ func TestTokenRequestTokensVerifyAgainstOurJWKS(t *testing.T) {
 
 	// The lead's three lines: parse the server's public key, build the documents, verify a token.
 	keys, err := oidc.ParseKeys(mustPEM(t, rsaKey.Public(), ecKey.Public()))
-	_, jwks, err2 := oidc.Documents(issuer, keys)
+	_, jwks, err2 := oidc.Documents(issuer, keys, oidc.DocumentOptions{})
 	if err = errors.Join(err, err2); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestTokenRequestTokensVerifyAgainstOurJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherJWKS, err := oidc.JWKS(otherKeys)
+	otherJWKS, err := oidc.JWKS(otherKeys, oidc.DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,11 +80,7 @@ type discovery struct {
 // kube-apiserver serves at DiscoveryPath and KubeJWKSPath for the same --service-account-issuer,
 // --service-account-jwks-uri and key files (compact JSON, no trailing newline, keys in the given
 // order, algorithms sorted). Only public key material is ever written.
-func Documents(issuer string, keys []Key, opts ...DocumentOptions) (discoveryJSON, jwksJSON []byte, err error) {
-	var o DocumentOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+func Documents(issuer string, keys []Key, o DocumentOptions) (discoveryJSON, jwksJSON []byte, err error) {
 	if !o.SkipIssuerValidation {
 		if _, err := ValidateIssuer(issuer); err != nil {
 			return nil, nil, err
@@ -133,11 +129,7 @@ func Documents(issuer string, keys []Key, opts ...DocumentOptions) (discoveryJSO
 }
 
 // JWKS returns only the key set document (see Documents); only LegacyEmptyKID of opts applies.
-func JWKS(keys []Key, opts ...DocumentOptions) ([]byte, error) {
-	var o DocumentOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+func JWKS(keys []Key, o DocumentOptions) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, ErrNoKeys
 	}

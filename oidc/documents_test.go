@@ -69,10 +69,10 @@ func TestDocumentsOptions(t *testing.T) {
 
 func TestDocumentsRejects(t *testing.T) {
 	r := must(NewKey(mustRSA(t, 2048)))
-	if _, _, err := Documents("http://insecure.example.com", []Key{r}); !errors.Is(err, ErrInvalidIssuer) {
+	if _, _, err := Documents("http://insecure.example.com", []Key{r}, DocumentOptions{}); !errors.Is(err, ErrInvalidIssuer) {
 		t.Errorf("http issuer: %v", err)
 	}
-	if _, _, err := Documents(testIssuer, nil); !errors.Is(err, ErrNoKeys) {
+	if _, _, err := Documents(testIssuer, nil, DocumentOptions{}); !errors.Is(err, ErrNoKeys) {
 		t.Errorf("no keys: %v", err)
 	}
 	if _, _, err := Documents(testIssuer, []Key{r}, DocumentOptions{JWKSURI: "http://x/keys"}); !errors.Is(err, ErrInvalidDocumentOptions) {
@@ -83,7 +83,7 @@ func TestDocumentsRejects(t *testing.T) {
 func TestDocumentsAlgorithmOfHandBuiltKeys(t *testing.T) {
 	ec := mustEC(t, elliptic.P256())
 	rsaKey := mustRSA(t, 2048)
-	disc, set, err := Documents(testIssuer, []Key{{Public: &ec.PublicKey}, {Public: &rsaKey.PublicKey, Algorithm: "RS512"}})
+	disc, set, err := Documents(testIssuer, []Key{{Public: &ec.PublicKey}, {Public: &rsaKey.PublicKey, Algorithm: "RS512"}}, DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestDocumentsAlgorithmOfHandBuiltKeys(t *testing.T) {
 		t.Errorf("jwks: %s", set)
 	}
 	for _, k := range []Key{{Public: &ec.PublicKey, Algorithm: "RS256"}, {Public: &ec.PublicKey, Algorithm: "ES384"}, {Public: &rsaKey.PublicKey, Algorithm: "ES256"}, {Public: &rsaKey.PublicKey, Algorithm: "none"}} {
-		if _, _, err := Documents(testIssuer, []Key{k}); !errors.Is(err, ErrInvalidDocumentOptions) {
+		if _, _, err := Documents(testIssuer, []Key{k}, DocumentOptions{}); !errors.Is(err, ErrInvalidDocumentOptions) {
 			t.Errorf("alg %s on %T: %v", k.Algorithm, k.Public, err)
 		}
 	}
@@ -146,7 +146,7 @@ func BenchmarkDocuments(b *testing.B) {
 	keys := []Key{must(NewKey(mustRSA(b, 2048))), must(NewKey(mustEC(b, elliptic.P256())))}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := Documents(testIssuer, keys); err != nil {
+		if _, _, err := Documents(testIssuer, keys, DocumentOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

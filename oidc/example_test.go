@@ -19,7 +19,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	discovery, jwks, err := oidc.Documents("https://s3.eu-west-1.amazonaws.com/my-issuer", keys)
+	discovery, jwks, err := oidc.Documents("https://s3.eu-west-1.amazonaws.com/my-issuer", keys, oidc.DocumentOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -29,11 +29,8 @@ type servedDocs struct {
 }
 
 // NewHandler builds a Handler for issuer and keys; opts are as for Documents.
-func NewHandler(issuer string, keys []Key, opts ...DocumentOptions) (*Handler, error) {
-	h := &Handler{issuer: issuer}
-	if len(opts) > 0 {
-		h.opts = opts[0]
-	}
+func NewHandler(issuer string, keys []Key, opts DocumentOptions) (*Handler, error) {
+	h := &Handler{issuer: issuer, opts: opts}
 	jwksURI := h.opts.JWKSURI
 	if jwksURI == "" {
 		jwksURI = strings.TrimSuffix(issuer, "/") + KubeJWKSPath

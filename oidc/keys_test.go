@@ -288,7 +288,7 @@ func FuzzParseKeys(f *testing.F) {
 			t.Fatal("no keys and no error")
 		}
 		// Whatever parses must render.
-		if _, _, err := Documents("https://issuer.example.com", keys); err != nil {
+		if _, _, err := Documents("https://issuer.example.com", keys, DocumentOptions{}); err != nil {
 			t.Fatalf("parsed keys do not render: %v", err)
 		}
 	})

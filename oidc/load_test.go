@@ -28,7 +28,7 @@ func TestLoadJWKSHandlerVsAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := oidc.NewHandler(issuer, keys)
+	h, err := oidc.NewHandler(issuer, keys, oidc.DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

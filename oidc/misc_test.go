@@ -84,7 +84,7 @@ func TestTrustPolicyRefusesWhatWouldWidenIt(t *testing.T) {
 func TestHandler(t *testing.T) {
 	k1 := must(NewKey(mustEC(t, elliptic.P256())))
 	k2 := must(NewKey(mustRSA(t, 2048)))
-	h, err := NewHandler(testIssuer, []Key{k1})
+	h, err := NewHandler(testIssuer, []Key{k1}, DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestRotation(t *testing.T) {
 }
 
 func BenchmarkHandler(b *testing.B) {
-	h := must(NewHandler(testIssuer, []Key{must(NewKey(mustEC(b, elliptic.P256())))}))
+	h := must(NewHandler(testIssuer, []Key{must(NewKey(mustEC(b, elliptic.P256())))}, DocumentOptions{}))
 	req := httptest.NewRequest(http.MethodGet, "/example-issuer/openid/v1/jwks", nil)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -48,7 +48,7 @@ func mint(t testing.TB, signer crypto.Signer, s tokenSpec) string {
 func TestVerify(t *testing.T) {
 	rsaKey, ecKey := mustRSA(t, 2048), mustEC(t, elliptic.P256())
 	keys := []Key{must(NewKey(rsaKey)), must(NewKey(ecKey))}
-	_, jwksJSON, err := Documents(testIssuer, keys)
+	_, jwksJSON, err := Documents(testIssuer, keys, DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestParseServiceAccountSubject(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	rsaKey := mustRSA(b, 2048)
 	k := must(NewKey(rsaKey))
-	jwksJSON := must(JWKS([]Key{k}))
+	jwksJSON := must(JWKS([]Key{k}, DocumentOptions{}))
 	v, err := NewVerifier(jwksJSON, Expect{Issuer: testIssuer})
 	if err != nil {
 		b.Fatal(err)

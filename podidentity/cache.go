@@ -359,6 +359,7 @@ func (c *cache) insertLocked(k key, token string, claims tokenClaims, now time.T
 	e := &entry{k: k, token: token, claims: claims, lastAccess: now, heapIdx: -1}
 	e.elem = c.lru.PushFront(e)
 	c.entries[k] = e
+	c.s.metrics.entries.Inc()
 	for c.lru.Len() > c.s.opts.CacheSize {
 		c.removeLocked(c.lru.Back().Value.(*entry))
 	}
@@ -370,6 +371,7 @@ func (c *cache) removeLocked(e *entry) {
 		c.s.metrics.upstream.evicted.Inc()
 	}
 	delete(c.entries, e.k)
+	c.s.metrics.entries.Dec()
 	c.lru.Remove(e.elem)
 	if e.heapIdx >= 0 {
 		heap.Remove(&c.heap, e.heapIdx)

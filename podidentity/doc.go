@@ -42,7 +42,7 @@
 //   - errors are JSON {"code","message"} with 400/403/404/429/502/503/504 statuses;
 //   - listeners do not set SO_REUSEPORT, so no other process can bind the agent's address and port
 //     while it listens and receive a share of the pods' tokens;
-//   - metrics go to a caller-supplied prometheus.Registerer (or a private registry).
+//   - metrics go to a caller-supplied prometheus.Registerer (nil: registered nowhere).
 //
 // What it deliberately does not do: it does not verify token signatures (EKS Auth does, and the
 // agent has no access to the cluster's keys), it does not talk to the Kubernetes API, it does not

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 type metrics struct {
@@ -16,6 +18,7 @@ type metrics struct {
 	upstreamCalls   *prometheus.CounterVec
 	upstreamLatency *prometheus.HistogramVec
 	rateLimited     *prometheus.CounterVec
+	entries         prometheus.Gauge
 	upstream        upstreamAgentMetrics
 }
 
@@ -60,7 +63,7 @@ var responseCodes = []int{
 	http.StatusServiceUnavailable, http.StatusGatewayTimeout, statusClientClosed,
 }
 
-func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "ekslink", "pod_identity"
 	m := &metrics{
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -89,32 +92,27 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 		}, []string{"kind"}),
 		byCode: map[int]codeMetrics{},
 	}
-	m.upstream.httpResponse = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.entries = promreg.Adopt(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Subsystem: sub, Name: "cache_entries", Help: "Entries in the credential cache.",
+	}))
+	promreg.All(reg, &m.requestDuration, &m.hits, &m.misses, &m.upstreamCalls, &m.upstreamLatency, &m.rateLimited)
+	m.upstream.httpResponse = promreg.Adopt(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pod_identity_http_response", Help: "Pod Identity http response code",
-	}, []string{"code"})
-	m.upstream.cacheErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"code"}))
+	m.upstream.cacheErrors = promreg.Adopt(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pod_identity_cache_errors", Help: "Removing credentials from cache, got non recoverable error",
-	}, []string{"type", "code"})
-	cacheState := prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"type", "code"}))
+	cacheState := promreg.Adopt(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pod_identity_cache_state", Help: "The state of credential in cache",
-	}, []string{"state"})
+	}, []string{"state"}))
 	m.upstream.miss = cacheState.WithLabelValues("miss")
 	m.upstream.renewed = cacheState.WithLabelValues("hit")
 	m.upstream.evicted = cacheState.WithLabelValues("evicted")
-	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: ns, Subsystem: sub, Name: "cache_entries", Help: "Entries in the credential cache.",
-	}, entries)
-	for _, c := range []prometheus.Collector{m.requestDuration, m.hits, m.misses, m.upstreamCalls, m.upstreamLatency, m.rateLimited, size,
-		m.upstream.httpResponse, m.upstream.cacheErrors, cacheState} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
 	for _, code := range responseCodes {
 		c := strconv.Itoa(code)
 		m.byCode[code] = codeMetrics{duration: m.requestDuration.WithLabelValues(c), response: m.upstream.httpResponse.WithLabelValues(c)}
 	}
-	return m, nil
+	return m
 }
 
 // observe records one answer; credentials reports whether it was for /v1/credentials, the only

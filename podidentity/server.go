@@ -142,7 +142,8 @@ type ServerOptions struct {
 	// Logger receives one line per meaningful event (default discard). Tokens are never logged, only
 	// a short hash.
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry, see Server.Registry).
+	// Registerer receives the metrics; nil keeps them unregistered. Servers on one Registerer share
+	// the collectors (their counts add up).
 	Registerer prometheus.Registerer
 	// Now is the clock used for expiry decisions (default time.Now).
 	Now func() time.Time
@@ -156,7 +157,6 @@ type Server struct {
 	log      logr.Logger
 	now      func() time.Time
 	metrics  *metrics
-	reg      *prometheus.Registry
 	budget   *bucket
 	sources  *sourceBudgets
 	hosts    atomic.Pointer[map[string]struct{}]
@@ -229,17 +229,8 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 		opts.Logger = logr.Discard()
 	}
 	s := &Server{opts: opts, upstream: upstream, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
-	reg := opts.Registerer
-	if reg == nil {
-		s.reg = prometheus.NewRegistry()
-		reg = s.reg
-	}
+	s.metrics = newMetrics(opts.Registerer)
 	s.cache = newCache(s)
-	m, err := newMetrics(reg, func() float64 { return float64(s.cache.len()) })
-	if err != nil {
-		return nil, fmt.Errorf("podidentity: registering metrics: %w", err)
-	}
-	s.metrics = m
 	hosts := map[string]struct{}{}
 	for _, h := range opts.Hosts {
 		hosts[normalizeHost(h)] = struct{}{}
@@ -256,9 +247,6 @@ func setDefault[T comparable](v *T, def T) {
 		*v = def
 	}
 }
-
-// Registry is the private registry holding the metrics when ServerOptions.Registerer was nil.
-func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Close stops background refreshes and cancels in-flight upstream calls. Serve calls return when
 // their own contexts end.

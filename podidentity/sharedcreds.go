@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ekslink/ekslink/internal/filewatch"
 	"github.com/ekslink/ekslink/internal/promreg"
 )
 
@@ -244,55 +243,10 @@ func (p *SharedCredentialsFile) Retrieve(ctx context.Context) (aws.Credentials, 
 // ctx ends. Watching the directory rather than the file sees rewrites by rename and by symlink swap.
 // If the directory cannot be watched, the periodic read still runs.
 func (p *SharedCredentialsFile) Run(ctx context.Context) {
-	var events <-chan fsnotify.Event
-	var werrs <-chan error
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		p.log.Error(err, "file watching unavailable; re-reading the shared credentials file periodically only")
-	} else {
-		defer w.Close()
-		if err := w.Add(filepath.Dir(p.file)); err != nil {
-			p.log.Error(err, "cannot watch the shared credentials directory; re-reading periodically only", "dir", filepath.Dir(p.file))
-		} else {
-			events, werrs = w.Events, w.Errors
-		}
-	}
-	p.watchingOnce.Do(func() { close(p.watching) })
-	tick := time.NewTicker(p.interval)
-	defer tick.Stop()
-	var settle *time.Timer
-	var settled <-chan time.Time
-	defer func() {
-		if settle != nil {
-			settle.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			_ = p.Reload(ctx, "periodic")
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			// Wait until the writes stop: a file rewritten in place produces several events.
-			if settle == nil {
-				settle = time.NewTimer(p.debounce)
-			} else {
-				settle.Reset(p.debounce)
-			}
-			settled = settle.C
-		case err, ok := <-werrs:
-			if !ok {
-				werrs = nil
-				continue
-			}
-			p.log.Error(err, "shared credentials file watch error")
-		case <-settled:
-			settled = nil
-			_ = p.Reload(ctx, "file changed")
-		}
+	for reason := range filewatch.Start(ctx, filewatch.Options{
+		Files: []string{p.file}, Interval: p.interval, Debounce: p.debounce, Logger: p.log,
+		Watching: func() { p.watchingOnce.Do(func() { close(p.watching) }) },
+	}) {
+		_ = p.Reload(ctx, reason)
 	}
 }

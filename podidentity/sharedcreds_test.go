@@ -68,19 +68,7 @@ func TestSharedCredentialsFileFollowsRewrites(t *testing.T) {
 	if p.File() != file || p.Err() != nil {
 		t.Fatalf("file %s err %v", p.File(), p.Err())
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	wg.Go(func() { p.Run(ctx) })
-	<-p.watching
-	defer func() { cancel(); wg.Wait() }()
-
-	s := rotationEndpoint(t)
-	cfg := s.Config()
-	cfg.Credentials = p
-	c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) { o.Retryer = authTestFastRetryer(1) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := runSharedCredentials(t, p)
 	if _, err := c.AssumeRoleForPodIdentity(t.Context(), "c1", authTestToken); err != nil {
 		t.Fatal(err)
 	}
@@ -139,19 +127,7 @@ func TestSharedCredentialsFileFailsClosed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(t.Context())
-			var wg sync.WaitGroup
-			wg.Go(func() { p.Run(ctx) })
-			<-p.watching
-			<-p.watching
-			defer func() { cancel(); wg.Wait() }()
-			s := rotationEndpoint(t)
-			cfg := s.Config()
-			cfg.Credentials = p
-			c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) { o.Retryer = authTestFastRetryer(1) })
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, c := runSharedCredentials(t, p)
 			broken(file)
 			deadline := time.Now().Add(5 * time.Second)
 			for p.Err() == nil {
@@ -259,4 +235,23 @@ func TestSharedCredentialsFileDefaultsToTheSDKsFile(t *testing.T) {
 	if p.File() != file || mustRetrieve(t, p).AccessKeyID != nodeCredsA.AccessKeyID {
 		t.Fatalf("file %s, err %v", p.File(), p.Err())
 	}
+}
+
+// runSharedCredentials runs p until the test ends, waits until it watches the file, and returns
+// an EKS Auth endpoint and a client that signs with p's keys.
+func runSharedCredentials(t *testing.T, p *SharedCredentialsFile) (*awstest.Server, *Client) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Run(ctx) })
+	<-p.watching
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	s := rotationEndpoint(t)
+	cfg := s.Config()
+	cfg.Credentials = p
+	c, err := NewFromConfig(cfg, withoutEnv, func(o *Options) { o.Retryer = authTestFastRetryer(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
 }

@@ -295,7 +295,7 @@ func TestKeySyncRefusesUnusableAgentRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := c.beforeRotation(t)
-			ks, err := registration.NewKeySync(registration.KeySyncOptions{VaultDir: v.Dir, Store: store})
+			ks, err := registration.NewKeySync(store, v.Dir, registration.KeySyncOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

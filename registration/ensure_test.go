@@ -123,7 +123,9 @@ func TestEnsureSurvivesACrashWithTheSecretStore(t *testing.T) {
 	for _, crashAt := range []string{stepPendingSaved, stepRegistered, stepPersisted} {
 		t.Run(fmt.Sprintf("crash %q", crashAt), func(t *testing.T) {
 			ns := env.Namespace(t)
-			crashScenario(t, func() statestore.Store { return statestore.NewSecret(env.Client, ns, "eks-connector-state-0") }, crashAt, true)
+			crashScenario(t, func() statestore.Store {
+				return statestore.NewSecret(env.Client, ns, "eks-connector-state-0", statestore.SecretOptions{})
+			}, crashAt, true)
 		})
 	}
 }

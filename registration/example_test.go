@@ -23,7 +23,7 @@ func Example() {
 	client, _ := registration.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(ssm.URL)})
 
 	ctx := context.Background()
-	store := statestore.NewMemory() // in a cluster: statestore.NewSecret(clientset, "eks-connector", "eks-connector-state-0")
+	store := statestore.NewMemory() // in a cluster: statestore.NewSecret(clientset, "eks-connector", "eks-connector-state-0", statestore.SecretOptions{})
 	reg, err := registration.New(store,
 		registration.Activation{ID: "11111111-2222-4333-8444-555555555555", Code: "ActivationCode0123456789"},
 		registration.Options{Region: "eu-west-1", Client: client})

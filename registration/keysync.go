@@ -12,18 +12,16 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ekslink/ekslink/internal/filewatch"
+	"github.com/ekslink/ekslink/internal/promreg"
 	"github.com/ekslink/ekslink/statestore"
 )
 
-// KeySyncOptions configure a KeySync.
+// KeySyncOptions configure a KeySync. Every zero value means the documented default.
 type KeySyncOptions struct {
-	// VaultDir is the vault directory on this machine (required).
-	VaultDir string
-	// Store is the durable state (required).
-	Store statestore.Store
 	// Logger (default discard).
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry; never the global one).
+	// Registerer receives the metrics; nil keeps them unregistered (never the global registry).
 	Registerer prometheus.Registerer
 	// Interval is the periodic check, a safety net for missed file events (default 30s).
 	Interval time.Duration
@@ -45,7 +43,9 @@ type KeySyncOptions struct {
 // window in which the vault holds a key the store does not have through Ready, a metric and a log
 // line.
 type KeySync struct {
-	opts KeySyncOptions
+	store    statestore.Store
+	vaultDir string
+	opts     KeySyncOptions
 
 	mu            sync.Mutex
 	readyErr      error
@@ -64,16 +64,14 @@ type KeySync struct {
 // ErrUnsynced is matched by Ready while the vault's key is not (known to be) in the store.
 var ErrUnsynced = errors.New("registration: vault key not synced to the state store")
 
-// NewKeySync validates opts and registers the metrics.
-func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
-	if opts.VaultDir == "" || opts.Store == nil {
-		return nil, fmt.Errorf("%w: KeySync needs VaultDir and Store", ErrInvalidInput)
+// NewKeySync returns a KeySync that copies the key of the vault directory vaultDir into store; it
+// validates opts and registers the metrics.
+func NewKeySync(store statestore.Store, vaultDir string, opts KeySyncOptions) (*KeySync, error) {
+	if vaultDir == "" || store == nil {
+		return nil, fmt.Errorf("%w: KeySync needs a vault directory and a state store", ErrInvalidInput)
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
-	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 30 * time.Second
@@ -91,6 +89,8 @@ func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
 		opts.Now = time.Now
 	}
 	k := &KeySync{
+		store:    store,
+		vaultDir: vaultDir,
 		opts:     opts,
 		readyErr: fmt.Errorf("%w: not checked yet", ErrUnsynced),
 		unsynced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ekslink_registration_key_unsynced",
@@ -104,12 +104,8 @@ func NewKeySync(opts KeySyncOptions) (*KeySync, error) {
 		checks:     make(chan struct{}, 1),
 		newWatcher: fsnotify.NewWatcher,
 	}
+	promreg.All(opts.Registerer, &k.unsynced, &k.syncs, &k.failures, &k.lastSync)
 	k.unsynced.Set(1)
-	for _, c := range []prometheus.Collector{k.unsynced, k.syncs, k.failures, k.lastSync} {
-		if err := opts.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("registration: registering KeySync metrics: %w", err)
-		}
-	}
 	return k, nil
 }
 
@@ -168,40 +164,16 @@ func (k *KeySync) setResult(err error) {
 // (for example the inotify instance limit is reached) or stops, or the directory cannot be watched
 // yet, the periodic check keeps the sync going: it never stops before ctx ends.
 func (k *KeySync) Run(ctx context.Context) error {
-	var (
-		events <-chan fsnotify.Event
-		errs   <-chan error
-	)
-	w, err := k.newWatcher()
-	if err != nil {
-		k.opts.Logger.Error(err, "cannot create a file watcher for the vault; relying on the periodic check", "interval", k.opts.Interval.String())
-		w = nil
-	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-	}
-	storeDir := filepath.Join(k.opts.VaultDir, "Store")
-	watched := false
-	watch := func() {
-		if watched || w == nil {
-			return
-		}
-		// The directory, not the file: the agent may replace the file, and the watch must survive.
-		if err := w.Add(storeDir); err == nil {
-			watched = true
-		} else {
-			k.opts.Logger.V(1).Info("cannot watch the vault yet, relying on the periodic check", "dir", storeDir, "error", err.Error())
-		}
-	}
-	watch()
-
-	ticker := time.NewTicker(k.opts.Interval)
-	defer ticker.Stop()
+	// The directory is watched, not the file: the agent may replace the file, and the watch must
+	// survive. A directory that does not exist yet is watched from the periodic check on.
+	changes := filewatch.Start(ctx, filewatch.Options{
+		Files: []string{filepath.Join(k.vaultDir, filepath.FromSlash(RegistrationKeyFile))}, Interval: k.opts.Interval,
+		Logger: k.opts.Logger, NewWatcher: k.newWatcher,
+	})
 	var retry *time.Timer
 	var retryC <-chan time.Time
 	backoff := k.opts.MinBackoff
 	check := func() {
-		watch()
 		err := k.check(ctx)
 		if ctx.Err() != nil {
 			return
@@ -227,23 +199,10 @@ func (k *KeySync) Run(ctx context.Context) error {
 				retry.Stop()
 			}
 			return nil
-		case ev, ok := <-events:
-			if !ok {
-				k.opts.Logger.Error(nil, "vault watcher stopped; relying on the periodic check")
-				events, errs = nil, nil
-				continue
-			}
-			if filepath.Base(ev.Name) == filepath.Base(RegistrationKeyFile) {
+		case _, ok := <-changes:
+			if ok {
 				check()
 			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			k.opts.Logger.Error(err, "vault watcher error; the periodic check continues")
-		case <-ticker.C:
-			check()
 		case <-k.checks:
 			check()
 		case <-retryC:
@@ -263,7 +222,7 @@ func (k *KeySync) SyncOnce(ctx context.Context) error {
 func (k *KeySync) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, k.opts.CheckTimeout)
 	defer cancel()
-	rk, err := ReadRegistrationKey(k.opts.VaultDir)
+	rk, err := ReadRegistrationKey(k.vaultDir)
 	if err != nil {
 		return fmt.Errorf("reading the vault key: %w", err)
 	}
@@ -275,7 +234,7 @@ func (k *KeySync) check(ctx context.Context) error {
 		return err
 	}
 	saved := false
-	_, err = statestore.Update(ctx, k.opts.Store, func(doc *statestore.Document) error {
+	_, err = statestore.Update(ctx, k.store, func(doc *statestore.Document) error {
 		saved = false
 		st, err := decodeState(doc)
 		if err != nil {

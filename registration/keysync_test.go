@@ -114,7 +114,7 @@ func loadState(t *testing.T, store statestore.Store) *registration.State {
 
 func startKeySync(t *testing.T, store statestore.Store, vault string, reg prometheus.Registerer) *registration.KeySync {
 	t.Helper()
-	ks, err := registration.NewKeySync(registration.KeySyncOptions{VaultDir: vault, Store: store, Registerer: reg,
+	ks, err := registration.NewKeySync(store, vault, registration.KeySyncOptions{Registerer: reg,
 		Interval: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, CheckTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func TestKeySyncWithPartialWritesAndTheAPIServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &recordingStore{Store: statestore.NewSecret(client, ns, "eks-connector-state-0")}
+	store := &recordingStore{Store: statestore.NewSecret(client, ns, "eks-connector-state-0", statestore.SecretOptions{})}
 	vault := filepath.Join(t.TempDir(), "Vault")
 	st := seedRegistration(t, store, vault)
 	reg := prometheus.NewRegistry()
@@ -247,7 +247,7 @@ func BenchmarkKeySyncCheck(b *testing.B) {
 	raw, _ := json.Marshal(st)
 	_, _ = store.Save(context.Background(), map[string][]byte{registration.StateKey: raw}, "")
 	_ = registration.WriteVault(context.Background(), vault, st, nil)
-	ks, _ := registration.NewKeySync(registration.KeySyncOptions{VaultDir: vault, Store: store})
+	ks, _ := registration.NewKeySync(store, vault, registration.KeySyncOptions{})
 	ctx := context.Background()
 	for b.Loop() {
 		if err := ks.SyncOnce(ctx); err != nil {

@@ -33,7 +33,7 @@ func TestKeySyncWithoutAFileWatcherKeepsSyncing(t *testing.T) {
 	if err := WriteVault(ctx, vault, st, nil); err != nil {
 		t.Fatal(err)
 	}
-	ks, err := NewKeySync(KeySyncOptions{VaultDir: vault, Store: store, Interval: 50 * time.Millisecond,
+	ks, err := NewKeySync(store, vault, KeySyncOptions{Interval: 50 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, CheckTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ekslink/ekslink/statestore"
+	"github.com/ekslink/ekslink/internal/atomicfile"
 )
 
 // DefaultVaultDir is where the SSM agent (container mode) reads its vault.
@@ -186,7 +186,7 @@ func WriteVault(ctx context.Context, dir string, st *State, opts *VaultOptions) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := statestore.WriteFileAtomic(filepath.Join(dir, filepath.FromSlash(name)), files[name], 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, filepath.FromSlash(name)), files[name], 0o600); err != nil {
 			return fmt.Errorf("registration: writing vault: %w", err)
 		}
 	}

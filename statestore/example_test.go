@@ -10,7 +10,7 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	store := statestore.NewMemory() // or NewFile(path), NewSecret(clientset, namespace, name)
+	store := statestore.NewMemory() // or NewFile(path), NewSecret(clientset, namespace, name, SecretOptions{})
 
 	v1, _ := store.Save(ctx, map[string][]byte{"instance-id": []byte("mi-0123456789abcdef0")}, "")
 	_, _ = store.Save(ctx, map[string][]byte{"instance-id": []byte("mi-0fedcba9876543210")}, v1)

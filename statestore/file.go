@@ -2,16 +2,15 @@ package statestore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/ekslink/ekslink/internal/atomicfile"
 )
 
 // File is a Store backed by one JSON file, written atomically: a temporary file in the same
@@ -99,56 +98,8 @@ func (f *File) Save(ctx context.Context, data map[string][]byte, version string)
 	if err != nil {
 		return "", err
 	}
-	if err := WriteFileAtomic(f.path, b, 0o600); err != nil {
-		return "", err
+	if err := atomicfile.Write(f.path, b, 0o600); err != nil {
+		return "", fmt.Errorf("statestore: %w", err)
 	}
 	return strconv.FormatUint(next, 10), nil
-}
-
-// WriteFileAtomic writes b to path so that readers see either the old or the new content, never a
-// mix, and the new content survives a crash once it returns: temp file in the same directory, write,
-// fsync, chmod, rename, fsync of the directory.
-func WriteFileAtomic(path string, b []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	sum := sha256.Sum256([]byte(path))
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"."+base64.RawURLEncoding.EncodeToString(sum[:4])+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("statestore: creating temporary file next to %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("statestore: writing %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("statestore: chmod %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("statestore: fsync %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("statestore: closing %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("statestore: renaming into %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("statestore: opening directory %s for fsync: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("statestore: fsync directory %s: %w", dir, err)
-	}
-	return nil
 }

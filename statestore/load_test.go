@@ -50,7 +50,7 @@ func TestLoadSecretStoreVersusDirectUpdate(t *testing.T) {
 	}
 	directTotal := time.Since(startDirect)
 
-	store := statestore.NewSecret(env.Client, ns, "store")
+	store := statestore.NewSecret(env.Client, ns, "store", statestore.SecretOptions{})
 	v, err := store.Save(ctx, data, "")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -47,38 +48,27 @@ type Secret struct {
 	annotations map[string]string
 }
 
-// SecretOption configures a Secret store.
-type SecretOption func(*Secret)
-
-// WithLabels adds labels to the Secret on every write (in addition to LabelManagedBy).
-func WithLabels(l map[string]string) SecretOption {
-	return func(s *Secret) {
-		for k, v := range l {
-			s.labels[k] = v
-		}
-	}
+// SecretOptions configure a Secret store. The zero value is a store that labels its Secret with
+// LabelManagedBy only and names itself "ekslink statestore" in AnnotationOwner.
+type SecretOptions struct {
+	// Labels are put on the Secret on every write, in addition to LabelManagedBy.
+	Labels map[string]string
+	// Annotations are put on the Secret on every write.
+	Annotations map[string]string
+	// Owner is the value of AnnotationOwner (default "ekslink statestore").
+	Owner string
 }
-
-// WithAnnotations adds annotations to the Secret on every write.
-func WithAnnotations(a map[string]string) SecretOption {
-	return func(s *Secret) {
-		for k, v := range a {
-			s.annotations[k] = v
-		}
-	}
-}
-
-// WithOwner sets the value of AnnotationOwner (default "ekslink statestore").
-func WithOwner(owner string) SecretOption { return func(s *Secret) { s.owner = owner } }
 
 // NewSecret returns a Store backed by the Secret namespace/name.
-func NewSecret(client kubernetes.Interface, namespace, name string, opts ...SecretOption) *Secret {
+func NewSecret(client kubernetes.Interface, namespace, name string, opts SecretOptions) *Secret {
 	s := &Secret{
 		client: client, namespace: namespace, name: name, owner: "ekslink statestore",
 		labels: map[string]string{LabelManagedBy: ManagedByValue}, annotations: map[string]string{},
 	}
-	for _, o := range opts {
-		o(s)
+	maps.Copy(s.labels, opts.Labels)
+	maps.Copy(s.annotations, opts.Annotations)
+	if opts.Owner != "" {
+		s.owner = opts.Owner
 	}
 	return s
 }

@@ -24,7 +24,7 @@ func TestSecretConformance(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(*testing.T) statestore.Store {
 		n++
-		return statestore.NewSecret(env.Client, ns, fmt.Sprintf("state-%d", n))
+		return statestore.NewSecret(env.Client, ns, fmt.Sprintf("state-%d", n), statestore.SecretOptions{})
 	}, storetest.Options{Writers: 6, Increments: 4})
 }
 
@@ -40,7 +40,7 @@ func TestSecretPreservesForeignKeysLabelsAndAnnotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := statestore.NewSecret(env.Client, ns, "shared", statestore.WithLabels(map[string]string{"app.kubernetes.io/name": "eks-connector"}))
+	s := statestore.NewSecret(env.Client, ns, "shared", statestore.SecretOptions{Labels: map[string]string{"app.kubernetes.io/name": "eks-connector"}})
 
 	doc, err := s.Load(ctx)
 	if err != nil {
@@ -89,7 +89,7 @@ func TestSecretStaleResourceVersionConflicts(t *testing.T) {
 	env := envtest.Shared(t)
 	ns := env.Namespace(t)
 	ctx := envtest.Context(t)
-	s := statestore.NewSecret(env.Client, ns, "state-0")
+	s := statestore.NewSecret(env.Client, ns, "state-0", statestore.SecretOptions{})
 	v1, err := s.Save(ctx, map[string][]byte{"a": []byte("1")}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
 	}})
 	client := env.ClientForToken(t, env.Token(t, ns, "eks-connector", nil, 0))
 
-	s := statestore.NewSecret(client, ns, "eks-connector-state-0")
+	s := statestore.NewSecret(client, ns, "eks-connector-state-0", statestore.SecretOptions{})
 	doc, err := s.Load(ctx)
 	if err != nil {
 		t.Fatalf("Load with named-secret RBAC: %v", err)
@@ -138,7 +138,7 @@ func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other := statestore.NewSecret(client, ns, "eks-connector-state-1")
+	other := statestore.NewSecret(client, ns, "eks-connector-state-1", statestore.SecretOptions{})
 	if _, err := other.Load(ctx); !apierrors.IsForbidden(errors.Unwrap(err)) {
 		t.Fatalf("reading a Secret outside resourceNames: got %v, want Forbidden", err)
 	}
@@ -147,7 +147,7 @@ func TestSecretWorksWithRBACLimitedToTheNamedSecret(t *testing.T) {
 func BenchmarkSecretSave(b *testing.B) {
 	env := envtest.Shared(b)
 	ns := env.Namespace(b)
-	s := statestore.NewSecret(env.Client, ns, "bench")
+	s := statestore.NewSecret(env.Client, ns, "bench", statestore.SecretOptions{})
 	ctx := context.Background()
 	data := map[string][]byte{"registration.json": make([]byte, 4096)}
 	v := ""

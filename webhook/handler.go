@@ -35,7 +35,8 @@ const maxReviewBytes = 8 << 20
 type Options struct {
 	// Logger receives one line per mutation and per problem (default: discard).
 	Logger logr.Logger
-	// Registerer receives the metrics (default: a private registry; never the global one).
+	// Registerer receives the metrics; nil keeps them unregistered (never the global registry).
+	// Handlers on one Registerer share the collectors (their counts add up).
 	Registerer prometheus.Registerer
 	// LookupTimeout bounds the live GET of a service account the cache does not have yet
 	// (default 2 s; the API server's webhook timeout is 10 s by default).
@@ -86,9 +87,6 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewRegistry()
-	}
 	if opts.LookupTimeout <= 0 {
 		opts.LookupTimeout = 2 * time.Second
 	}
@@ -98,11 +96,7 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	h := &Handler{client: client, cfg: cfg.withDefaults(), opts: opts, log: opts.Logger, metrics: m}
+	h := &Handler{client: client, cfg: cfg.withDefaults(), opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registerer)}
 	if !opts.DisableEvents {
 		h.events = &events{h: h, last: map[string]time.Time{}}
 	}

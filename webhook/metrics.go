@@ -1,10 +1,9 @@
 package webhook
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ekslink/ekslink/internal/promreg"
 )
 
 // Results of an admission, the "result" label of ekslink_webhook_mutations_total.
@@ -16,7 +15,7 @@ const (
 	resultError         = "error"          // the service account could not be read
 )
 
-// metrics are the Handler's collectors, registered on the caller's Registerer.
+// metrics are the Handler's collectors, registered on Options.Registerer (promreg.Adopt).
 type metrics struct {
 	mutations *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -27,7 +26,7 @@ type metrics struct {
 	podCount *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "ekslink", "webhook"
 	m := &metrics{
 		mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,16 +51,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Indicator to how many pods are using sts web identity or container credentials",
 		}, []string{"method"}),
 	}
-	for _, c := range []prometheus.Collector{m.mutations, m.duration, m.lookups, m.reloads, m.podCount} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("webhook: metrics already registered on this Registerer (one Handler per registry): %w", err)
-			}
-			return nil, fmt.Errorf("webhook: registering metrics: %w", err)
-		}
-	}
-	return m, nil
+	promreg.All(reg, &m.mutations, &m.duration, &m.lookups, &m.reloads, &m.podCount)
+	return m
 }
 
 func (m *metrics) admitted(mode Mode, result string) {

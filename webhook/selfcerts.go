@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -40,13 +41,6 @@ const CAPropagationDelay = 3 * time.Minute
 
 // SelfCertsOptions configures a SelfCerts.
 type SelfCertsOptions struct {
-	// SecretNamespace and SecretName name the Secret that holds the CA and serving certificate
-	// (created when missing).
-	SecretNamespace, SecretName string
-	// ServiceNamespace and ServiceName name the Service fronting the webhook: the serving
-	// certificate is for <svc>.<ns>.svc and <svc>.<ns>.svc.cluster.local, and only the webhooks
-	// of the configuration that point at this Service get the caBundle.
-	ServiceNamespace, ServiceName string
 	// WebhookConfigName names the MutatingWebhookConfiguration whose caBundle is kept current
 	// (empty: none is patched).
 	WebhookConfigName string
@@ -68,9 +62,11 @@ type SelfCertsOptions struct {
 // rotation needs no restart. Replicas share the Secret: writes carry the resourceVersion read,
 // and the loser of a race re-reads and uses the winner's certificates.
 type SelfCerts struct {
-	client kubernetes.Interface
-	o      SelfCertsOptions
-	log    logr.Logger
+	client  kubernetes.Interface
+	secret  types.NamespacedName
+	service types.NamespacedName
+	o       SelfCertsOptions
+	log     logr.Logger
 
 	mu       sync.Mutex
 	cert     *tls.Certificate
@@ -80,11 +76,14 @@ type SelfCerts struct {
 	beforeWrite func()
 }
 
-// NewSelfCerts checks the options; call Sync (or Run) before serving.
-func NewSelfCerts(client kubernetes.Interface, o SelfCertsOptions) (*SelfCerts, error) {
-	if o.SecretNamespace == "" || o.SecretName == "" || o.ServiceNamespace == "" || o.ServiceName == "" {
+// NewSelfCerts checks the options; call Sync (or Run) before serving. secret names the Secret that
+// holds the CA and serving certificate (created when missing); service names the Service fronting
+// the webhook: the serving certificate is for <svc>.<ns>.svc and <svc>.<ns>.svc.cluster.local, and
+// only the webhooks of the configuration that point at this Service get the caBundle.
+func NewSelfCerts(client kubernetes.Interface, secret, service types.NamespacedName, o SelfCertsOptions) (*SelfCerts, error) {
+	if secret.Namespace == "" || secret.Name == "" || service.Namespace == "" || service.Name == "" {
 		return nil, fmt.Errorf("webhook: self-managed certificates need the Secret's namespace and name and the Service's namespace and name, got secret %q/%q service %q/%q",
-			o.SecretNamespace, o.SecretName, o.ServiceNamespace, o.ServiceName)
+			secret.Namespace, secret.Name, service.Namespace, service.Name)
 	}
 	if o.CAValidity <= 0 {
 		o.CAValidity = DefaultCAValidity
@@ -101,12 +100,12 @@ func NewSelfCerts(client kubernetes.Interface, o SelfCertsOptions) (*SelfCerts, 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &SelfCerts{client: client, o: o, log: o.Logger.WithValues("secret", o.SecretNamespace+"/"+o.SecretName)}, nil
+	return &SelfCerts{client: client, secret: secret, service: service, o: o, log: o.Logger.WithValues("secret", secret.String())}, nil
 }
 
 // DNSNames are the names the serving certificate is for.
 func (s *SelfCerts) DNSNames() []string {
-	base := s.o.ServiceName + "." + s.o.ServiceNamespace + ".svc"
+	base := s.service.Name + "." + s.service.Namespace + ".svc"
 	return []string{base, base + ".cluster.local"}
 }
 
@@ -147,10 +146,10 @@ func (s *SelfCerts) Run(ctx context.Context) {
 // Sync makes the Secret hold a current CA and serving certificate (creating or rotating them),
 // patches the caBundle into the webhook configuration, and serves the Secret's certificate.
 func (s *SelfCerts) Sync(ctx context.Context) error {
-	secrets := s.client.CoreV1().Secrets(s.o.SecretNamespace)
+	secrets := s.client.CoreV1().Secrets(s.secret.Namespace)
 	const attempts = 5
 	for range attempts {
-		sec, err := secrets.Get(ctx, s.o.SecretName, metav1.GetOptions{})
+		sec, err := secrets.Get(ctx, s.secret.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			data, _, perr := s.plan(nil)
@@ -159,7 +158,7 @@ func (s *SelfCerts) Sync(ctx context.Context) error {
 			}
 			s.hook()
 			sec, err = secrets.Create(ctx, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: s.o.SecretNamespace, Name: s.o.SecretName,
+				ObjectMeta: metav1.ObjectMeta{Namespace: s.secret.Namespace, Name: s.secret.Name,
 					Labels: map[string]string{"app.kubernetes.io/managed-by": "pod-identity-webhook"}},
 				Type: corev1.SecretTypeOpaque, Data: data,
 			}, metav1.CreateOptions{})
@@ -168,11 +167,11 @@ func (s *SelfCerts) Sync(ctx context.Context) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("webhook: creating Secret %s/%s: %w", s.o.SecretNamespace, s.o.SecretName, err)
+				return fmt.Errorf("webhook: creating Secret %s/%s: %w", s.secret.Namespace, s.secret.Name, err)
 			}
 			s.log.Info("created the CA and serving certificate", "dnsNames", s.DNSNames())
 		case err != nil:
-			return fmt.Errorf("webhook: reading Secret %s/%s: %w", s.o.SecretNamespace, s.o.SecretName, err)
+			return fmt.Errorf("webhook: reading Secret %s/%s: %w", s.secret.Namespace, s.secret.Name, err)
 		default:
 			data, why, perr := s.plan(sec.Data)
 			if perr != nil {
@@ -190,7 +189,7 @@ func (s *SelfCerts) Sync(ctx context.Context) error {
 					continue
 				}
 				if uerr != nil {
-					return fmt.Errorf("webhook: updating Secret %s/%s (%s): %w", s.o.SecretNamespace, s.o.SecretName, why, uerr)
+					return fmt.Errorf("webhook: updating Secret %s/%s (%s): %w", s.secret.Namespace, s.secret.Name, why, uerr)
 				}
 				sec = updated
 				s.log.Info("rotated certificates", "reason", why)
@@ -198,7 +197,7 @@ func (s *SelfCerts) Sync(ctx context.Context) error {
 		}
 		return s.use(ctx, sec.Data)
 	}
-	return fmt.Errorf("webhook: Secret %s/%s kept changing under %d attempts to update it; is something else writing it?", s.o.SecretNamespace, s.o.SecretName, attempts)
+	return fmt.Errorf("webhook: Secret %s/%s kept changing under %d attempts to update it; is something else writing it?", s.secret.Namespace, s.secret.Name, attempts)
 }
 
 func (s *SelfCerts) hook() {
@@ -212,11 +211,11 @@ func (s *SelfCerts) hook() {
 func (s *SelfCerts) use(ctx context.Context, data map[string][]byte) error {
 	kp, err := parseKeyPair(data[SecretKeyCert], data[SecretKeyKey])
 	if err != nil {
-		return fmt.Errorf("webhook: Secret %s/%s: serving certificate: %w", s.o.SecretNamespace, s.o.SecretName, err)
+		return fmt.Errorf("webhook: Secret %s/%s: serving certificate: %w", s.secret.Namespace, s.secret.Name, err)
 	}
 	cert, err := tls.X509KeyPair(kp.certPEM, kp.keyPEM)
 	if err != nil {
-		return fmt.Errorf("webhook: Secret %s/%s: %w", s.o.SecretNamespace, s.o.SecretName, err)
+		return fmt.Errorf("webhook: Secret %s/%s: %w", s.secret.Namespace, s.secret.Name, err)
 	}
 	bundle := data[SecretKeyCABundle]
 	perr := s.patchCABundle(ctx, bundle)

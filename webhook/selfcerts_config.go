@@ -25,7 +25,7 @@ func (s *SelfCerts) patchCABundle(ctx context.Context, bundle []byte) error {
 		changed, matched := 0, 0
 		for i := range mwc.Webhooks {
 			svc := mwc.Webhooks[i].ClientConfig.Service
-			if svc == nil || svc.Namespace != s.o.ServiceNamespace || svc.Name != s.o.ServiceName {
+			if svc == nil || svc.Namespace != s.service.Namespace || svc.Name != s.service.Name {
 				continue
 			}
 			matched++
@@ -36,7 +36,7 @@ func (s *SelfCerts) patchCABundle(ctx context.Context, bundle []byte) error {
 		}
 		if matched == 0 {
 			return fmt.Errorf("webhook: MutatingWebhookConfiguration %s has no webhook whose clientConfig.service is %s/%s: nothing to set the caBundle on (check --service-name and --namespace)",
-				s.o.WebhookConfigName, s.o.ServiceNamespace, s.o.ServiceName)
+				s.o.WebhookConfigName, s.service.Namespace, s.service.Name)
 		}
 		if changed == 0 {
 			return nil

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ekslink/ekslink/envtest"
 )
@@ -128,8 +129,8 @@ func TestSelfCertsRunWithMinimalRBAC(t *testing.T) {
 		{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get", "update"}, ResourceNames: []string{mwc.Name}},
 	})
 	client := env.ClientForToken(t, env.Token(t, ns, "webhook", nil, time.Hour))
-	sc, err := NewSelfCerts(client, SelfCertsOptions{SecretNamespace: ns, SecretName: "pod-identity-webhook-certs",
-		ServiceNamespace: ns, ServiceName: selfSvc, WebhookConfigName: mwc.Name, Now: clock.Now})
+	sc, err := NewSelfCerts(client, types.NamespacedName{Namespace: ns, Name: "pod-identity-webhook-certs"},
+		types.NamespacedName{Namespace: ns, Name: selfSvc}, SelfCertsOptions{WebhookConfigName: mwc.Name, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestSelfCertsRunWithMinimalRBAC(t *testing.T) {
 func TestSelfCertsNewCASignsOnlyAfterPropagation(t *testing.T) {
 	t0 := time.Now()
 	clock := &fakeClock{now: t0}
-	sc, err := NewSelfCerts(nil, SelfCertsOptions{SecretNamespace: "ns", SecretName: "s", ServiceNamespace: "ns", ServiceName: "svc",
+	sc, err := NewSelfCerts(nil, types.NamespacedName{Namespace: "ns", Name: "s"}, types.NamespacedName{Namespace: "ns", Name: "svc"}, SelfCertsOptions{
 		CAValidity: 30 * time.Hour, ServingValidity: 10 * time.Hour, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

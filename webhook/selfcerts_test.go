@@ -15,6 +15,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ekslink/ekslink/envtest"
 )
@@ -100,10 +101,8 @@ func selfCertsSetup(t *testing.T, env *envtest.Environment, ns string, clock *fa
 
 func newTestSelfCerts(t *testing.T, env *envtest.Environment, ns string, clock *fakeClock) *SelfCerts {
 	t.Helper()
-	sc, err := NewSelfCerts(env.Client, SelfCertsOptions{
-		SecretNamespace: ns, SecretName: "pod-identity-webhook-certs",
-		ServiceNamespace: ns, ServiceName: selfSvc, WebhookConfigName: "self-" + ns, Now: clock.Now,
-	})
+	sc, err := NewSelfCerts(env.Client, types.NamespacedName{Namespace: ns, Name: "pod-identity-webhook-certs"},
+		types.NamespacedName{Namespace: ns, Name: selfSvc}, SelfCertsOptions{WebhookConfigName: "self-" + ns, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/fsnotify/fsnotify"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/ekslink/ekslink/internal/filewatch"
 )
 
 // Start starts the service-account informer (and the ConfigMap informer and identities file
@@ -133,42 +132,17 @@ func (h *Handler) loadIdentities() error {
 // atomic renames and the ..data symlink swaps of mounted ConfigMaps), and every ResyncPeriod as a
 // safety net.
 func (h *Handler) watchIdentities(ctx context.Context) {
-	var events <-chan fsnotify.Event
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		h.log.Error(err, "identities file: no file events; reloading periodically only")
-	} else {
-		defer w.Close()
-		if err := w.Add(filepath.Dir(h.opts.IdentitiesFile)); err != nil {
-			h.log.Error(err, "identities file: no file events; reloading periodically only")
-		} else {
-			events = w.Events
-		}
-	}
-	tick := time.NewTicker(h.opts.ResyncPeriod)
-	defer tick.Stop()
 	var last []byte
-	reload := func() {
+	for range filewatch.Start(ctx, filewatch.Options{
+		Files: []string{h.opts.IdentitiesFile}, Interval: h.opts.ResyncPeriod, Logger: h.log.WithName("identities-file"),
+	}) {
 		data, err := os.ReadFile(h.opts.IdentitiesFile)
 		if err == nil && bytes.Equal(data, last) {
-			return
+			continue
 		}
 		last = data
 		if err := h.loadIdentities(); err != nil {
 			h.log.Error(err, "identities file ignored; keeping the previous identities")
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			reload()
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			reload()
 		}
 	}
 }

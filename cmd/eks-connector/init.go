@@ -131,9 +131,10 @@ func (o *stateFlags) store(stateName string) (statestore.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var store statestore.Store = statestore.NewSecret(client, o.stateNamespace, stateName,
-		statestore.WithLabels(map[string]string{"app.kubernetes.io/name": "eks-connector", "app.kubernetes.io/component": "state"}),
-		statestore.WithOwner("eks-connector init/sync"))
+	var store statestore.Store = statestore.NewSecret(client, o.stateNamespace, stateName, statestore.SecretOptions{
+		Labels: map[string]string{"app.kubernetes.io/name": "eks-connector", "app.kubernetes.io/component": "state"},
+		Owner:  "eks-connector init/sync",
+	})
 	desc := "secret " + o.stateNamespace + "/" + stateName
 	if o.encryptionKey != "" {
 		sealer, err := o.sealer()
@@ -305,7 +306,7 @@ func adoptRotatedKey(ctx context.Context, store statestore.Store, vaultDir strin
 		}
 	}
 	log.Info("the vault holds a key the agent rotated that the state Secret does not have yet; saving it before writing the vault", "instanceID", st.InstanceID)
-	ks, err := registration.NewKeySync(registration.KeySyncOptions{VaultDir: vaultDir, Store: store, Logger: log})
+	ks, err := registration.NewKeySync(store, vaultDir, registration.KeySyncOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ekslink/ekslink/envtest"
@@ -137,16 +136,7 @@ func connectorKubeconfig(t *testing.T, env *envtest.Environment, ns string) stri
 	env.Grant(t, ns, "eks-connector-state", envtest.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"eks-connector-state-0"},
 	}})
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
-	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: env.Token(t, ns, "eks-connector", nil, 0)}
-	cfg.Contexts["x"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
-	cfg.CurrentContext = "x"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return env.KubeconfigFile(t, &clientcmdapi.AuthInfo{Token: env.Token(t, ns, "eks-connector", nil, 0)})
 }
 
 func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
@@ -309,7 +299,7 @@ func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {
 		if after.RegistrationKey.PrivateKeyCreatedDate != agentRecord.PrivateKeyCreatedDate || after.RegistrationKey.PublicKey != rotated.PublicKey {
 			t.Fatalf("rewritten vault record %+v: want the agent's date and the rotated key's public key", after.RegistrationKey)
 		}
-		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0"))
+		st, _, err := registration.LoadState(ctx, statestore.NewSecret(env.Client, ns, "eks-connector-state-0", statestore.SecretOptions{}))
 		if err != nil || st == nil {
 			t.Fatalf("state: %+v, %v", st, err)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,6 +36,21 @@ type runningProxy struct {
 	cancel context.CancelFunc
 	done   chan error
 	client *http.Client
+}
+
+// run executes cmd in the background until p.cancel and waits until ready is closed.
+func (p *runningProxy) run(t *testing.T, cmd *cobra.Command, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { p.done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-p.done:
+		t.Fatalf("proxy exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not start listening")
+	}
 }
 
 // startProxyCommand runs "proxy" in-process against env, as the cobra command a pod would run.
@@ -71,16 +87,7 @@ func startProxyCommand(t *testing.T, env *envtest.Environment, ns string, hooks 
 		"--shutdown-timeout=5s",
 	}, extraArgs...))
 	t.Setenv("CONNECTOR_CA_FILE", env.CAFile) // the env fallback, exercised
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.done <- cmd.ExecuteContext(ctx) }()
-	select {
-	case <-ready:
-	case err := <-p.done:
-		t.Fatalf("proxy exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("proxy did not start listening")
-	}
+	p.run(t, cmd, ready)
 	t.Cleanup(func() { p.cancel(); <-p.done })
 	p.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", p.socket)
@@ -352,16 +359,7 @@ func startProxyAgainst(t *testing.T, api *httptest.Server, extraArgs ...string) 
 		"--ca-file=" + filepath.Join(dir, "ca.crt"),
 		"--metrics-addr=", "--health-addr=",
 	}, extraArgs...))
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go func() { p.done <- cmd.ExecuteContext(ctx) }()
-	select {
-	case <-ready:
-	case err := <-p.done:
-		t.Fatalf("proxy exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("proxy did not start listening")
-	}
+	p.run(t, cmd, ready)
 	t.Cleanup(func() { p.cancel(); <-p.done; p.done <- nil })
 	return p
 }

@@ -74,8 +74,8 @@ func newKeySync(log logr.Logger, reg prometheus.Registerer, o keySyncFlags) (*re
 		return nil, err
 	}
 	log.Info("key sync configured", "vaultDir", o.vaultDir, "stateStore", storeDesc)
-	return registration.NewKeySync(registration.KeySyncOptions{
-		VaultDir: o.vaultDir, Store: store, Logger: log, Registerer: reg,
+	return registration.NewKeySync(store, o.vaultDir, registration.KeySyncOptions{
+		Logger: log, Registerer: reg,
 		Interval: o.interval, MaxBackoff: o.maxBackoff, CheckTimeout: o.checkTimeout,
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
 	"github.com/ekslink/ekslink/impersonation/rbac"
+	"github.com/ekslink/ekslink/internal/atomicfile"
 	"github.com/ekslink/ekslink/internal/cli"
 )
 
@@ -75,8 +76,8 @@ func (f *eksAWSFlags) config(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-func (f *eksAWSFlags) tokenOptions() eksauth.TokenOptions {
-	return eksauth.TokenOptions{Region: f.region, FIPS: f.fips, DualStack: f.dualStack, GlobalEndpoint: f.global}
+func (f *eksAWSFlags) tokenOptions(o *eksauth.TokenOptions) {
+	*o = eksauth.TokenOptions{Region: f.region, FIPS: f.fips, DualStack: f.dualStack, GlobalEndpoint: f.global}
 }
 
 func newEKSTokenCommand() *cobra.Command {
@@ -101,7 +102,7 @@ unset). The token expires 14 minutes after signing or when the AWS credentials d
 		if err != nil {
 			return err
 		}
-		gen, err := eksauth.NewTokenGenerator(cfg, aws.tokenOptions())
+		gen, err := eksauth.NewTokenGenerator(cfg, aws.tokenOptions)
 		if err != nil {
 			return err
 		}
@@ -183,21 +184,7 @@ new private temporary file whose path is printed.`,
 }
 
 // eksWritePrivate writes data to path with mode 0600, replacing the file atomically.
-func eksWritePrivate(path string, data []byte) error {
-	dir := "."
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		dir = path[:i+1]
-	}
-	tmp, cleanup, err := eksauth.WriteTempKubeconfig(dir, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = cleanup()
-		return err
-	}
-	return nil
-}
+func eksWritePrivate(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // eksKubeFlags pick the Kubernetes API server: a kubeconfig, or an EKS cluster reached directly.
 type eksKubeFlags struct {
@@ -234,7 +221,7 @@ func (f *eksKubeFlags) restConfig(ctx context.Context) (*rest.Config, *eksauth.C
 		if cluster, err = eksauth.DescribeCluster(ctx, cfg, f.cluster, eksauth.ClusterOptions{}); err != nil {
 			return nil, nil, err
 		}
-		gen, err := eksauth.NewTokenGenerator(cfg, f.aws.tokenOptions())
+		gen, err := eksauth.NewTokenGenerator(cfg, f.aws.tokenOptions)
 		if err != nil {
 			return nil, nil, err
 		}

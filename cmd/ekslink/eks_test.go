@@ -28,18 +28,11 @@ import (
 // runEKS runs the CLI in-process and returns stdout.
 func runEKS(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCommand()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
+	out, errOut, err := runEKSErr(t, args...)
 	if err != nil {
-		t.Logf("stderr: %s", errOut.String())
+		t.Logf("stderr: %s", errOut)
 	}
-	return out.String(), err
+	return out, err
 }
 
 // isolateAWS points the AWS SDK at test credentials only (no ~/.aws, no IMDS).
@@ -143,16 +136,7 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 // useKubeconfig points KUBECONFIG at a private control plane and returns it.
 func useKubeconfig(t *testing.T) *envtest.Environment {
 	env := envtest.Start(t, &envtest.Environment{})
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["t"] = &clientcmdapi.Cluster{Server: env.URL, CertificateAuthorityData: env.CAPEM}
-	kc.AuthInfos["t"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}
-	kc.Contexts["t"] = &clientcmdapi.Context{Cluster: "t", AuthInfo: "t"}
-	kc.CurrentContext = "t"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", path)
+	t.Setenv("KUBECONFIG", env.KubeconfigFile(t, &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}))
 	return env
 }
 

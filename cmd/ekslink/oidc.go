@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/ekslink/ekslink/internal/atomicfile"
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/internal/filewatch"
 	"github.com/ekslink/ekslink/internal/regularfile"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
@@ -155,52 +157,15 @@ func oidcKeygenCommand() *cobra.Command {
 	return c
 }
 
-// oidcWriteFileAtomic writes data with mode 0600 through a temporary file and a rename, so a
-// crash never leaves a truncated key.
-func oidcWriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// oidcWriteFileAtomic writes data with mode 0600 atomically, so a crash never leaves a truncated
+// key.
+func oidcWriteFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // oidcWriteFileNew is oidcWriteFileAtomic for a path that must not exist yet: the complete file
-// is hard-linked into place, which fails if anything is there.
+// is linked into place, which fails if anything is there.
 func oidcWriteFileNew(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	if err := atomicfile.WriteNew(path, data, 0o600); err != nil {
+		if errors.Is(err, atomicfile.ErrExist) {
 			return fmt.Errorf("%s exists; refusing to overwrite a signing key (use --force)", path)
 		}
 		return err
@@ -461,8 +426,9 @@ func oidcServeCommand() *cobra.Command {
 		Short: "Serve the discovery document and JWKS over HTTP(S), reloading the key files",
 		Long: `Serves the documents at the issuer's path + /.well-known/openid-configuration and at the
 jwks_uri's path, with kube-apiserver's content types and Cache-Control, ETags, GET/HEAD only.
-Key files are re-read every --reload-interval and swapped in atomically (a broken file keeps the
-previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shuts down gracefully.`,
+Key files are re-read when they change (file events in their directories, which include atomic
+replaces and Kubernetes' ..data swap of a mounted Secret) and at least every --reload-interval, and
+swapped in atomically (a broken file keeps the previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shuts down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if k.issuer == "" || len(k.keyFiles) == 0 {
@@ -514,15 +480,9 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 			defer ln.Close()
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel() // stops the reload loop whichever way serving ends
+			changes := filewatch.Start(ctx, filewatch.Options{Files: k.keyFiles, Interval: reload, Debounce: 100 * time.Millisecond, Logger: log})
 			go func() {
-				t := time.NewTicker(reload)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-					}
+				for range changes {
 					next, err := oidc.ParseKeyFiles(k.keyFiles...)
 					if err == nil {
 						err = h.SetKeys(next)
@@ -560,7 +520,7 @@ previous documents). /healthz, /readyz and /metrics are served too. SIGTERM shut
 	c.Flags().StringVar(&listen, "listen", ":8080", "listen address")
 	c.Flags().StringVar(&certFile, "tls-cert-file", "", "serve HTTPS with this certificate (STS requires https in front)")
 	c.Flags().StringVar(&keyFile, "tls-key-file", "", "private key for --tls-cert-file")
-	c.Flags().DurationVar(&reload, "reload-interval", time.Minute, "how often to re-read the key files")
+	c.Flags().DurationVar(&reload, "reload-interval", time.Minute, "how often to re-read the key files even without a file event")
 	return c
 }
 
@@ -614,7 +574,7 @@ endpoints (private endpoints, tests).`,
 			if err != nil {
 				return err
 			}
-			res, err := publish.New(cfg, oidcLogger(cmd)).Publish(cmd.Context(), site)
+			res, err := publish.NewFromConfig(cfg, func(o *publish.Options) { o.Logger = oidcLogger(cmd) }).Publish(cmd.Context(), site)
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -47,10 +48,9 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 	var selfCerts *webhook.SelfCerts
 	if o.certSecret != "" {
 		ns, name, _ := strings.Cut(o.certSecret, "/")
-		selfCerts, err = webhook.NewSelfCerts(client, webhook.SelfCertsOptions{
-			SecretNamespace: ns, SecretName: name, ServiceNamespace: o.namespace, ServiceName: o.serviceName,
-			WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs"),
-		})
+		selfCerts, err = webhook.NewSelfCerts(client,
+			types.NamespacedName{Namespace: ns, Name: name}, types.NamespacedName{Namespace: o.namespace, Name: o.serviceName},
+			webhook.SelfCertsOptions{WebhookConfigName: o.webhookConfigName, Logger: log.WithName("certs")})
 		if err != nil {
 			return err
 		}

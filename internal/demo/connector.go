@@ -159,7 +159,7 @@ func (d *Demo) ConnectorInit(ctx context.Context) error {
 	if strings.Contains(out, d.registration.Activation.Code) {
 		return fmt.Errorf("eks-connector init logged the activation code")
 	}
-	st, _, err := registration.LoadState(ctx, statestore.NewSecret(d.Env.Client, connectorNS, statePrefix+"-0"))
+	st, _, err := registration.LoadState(ctx, statestore.NewSecret(d.Env.Client, connectorNS, statePrefix+"-0", statestore.SecretOptions{}))
 	if err != nil {
 		return fmt.Errorf("reading the state Secret: %w", err)
 	}
@@ -279,7 +279,7 @@ func (d *Demo) Instances() int { return len(d.AWS.Instances()) }
 
 // State reads the connector's state Secret.
 func (d *Demo) State(ctx context.Context) (*registration.State, error) {
-	st, _, err := registration.LoadState(ctx, statestore.NewSecret(d.Env.Client, connectorNS, statePrefix+"-0"))
+	st, _, err := registration.LoadState(ctx, statestore.NewSecret(d.Env.Client, connectorNS, statePrefix+"-0", statestore.SecretOptions{}))
 	return st, err
 }
 

@@ -40,3 +40,30 @@ func TestAdoptKeepsACollectorThatCannotBeRegistered(t *testing.T) {
 		t.Errorf("gauge = %v, want 1: a clashing collector still works, unregistered", got)
 	}
 }
+
+func TestAllAdoptsEveryFieldInPlace(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	type metrics struct {
+		total prometheus.Counter
+		vec   *prometheus.CounterVec
+	}
+	newMetrics := func() *metrics {
+		m := &metrics{
+			total: prometheus.NewCounter(prometheus.CounterOpts{Name: "ekslink_all_total", Help: "t"}),
+			vec:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ekslink_all_by_result_total", Help: "v"}, []string{"result"}),
+		}
+		All(reg, &m.total, &m.vec)
+		return m
+	}
+	first, second := newMetrics(), newMetrics()
+	if first.total != second.total || first.vec != second.vec {
+		t.Fatal("the second instance's fields are not the first one's collectors")
+	}
+	All(nil, &first.total) // nil registers nothing
+	defer func() {
+		if recover() == nil {
+			t.Error("a field that is no collector pointer did not panic")
+		}
+	}()
+	All(reg, first.total)
+}

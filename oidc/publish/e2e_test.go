@@ -28,7 +28,7 @@ func TestPublishedJWKSVerifiesAPIServerTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disc, jwks, err := oidc.Documents(issuer, keys)
+	disc, jwks, err := oidc.Documents(issuer, keys, oidc.DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/go-logr/logr"
 
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/oidc/publish"
@@ -21,7 +20,7 @@ func Example() {
 		fmt.Fprintln(os.Stderr, err)
 		return
 	}
-	disc, jwks, err := oidc.Documents(issuer, keys)
+	disc, jwks, err := oidc.Documents(issuer, keys, oidc.DocumentOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return
@@ -31,7 +30,7 @@ func Example() {
 		fmt.Fprintln(os.Stderr, err)
 		return
 	}
-	res, err := publish.New(cfg, logr.Discard()).Publish(ctx, publish.Site{Issuer: issuer, Discovery: disc, JWKS: jwks, CreateBucket: true})
+	res, err := publish.NewFromConfig(cfg).Publish(ctx, publish.Site{Issuer: issuer, Discovery: disc, JWKS: jwks, CreateBucket: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return

@@ -70,14 +70,55 @@ type Publisher struct {
 	Log    logr.Logger
 }
 
-// New builds a Publisher from an aws.Config. S3 uses path-style addressing (bucket names with
-// dots work, and it matches the recommended issuer https://s3.<region>.amazonaws.com/<bucket>).
-func New(cfg aws.Config, log logr.Logger) *Publisher {
+// Options configure NewFromConfig, as the Options of an aws-sdk-go-v2 service client do:
+// NewFromConfig fills them from the aws.Config, then applies the caller's functions. Zero values
+// take what the aws.Config holds.
+type Options struct {
+	// Region overrides the aws.Config region (where a missing bucket is created).
+	Region string
+	// HTTPClient sends the S3 and IAM requests (default aws.Config.HTTPClient).
+	HTTPClient aws.HTTPClient
+	// Retryer decides retries of both clients (default aws.Config.Retryer).
+	Retryer aws.Retryer
+	// S3BaseEndpoint and IAMBaseEndpoint override each service's endpoint ("https://host[:port]");
+	// nil leaves the SDK's resolution (AWS_ENDPOINT_URL_S3, aws.Config.BaseEndpoint, the
+	// regional endpoint).
+	S3BaseEndpoint, IAMBaseEndpoint *string
+	// Logger receives one line per change Publish makes (default: discard).
+	Logger logr.Logger
+}
+
+// NewFromConfig builds a Publisher from an aws.Config, then applies optFns in order. S3 uses
+// path-style addressing (bucket names with dots work, and it matches the recommended issuer
+// https://s3.<region>.amazonaws.com/<bucket>).
+func NewFromConfig(cfg aws.Config, optFns ...func(*Options)) *Publisher {
+	o := Options{Region: cfg.Region, HTTPClient: cfg.HTTPClient}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	// Both clients share the options that are not per service through a copy of the aws.Config.
+	cfg = cfg.Copy()
+	cfg.Region, cfg.HTTPClient = o.Region, o.HTTPClient
+	if o.Retryer != nil {
+		cfg.Retryer = func() aws.Retryer { return o.Retryer }
+	}
 	return &Publisher{
-		S3:     s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
-		IAM:    iam.NewFromConfig(cfg),
-		Region: cfg.Region,
-		Log:    log,
+		S3: s3.NewFromConfig(cfg, func(so *s3.Options) {
+			so.UsePathStyle = true
+			if o.S3BaseEndpoint != nil {
+				so.BaseEndpoint = o.S3BaseEndpoint
+			}
+		}),
+		IAM: iam.NewFromConfig(cfg, func(io *iam.Options) {
+			if o.IAMBaseEndpoint != nil {
+				io.BaseEndpoint = o.IAMBaseEndpoint
+			}
+		}),
+		Region: o.Region,
+		Log:    o.Logger,
 	}
 }
 

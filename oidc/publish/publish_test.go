@@ -29,8 +29,8 @@ type world struct {
 func newWorld(t testing.TB) *world {
 	w := &world{s3: publishtest.NewS3(t, "eu-west-1"), iam: publishtest.NewIAM(t, "us-east-1")}
 	// One aws.Config per endpoint: the production constructor, pointed at local servers.
-	s3Pub := publish.New(w.s3.Config(), logr.Discard())
-	iamPub := publish.New(w.iam.Config(), logr.Discard())
+	s3Pub := publish.NewFromConfig(w.s3.Config())
+	iamPub := publish.NewFromConfig(w.iam.Config())
 	w.pub = &publish.Publisher{S3: s3Pub.S3, IAM: iamPub.IAM, Region: "eu-west-1", Log: logr.Discard()}
 	return w
 }
@@ -45,7 +45,7 @@ func site(t *testing.T) publish.Site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	disc, jwks, err := oidc.Documents(issuer, k)
+	disc, jwks, err := oidc.Documents(issuer, k, oidc.DocumentOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestPublishIsIdempotent(t *testing.T) {
 	// thumbprint in another case is no change.
 	w.reset()
 	k, _ := oidc.ParseKeys(mustPub(t))
-	s.Discovery, s.JWKS, _ = oidc.Documents(issuer, k)
+	s.Discovery, s.JWKS, _ = oidc.Documents(issuer, k, oidc.DocumentOptions{})
 	s.Thumbprints = []string{"9e99a48a9960b14926bb7f3b02e22da2b0ab7280"}
 	res, err = w.pub.Publish(ctx, s)
 	if err != nil {
@@ -271,7 +271,7 @@ func TestPublishRefusals(t *testing.T) {
 			w := newWorld(t)
 			s := site(t)
 			s.Issuer, s.Bucket = iss, "another-bucket"
-			s.Discovery, s.JWKS, _ = oidc.Documents(iss, k)
+			s.Discovery, s.JWKS, _ = oidc.Documents(iss, k, oidc.DocumentOptions{})
 			if _, err := w.pub.Publish(ctx, s); !errors.Is(err, publish.ErrInvalidSite) || len(w.writes()) != 0 {
 				t.Errorf("%s: err = %v, writes %q", iss, err, w.writes())
 			}
@@ -293,7 +293,7 @@ func BenchmarkPublishUpToDate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	disc, jwks, err := oidc.Documents(issuer, []oidc.Key{k})
+	disc, jwks, err := oidc.Documents(issuer, []oidc.Key{k}, oidc.DocumentOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/ekslink/ekslink/eksauth"
@@ -67,16 +65,7 @@ func (wh *eksAuthenticatorWebhook) accepted() int {
 
 // kubeconfigFile writes the webhook's kubeconfig for kube-apiserver.
 func (wh *eksAuthenticatorWebhook) kubeconfigFile(t *testing.T) string {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["webhook"] = &clientcmdapi.Cluster{Server: wh.URL, CertificateAuthorityData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw})}
-	kc.AuthInfos["apiserver"] = &clientcmdapi.AuthInfo{}
-	kc.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "apiserver"}
-	kc.CurrentContext = "webhook"
-	path := filepath.Join(t.TempDir(), "webhook.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return envtest.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), &clientcmdapi.AuthInfo{})
 }
 
 // TestRESTConfigAgainstARealAPIServer: client-go -> kube-apiserver -> token webhook ->

@@ -196,7 +196,7 @@ func TestTokenAgeAgainstTheReferenceVerifier(t *testing.T) {
 func generator(t testing.TB, region string, creds aws.CredentialsProvider, opts eksauth.TokenOptions) *eksauth.TokenGenerator {
 	t.Helper()
 	opts.Credentials = creds
-	g, err := eksauth.NewTokenGenerator(aws.Config{Region: region}, opts)
+	g, err := eksauth.NewTokenGenerator(aws.Config{Region: region}, func(o *eksauth.TokenOptions) { *o = opts })
 	if err != nil {
 		t.Fatal(err)
 	}
