@@ -25,9 +25,11 @@ func newConnectorCommand() *cobra.Command {
 		Short: "Set up IAM for, register, check, deregister and clean up an EKS connected cluster",
 		Long: `The EKS Connector's life in AWS without the console, the AWS CLI or jq:
 
-  ekslink connector iam         the service-linked role and the agent role (idempotent)`,
+  ekslink connector iam         the service-linked role and the agent role (idempotent)
+  ekslink connector register    register the cluster with EKS; the activation goes to a file,
+                                a manifest or the cluster, never to the terminal unless asked`,
 	}
-	cmd.AddCommand(newConnectorIAMCommand())
+	cmd.AddCommand(newConnectorIAMCommand(), newConnectorRegisterCommand())
 	for _, c := range cmd.Commands() {
 		cli.BindEnv(c, "EKSLINK_", "show-activation")
 	}

@@ -2,10 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/envtest/awsfake"
+	"github.com/ekslink/ekslink/manifest"
 	"github.com/ekslink/ekslink/registration"
 )
 
@@ -76,6 +83,63 @@ func TestConnectorIAMCommand(t *testing.T) {
 	}
 	set.Fail("CreateRole", 1, 403, "AccessDenied", "not authorized to perform: iam:CreateRole")
 	if _, err := runEKS(t, "connector", "iam", "--role-name", "other"); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("access denied: %v", err)
+	}
+}
+
+// Seed 001's "aws eks register-cluster" and the sed over the manifest template, in one command:
+// the activation goes to a 0600 file and into the cluster's activation Secret (applied to a real
+// API server), never to stdout or stderr; a second run registers nothing; another role for the
+// same name is refused.
+func TestConnectorRegisterCommand(t *testing.T) {
+	set := useAWSFake(t)
+	env := useKubeconfig(t)
+	ctx := envtest.Context(t)
+	role := "arn:aws:iam::111122223333:role/eks-connector-agent"
+	if _, err := runEKS(t, "connector", "register", "--name", "edge", "--agent-role-arn", role); err == nil || set.Calls("RegisterCluster")+set.Calls("DescribeCluster") != 0 {
+		t.Fatalf("no place for the activation: %v, %d EKS calls", err, set.Calls("RegisterCluster")+set.Calls("DescribeCluster"))
+	}
+	file := filepath.Join(t.TempDir(), "activation.json")
+	ns := env.Namespace(t)
+	t.Setenv("EKS_CLUSTER_NAME", "edge") // the env fallback of --name
+	out, errOut, err := runEKSErr(t, "connector", "register", "--agent-role-arn", role, "--tag", "team=platform",
+		"--activation-file", file, "--apply", "--namespace", ns, "--replicas", "1")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out, errOut)
+	}
+	act, err := registration.ReadActivationFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("activation file mode %v", fi.Mode())
+	}
+	if act.ActivationCode == "" || act.Region != "us-west-2" || act.ClusterName != "edge" || strings.Contains(out+errOut, act.ActivationCode) || strings.Contains(out+errOut, act.ActivationID) {
+		t.Fatalf("activation %+v; output:\n%s%s", act, out, errOut)
+	}
+	sec, err := env.Client.CoreV1().Secrets(ns).Get(ctx, manifest.DefaultActivationSecretName, metav1.GetOptions{})
+	if err != nil || string(sec.Data[manifest.ActivationCodeKey]) != act.ActivationCode {
+		t.Fatalf("activation Secret: %v", err)
+	}
+	out, err = runEKS(t, "connector", "register", "--agent-role-arn", role, "--activation-file", file, "--apply", "--namespace", ns, "--replicas", "1")
+	if err != nil || !strings.Contains(out, "no change") || set.Calls("RegisterCluster") != 1 {
+		t.Fatalf("second run: %s %v, %d RegisterCluster calls", out, err, set.Calls("RegisterCluster"))
+	}
+	if again, _ := registration.ReadActivationFile(file); again.ActivationCode != act.ActivationCode {
+		t.Fatal("the second run overwrote the activation file")
+	}
+	if sec2, _ := env.Client.CoreV1().Secrets(ns).Get(ctx, manifest.DefaultActivationSecretName, metav1.GetOptions{}); string(sec2.Data[manifest.ActivationCodeKey]) != act.ActivationCode {
+		t.Fatal("the second run changed the activation Secret")
+	}
+	if _, err := runEKS(t, "connector", "register", "--agent-role-arn", "arn:aws:iam::111122223333:role/other", "--show-activation"); !errors.Is(err, registration.ErrClusterConflict) {
+		t.Fatalf("another role: %v", err)
+	}
+	out, err = runEKS(t, "connector", "register", "--name", "edge2", "--agent-role-arn", role, "--show-activation")
+	if err != nil || !strings.Contains(out, "activation code: ") {
+		t.Fatalf("--show-activation: %s %v", out, err)
+	}
+	set.Fail("DescribeCluster", 1, 403, "AccessDeniedException", "User is not authorized to perform: eks:DescribeCluster")
+	if _, err := runEKS(t, "connector", "register", "--name", "edge3", "--agent-role-arn", role, "--show-activation"); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
 		t.Fatalf("access denied: %v", err)
 	}
 }
