@@ -70,6 +70,9 @@ type Instance struct {
 	PublicKey string
 	// Registered is when the registration succeeded.
 	Registered time.Time
+	// LastPing and AgentVersion are set by Ping (the agent's heartbeat).
+	LastPing     time.Time
+	AgentVersion string
 }
 
 // issuedRole is the identity behind credentials EKS Auth issued: the assumed-role ARN and the
@@ -122,6 +125,7 @@ func Start(opts Options) (*Set, error) {
 	s.IAM = awstest.NewServer(awstest.Options{Service: "iam", Region: opts.Region, Protocol: awstest.Query, Now: opts.Now})
 	s.registerEKS()
 	s.registerSSM()
+	s.registerSSMInstances()
 	s.registerEKSAuth()
 	s.registerSTS()
 	s.registerIAM()
