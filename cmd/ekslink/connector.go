@@ -18,7 +18,8 @@ import (
 
 // newConnectorCommand returns "ekslink connector": the EKS Connector's life in AWS (seed 001) —
 // IAM set-up, registration, status, deregistration and clean-up. Every flag falls back to
-// EKSLINK_<FLAG_NAME> unless its help names other variables; --show-activation must be typed.
+// EKSLINK_<FLAG_NAME> unless its help names other variables; --show-activation and
+// --delete-in-cluster must be typed.
 func newConnectorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "connector",
@@ -27,11 +28,14 @@ func newConnectorCommand() *cobra.Command {
 
   ekslink connector iam         the service-linked role and the agent role (idempotent)
   ekslink connector register    register the cluster with EKS; the activation goes to a file,
-                                a manifest or the cluster, never to the terminal unless asked`,
+                                a manifest or the cluster, never to the terminal unless asked
+  ekslink connector status      connected / degraded / not connected, with the reasons
+  ekslink connector deregister  EKS and every SSM managed instance; in-cluster objects on request
+  ekslink connector cleanup     deregister the orphaned managed instances of a live cluster`,
 	}
-	cmd.AddCommand(newConnectorIAMCommand(), newConnectorRegisterCommand())
+	cmd.AddCommand(newConnectorIAMCommand(), newConnectorRegisterCommand(), newConnectorStatusCommand(), newConnectorDeregisterCommand(), newConnectorCleanupCommand())
 	for _, c := range cmd.Commands() {
-		cli.BindEnv(c, "EKSLINK_", "show-activation")
+		cli.BindEnv(c, "EKSLINK_", "show-activation", "delete-in-cluster")
 	}
 	return cmd
 }

@@ -19,10 +19,10 @@ import (
 // useAWSFake starts the local AWS endpoints (EKS, SSM, IAM, ...) and points the SDK of the command
 // under test at them through the variables the AWS SDK reads (AWS_ENDPOINT_URL_<SERVICE>,
 // AWS_CA_BUNDLE, static credentials).
-func useAWSFake(t *testing.T) *awsfake.Set {
+func useAWSFake(t *testing.T, opts awsfake.Options) *awsfake.Set {
 	t.Helper()
 	isolateAWS(t, "us-west-2")
-	set, err := awsfake.Start(awsfake.Options{})
+	set, err := awsfake.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func iamWriteCalls(set *awsfake.Set) int {
 // the dry run prints the calls and documents and writes nothing, the first run creates, the second
 // changes nothing and says so.
 func TestConnectorIAMCommand(t *testing.T) {
-	set := useAWSFake(t)
+	set := useAWSFake(t, awsfake.Options{})
 	out, err := runEKS(t, "connector", "iam", "--dry-run", "--tag", "team=platform")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestConnectorIAMCommand(t *testing.T) {
 // API server), never to stdout or stderr; a second run registers nothing; another role for the
 // same name is refused.
 func TestConnectorRegisterCommand(t *testing.T) {
-	set := useAWSFake(t)
+	set := useAWSFake(t, awsfake.Options{})
 	env := useKubeconfig(t)
 	ctx := envtest.Context(t)
 	role := "arn:aws:iam::111122223333:role/eks-connector-agent"
