@@ -1,6 +1,7 @@
 package podidentity
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -200,22 +201,22 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("podidentity: ServerOptions.%s must not be negative", o.name)
 		}
 	}
-	setDefault(&opts.MaxTokenBytes, DefaultMaxTokenBytes)
-	setDefault(&opts.CacheSize, DefaultCacheSize)
-	setDefault(&opts.ServeSkew, DefaultServeSkew)
-	setDefault(&opts.RefreshBefore, DefaultRefreshBefore)
-	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&opts.RefreshWorkers, DefaultRefreshWorkers)
-	setDefault(&opts.UpstreamTimeout, DefaultUpstreamTimeout)
-	setDefault(&opts.ThrottleTTL, DefaultThrottleTTL)
-	setDefault(&opts.RefusalTTL, DefaultRefusalTTL)
-	setDefault(&opts.Rate, DefaultRate)
-	setDefault(&opts.Burst, DefaultBurst)
-	setDefault(&opts.MissWait, DefaultMissWait)
-	setDefault(&opts.ReservedBurst, min((opts.Burst+3)/4, opts.Burst-1))
-	setDefault(&opts.SourceRate, DefaultSourceRate)
-	setDefault(&opts.SourceBurst, DefaultSourceBurst)
-	setDefault(&opts.UnhealthyAfter, DefaultUnhealthyAfter)
+	opts.MaxTokenBytes = cmp.Or(opts.MaxTokenBytes, DefaultMaxTokenBytes)
+	opts.CacheSize = cmp.Or(opts.CacheSize, DefaultCacheSize)
+	opts.ServeSkew = cmp.Or(opts.ServeSkew, DefaultServeSkew)
+	opts.RefreshBefore = cmp.Or(opts.RefreshBefore, DefaultRefreshBefore)
+	opts.IdleTimeout = cmp.Or(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.RefreshWorkers = cmp.Or(opts.RefreshWorkers, DefaultRefreshWorkers)
+	opts.UpstreamTimeout = cmp.Or(opts.UpstreamTimeout, DefaultUpstreamTimeout)
+	opts.ThrottleTTL = cmp.Or(opts.ThrottleTTL, DefaultThrottleTTL)
+	opts.RefusalTTL = cmp.Or(opts.RefusalTTL, DefaultRefusalTTL)
+	opts.Rate = cmp.Or(opts.Rate, DefaultRate)
+	opts.Burst = cmp.Or(opts.Burst, DefaultBurst)
+	opts.MissWait = cmp.Or(opts.MissWait, DefaultMissWait)
+	opts.ReservedBurst = cmp.Or(opts.ReservedBurst, min((opts.Burst+3)/4, opts.Burst-1))
+	opts.SourceRate = cmp.Or(opts.SourceRate, DefaultSourceRate)
+	opts.SourceBurst = cmp.Or(opts.SourceBurst, DefaultSourceBurst)
+	opts.UnhealthyAfter = cmp.Or(opts.UnhealthyAfter, DefaultUnhealthyAfter)
 	if opts.RefreshBefore <= opts.ServeSkew {
 		return nil, fmt.Errorf("podidentity: ServerOptions.RefreshBefore (%s) must be longer than ServeSkew (%s), or credentials are never refreshed ahead", opts.RefreshBefore, opts.ServeSkew)
 	}
@@ -239,13 +240,6 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cache.start()
 	return s, nil
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // Close stops background refreshes and cancels in-flight upstream calls. Serve calls return when

@@ -194,7 +194,7 @@ func TestAgentRotatedVaultIsReadWithItsPrivateKey(t *testing.T) {
 func restoreAndLoad(t *testing.T, st *registration.State, fx ssmagent.InstanceInfo) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "Vault")
-	if err := registration.WriteVault(context.Background(), dir, st, nil); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := (&ssmagent.Vault{Dir: dir}).Load()

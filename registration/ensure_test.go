@@ -153,7 +153,7 @@ func crashScenario(t *testing.T, newStore func() statestore.Store, crashAt strin
 	} else if err != nil {
 		t.Fatal(err)
 	} else if crashAt == "" {
-		if err := WriteVault(ctx, vault, st, nil); err != nil {
+		if err := WriteVault(ctx, vault, st, VaultOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,7 +173,7 @@ func crashScenario(t *testing.T, newStore func() statestore.Store, crashAt strin
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	if err := WriteVault(ctx, vault, st, nil); err != nil {
+	if err := WriteVault(ctx, vault, st, VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

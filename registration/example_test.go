@@ -38,7 +38,7 @@ func Example() {
 	}
 	dir, _ := os.MkdirTemp("", "vault")
 	defer os.RemoveAll(dir)
-	if err := registration.WriteVault(ctx, dir, state, nil); err != nil {
+	if err := registration.WriteVault(ctx, dir, state, registration.VaultOptions{}); err != nil {
 		fmt.Println(err)
 		return
 	}

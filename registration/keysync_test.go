@@ -57,7 +57,7 @@ func seedRegistration(t *testing.T, store statestore.Store, vault string) *regis
 	if _, err := store.Save(ctx, map[string][]byte{registration.StateKey: b}, version); err != nil {
 		t.Fatal(err)
 	}
-	if err := registration.WriteVault(ctx, vault, st, nil); err != nil {
+	if err := registration.WriteVault(ctx, vault, st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -246,7 +246,7 @@ func BenchmarkKeySyncCheck(b *testing.B) {
 		InstanceID: "mi-0123456789abcdef0", Fingerprint: "f", Key: key}
 	raw, _ := json.Marshal(st)
 	_, _ = store.Save(context.Background(), map[string][]byte{registration.StateKey: raw}, "")
-	_ = registration.WriteVault(context.Background(), vault, st, nil)
+	_ = registration.WriteVault(context.Background(), vault, st, registration.VaultOptions{})
 	ks, _ := registration.NewKeySync(store, vault, registration.KeySyncOptions{})
 	ctx := context.Background()
 	for b.Loop() {

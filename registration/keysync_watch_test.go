@@ -30,7 +30,7 @@ func TestKeySyncWithoutAFileWatcherKeepsSyncing(t *testing.T) {
 		t.Fatal(err)
 	}
 	vault := filepath.Join(t.TempDir(), "Vault")
-	if err := WriteVault(ctx, vault, st, nil); err != nil {
+	if err := WriteVault(ctx, vault, st, VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ks, err := NewKeySync(store, vault, KeySyncOptions{Interval: 50 * time.Millisecond,

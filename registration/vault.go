@@ -166,12 +166,8 @@ type VaultOptions struct {
 // WriteVault validates the state's vault and writes it under dir: each file atomically with mode
 // 0600 (directories 0700), the Manifest last, because an agent that finds no Manifest treats the
 // instance as unregistered rather than reading half a vault.
-func WriteVault(ctx context.Context, dir string, st *State, opts *VaultOptions) error {
-	var o VaultOptions
-	if opts != nil {
-		o = *opts
-	}
-	v, err := VaultFromState(st, o.AgentVaultDir)
+func WriteVault(ctx context.Context, dir string, st *State, opts VaultOptions) error {
+	v, err := VaultFromState(st, opts.AgentVaultDir)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func TestVaultGoldenFiles(t *testing.T) {
 	st := goldenState(t)
 	dir := t.TempDir()
 	// Written under another root, the manifest still names the paths the agent sees.
-	if err := registration.WriteVault(context.Background(), dir, st, nil); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got := readTree(t, dir)
@@ -119,7 +119,7 @@ func TestVaultRoundTripIsIdentical(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := registration.WriteVault(context.Background(), dir, st, nil); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, want := readTree(t, dir), readTree(t, golden)
@@ -132,7 +132,7 @@ func TestVaultRoundTripIsIdentical(t *testing.T) {
 
 func TestAgentVaultDirOption(t *testing.T) {
 	dir := t.TempDir()
-	if err := registration.WriteVault(context.Background(), dir, goldenState(t), &registration.VaultOptions{AgentVaultDir: "/custom/Vault"}); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, goldenState(t), registration.VaultOptions{AgentVaultDir: "/custom/Vault"}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, registration.ManifestFile))
@@ -162,7 +162,7 @@ func TestWriteVaultValidatesBeforeWriting(t *testing.T) {
 			st := *base
 			tc.mutate(&st)
 			dir := t.TempDir()
-			if err := registration.WriteVault(context.Background(), dir, &st, nil); !errors.Is(err, registration.ErrInvalidVault) {
+			if err := registration.WriteVault(context.Background(), dir, &st, registration.VaultOptions{}); !errors.Is(err, registration.ErrInvalidVault) {
 				t.Fatalf("got %v, want ErrInvalidVault", err)
 			}
 			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -218,7 +218,7 @@ func BenchmarkWriteVault(b *testing.B) {
 	dir := b.TempDir()
 	ctx := context.Background()
 	for b.Loop() {
-		if err := registration.WriteVault(ctx, dir, st, nil); err != nil {
+		if err := registration.WriteVault(ctx, dir, st, registration.VaultOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -238,7 +238,7 @@ func TestVaultAcceptsEKSConnectorInstanceIDs(t *testing.T) {
 	st := *goldenState(t)
 	st.InstanceID = "eks_c:my-cluster_0123456789abcdefA"
 	dir := t.TempDir()
-	if err := registration.WriteVault(context.Background(), dir, &st, nil); err != nil {
+	if err := registration.WriteVault(context.Background(), dir, &st, registration.VaultOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	v, err := registration.ReadVault(dir)

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"math/rand/v2"
 )
 
@@ -143,38 +144,18 @@ type ComposeRoleARN struct {
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.AnnotationPrefix == "" {
-		c.AnnotationPrefix = DefaultAnnotationPrefix
-	}
-	if c.TokenAudience == "" {
-		c.TokenAudience = DefaultTokenAudience
-	}
-	if c.TokenMountPath == "" {
-		c.TokenMountPath = DefaultTokenMountPath
-	}
-	if c.TokenExpiration == 0 {
-		c.TokenExpiration = DefaultTokenExpiration
-	}
+	c.AnnotationPrefix = cmp.Or(c.AnnotationPrefix, DefaultAnnotationPrefix)
+	c.TokenAudience = cmp.Or(c.TokenAudience, DefaultTokenAudience)
+	c.TokenMountPath = cmp.Or(c.TokenMountPath, DefaultTokenMountPath)
+	c.TokenExpiration = cmp.Or(c.TokenExpiration, DefaultTokenExpiration)
 	c.TokenExpiration = max(c.TokenExpiration, MinTokenExpiration)
 	cc := &c.ContainerCredentials
-	if cc.Audience == "" {
-		cc.Audience = DefaultContainerCredentialsAudience
-	}
-	if cc.MountPath == "" {
-		cc.MountPath = DefaultContainerCredentialsMountPath
-	}
-	if cc.VolumeName == "" {
-		cc.VolumeName = DefaultContainerCredentialsVolumeName
-	}
-	if cc.TokenPath == "" {
-		cc.TokenPath = DefaultContainerCredentialsTokenPath
-	}
-	if cc.FullURI == "" {
-		cc.FullURI = DefaultContainerCredentialsFullURI
-	}
-	if c.ComposeRoleARN.Partition == "" {
-		c.ComposeRoleARN.Partition = "aws"
-	}
+	cc.Audience = cmp.Or(cc.Audience, DefaultContainerCredentialsAudience)
+	cc.MountPath = cmp.Or(cc.MountPath, DefaultContainerCredentialsMountPath)
+	cc.VolumeName = cmp.Or(cc.VolumeName, DefaultContainerCredentialsVolumeName)
+	cc.TokenPath = cmp.Or(cc.TokenPath, DefaultContainerCredentialsTokenPath)
+	cc.FullURI = cmp.Or(cc.FullURI, DefaultContainerCredentialsFullURI)
+	c.ComposeRoleARN.Partition = cmp.Or(c.ComposeRoleARN.Partition, "aws")
 	if c.Rand == nil {
 		c.Rand = rand.Int64N
 	}

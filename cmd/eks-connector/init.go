@@ -277,7 +277,7 @@ func runInit(ctx context.Context, o *initOptions, log logr.Logger) error {
 	if st, err = adoptRotatedKey(ctx, store, o.vaultDir, st, log); err != nil {
 		return err
 	}
-	if err := registration.WriteVault(ctx, o.vaultDir, st, &registration.VaultOptions{AgentVaultDir: o.agentVaultDir}); err != nil {
+	if err := registration.WriteVault(ctx, o.vaultDir, st, registration.VaultOptions{AgentVaultDir: o.agentVaultDir}); err != nil {
 		return err
 	}
 	for _, orphan := range st.Orphans {

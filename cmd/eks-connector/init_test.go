@@ -18,7 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/internal/cli"
@@ -136,7 +136,7 @@ func connectorKubeconfig(t *testing.T, env *envtest.Environment, ns string) stri
 	env.Grant(t, ns, "eks-connector-state", envtest.ServiceAccountSubject(ns, "eks-connector"), []rbacv1.PolicyRule{{
 		APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "update"}, ResourceNames: []string{"eks-connector-state-0"},
 	}})
-	return env.KubeconfigFile(t, &clientcmdapi.AuthInfo{Token: env.Token(t, ns, "eks-connector", nil, 0)})
+	return env.KubeconfigFile(t, clientcmdv1.AuthInfo{Token: env.Token(t, ns, "eks-connector", nil, 0)})
 }
 
 func TestInitAndSyncAgainstTheAPIServer(t *testing.T) {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -148,8 +147,7 @@ func runProxy(ctx context.Context, o *proxyOptions, hooks proxyHooks) error {
 	if o.apiServer == "" {
 		o.apiServer = inClusterHost()
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.NewRegistry()
 	h, err := impersonation.NewHandler(impersonation.Config{
 		Upstream: &rest.Config{
 			Host:            o.apiServer,

@@ -30,7 +30,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -148,8 +147,7 @@ func runSync(ctx context.Context, o *syncOptions, log logr.Logger, listening fun
 	if err := checkProbeAddr("--health-addr", o.healthAddr); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.NewRegistry()
 	o.enabled = true
 	ks, err := newKeySync(log, reg, o.keySyncFlags)
 	if err != nil {

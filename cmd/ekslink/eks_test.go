@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/eksauth/awsauth"
@@ -136,7 +137,7 @@ func TestKubeconfigCommandUsesDescribeCluster(t *testing.T) {
 // useKubeconfig points KUBECONFIG at a private control plane and returns it.
 func useKubeconfig(t *testing.T) *envtest.Environment {
 	env := envtest.Start(t, &envtest.Environment{})
-	t.Setenv("KUBECONFIG", env.KubeconfigFile(t, &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}))
+	t.Setenv("KUBECONFIG", env.KubeconfigFile(t, clientcmdv1.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData}))
 	return env
 }
 

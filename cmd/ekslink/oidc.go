@@ -450,7 +450,7 @@ swapped in atomically (a broken file keeps the previous documents). /healthz, /r
 			if err != nil {
 				return err
 			}
-			reg := prometheus.NewRegistry()
+			reg := cli.NewRegistry()
 			reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ekslink_oidc_key_reloads_total", Help: "Key file reloads by result."}, []string{"result"})
 			keyCount := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ekslink_oidc_keys", Help: "Keys currently published."})
 			requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ekslink_oidc_requests_total", Help: "Document requests by status code."}, []string{"code"})

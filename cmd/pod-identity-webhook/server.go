@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ekslink/ekslink/internal/cli"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -66,8 +65,7 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 		tlsCfg.GetCertificate = certs.get
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cli.NewRegistry()
 	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
 	if o.watchConfigMap {
 		opts.ConfigMapNamespace = o.namespace

@@ -311,34 +311,14 @@ func (c *Config) UpsertRole(m RoleMapping) (changed bool, warnings []string, err
 	if p := checkIdentity(m.Username, m.Groups); len(p) > 0 {
 		return false, warnings, fmt.Errorf("%w: role %s: %s", ErrInvalid, canon, strings.Join(p, "; "))
 	}
-	var idx []int
-	for i, r := range c.Roles {
-		if roleMatches(r, canon) {
-			idx = append(idx, i)
-		}
-	}
-	if len(idx) == 1 {
-		cur := c.Roles[idx[0]]
-		if cur.RoleARN == canon && cur.Username == m.Username && slices.Equal(cur.Groups, m.Groups) {
-			return false, warnings, nil
-		}
-	}
 	entry := RoleMapping{RoleARN: canon, Username: m.Username, Groups: slices.Clone(m.Groups)}
-	if len(idx) == 0 {
-		c.Roles = append(c.Roles, entry)
-		return true, warnings, nil
-	}
-	// The authenticator used the last duplicate: its unmodelled fields (sso, userid) are kept.
-	last := c.Roles[idx[len(idx)-1]]
-	entry.extra, entry.src = last.extra, last.src
-	if len(idx) > 1 {
-		warnings = append(warnings, fmt.Sprintf("%d mappings of %s collapsed into one", len(idx), canon))
-	}
-	c.Roles[idx[0]] = entry
-	for k := len(idx) - 1; k >= 1; k-- {
-		c.Roles = slices.Delete(c.Roles, idx[k], idx[k]+1)
-	}
-	return true, warnings, nil
+	changed, collapsed := upsertMapping(&c.Roles, entry, canon,
+		func(r RoleMapping) bool { return roleMatches(r, canon) },
+		func(cur RoleMapping) bool {
+			return cur.RoleARN == canon && cur.Username == m.Username && slices.Equal(cur.Groups, m.Groups)
+		},
+		func(e *RoleMapping, last RoleMapping) { e.extra, e.src = last.extra, last.src })
+	return changed, append(warnings, collapsed...), nil
 }
 
 // UpsertUser adds or replaces the mapping of m.UserARN (case-insensitive; duplicates collapse).
@@ -350,33 +330,43 @@ func (c *Config) UpsertUser(m UserMapping) (changed bool, warnings []string, err
 	if p := checkIdentity(m.Username, m.Groups); len(p) > 0 {
 		return false, nil, fmt.Errorf("%w: user %s: %s", ErrInvalid, arn, strings.Join(p, "; "))
 	}
+	entry := UserMapping{UserARN: arn, Username: m.Username, Groups: slices.Clone(m.Groups)}
+	changed, warnings = upsertMapping(&c.Users, entry, arn,
+		func(u UserMapping) bool { return strings.EqualFold(u.UserARN, arn) },
+		func(cur UserMapping) bool {
+			return cur.UserARN == arn && cur.Username == m.Username && slices.Equal(cur.Groups, m.Groups)
+		},
+		func(e *UserMapping, last UserMapping) { e.extra, e.src = last.extra, last.src })
+	return changed, warnings, nil
+}
+
+// upsertMapping puts entry in place of the mappings of list that match: appended when there is
+// none, left alone when the only one is unchanged, otherwise written over the first one, the
+// others removed. The authenticator used the last duplicate, so entry inherits its unmodelled
+// fields (sso, userid). Warnings name (by name) collapsed duplicates.
+func upsertMapping[M any](list *[]M, entry M, name string, match, unchanged func(M) bool, inherit func(*M, M)) (changed bool, warnings []string) {
 	var idx []int
-	for i, u := range c.Users {
-		if strings.EqualFold(u.UserARN, arn) {
+	for i, m := range *list {
+		if match(m) {
 			idx = append(idx, i)
 		}
 	}
-	if len(idx) == 1 {
-		cur := c.Users[idx[0]]
-		if cur.UserARN == arn && cur.Username == m.Username && slices.Equal(cur.Groups, m.Groups) {
-			return false, nil, nil
-		}
+	if len(idx) == 1 && unchanged((*list)[idx[0]]) {
+		return false, nil
 	}
-	entry := UserMapping{UserARN: arn, Username: m.Username, Groups: slices.Clone(m.Groups)}
 	if len(idx) == 0 {
-		c.Users = append(c.Users, entry)
-		return true, nil, nil
+		*list = append(*list, entry)
+		return true, nil
 	}
-	last := c.Users[idx[len(idx)-1]]
-	entry.extra, entry.src = last.extra, last.src
+	inherit(&entry, (*list)[idx[len(idx)-1]])
 	if len(idx) > 1 {
-		warnings = append(warnings, fmt.Sprintf("%d mappings of %s collapsed into one", len(idx), arn))
+		warnings = append(warnings, fmt.Sprintf("%d mappings of %s collapsed into one", len(idx), name))
 	}
-	c.Users[idx[0]] = entry
+	(*list)[idx[0]] = entry
 	for k := len(idx) - 1; k >= 1; k-- {
-		c.Users = slices.Delete(c.Users, idx[k], idx[k]+1)
+		*list = slices.Delete(*list, idx[k], idx[k]+1)
 	}
-	return true, warnings, nil
+	return true, warnings
 }
 
 // Remove deletes every role or user mapping of arn (matched canonically, case-insensitively) and

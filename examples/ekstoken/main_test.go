@@ -25,7 +25,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/envtest"
@@ -101,7 +101,7 @@ func authenticator(t *testing.T, sts *awstest.Server, cluster string) string {
 		_ = json.NewEncoder(w).Encode(tr)
 	}))
 	t.Cleanup(wh.Close)
-	return envtest.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), &clientcmdapi.AuthInfo{})
+	return envtest.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), clientcmdv1.AuthInfo{})
 }
 
 // The example's main path against a real kube-apiserver that authenticates EKS tokens through the

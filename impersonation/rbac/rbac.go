@@ -314,25 +314,16 @@ func (o *Objects) Merge(others ...*Objects) *Objects {
 
 // List returns every object, roles before bindings, with apiVersion and kind set.
 func (o *Objects) List() []any {
-	var out []any
-	for i := range o.ClusterRoles {
-		c := o.ClusterRoles[i]
-		c.TypeMeta = clusterRoleType
-		out = append(out, &c)
-	}
-	for i := range o.Roles {
-		c := o.Roles[i]
-		c.TypeMeta = roleType
-		out = append(out, &c)
-	}
-	for i := range o.ClusterRoleBindings {
-		c := o.ClusterRoleBindings[i]
-		c.TypeMeta = clusterRoleBindingType
-		out = append(out, &c)
-	}
-	for i := range o.RoleBindings {
-		c := o.RoleBindings[i]
-		c.TypeMeta = roleBindingType
+	out := appendTyped(nil, o.ClusterRoles, func(c *rbacv1.ClusterRole) { c.TypeMeta = clusterRoleType })
+	out = appendTyped(out, o.Roles, func(c *rbacv1.Role) { c.TypeMeta = roleType })
+	out = appendTyped(out, o.ClusterRoleBindings, func(c *rbacv1.ClusterRoleBinding) { c.TypeMeta = clusterRoleBindingType })
+	return appendTyped(out, o.RoleBindings, func(c *rbacv1.RoleBinding) { c.TypeMeta = roleBindingType })
+}
+
+// appendTyped appends a copy of each item, with its apiVersion and kind set by typed, to out.
+func appendTyped[T any](out []any, items []T, typed func(*T)) []any {
+	for _, c := range items {
+		typed(&c)
 		out = append(out, &c)
 	}
 	return out

@@ -73,31 +73,31 @@ func TestAnAtomicReplaceIsSeen(t *testing.T) {
 // the visible files are symlinks through "..data" and see no event of their own.
 func TestTheKubeletDataSymlinkSwapIsSeen(t *testing.T) {
 	dir := t.TempDir()
-	v1 := filepath.Join(dir, "..2026_12_07_05_00_00.000000001")
-	if err := os.Mkdir(v1, 0o755); err != nil {
-		t.Fatal(err)
+	// publish writes a version directory holding the token and points "..data" at it through a
+	// rename of "..data_tmp", as the atomic writer does.
+	publish := func(version, token string) string {
+		t.Helper()
+		v := filepath.Join(dir, version)
+		if err := os.Mkdir(v, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(v, "token"), token)
+		if err := os.Symlink(version, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	write(t, filepath.Join(v1, "token"), "one")
-	if err := os.Symlink(filepath.Base(v1), filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
+	v1 := publish("..2026_12_07_05_00_00.000000001", "one")
 	file := filepath.Join(dir, "token")
 	if err := os.Symlink(filepath.Join("..data", "token"), file); err != nil {
 		t.Fatal(err)
 	}
 	ch := start(t, Options{Files: []string{file}, Debounce: 10 * time.Millisecond})
 
-	v2 := filepath.Join(dir, "..2026_12_07_05_01_00.000000002")
-	if err := os.Mkdir(v2, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(v2, "token"), "two")
-	if err := os.Symlink(filepath.Base(v2), filepath.Join(dir, "..data_tmp")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
+	publish("..2026_12_07_05_01_00.000000002", "two")
 	if err := os.RemoveAll(v1); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 
 	"github.com/ekslink/ekslink/eksauth"
 	"github.com/ekslink/ekslink/envtest"
@@ -65,7 +65,7 @@ func (wh *eksAuthenticatorWebhook) accepted() int {
 
 // kubeconfigFile writes the webhook's kubeconfig for kube-apiserver.
 func (wh *eksAuthenticatorWebhook) kubeconfigFile(t *testing.T) string {
-	return envtest.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), &clientcmdapi.AuthInfo{})
+	return envtest.KubeconfigFile(t, wh.URL, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: wh.Certificate().Raw}), clientcmdv1.AuthInfo{})
 }
 
 // TestRESTConfigAgainstARealAPIServer: client-go -> kube-apiserver -> token webhook ->
