@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/envtest/awsfake"
@@ -141,5 +143,43 @@ func TestConnectorRegisterCommand(t *testing.T) {
 	set.Fail("DescribeCluster", 1, 403, "AccessDeniedException", "User is not authorized to perform: eks:DescribeCluster")
 	if _, err := runEKS(t, "connector", "register", "--name", "edge3", "--agent-role-arn", role, "--show-activation"); err == nil || !strings.Contains(err.Error(), "AccessDeniedException") {
 		t.Fatalf("access denied: %v", err)
+	}
+}
+
+// --manifest-file writes the rendered connector with its activation Secret, mode 0600, for GitOps;
+// the code is in the Secret and nowhere on the terminal.
+func TestConnectorRegisterWritesTheManifest(t *testing.T) {
+	useAWSFake(t, awsfake.Options{})
+	dir := t.TempDir()
+	path, file := filepath.Join(dir, "eks-connector.yaml"), filepath.Join(dir, "activation.json")
+	out, errOut, err := runEKSErr(t, "connector", "register", "--name", "gitops", "--agent-role-arn", "arn:aws:iam::111122223333:role/eks-connector-agent",
+		"--manifest-file", path, "--activation-file", file, "--image", "registry.example/team/eks-connector@sha256:"+strings.Repeat("a", 64))
+	if err != nil {
+		t.Fatalf("%v %s", err, errOut)
+	}
+	act, err := registration.ReadActivationFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("manifest mode: %v %v", fi, err)
+	}
+	data, _ := os.ReadFile(path)
+	objs, err := manifest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, u := range objs {
+		if u.GetKind() == "Secret" && u.GetName() == manifest.DefaultActivationSecretName {
+			var sec corev1.Secret
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sec); err != nil {
+				t.Fatal(err)
+			}
+			found = string(sec.Data[manifest.ActivationCodeKey]) == act.ActivationCode
+		}
+	}
+	if !found || strings.Contains(out+errOut, act.ActivationCode) || !strings.Contains(string(data), "registry.example/team/eks-connector@sha256:") {
+		t.Fatalf("activation Secret with the code found: %v; output %s%s", found, out, errOut)
 	}
 }
