@@ -36,8 +36,8 @@ var finalCodes = map[string]error{
 
 var advice = map[error]string{
 	ErrInvalidActivation:         `check --activation-id and the activation code (they come from "aws eks register-cluster")`,
-	ErrActivationExpired:         `EKS activations must be used within 3 days: deregister and register the cluster again ("aws eks deregister-cluster", "aws eks register-cluster")`,
-	ErrRegistrationLimitExceeded: "every registration of this activation is used up (earlier attempts left orphaned managed instances): deregister them in SSM or register the cluster again",
+	ErrActivationExpired:         `EKS activations must be used within 3 days: deregister and register the cluster again ("ekslink connector deregister", "ekslink connector register")`,
+	ErrRegistrationLimitExceeded: "every registration of this activation is used up (earlier attempts left orphaned managed instances): deregister them (\"ekslink connector cleanup\") or register the cluster again",
 	ErrInvalidPublicKey:          "the key material is corrupt: this is a bug, please report it",
 	ErrInstanceAlreadyRegistered: "this key material was registered before but its instance id was not recorded; deregister the managed instance with this fingerprint in SSM, delete the state Secret and run init again",
 }

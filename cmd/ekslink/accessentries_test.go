@@ -20,22 +20,12 @@ import (
 )
 
 // useAWSFake starts the local AWS endpoints with one EKS cluster and points the SDK at them.
-func useAWSFake(t *testing.T, mode string) *awsfake.Set {
+// useEKSClusterFake starts the local AWS endpoints with EKS cluster "prod" in authentication mode
+// mode; call it before useKubeconfig (useAWSFake isolates the AWS and kube configuration).
+func useEKSClusterFake(t *testing.T, mode string) *awsfake.Set {
 	t.Helper()
-	fake, err := awsfake.Start(awsfake.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
+	fake := useAWSFake(t, awsfake.Options{})
 	fake.AddCluster(awsfake.EKSCluster{Name: "prod", Endpoint: "https://127.0.0.1:6443", CAPEM: fake.CAPEM(), AuthenticationMode: mode})
-	env, err := fake.Env(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	return fake
 }
 
@@ -44,8 +34,8 @@ func useAWSFake(t *testing.T, mode string) *awsfake.Set {
 // one revoked twice.
 func TestAccessMigrateAndEntriesCommands(t *testing.T) {
 	isolateAWS(t, "us-west-2")
+	fake := useEKSClusterFake(t, "API_AND_CONFIG_MAP")
 	env := useKubeconfig(t)
-	fake := useAWSFake(t, "API_AND_CONFIG_MAP")
 	raw, err := os.ReadFile(filepath.Join("..", "..", "eksauth", "testdata", "aws-auth-eks-user-guide.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +81,7 @@ func TestAccessMigrateAndEntriesCommands(t *testing.T) {
 // no write; a CONFIG_MAP cluster is refused with eksauth.ErrAccessEntriesUnsupported.
 func TestAccessGrantCreatesAccessEntries(t *testing.T) {
 	isolateAWS(t, "us-west-2")
-	fake := useAWSFake(t, "API")
+	fake := useEKSClusterFake(t, "API")
 	viewer := "arn:aws:iam::111122223333:role/viewer"
 	writes := func() (n int) {
 		for _, r := range fake.EKS.Requests() {
@@ -125,8 +115,8 @@ func TestAccessGrantCreatesAccessEntries(t *testing.T) {
 // A CONFIG_MAP cluster: the plan is printed with what to do; --apply is refused.
 func TestAccessMigrateOnAConfigMapCluster(t *testing.T) {
 	isolateAWS(t, "us-west-2")
+	useEKSClusterFake(t, "CONFIG_MAP")
 	env := useKubeconfig(t)
-	useAWSFake(t, "CONFIG_MAP")
 	_, err := env.Client.CoreV1().ConfigMaps("kube-system").Create(envtest.Context(t), &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "aws-auth", Namespace: "kube-system"},
 		Data:       map[string]string{"mapRoles": "- rolearn: arn:aws:iam::111122223333:role/admin\n  username: admin\n  groups: [system:masters]\n"},
@@ -149,7 +139,7 @@ func TestAccessMigrateOnAConfigMapCluster(t *testing.T) {
 // where to set one.
 func TestKubeconfigMergeWithTheProfileRegion(t *testing.T) {
 	isolateAWS(t, "us-west-2")
-	useAWSFake(t, "API")
+	useEKSClusterFake(t, "API")
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	dir := t.TempDir()

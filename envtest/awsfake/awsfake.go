@@ -40,8 +40,8 @@ type Options struct {
 
 // Set is a running set of endpoints. Close it when done.
 type Set struct {
-	// EKS, SSM, EKSAuth and STS are the individual endpoints.
-	EKS, SSM, EKSAuth, STS *awstest.Server
+	// EKS, SSM, EKSAuth, STS and IAM are the individual endpoints.
+	EKS, SSM, EKSAuth, STS, IAM *awstest.Server
 
 	opts Options
 
@@ -56,6 +56,9 @@ type Set struct {
 	eksFaults     map[string]*injected   // FailEKS, by operation
 	authCalls     int
 	registerCalls int
+	roles         map[string]*Role
+	faults        map[string][]fault
+	calls         map[string]int
 }
 
 // Instance is a managed instance registered through SSM RegisterManagedInstance.
@@ -70,6 +73,9 @@ type Instance struct {
 	PublicKey string
 	// Registered is when the registration succeeded.
 	Registered time.Time
+	// LastPing and AgentVersion are set by Ping (the agent's heartbeat).
+	LastPing     time.Time
+	AgentVersion string
 }
 
 // issuedRole is the identity behind credentials EKS Auth issued: the assumed-role ARN and the
@@ -86,7 +92,7 @@ type Association struct {
 	RoleARN string
 }
 
-// Start starts the four endpoints.
+// Start starts the five endpoints.
 func Start(opts Options) (*Set, error) {
 	if opts.Region == "" {
 		opts.Region = awstest.DefaultRegion
@@ -111,22 +117,30 @@ func Start(opts Options) (*Set, error) {
 		issued:       map[string]issuedRole{},
 		eksClusters:  map[string]*eksCluster{},
 		eksFaults:    map[string]*injected{},
+		roles:        map[string]*Role{},
+		faults:       map[string][]fault{},
+		calls:        map[string]int{},
 	}
 	s.EKS = awstest.NewServer(awstest.Options{Service: "eks", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.SSM = awstest.NewServer(awstest.Options{Service: "ssm", Region: opts.Region, Protocol: awstest.JSON, Anonymous: true, Now: opts.Now})
 	s.EKSAuth = awstest.NewServer(awstest.Options{Service: "eks-auth", Region: opts.Region, Protocol: awstest.RESTJSON, Now: opts.Now})
 	s.STS = awstest.NewServer(awstest.Options{Service: "sts", Region: opts.Region, Protocol: awstest.Query, Anonymous: true, Now: opts.Now})
+	// IAM is global and signs with us-east-1 in the aws partition; a client whose endpoint is
+	// overridden (AWS_ENDPOINT_URL_IAM, BaseEndpoint) signs with its own region, which is this one.
+	s.IAM = awstest.NewServer(awstest.Options{Service: "iam", Region: opts.Region, Protocol: awstest.Query, Now: opts.Now})
 	s.registerEKS()
 	s.registerEKSAccess()
 	s.registerSSM()
+	s.registerSSMInstances()
 	s.registerEKSAuth()
 	s.registerSTS()
+	s.registerIAM()
 	return s, nil
 }
 
 // Close stops every endpoint.
 func (s *Set) Close() {
-	for _, srv := range []*awstest.Server{s.EKS, s.SSM, s.EKSAuth, s.STS} {
+	for _, srv := range []*awstest.Server{s.EKS, s.SSM, s.EKSAuth, s.STS, s.IAM} {
 		if srv != nil {
 			srv.Close()
 		}
@@ -179,6 +193,7 @@ func (s *Set) Env(dir string) ([]string, error) {
 		"AWS_ENDPOINT_URL_SSM=" + s.SSM.URL,
 		"AWS_ENDPOINT_URL_EKS_AUTH=" + s.EKSAuth.URL,
 		"AWS_ENDPOINT_URL_STS=" + s.STS.URL,
+		"AWS_ENDPOINT_URL_IAM=" + s.IAM.URL,
 	}, nil
 }
 

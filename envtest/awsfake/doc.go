@@ -3,18 +3,25 @@
 // EKS clusters added with Set.AddCluster, whose access entries and policy associations it keeps:
 // Create/List/Describe/DeleteAccessEntry, Associate/Disassociate/ListAssociatedAccessPolicies, with
 // EKS's refusals and Set.FailEKS to answer an operation with an error such as
-// ThrottlingException or AccessDeniedException), SSM
-// (RegisterManagedInstance, anonymous), EKS Auth (AssumeRoleForPodIdentity) and STS
-// (GetCallerIdentity, signed or presigned). The entry point is Start, which returns a Set of
-// running endpoints; Set.Config gives an aws.Config for them and Set.Env the environment variables
-// a child process needs.
+// ThrottlingException or AccessDeniedException), SSM (RegisterManagedInstance, anonymous;
+// DescribeInstanceInformation and DeregisterManagedInstance, signed), EKS Auth
+// (AssumeRoleForPodIdentity), STS (GetCallerIdentity, signed or presigned;
+// AssumeRoleWithWebIdentity, unsigned) and IAM roles (GetRole, CreateRole, UpdateAssumeRolePolicy,
+// GetRolePolicy, PutRolePolicy, TagRole, CreateServiceLinkedRole). The entry point is Start, which
+// returns a Set of running endpoints; Set.Config gives an aws.Config for them and Set.Env the
+// environment variables a child process needs. Set.Fail queues error answers (throttling, access
+// denied) for an operation and Set.Calls counts each operation's requests, so a test can check
+// that a second run writes nothing.
 //
 // Every endpoint is an envtest/awstest Server: requests are checked with the AWS SDK's own SigV4
 // signer and answered in the service's exact wire shapes, so the production clients run against it
 // unchanged through BaseEndpoint or the AWS_ENDPOINT_URL_<SERVICE> variables (Env).
 //
 // It models only what the connector and pod identity flows observe: activations with an expiry and a
-// registration limit, managed instances keyed by fingerprint, pod identity associations keyed by
-// namespace and service account, access entries keyed by principal ARN, and credentials it issues (which STS then recognises). It is not an
+// registration limit, managed instances keyed by fingerprint (with the agent's heartbeat recorded by
+// Set.Ping in place of UpdateInstanceInformation), IAM roles with inline policies and tags, pod
+// identity associations keyed by namespace and service account, access entries keyed by principal
+// ARN, and credentials it issues (which STS then recognises). IAM's OIDC providers live in
+// oidc/publish/publishtest, beside the S3 they are published with. It is not an
 // AWS simulator and deliberately keeps no state beyond the process.
 package awsfake

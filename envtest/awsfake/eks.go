@@ -35,9 +35,9 @@ var connectorProviders = map[string]bool{
 }
 
 func (s *Set) registerEKS() {
-	s.EKS.Handle("POST /cluster-registrations", s.registerCluster)
-	s.EKS.Handle("DELETE /cluster-registrations/{name}", s.deregisterCluster)
-	s.EKS.Handle("GET /clusters/{name}", s.describeCluster)
+	s.EKS.Handle("POST /cluster-registrations", s.op(s.EKS, "RegisterCluster", s.registerCluster))
+	s.EKS.Handle("DELETE /cluster-registrations/{name}", s.op(s.EKS, "DeregisterCluster", s.deregisterCluster))
+	s.EKS.Handle("GET /clusters/{name}", s.op(s.EKS, "DescribeCluster", s.describeCluster))
 }
 
 func (s *Set) registerCluster(w http.ResponseWriter, r *http.Request) {

@@ -404,7 +404,8 @@ func TestEveryBinaryReportsItsVersion(t *testing.T) {
 // the upstream one reads flags only.
 func TestEveryFlagNamesItsEnvironmentVariables(t *testing.T) {
 	c := &helpCache{dir: buildBinaries(t), m: map[string]helpResult{}}
-	typed := map[string]bool{"--help": true, "--force": true, "--allow-rewrite": true, "--unblock-public-policy": true, "--version": true}
+	typed := map[string]bool{"--help": true, "--force": true, "--allow-rewrite": true, "--unblock-public-policy": true, "--version": true,
+		"--show-activation": true, "--delete-in-cluster": true}
 	flagLine := regexp.MustCompile(`^\s+(?:-[a-zA-Z], )?(--[a-z0-9-]+)\b`)
 	envTag := regexp.MustCompile(`\[env [A-Z_][A-Z0-9_]*(?:, [A-Z_][A-Z0-9_]*)*\]`)
 	checked := 0
