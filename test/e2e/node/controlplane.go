@@ -87,6 +87,12 @@ func (n *Node) startControlPlane(ctx context.Context, t testing.TB) (map[string]
 		// loopback; the later flag wins). Only this machine routes to the node IP.
 		"--bind-address=0.0.0.0",
 		"--tls-sni-cert-key=" + filepath.Join(apiDir, "service.crt") + "," + filepath.Join(apiDir, "service.key") + ":" + n.IP.String(),
+		// Webhooks and aggregated APIs behind a Service are called at a ready endpoint's pod
+		// address (on the bridge, which this machine routes to) instead of the ClusterIP, which
+		// only kube-proxy would serve: the API server resolves the Service's EndpointSlices itself
+		// (cmd/kube-apiserver/app/server.go, buildServiceResolver, used for admission webhooks
+		// too), the TLS server name stays <service>.<namespace>.svc.
+		"--enable-aggregator-routing=true",
 	}})
 	t.Cleanup(n.cleanup(t))
 	// The API server's calls to the kubelet (logs, exec, attach, port-forward) are authorized by

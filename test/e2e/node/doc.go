@@ -20,7 +20,9 @@
 // the node's own TCP proxy to the API server on the node IP, which answers there with a
 // certificate for the Service address signed by the node CA; kube-root-ca.crt carries that CA
 // beside the control plane's) and the EKS Pod Identity agent's PodIdentityAgentIPv4 on the host
-// network. ServeTLS serves a handler (the tests' local AWS endpoints) on the node IP with a
+// network. The API server calls webhooks (and aggregated APIs) behind a Service at a ready
+// endpoint's pod address, which the host routes to on the bridge (--enable-aggregator-routing):
+// there is no kube-proxy, so no other Service address is served. ServeTLS serves a handler (the tests' local AWS endpoints) on the node IP with a
 // certificate the pods' ca.crt verifies. ImportArchive imports the archives "make images" builds;
 // WaitReady, WaitPhase, PodLog and Exec wait for pods and reach into them through the API server.
 //

@@ -1,8 +1,9 @@
-// Command aws-credentials is the workload of the end-to-end tests' pod identity check (never
-// shipped): it loads the AWS SDK's default configuration, as any application does, so that the
-// container credentials provider finds the EKS Pod Identity agent through
-// AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, retrieves
-// credentials, calls STS GetCallerIdentity with them and prints
+// Command aws-credentials is the workload of the end-to-end tests' pod identity and IRSA checks
+// (never shipped): it loads the AWS SDK's default configuration, as any application does, so that
+// the container credentials provider finds the EKS Pod Identity agent through
+// AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, or the web
+// identity provider trades the token of AWS_WEB_IDENTITY_TOKEN_FILE for AWS_ROLE_ARN at STS (what
+// the pod identity webhook injects), retrieves credentials, calls STS GetCallerIdentity with them and prints
 //
 //	credentials source <provider> access key <id> expires <RFC 3339>
 //	caller <ARN>
