@@ -258,7 +258,10 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, other2 := w.pod(t, "other-2", "other")
-	waitFor(t, func() bool { _, err := w.sdkCredentials(t, other2); return err != nil && strings.Contains(err.Error(), "NoAssociation") })
+	waitFor(t, func() bool {
+		_, err := w.sdkCredentials(t, other2)
+		return err != nil && strings.Contains(err.Error(), "NoAssociation")
+	})
 
 	pod, token := w.pod(t, "gone-1", "app")
 	zero := int64(0)
