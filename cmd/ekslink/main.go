@@ -1,5 +1,6 @@
 // Command ekslink is the command-line interface of the ekslink SDK: EKS tokens and kubeconfigs,
-// aws-auth editing, console-access RBAC, and self-hosted IRSA (OIDC) tooling.
+// aws-auth editing, console-access RBAC, self-hosted IRSA (OIDC) tooling, and EKS Pod Identity
+// associations for clusters that are not EKS.
 package main
 
 import (
@@ -19,8 +20,9 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newOIDCCommand())    // oidc.go
-	root.AddCommand(newEKSCommands()...) // eks.go: token, kubeconfig, aws-auth, access
+	root.AddCommand(newOIDCCommand())        // oidc.go
+	root.AddCommand(newEKSCommands()...)     // eks.go: token, kubeconfig, aws-auth, access
+	root.AddCommand(newPodIdentityCommand()) // podidentity.go: associations
 	cli.AddVersion(root)
 	return root
 }

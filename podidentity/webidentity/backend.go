@@ -202,8 +202,11 @@ func waitSynced(ctx context.Context, fns ...func() bool) bool {
 	}
 }
 
+// authErr is a refusal or failure with EKS Auth's code; its message goes to the pod too (it never
+// contains token material).
 func authErr(code podidentity.AuthErrorCode, status int, format string, args ...any) error {
-	return &podidentity.AuthError{Code: code, StatusCode: status, Message: fmt.Sprintf(format, args...)}
+	msg := fmt.Sprintf(format, args...)
+	return &podidentity.AuthError{Code: code, StatusCode: status, Message: msg, ClientMessage: msg}
 }
 
 // AssumeRoleForPodIdentity implements podidentity.Upstream: the answer has the shape EKS Auth

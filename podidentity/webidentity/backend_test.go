@@ -242,7 +242,7 @@ func TestRefusals(t *testing.T) {
 
 	_, noneToken := w.pod(t, "none-1", "none")
 	_, err := w.sdkCredentials(t, noneToken)
-	assertAgentError(t, err, "NoAssociation")
+	assertAgentError(t, err, "NoAssociation: no association for service account "+w.ns+"/none")
 
 	// The other service account's token gets the other role, never app's.
 	_, otherToken := w.pod(t, "other-1", "other")
@@ -270,14 +270,14 @@ func TestRefusals(t *testing.T) {
 	}
 	calls := w.aws.WebIdentityCalls()
 	_, err = w.sdkCredentials(t, token)
-	assertAgentError(t, err, "InvalidToken")
+	assertAgentError(t, err, "InvalidToken: pod "+w.ns+"/gone-1 the token is bound to no longer exists")
 	if w.aws.WebIdentityCalls() != calls {
 		t.Fatal("a deleted pod's token reached STS")
 	}
 
 	// A token for the service account but with STS's audience (not a pod token) is refused.
 	_, err = w.sdkCredentials(t, w.env.Token(t, w.ns, "app", []string{"sts.amazonaws.com"}, time.Hour))
-	assertAgentError(t, err, "InvalidToken")
+	assertAgentError(t, err, "InvalidToken: oidc: token rejected: audience mismatch")
 	if w.aws.WebIdentityCalls() != calls {
 		t.Fatal("a token with another audience reached STS")
 	}
