@@ -52,7 +52,7 @@ func TestPodIdentityAssociationCommands(t *testing.T) {
 
 	out, err = runEKS(t, "pod-identity", "association", "list", "-o", "json")
 	var as []association.Association
-	if err != nil || json.Unmarshal([]byte(out), &as) != nil || len(as) != 1 || as[0] != (association.Association{"team", "app", role}) {
+	if err != nil || json.Unmarshal([]byte(out), &as) != nil || len(as) != 1 || as[0] != (association.Association{Namespace: "team", ServiceAccount: "app", RoleARN: role}) {
 		t.Fatalf("list: %q %v", out, err)
 	}
 	if out, err = runEKS(t, "pod-identity", "association", "list"); err != nil || !strings.Contains(out, "team       app              "+role) {

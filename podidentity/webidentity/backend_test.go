@@ -360,3 +360,65 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Credentials of a service account are shared while young (ShareFraction of their lifetime);
+// after that the next new token causes one new STS call, whose credentials are shared in turn.
+func TestSharingEndsBeforeTheServerRefreshes(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	w := newWorld(t, func(o *webidentity.Options) { o.Now = clock })
+	w.associate(t, "app")
+	ask := func(name string) string {
+		_, tok := w.pod(t, name, "app")
+		c, err := w.sdkCredentials(t, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.AccessKeyID
+	}
+	first := ask("p1")
+	advance(20 * time.Minute) // a third of the hour: still shared
+	if ask("p2") != first || w.aws.WebIdentityCalls() != 1 {
+		t.Fatalf("at 20 min: STS calls %d, want the shared credentials", w.aws.WebIdentityCalls())
+	}
+	advance(5 * time.Minute) // 25 min: the server refreshes from 25 min on (half life minus jitter)
+	second := ask("p3")
+	if second == first || w.aws.WebIdentityCalls() != 2 {
+		t.Fatalf("at 25 min: STS calls %d, want one new call", w.aws.WebIdentityCalls())
+	}
+	if ask("p4") != second || w.aws.WebIdentityCalls() != 2 {
+		t.Fatalf("the new credentials are not shared: STS calls %d", w.aws.WebIdentityCalls())
+	}
+}
+
+// STS down: a new token of a service account whose credentials are cached still gets them (its
+// token validated locally); a service account with nothing cached gets a retryable 503, not a
+// refusal; no association stays a 404.
+func TestSTSOutage(t *testing.T) {
+	w := newWorld(t)
+	w.associate(t, "app")
+	w.associate(t, "other")
+	_, t1 := w.pod(t, "app-1", "app")
+	c1, err := w.sdkCredentials(t, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, t2 := w.pod(t, "app-2", "app")
+	_, tOther := w.pod(t, "other-1", "other")
+	_, tNone := w.pod(t, "none-1", "none")
+	w.aws.STS.Close()
+
+	c2, err := w.sdkCredentials(t, t2)
+	if err != nil || c2.AccessKeyID != c1.AccessKeyID {
+		t.Fatalf("rotated/new token of a cached service account during the outage: %v", err)
+	}
+	_, err = w.sdkCredentials(t, tOther)
+	var re interface{ HTTPStatusCode() int }
+	if err == nil || !strings.Contains(err.Error(), "UpstreamUnavailable") || !errors.As(err, &re) || re.HTTPStatusCode() != 503 {
+		t.Fatalf("nothing cached, STS down: %v, want 503 UpstreamUnavailable", err)
+	}
+	_, err = w.sdkCredentials(t, tNone)
+	assertAgentError(t, err, "NoAssociation")
+}
