@@ -169,7 +169,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 	describe := []any{"backend", o.web.backend}
 	switch o.web.backend {
 	case backendWebIdentity:
-		if upstream, err = o.web.start(ctx, cfg, log); err != nil {
+		if upstream, err = o.web.start(ctx, cfg, log, reg); err != nil {
 			return err
 		}
 		describe = append(describe, "region", cfg.Region, "associations", o.web.associations, "node", o.web.nodeName)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -45,7 +46,7 @@ func (f *webIdentityFlags) register(fs *pflag.FlagSet) {
 }
 
 // start builds the web identity backend and waits until it is ready; its watches stop with ctx.
-func (f *webIdentityFlags) start(ctx context.Context, cfg aws.Config, log logr.Logger) (podidentity.Upstream, error) {
+func (f *webIdentityFlags) start(ctx context.Context, cfg aws.Config, log logr.Logger, reg prometheus.Registerer) (podidentity.Upstream, error) {
 	ns, name, ok := strings.Cut(f.associations, "/")
 	if !ok || ns == "" || name == "" {
 		return nil, fmt.Errorf("--associations-configmap %q: want <namespace>/<name>", f.associations)
@@ -71,6 +72,7 @@ func (f *webIdentityFlags) start(ctx context.Context, cfg aws.Config, log logr.L
 		o.NodeName = f.nodeName
 		o.PerPodSessions = f.perPod
 		o.Logger = log.WithName("webidentity")
+		o.Registerer = reg
 	})
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ekslink/ekslink/oidc"
@@ -63,6 +64,8 @@ type Options struct {
 	KeyRefreshInterval time.Duration
 	// STSOptions are applied to the STS client (endpoint, HTTP client, retryer).
 	STSOptions []func(*sts.Options)
+	// Registerer receives the metrics (see metrics.go; default: none registered).
+	Registerer prometheus.Registerer
 	// Logger (default discard). Tokens and credentials are never logged.
 	Logger logr.Logger
 	// Now is the clock for token and cache decisions (default time.Now).
@@ -87,6 +90,7 @@ type Backend struct {
 	now   func() time.Time
 	keys  *clusterKeys
 	pods  *pods
+	m     *metrics
 
 	mu    sync.Mutex
 	creds map[credKey]*credEntry
@@ -151,7 +155,11 @@ func newBackend(api STSAPI, kube kubernetes.Interface, assoc *association.Index,
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
 	}
-	b := &Backend{kube: kube, assoc: assoc, sts: api, opts: o, log: o.Logger, now: o.Now, creds: map[credKey]*credEntry{}}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("webidentity: registering metrics: %w", err)
+	}
+	b := &Backend{kube: kube, assoc: assoc, sts: api, opts: o, log: o.Logger, now: o.Now, m: m, creds: map[credKey]*credEntry{}}
 	b.keys = &clusterKeys{client: kube, audience: o.Audience, now: o.Now}
 	b.pods = newPods(kube, o.NodeName)
 	return b, nil
@@ -217,31 +225,40 @@ func authErr(code podidentity.AuthErrorCode, status int, format string, args ...
 // AccessDeniedException (STS refused: trust policy or provider), ThrottlingException; an STS or
 // API server outage is ServiceUnavailableException (503, retryable) or a transport error.
 func (b *Backend) AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*podidentity.AssumeRoleForPodIdentityOutput, error) {
+	out, reason, err := b.assumeRole(ctx, clusterName, token)
+	if reason != "" {
+		b.m.refusals.WithLabelValues(reason).Inc()
+	}
+	return out, err
+}
+
+// assumeRole is AssumeRoleForPodIdentity; reason names a refusal made before STS.
+func (b *Backend) assumeRole(ctx context.Context, clusterName, token string) (*podidentity.AssumeRoleForPodIdentityOutput, string, error) {
 	claims, err := b.keys.verify(ctx, token)
 	switch {
 	case errors.Is(err, errKeysUnavailable):
-		return nil, authErr(podidentity.AuthServiceUnavailableException, 503, "%v", err)
+		return nil, "unavailable", authErr(podidentity.AuthServiceUnavailableException, 503, "%v", err)
 	case errors.Is(err, oidc.ErrExpired):
-		return nil, authErr(podidentity.AuthExpiredTokenException, 400, "%v", err)
+		return nil, "expired_token", authErr(podidentity.AuthExpiredTokenException, 400, "%v", err)
 	case err != nil:
-		return nil, authErr(podidentity.AuthInvalidTokenException, 400, "%v", err)
+		return nil, "invalid_token", authErr(podidentity.AuthInvalidTokenException, 400, "%v", err)
 	}
 	if claims.PodName == "" || claims.PodUID == "" {
-		return nil, authErr(podidentity.AuthInvalidTokenException, 400, "the token is not bound to a pod (no kubernetes.io pod claim): send the pod's projected token")
+		return nil, "invalid_token", authErr(podidentity.AuthInvalidTokenException, 400, "the token is not bound to a pod (no kubernetes.io pod claim): send the pod's projected token")
 	}
 	if err := b.pods.check(ctx, claims.Namespace, claims.PodName, claims.PodUID); err != nil {
 		var gone *podGone
 		if errors.As(err, &gone) {
-			return nil, authErr(podidentity.AuthInvalidTokenException, 400, "%s", gone.reason)
+			return nil, "pod_gone", authErr(podidentity.AuthInvalidTokenException, 400, "%s", gone.reason)
 		}
-		return nil, authErr(podidentity.AuthServiceUnavailableException, 503, "%v", err)
+		return nil, "unavailable", authErr(podidentity.AuthServiceUnavailableException, 503, "%v", err)
 	}
 	if !b.assoc.HasSynced() {
-		return nil, authErr(podidentity.AuthServiceUnavailableException, 503, "associations not read yet")
+		return nil, "unavailable", authErr(podidentity.AuthServiceUnavailableException, 503, "associations not read yet")
 	}
 	a, ok := b.assoc.Lookup(claims.Namespace, claims.ServiceAccount)
 	if !ok {
-		return nil, authErr(podidentity.AuthResourceNotFoundException, 404, "no association for service account %s/%s", claims.Namespace, claims.ServiceAccount)
+		return nil, "no_association", authErr(podidentity.AuthResourceNotFoundException, 404, "no association for service account %s/%s", claims.Namespace, claims.ServiceAccount)
 	}
 	k := credKey{namespace: claims.Namespace, serviceAccount: claims.ServiceAccount, role: a.RoleARN}
 	session := sessionName(clusterName, claims.Namespace+"-"+claims.ServiceAccount)
@@ -250,7 +267,8 @@ func (b *Backend) AssumeRoleForPodIdentity(ctx context.Context, clusterName, tok
 		sum := sha256.Sum256([]byte(claims.PodUID))
 		session = sessionName(clusterName, claims.PodName+"-"+hex.EncodeToString(sum[:4]))
 	}
-	return b.credentials(ctx, k, a, session, token)
+	out, err := b.credentials(ctx, k, a, session, token)
+	return out, "", err
 }
 
 // credentials returns shared credentials of k when they are young enough, joins the call in
@@ -265,6 +283,7 @@ func (b *Backend) credentials(ctx context.Context, k credKey, a association.Asso
 		if now.Sub(e.fetched) < time.Duration(float64(life)*b.opts.ShareFraction) {
 			out := e.out
 			b.mu.Unlock()
+			b.m.answers.WithLabelValues("shared").Inc()
 			return out, nil
 		}
 	}
@@ -273,6 +292,9 @@ func (b *Backend) credentials(ctx context.Context, k credKey, a association.Asso
 		b.mu.Unlock()
 		select {
 		case <-fl.done:
+			if fl.err == nil {
+				b.m.answers.WithLabelValues("in_flight").Inc()
+			}
 			return fl.out, fl.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -288,6 +310,7 @@ func (b *Backend) credentials(ctx context.Context, k credKey, a association.Asso
 	b.mu.Unlock()
 
 	out, err := b.assume(ctx, a, session, token)
+	b.m.stsCalls.WithLabelValues(stsOutcome(err)).Inc()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	defer close(fl.done)
@@ -295,6 +318,7 @@ func (b *Backend) credentials(ctx context.Context, k credKey, a association.Asso
 	if err == nil {
 		e.out, e.fetched = out, b.now()
 		fl.out = out
+		b.m.answers.WithLabelValues("sts").Inc()
 		return out, nil
 	}
 	var ae *podidentity.AuthError
@@ -302,6 +326,7 @@ func (b *Backend) credentials(ctx context.Context, k credKey, a association.Asso
 	if !refused && e.out != nil && e.out.Credentials.Expiration.Sub(b.now()) > b.opts.OutageMinValidity {
 		b.log.V(1).Info("STS unavailable; handing out the cached credentials of the service account", "namespace", k.namespace, "serviceAccount", k.serviceAccount, "error", err.Error())
 		fl.out = e.out
+		b.m.answers.WithLabelValues("outage").Inc()
 		return e.out, nil
 	}
 	if refused {

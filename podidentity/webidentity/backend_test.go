@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/prometheus/client_golang/prometheus"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,13 +45,36 @@ type world struct {
 	ns    string
 	store *association.Store
 	agent string // http://127.0.0.1:port/v1/credentials
+	reg   *prometheus.Registry
+}
+
+// metric is the value of a counter of the backend with one label.
+func (w *world) metric(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func newWorld(t *testing.T, optFns ...func(*webidentity.Options)) *world {
 	t.Helper()
 	env := envtest.Shared(t)
 	ctx := envtest.Context(t)
-	w := &world{env: env, ns: env.Namespace(t)}
+	w := &world{env: env, ns: env.Namespace(t), reg: prometheus.NewRegistry()}
 
 	// The issuer, as published: exactly the API server's documents.
 	rc := env.Client.Discovery().RESTClient()
@@ -104,6 +128,7 @@ func newWorld(t *testing.T, optFns ...func(*webidentity.Options)) *world {
 
 	fns := append([]func(*webidentity.Options){func(o *webidentity.Options) {
 		o.NodeName = node
+		o.Registerer = w.reg
 		o.STSOptions = append(o.STSOptions, func(so *sts.Options) { so.BaseEndpoint = aws.String(fake.STS.URL) })
 	}}, optFns...)
 	backend, err := webidentity.NewFromConfig(fake.Config(), env.Client, ix, fns...)
@@ -281,6 +306,10 @@ func TestRefusals(t *testing.T) {
 	if w.aws.WebIdentityCalls() != calls {
 		t.Fatal("a token with another audience reached STS")
 	}
+	const refusals = "ekslink_pod_identity_webidentity_refusals_total"
+	if w.metric(t, refusals, "reason", "pod_gone") != 1 || w.metric(t, refusals, "reason", "invalid_token") != 1 || w.metric(t, refusals, "reason", "no_association") < 2 {
+		t.Fatalf("refusal metrics: pod_gone %v, invalid_token %v, no_association %v", w.metric(t, refusals, "reason", "pod_gone"), w.metric(t, refusals, "reason", "invalid_token"), w.metric(t, refusals, "reason", "no_association"))
+	}
 }
 
 // Many pods of one service account: one STS call for all of them, and the SDKs all get the same
@@ -318,6 +347,12 @@ func TestOneSTSCallPerServiceAccountAndRole(t *testing.T) {
 	}
 	if n := w.aws.WebIdentityCalls(); n != 1 {
 		t.Fatalf("STS calls for %d pods of one service account = %d, want 1", pods, n)
+	}
+	const calls, answers = "ekslink_pod_identity_webidentity_sts_calls_total", "ekslink_pod_identity_webidentity_answers_total"
+	if w.metric(t, calls, "outcome", "success") != 1 || w.metric(t, answers, "source", "sts") != 1 ||
+		w.metric(t, answers, "source", "in_flight")+w.metric(t, answers, "source", "shared") != pods-1 ||
+		w.metric(t, answers, "source", "shared") < pods/2 {
+		t.Fatalf("metrics: sts %v, in_flight %v, shared %v", w.metric(t, answers, "source", "sts"), w.metric(t, answers, "source", "in_flight"), w.metric(t, answers, "source", "shared"))
 	}
 }
 
@@ -403,7 +438,10 @@ func TestSharingEndsBeforeTheServerRefreshes(t *testing.T) {
 // token validated locally); a service account with nothing cached gets a retryable 503, not a
 // refusal; no association stays a 404.
 func TestSTSOutage(t *testing.T) {
-	w := newWorld(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := newWorld(t, func(o *webidentity.Options) { o.Now = clock })
 	w.associate(t, "app")
 	w.associate(t, "other")
 	_, t1 := w.pod(t, "app-1", "app")
@@ -415,6 +453,9 @@ func TestSTSOutage(t *testing.T) {
 	_, tOther := w.pod(t, "other-1", "other")
 	_, tNone := w.pod(t, "none-1", "none")
 	w.aws.STS.Close()
+	mu.Lock()
+	now = now.Add(30 * time.Minute) // past sharing: the backend asks STS, which is down
+	mu.Unlock()
 
 	c2, err := w.sdkCredentials(t, t2)
 	if err != nil || c2.AccessKeyID != c1.AccessKeyID {
@@ -427,4 +468,7 @@ func TestSTSOutage(t *testing.T) {
 	}
 	_, err = w.sdkCredentials(t, tNone)
 	assertAgentError(t, err, "NoAssociation")
+	if w.metric(t, "ekslink_pod_identity_webidentity_answers_total", "source", "outage") != 1 || w.metric(t, "ekslink_pod_identity_webidentity_sts_calls_total", "outcome", "unavailable") < 2 {
+		t.Fatalf("the outage is not in the metrics: outage answers %v, unavailable calls %v", w.metric(t, "ekslink_pod_identity_webidentity_answers_total", "source", "outage"), w.metric(t, "ekslink_pod_identity_webidentity_sts_calls_total", "outcome", "unavailable"))
+	}
 }

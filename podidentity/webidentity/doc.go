@@ -53,6 +53,11 @@
 // Auth's codes (podidentity.AuthError), so the server's answers, refusal caching and metrics are
 // those of the EKS Auth path; AuthError.ClientMessage tells the pod what was found.
 //
+// Metrics (Options.Registerer): ekslink_pod_identity_webidentity_sts_calls_total{outcome},
+// ekslink_pod_identity_webidentity_answers_total{source} (sts, in_flight, shared, outage) and
+// ekslink_pod_identity_webidentity_refusals_total{reason} (refusals before STS); the server's own
+// metrics count the backend's calls as upstream calls.
+//
 // RBAC the agent needs: get, list, watch on pods (the node's, with a spec.nodeName field
 // selector); get, list, watch on the associations ConfigMap (resourceNames); the API server's
 // /.well-known/openid-configuration and /openid/v1/jwks (granted to all service accounts by
