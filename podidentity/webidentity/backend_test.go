@@ -278,6 +278,20 @@ func TestRefusals(t *testing.T) {
 	if arn := aws.ToString(w.callerIdentity(t, creds).Arn); !strings.Contains(arn, w.ns[len(w.ns)-20:]+"-other/") {
 		t.Fatalf("other's token got %s", arn)
 	}
+	// An association of another service account with app's role: STS refuses it (the role's
+	// trust policy names app's subject only), and the SDK gets a 403.
+	w.env.CreateServiceAccount(t, w.ns, "intruder")
+	if _, err := w.store.Create(envtest.Context(t), association.Association{Namespace: w.ns, ServiceAccount: "intruder", RoleARN: w.roleARN("app")}); err != nil {
+		t.Fatal(err)
+	}
+	_, intruderToken := w.pod(t, "intruder-1", "intruder")
+	waitFor(t, func() bool {
+		_, err := w.sdkCredentials(t, intruderToken)
+		return err == nil || !strings.Contains(err.Error(), "NoAssociation")
+	})
+	_, err = w.sdkCredentials(t, intruderToken)
+	assertAgentError(t, err, "AccessDenied: STS AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity")
+
 	// Its association deleted, the other service account gets nothing, whatever role exists.
 	if _, err := w.store.Delete(envtest.Context(t), w.ns, "other"); err != nil {
 		t.Fatal(err)
