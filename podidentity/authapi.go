@@ -279,6 +279,11 @@ type AuthError struct {
 	RequestID string
 	// RetryAfter is the Retry-After hint of the answer, if any.
 	RetryAfter time.Duration
+	// ClientMessage, when set, is sent to the pod instead of the server's generic text for the
+	// code. Backends other than EKS Auth set it to say what they found (no association for
+	// <namespace>/<serviceAccount>, the pod is gone); it must never contain token material. The EKS
+	// Auth client never sets it.
+	ClientMessage string
 }
 
 // Error implements error.

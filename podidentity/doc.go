@@ -14,6 +14,9 @@
 // (AssumeRoleForPodIdentity; exceptions are *AuthError values matched with errors.Is against
 // AuthThrottlingException and its siblings), and SharedCredentialsFile, the credentials provider
 // of EKS hybrid nodes whose shared credentials file is rewritten as the node's credentials rotate.
+// On clusters that are not EKS the server's Upstream is podidentity/webidentity's Backend instead
+// (STS AssumeRoleWithWebIdentity, associations from podidentity/association); it reports refusals
+// as *AuthError values with EKS Auth's codes and a ClientMessage, so the server treats both alike.
 //
 // A Server is an http.Handler plus one credential cache shared by all listeners:
 //

@@ -371,29 +371,38 @@ func classify(err error) (*Error, string) {
 	case errors.Is(err, errLocalRateLimit):
 		return &Error{Status: 429, Code: CodeThrottled, Message: "too many credential requests on this node; retry later", RetryAfter: time.Second, Err: err}, "rate_limited"
 	case errors.As(err, &ae):
-		switch ae.Code {
-		case AuthInvalidTokenException, AuthExpiredTokenException, AuthInvalidRequestException, AuthInvalidParameterException:
-			return &Error{Status: 400, Code: CodeInvalidToken, Message: "EKS Auth refused the token: " + string(ae.Code), Err: err}, "invalid_token"
-		case AuthAccessDeniedException:
-			return &Error{Status: 403, Code: CodeAccessDenied, Message: "EKS Auth denied the request: AccessDeniedException", Err: err}, "denied"
-		case AuthResourceNotFoundException:
-			return &Error{Status: 404, Code: CodeNoAssociation, Message: "no EKS Pod Identity association for this service account", Err: err}, "not_found"
-		case AuthThrottlingException:
-			ra := min(ae.RetryAfter, maxRetryAfter)
-			if ra <= 0 {
-				ra = time.Second
-			}
-			return &Error{Status: 429, Code: CodeThrottled, Message: "EKS Auth is throttling; retry later", RetryAfter: ra, Err: err}, "throttled"
+		e, outcome := classifyAuth(ae, err)
+		if ae.ClientMessage != "" {
+			e.Message = ae.ClientMessage
 		}
-		if ae.StatusCode >= 500 {
-			return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth is unavailable: " + string(ae.Code), Err: err}, "unavailable"
-		}
-		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "unexpected EKS Auth answer: " + string(ae.Code), Err: err}, "error"
+		return e, outcome
 	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: 504, Code: CodeUpstreamTimeout, Message: "EKS Auth did not answer in time", Err: err}, "timeout"
 	default:
 		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth could not be reached", Err: err}, "unavailable"
 	}
+}
+
+// classifyAuth maps an EKS Auth exception (or a backend's error with the same codes).
+func classifyAuth(ae *AuthError, err error) (*Error, string) {
+	switch ae.Code {
+	case AuthInvalidTokenException, AuthExpiredTokenException, AuthInvalidRequestException, AuthInvalidParameterException:
+		return &Error{Status: 400, Code: CodeInvalidToken, Message: "EKS Auth refused the token: " + string(ae.Code), Err: err}, "invalid_token"
+	case AuthAccessDeniedException:
+		return &Error{Status: 403, Code: CodeAccessDenied, Message: "EKS Auth denied the request: AccessDeniedException", Err: err}, "denied"
+	case AuthResourceNotFoundException:
+		return &Error{Status: 404, Code: CodeNoAssociation, Message: "no EKS Pod Identity association for this service account", Err: err}, "not_found"
+	case AuthThrottlingException:
+		ra := min(ae.RetryAfter, maxRetryAfter)
+		if ra <= 0 {
+			ra = time.Second
+		}
+		return &Error{Status: 429, Code: CodeThrottled, Message: "EKS Auth is throttling; retry later", RetryAfter: ra, Err: err}, "throttled"
+	}
+	if ae.StatusCode >= 500 {
+		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth is unavailable: " + string(ae.Code), Err: err}, "unavailable"
+	}
+	return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "unexpected EKS Auth answer: " + string(ae.Code), Err: err}, "error"
 }
 
 // ServeHTTP implements http.Handler for GET /v1/credentials.

@@ -1,6 +1,7 @@
 // Command ekslink is the command-line interface of the ekslink SDK: EKS tokens and kubeconfigs,
 // aws-auth editing, console-access RBAC, the EKS Connector's IAM set-up, registration, status and
-// clean-up, and self-hosted IRSA (OIDC) tooling.
+// clean-up, self-hosted IRSA (OIDC) tooling, and EKS Pod Identity associations for clusters that
+// are not EKS.
 package main
 
 import (
@@ -20,9 +21,10 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newOIDCCommand())      // oidc.go
-	root.AddCommand(newEKSCommands()...)   // eks.go: token, kubeconfig, aws-auth, access
-	root.AddCommand(newConnectorCommand()) // connector*.go: iam, register, status, deregister, cleanup
+	root.AddCommand(newOIDCCommand())        // oidc.go
+	root.AddCommand(newEKSCommands()...)     // eks.go: token, kubeconfig, aws-auth, access
+	root.AddCommand(newConnectorCommand())   // connector*.go: iam, register, status, deregister, cleanup
+	root.AddCommand(newPodIdentityCommand()) // podidentity.go: associations
 	cli.AddVersion(root)
 	return root
 }

@@ -51,6 +51,7 @@ type serverOptions struct {
 	rotateCreds     bool
 	verbosity       verbosity
 	fairness        fairnessOptions
+	web             webIdentityFlags // webidentity.go
 }
 
 func newServerCommand() *cobra.Command { return newServerCommandWith(runServer) }
@@ -67,6 +68,13 @@ retried), /healthz and /readyz on --probe-addr (readiness follows EKS Auth healt
 not), and /metrics on --metrics-addr. AWS credentials (the node role) and region come from the
 default AWS SDK chain (with --rotate-credentials: the shared credentials file, re-read as it is
 rewritten); AWS_ENDPOINT_URL_EKS_AUTH overrides the EKS Auth endpoint.
+
+--backend=web-identity serves clusters that are not EKS: no node credentials are needed; each
+pod's token is checked against the API server's keys and its pod (--kubeconfig, else the in-cluster
+configuration; --node-name), the role comes from the associations ConfigMap
+(--associations-configmap, managed with "ekslink pod-identity association"), and STS
+AssumeRoleWithWebIdentity exchanges the pod's token (AWS_ENDPOINT_URL_STS overrides the endpoint).
+The agent then needs get/list/watch on pods and on that ConfigMap.
 
 The upstream agent's command line (aws/eks-pod-identity-agent, as its chart and the EKS add-on pass
 it) is accepted as is: --endpoint, --max-cache-size, --max-service-qps and --v are aliases of
@@ -116,6 +124,7 @@ cannot be turned off: 0 for --max-cache-size or --max-credential-retention-befor
 	fs.BoolVar(&o.rotateCreds, flagname.RotateCredentials, false, "sign with the keys of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, profile default) and follow its rewrites (EKS hybrid nodes); while it cannot be read nothing is signed and /readyz fails")
 	addVerbosityFlag(fs, &o.verbosity)
 	o.fairness.register(fs)
+	o.web.register(fs)
 	cli.BindEnv(cmd, envPrefix)
 	return cmd
 }
@@ -153,20 +162,34 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		// Not behind the SDK's credentials cache: a rewrite is used from the next call on.
 		cfg.Credentials = nodeCreds
 	}
-	maxAttempts := o.maxAttempts
-	client, err := podidentity.NewFromConfig(cfg, func(po *podidentity.Options) {
-		if o.endpoint != "" {
-			po.BaseEndpoint = aws.String(o.endpoint)
+	var upstream podidentity.Upstream
+	describe := []any{"backend", o.web.backend}
+	switch o.web.backend {
+	case backendWebIdentity:
+		if upstream, err = o.web.start(ctx, cfg, log, reg); err != nil {
+			return err
 		}
-		po.UseFIPS = o.fips
-		po.AttemptTimeout = o.attemptTimeout
-		po.UserAgent = "pod-identity-agent"
-		po.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
-	})
-	if err != nil {
-		return err
+		describe = append(describe, "region", cfg.Region, "associations", o.web.associations, "node", o.web.nodeName)
+	case backendEKSAuth:
+		maxAttempts := o.maxAttempts
+		client, err := podidentity.NewFromConfig(cfg, func(po *podidentity.Options) {
+			if o.endpoint != "" {
+				po.BaseEndpoint = aws.String(o.endpoint)
+			}
+			po.UseFIPS = o.fips
+			po.AttemptTimeout = o.attemptTimeout
+			po.UserAgent = "pod-identity-agent"
+			po.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = maxAttempts })
+		})
+		if err != nil {
+			return err
+		}
+		upstream = client
+		describe = append(describe, "region", client.Region(), "eksAuthEndpoint", client.Endpoint())
+	default:
+		return fmt.Errorf("--backend %q: want %s or %s", o.web.backend, backendEKSAuth, backendWebIdentity)
 	}
-	srv, err := podidentity.NewServer(client, o.fairness.apply(podidentity.ServerOptions{
+	srv, err := podidentity.NewServer(upstream, o.fairness.apply(podidentity.ServerOptions{
 		ClusterName:     o.clusterName,
 		MaxRetention:    o.maxRetention,
 		MaxTokenBytes:   o.maxTokenBytes,
@@ -188,7 +211,7 @@ func runServer(ctx context.Context, o *serverOptions) error {
 		return err
 	}
 	defer srv.Close()
-	log.Info("starting", "cluster", o.clusterName, "region", client.Region(), "eksAuthEndpoint", client.Endpoint(), "bindHosts", o.bindHosts, "port", o.port)
+	log.Info("starting", append(describe, "cluster", o.clusterName, "bindHosts", o.bindHosts, "port", o.port)...)
 
 	addrs := make([]string, 0, len(o.bindHosts))
 	for _, h := range o.bindHosts {
