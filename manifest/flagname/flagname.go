@@ -62,4 +62,6 @@ const (
 	FSGroup              = "fs-group"
 	ServiceAccountRegion = "service-account-region"
 	ServiceAccountLookup = "service-account-lookup"
+	// WatchPodIdentityAssociations names the associations ConfigMap (<namespace>/<name>).
+	WatchPodIdentityAssociations = "watch-pod-identity-associations"
 )
