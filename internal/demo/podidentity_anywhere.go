@@ -27,6 +27,7 @@ import (
 	"github.com/ekslink/ekslink/manifest"
 	"github.com/ekslink/ekslink/oidc"
 	"github.com/ekslink/ekslink/podidentity/association"
+	"github.com/ekslink/ekslink/webhook"
 )
 
 // Names of the Pod Identity anywhere step.
@@ -41,9 +42,10 @@ const (
 )
 
 // PodIdentityAnywhere runs EKS Pod Identity with no EKS: an association kept in the cluster
-// (podidentity/association, what "ekslink pod-identity association create" writes), a pod whose
-// projected token (audience pods.eks.amazonaws.com, bound to the pod) is requested as kubelet
-// does, and the agent binary with the web identity backend, as manifest.RenderPodIdentityAgent
+// (podidentity/association, what "ekslink pod-identity association create" writes), a pod created
+// with nothing else, which the webhook (--watch-pod-identity-associations) stores mutated for
+// container credentials, its projected token (audience pods.eks.amazonaws.com, bound to the pod)
+// requested as kubelet does, and the agent binary with the web identity backend, as manifest.RenderPodIdentityAgent
 // deploys it (its rendered arguments, its ServiceAccount and RBAC). The AWS SDK's container
 // credentials provider gets the role's credentials (STS AssumeRoleWithWebIdentity with the pod's
 // own token, checked against the published issuer and the role's trust policy) and
@@ -88,7 +90,12 @@ func (d *Demo) PodIdentityAnywhere(ctx context.Context) error {
 		return err
 	}
 	uri := "http://" + agentAddr + "/v1/credentials"
-	appToken, err := d.boundPodToken(ctx, "reports-1", AnywhereSA)
+	pod, err := d.createAssociatedPod(ctx)
+	if err != nil {
+		return err
+	}
+	vol := containerCredentialsVolume(pod)
+	appToken, err := d.podToken(ctx, pod, vol.Audience, *vol.ExpirationSeconds)
 	if err != nil {
 		return err
 	}
@@ -96,7 +103,7 @@ func (d *Demo) PodIdentityAnywhere(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.t.call("pod %s/reports-1 (serviceAccountName %s, node %s); kubelet's TokenRequest: audience %s, bound to the pod", PodNamespace, AnywhereSA, anywhereNode, awsfake.PodIdentityAudience)
+	d.t.call("kubelet's TokenRequest for the projected volume: audience %s, expirationSeconds %d, bound to pod %s", vol.Audience, *vol.ExpirationSeconds, pod.Name)
 	provider := endpointcreds.New(uri, func(o *endpointcreds.Options) {
 		o.AuthorizationTokenProvider = endpointcreds.TokenProviderFunc(func() (string, error) {
 			b, err := os.ReadFile(tokenFile)
@@ -116,7 +123,8 @@ func (d *Demo) PodIdentityAnywhere(ctx context.Context) error {
 	if last := reqs[len(reqs)-1]; !strings.Contains(string(last.Body), "Action=AssumeRoleWithWebIdentity") || last.AccessKeyID != "" || last.Header.Get("Authorization") != "" {
 		return fmt.Errorf("the agent's last STS request is not an unsigned AssumeRoleWithWebIdentity: %s (access key %q)", last.Body, last.AccessKeyID)
 	}
-	d.t.call("AWS SDK endpointcreds provider: AWS_CONTAINER_CREDENTIALS_FULL_URI=%s, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=…/%s", uri, filepath.Base(tokenFile))
+	d.t.call("AWS SDK endpointcreds provider: AWS_CONTAINER_CREDENTIALS_FULL_URI=%s (the pod's %s, on the agent's loopback address here), AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=…/%s",
+		uri, envOf(pod.Spec.Containers[0], webhook.EnvContainerCredentialsURI), filepath.Base(tokenFile))
 	d.t.got("credentials %s… expiring %s; 3 SDK requests, 1 unsigned AssumeRoleWithWebIdentity with the pod's token", creds.AccessKeyID[:8], creds.Expires.UTC().Format(time.RFC3339))
 
 	cfg := d.AWS.Config()
@@ -283,28 +291,91 @@ func (d *Demo) startWebIdentityAgent(ctx context.Context) (string, error) {
 	return addr, nil
 }
 
-// boundPodToken creates a pod of service account sa on the demo node (and the service account),
-// and requests its projected token as kubelet does: audience pods.eks.amazonaws.com, bound to the
-// pod.
-func (d *Demo) boundPodToken(ctx context.Context, pod, sa string) (string, error) {
+// createAssociatedPod creates the service account and a pod of it on the demo node, nothing else:
+// the webhook (started with --watch-pod-identity-associations in the Webhook step) picks the
+// association up and stores the pod mutated for container credentials. The first pods are dry
+// runs, until the webhook's informer has seen the association.
+func (d *Demo) createAssociatedPod(ctx context.Context) (*corev1.Pod, error) {
 	c := d.Env.Client
-	if _, err := c.CoreV1().ServiceAccounts(PodNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
+	if _, err := c.CoreV1().ServiceAccounts(PodNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: AnywhereSA}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
 	}
-	p, err := c.CoreV1().Pods(PodNamespace).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod},
-		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: anywhereNode, Containers: []corev1.Container{{Name: "app", Image: "public.ecr.aws/aws-cli/aws-cli:latest"}}}}, metav1.CreateOptions{})
+	pod := anywherePod("reports-1", AnywhereSA)
+	if err := waitFor(ctx, nil, 20*time.Second, "the webhook to see the association", func() error {
+		got, err := c.CoreV1().Pods(PodNamespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return err
+		}
+		if got.Labels[webhook.PodIdentityLabel] != "enabled" {
+			return errors.New("dry-run pod not mutated yet")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := c.CoreV1().Pods(PodNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	stored, err := c.CoreV1().Pods(PodNamespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	tr, err := c.CoreV1().ServiceAccounts(PodNamespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		Audiences:         []string{awsfake.PodIdentityAudience},
-		ExpirationSeconds: ptr(int64(3600)),
-		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: p.Name, UID: p.UID},
+	d.t.call("create pod %s/%s (serviceAccountName %s, node %s), nothing else, then read it back", PodNamespace, pod.Name, AnywhereSA, anywhereNode)
+	d.t.got("label %s=%s", webhook.PodIdentityLabel, stored.Labels[webhook.PodIdentityLabel])
+	for _, e := range stored.Spec.Containers[0].Env {
+		d.t.got("env %s=%s", e.Name, e.Value)
+	}
+	vol := containerCredentialsVolume(stored)
+	if vol == nil || vol.Audience != awsfake.PodIdentityAudience || envOf(stored.Spec.Containers[0], webhook.EnvContainerCredentialsURI) == "" ||
+		envOf(stored.Spec.Containers[0], webhook.EnvContainerAuthTokenFile) == "" {
+		return nil, fmt.Errorf("the stored pod is not mutated for container credentials: labels %v, env %v, volumes %+v", stored.Labels, stored.Spec.Containers[0].Env, stored.Spec.Volumes)
+	}
+	d.t.got("volume %s: projected serviceAccountToken audience=%s expirationSeconds=%d", webhook.DefaultContainerCredentialsVolumeName, vol.Audience, *vol.ExpirationSeconds)
+	return stored, nil
+}
+
+func anywherePod(name, sa string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: PodNamespace},
+		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: anywhereNode, Containers: []corev1.Container{{Name: "app", Image: "public.ecr.aws/aws-cli/aws-cli:latest"}}}}
+}
+
+// containerCredentialsVolume is the projected token the webhook added for container credentials.
+func containerCredentialsVolume(pod *corev1.Pod) *corev1.ServiceAccountTokenProjection {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == webhook.DefaultContainerCredentialsVolumeName && v.Projected != nil && len(v.Projected.Sources) == 1 {
+			return v.Projected.Sources[0].ServiceAccountToken
+		}
+	}
+	return nil
+}
+
+// podToken requests a pod's projected token as kubelet does: the volume's audience and
+// expiration, bound to the pod.
+func (d *Demo) podToken(ctx context.Context, pod *corev1.Pod, audience string, expirationSeconds int64) (string, error) {
+	tr, err := d.Env.Client.CoreV1().ServiceAccounts(PodNamespace).CreateToken(ctx, pod.Spec.ServiceAccountName, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		Audiences:         []string{audience},
+		ExpirationSeconds: ptr(expirationSeconds),
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", err
 	}
 	return tr.Status.Token, nil
+}
+
+// boundPodToken creates a pod of service account sa on the demo node (and the service account),
+// and requests its projected token as kubelet does: audience pods.eks.amazonaws.com, bound to the
+// pod.
+func (d *Demo) boundPodToken(ctx context.Context, name, sa string) (string, error) {
+	c := d.Env.Client
+	if _, err := c.CoreV1().ServiceAccounts(PodNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	p, err := c.CoreV1().Pods(PodNamespace).Create(ctx, anywherePod(name, sa), metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return d.podToken(ctx, p, awsfake.PodIdentityAudience, 3600)
 }
 
 // agentGet asks the agent for credentials with a token and checks the status.
