@@ -207,6 +207,15 @@ func podIdentityCases() []chartCase {
 			},
 		},
 		{
+			name:      "web identity backend with its defaults",
+			namespace: "kube-system",
+			values:    map[string]any{"clusterName": "onprem", "region": "eu-west-1", "webIdentity": map[string]any{"enabled": true}},
+			render: func(ns string) ([]runtime.Object, error) {
+				return manifest.RenderPodIdentityAgent(manifest.PodIdentityAgentOptions{Namespace: ns, ClusterName: "onprem", Region: "eu-west-1",
+					WebIdentity: &manifest.PodIdentityWebIdentity{}})
+			},
+		},
+		{
 			name:      "hybrid nodes and custom addresses",
 			namespace: "pod-identity",
 			values: map[string]any{
@@ -216,6 +225,7 @@ func podIdentityCases() []chartCase {
 				"metrics":      map[string]any{"addr": "[::1]:9001"},
 				"hybrid":       map[string]any{"enabled": true, "credentialsDir": "/eks-hybrid/.aws"},
 				"env":          map[string]any{"AWS_STS_REGIONAL_ENDPOINTS": "regional"},
+				"webIdentity":  map[string]any{"enabled": true, "associations": "kube-system/assoc", "perPodSessions": true},
 				"resources":    map[string]any{"requests": map[string]any{"cpu": "5m", "memory": "16Mi"}},
 				"nodeSelector": map[string]any{"eks.amazonaws.com/compute-type": "hybrid"},
 				"tolerations":  []any{map[string]any{"key": "hybrid", "operator": "Exists"}},
@@ -227,6 +237,7 @@ func podIdentityCases() []chartCase {
 					BindHosts: []string{"169.254.170.23", "[fd00:ec2::99]"}, Port: 8080, ProbeAddr: "0.0.0.0:9000", MetricsAddr: "[::1]:9001",
 					HybridCredentialsDir: "/eks-hybrid/.aws",
 					Env:                  []corev1.EnvVar{{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"}},
+					WebIdentity:          &manifest.PodIdentityWebIdentity{Associations: "kube-system/assoc", PerPodSessions: true},
 					Pod: manifest.PodOptions{
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 							corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi"),
@@ -438,6 +449,7 @@ func TestChartsRefuseBadValues(t *testing.T) {
 		{"pull secret misspelt", Connector, connectorWith("imagePullSecrets", []any{map[string]any{"nam": "regcred"}}), []string{"imagePullSecrets"}},
 		{"global pull secret that is not a name", PodIdentityAgent, agentWith("global", map[string]any{"imagePullSecrets": []any{"Reg_Cred"}}), []string{"imagePullSecrets"}},
 		{"global image registry given as a URL", Connector, connectorWith("global", map[string]any{"imageRegistry": "https://mirror.example"}), []string{"imageRegistry"}},
+		{"web identity associations without a namespace", PodIdentityAgent, agentWith("webIdentity", map[string]any{"enabled": true, "associations": "assoc"}), []string{"associations"}},
 		{"priority class that is not a name", PodIdentityAgent, agentWith("priorityClassName", "Node Critical"), []string{"priorityClassName"}},
 	}
 	for _, tt := range tests {

@@ -34,7 +34,7 @@ func webhookCases() []chartCase {
 				"namespaceSelector": map[string]any{"matchLabels": map[string]any{"irsa": "enabled"}},
 				"certificates":      map[string]any{"tlsSecretName": "webhook-tls", "caBundle": testCABundle, "certManagerInjectFrom": "irsa/webhook"},
 				"config": map[string]any{"annotationPrefix": "irsa.example.com", "tokenAudience": "irsa", "tokenExpiration": 3600,
-					"awsDefaultRegion": "eu-west-1", "stsRegionalEndpoint": true, "watchConfigMap": true, "fsGroup": 65534, "serviceAccountRegion": true, "serviceAccountLookupLive": true},
+					"awsDefaultRegion": "eu-west-1", "stsRegionalEndpoint": true, "watchConfigMap": true, "podIdentityAssociations": "kube-system/ekslink-pod-identity-associations", "fsGroup": 65534, "serviceAccountRegion": true, "serviceAccountLookupLive": true},
 				"resources":         map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}},
 				"nodeSelector":      map[string]any{"node-role": "system"},
 				"tolerations":       []any{map[string]any{"key": "system", "operator": "Exists"}},
@@ -54,7 +54,7 @@ func webhookCases() []chartCase {
 					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"irsa": "enabled"}},
 					TLSSecretName:     "webhook-tls", CABundle: []byte(testCABundle), CAInjectFrom: "irsa/webhook",
 					AnnotationPrefix: "irsa.example.com", TokenAudience: "irsa", TokenExpiration: 3600, AWSDefaultRegion: "eu-west-1",
-					STSRegionalEndpoint: true, WatchConfigMap: true, FSGroup: 65534, ServiceAccountRegion: true, LookupLive: true,
+					STSRegionalEndpoint: true, WatchConfigMap: true, PodIdentityAssociations: "kube-system/ekslink-pod-identity-associations", FSGroup: 65534, ServiceAccountRegion: true, LookupLive: true,
 					Pod: manifest.PodOptions{
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 							corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi"),
@@ -97,6 +97,7 @@ func TestWebhookChartRefusesBadValues(t *testing.T) {
 		"unknown value":                  {"replica": 2},
 		"selector label":                 {"podLabels": map[string]any{"app.kubernetes.io/name": "x"}},
 		"timeout":                        {"timeoutSeconds": 31},
+		"associations without namespace": {"config": map[string]any{"podIdentityAssociations": "ekslink-pod-identity-associations"}},
 	} {
 		if _, err := Render(ch, Release{Namespace: "pod-identity-webhook"}, values); err == nil {
 			t.Errorf("%s: rendered", name)

@@ -84,6 +84,10 @@ type PodIdentityAgentOptions struct {
 	// so the agent follows the file as the node's credentials rotate (EKS hybrid nodes have no
 	// instance profile; use DefaultHybridCredentialsDir).
 	HybridCredentialsDir string
+	// WebIdentity, when set, selects the web identity backend (clusters that are not EKS; see
+	// PodIdentityWebIdentity): the agent then also gets a ServiceAccount and RBAC. Nil: the EKS
+	// Auth backend, with no Kubernetes access.
+	WebIdentity *PodIdentityWebIdentity
 	// Env is added to the server container.
 	Env []corev1.EnvVar
 	// Pod holds the pod fields every workload accepts. Pod.Resources apply to the init and server
@@ -112,6 +116,11 @@ func (o PodIdentityAgentOptions) withDefaults() PodIdentityAgentOptions {
 		o.Pod.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 	}
 	setDefault(&o.Pod.PriorityClassName, "system-node-critical")
+	if o.WebIdentity != nil {
+		w := *o.WebIdentity
+		setDefault(&w.Associations, DefaultPodIdentityAssociations)
+		o.WebIdentity = &w
+	}
 	return o
 }
 
@@ -152,6 +161,9 @@ func (o PodIdentityAgentOptions) validate() error {
 	if o.HybridCredentialsDir != "" && !path.IsAbs(o.HybridCredentialsDir) {
 		add(optionError("HybridCredentialsDir", o.HybridCredentialsDir, "must be an absolute path"))
 	}
+	if o.WebIdentity != nil {
+		validateConfigMapRef(&errs, "WebIdentity.Associations", o.WebIdentity.Associations)
+	}
 	return errs.err()
 }
 
@@ -187,7 +199,9 @@ func probeHostPort(addr string) (string, int, error) {
 // RenderPodIdentityAgent renders the EKS Pod Identity agent DaemonSet: host network, an init
 // container with NET_ADMIN that creates the link-local addresses, and the server with
 // NET_BIND_SERVICE only (none on a port from 1024 up), probed on its probe address. Both run as root.
-// The metrics Service and ServiceMonitor follow when Metrics asks for them.
+// The metrics Service and ServiceMonitor follow when Metrics asks for them. With WebIdentity, the
+// ServiceAccount, ClusterRole and ClusterRoleBinding (pods) and the Role and RoleBinding of the
+// associations ConfigMap come first, in apply order.
 //
 // Errors wrap ErrInvalidOptions and list every problem found.
 func RenderPodIdentityAgent(opts PodIdentityAgentOptions) ([]runtime.Object, error) {
@@ -262,8 +276,13 @@ func renderPodIdentityAgent(o PodIdentityAgentOptions) []runtime.Object {
 			},
 		},
 	}
+	var objs []runtime.Object
+	if o.WebIdentity != nil {
+		objs = podIdentityWebIdentity(o, labels, &ds.Spec.Template.Spec)
+	}
 	ApplyPodOptions(&ds.Spec.Template, o.Pod, PodIdentityInitContainer, PodIdentityServerContainer)
-	return append([]runtime.Object{ds}, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
+	objs = append(objs, ds)
+	return append(objs, renderMetrics(o.Metrics, o.Name, o.Namespace, labels, o.MetricsAddr)...)
 }
 
 // serverContext gives the server NET_BIND_SERVICE only for a privileged port (the host network

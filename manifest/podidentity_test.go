@@ -95,6 +95,8 @@ func TestInvalidPodIdentityAgentOptions(t *testing.T) {
 		{"port out of range", PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", Port: 70000}, "Port"},
 		{"probe address without port", PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", ProbeAddr: "127.0.0.1"}, "ProbeAddr"},
 		{"relative hybrid dir", PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", HybridCredentialsDir: "eks-hybrid"}, "HybridCredentialsDir"},
+		{"associations without namespace", PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", WebIdentity: &PodIdentityWebIdentity{Associations: "assoc"}}, "WebIdentity.Associations"},
+		{"associations namespace not a name", PodIdentityAgentOptions{ClusterName: "c", Region: "eu-west-1", WebIdentity: &PodIdentityWebIdentity{Associations: "Kube_System/assoc"}}, "WebIdentity.Associations namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -98,6 +98,12 @@ type WebhookOptions struct {
 	// WatchConfigMap reads IRSA mappings from ConfigMap WebhookConfigMapName in Namespace
 	// (--watch-config-map): the Role then allows reading that one ConfigMap.
 	WatchConfigMap bool
+	// PodIdentityAssociations, when set, is "<namespace>/<name>" of the EKS Pod Identity
+	// associations ConfigMap (podidentity/association; ekslink's default is
+	// kube-system/ekslink-pod-identity-associations) whose service accounts get container
+	// credentials (--watch-pod-identity-associations): a Role "<Name>-pod-identity-associations"
+	// in that namespace, which must exist, then allows get, list and watch of that one ConfigMap.
+	PodIdentityAssociations string
 	// FSGroup and ServiceAccountRegion are --fs-group and --service-account-region.
 	FSGroup              int64
 	ServiceAccountRegion bool
@@ -188,6 +194,9 @@ func (o WebhookOptions) validate() error {
 	if _, err := metav1.LabelSelectorAsSelector(o.NamespaceSelector); err != nil {
 		errs.add(optionError("NamespaceSelector", o.NamespaceSelector.String(), err.Error()))
 	}
+	if o.PodIdentityAssociations != "" {
+		validateConfigMapRef(&errs, "PodIdentityAssociations", o.PodIdentityAssociations)
+	}
 	return errs.err()
 }
 
@@ -206,7 +215,8 @@ func WebhookCertSecretName(name string) string { return name + "-cert" }
 // watch service accounts; create events (the Warning Events on service accounts with unusable
 // annotations); get and update of its own certificate Secret and MutatingWebhookConfiguration by
 // name (self-managed certificates; the Secret is rendered empty, so no create is needed); get,
-// list and watch of the one ConfigMap (WatchConfigMap).
+// list and watch of the one ConfigMap (WatchConfigMap), and of the associations ConfigMap by name in
+// its namespace (PodIdentityAssociations).
 //
 // Errors wrap ErrInvalidOptions and list every problem found.
 func RenderWebhook(opts WebhookOptions) ([]runtime.Object, error) {
@@ -247,6 +257,9 @@ func renderWebhook(o WebhookOptions) []runtime.Object {
 			&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"}, ObjectMeta: meta(o.Name), Rules: nsRules},
 			&rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"}, ObjectMeta: meta(o.Name),
 				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: o.Name}, Subjects: subject})
+	}
+	if o.PodIdentityAssociations != "" {
+		objs = append(objs, configMapReader(o.PodIdentityAssociations, o.Name+"-pod-identity-associations", labels, subject)...)
 	}
 	clusterRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get", "list", "watch"}},
@@ -304,6 +317,9 @@ func webhookArgs(o WebhookOptions) []string {
 	}
 	if o.WatchConfigMap {
 		args = append(args, flag(flagname.WatchConfigMap, "true"))
+	}
+	if o.PodIdentityAssociations != "" {
+		args = append(args, flag(flagname.WatchPodIdentityAssociations, o.PodIdentityAssociations))
 	}
 	if o.FSGroup > 0 {
 		args = append(args, flag(flagname.FSGroup, strconv.FormatInt(o.FSGroup, 10)))

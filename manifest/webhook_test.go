@@ -153,11 +153,11 @@ func TestWebhookMountedCertificatesAndOptions(t *testing.T) {
 
 func TestInvalidWebhookOptions(t *testing.T) {
 	_, err := RenderWebhook(WebhookOptions{Port: 443, MetricsPort: 443, CABundle: []byte("x"), TokenExpiration: 60, Replicas: -1,
-		Pod: PodOptions{Labels: map[string]string{LabelName: "x"}}})
+		Pod: PodOptions{Labels: map[string]string{LabelName: "x"}}, PodIdentityAssociations: "ekslink-pod-identity-associations"})
 	if !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("err = %v", err)
 	}
-	for _, field := range []string{"Port", "MetricsPort", "CABundle/CAInjectFrom", "TokenExpiration", "Replicas", "Pod.Labels"} {
+	for _, field := range []string{"Port", "MetricsPort", "CABundle/CAInjectFrom", "TokenExpiration", "Replicas", "Pod.Labels", "PodIdentityAssociations"} {
 		found := false
 		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
 			var oe *OptionError

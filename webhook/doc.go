@@ -2,7 +2,8 @@
 // drop-in for aws/amazon-eks-pod-identity-webhook, as a library.
 //
 // Mutate is the whole mutation as a pure function over (pod, service account, Config): it picks the
-// mode (container credentials when the identities file lists the service account; IRSA when the
+// mode (container credentials when the identities file lists the service account, or, with
+// Options.Associations, an EKS Pod Identity association of podidentity/association; IRSA when the
 // service account has an eks.amazonaws.com/role-arn annotation or the pod-identity-webhook
 // ConfigMap an entry for it; else none) and returns the same JSON Patch as the upstream webhook for
 // the same inputs: the AWS_* variables, the projected token volume and its mount, in every init

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/ekslink/ekslink/podidentity/association"
 )
 
 // MutatePath is where the upstream webhook serves, and where the rendered
@@ -58,6 +60,11 @@ type Options struct {
 	// IdentitiesFile, when set, is the container-credentials identities file to watch
 	// (--watch-container-credentials-config).
 	IdentitiesFile string
+	// Associations, when set, names the EKS Pod Identity associations ConfigMap
+	// (podidentity/association; zero fields are its defaults) whose service accounts get
+	// container credentials too, beside the identities file's (--watch-pod-identity-associations).
+	// Off by default, as upstream. RBAC: get, list, watch on that one ConfigMap (resourceNames).
+	Associations *association.Options
 	// Now is the clock for the latency histogram and Events (default time.Now).
 	Now func() time.Time
 	// DisableEvents turns off the Warning Events recorded on a service account whose annotations
@@ -79,7 +86,8 @@ type Handler struct {
 	saLister   atomic.Pointer[corelisters.ServiceAccountLister] // set once the cache has synced
 	fresh      freshReads
 	mappings   atomic.Pointer[Mappings]
-	identities atomic.Pointer[Identities]
+	identities atomic.Pointer[Identities] // the union of idSources
+	idSources  identitySources
 
 	mu      sync.Mutex
 	synced  []cache.InformerSynced
@@ -111,6 +119,7 @@ func NewHandler(client kubernetes.Interface, cfg Config, opts Options) (*Handler
 	}
 	mappings, identities := cfg.Mappings, cfg.Identities
 	h.mappings.Store(&mappings)
+	h.idSources.file = identities
 	h.identities.Store(&identities)
 	return h, nil
 }

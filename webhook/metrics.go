@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"source"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "source_reloads_total",
-			Help: "Reloads of the pod-identity-webhook ConfigMap and the identities file, by source (configmap, identities) and result (ok, error).",
+			Help: "Reloads of the pod-identity-webhook ConfigMap and the identities file, by source (configmap, identities, associations) and result (ok, error).",
 		}, []string{"source", "result"}),
 		podCount: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pod_identity_webhook_pod_count",

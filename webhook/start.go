@@ -67,6 +67,9 @@ func (h *Handler) Start(ctx context.Context) error {
 		cmFactory.Start(ctx.Done())
 	}
 	factory.Start(ctx.Done())
+	if h.opts.Associations != nil {
+		synced = append(synced, h.startAssociations(ctx))
+	}
 
 	if h.opts.IdentitiesFile != "" {
 		if err := h.loadIdentities(); err != nil {
@@ -123,7 +126,7 @@ func (h *Handler) loadIdentities() error {
 	if err == nil {
 		var ids Identities
 		if ids, err = ParseIdentities(data); err == nil {
-			h.identities.Store(&ids)
+			h.setFileIdentities(ids)
 			h.metrics.reloads.WithLabelValues("identities", "ok").Inc()
 			h.log.Info("identities file loaded", "file", h.opts.IdentitiesFile, "identities", len(ids))
 			return nil

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ekslink/ekslink/manifest/flagname"
 	"github.com/ekslink/ekslink/podidentity"
 	"github.com/ekslink/ekslink/podidentity/association"
 	"github.com/ekslink/ekslink/podidentity/webidentity"
@@ -37,11 +38,11 @@ type webIdentityFlags struct {
 }
 
 func (f *webIdentityFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.backend, "backend", backendEKSAuth, "where credentials come from: eks-auth (EKS clusters) or web-identity (any cluster: STS AssumeRoleWithWebIdentity with the pod's token, associations from a ConfigMap)")
+	fs.StringVar(&f.backend, flagname.Backend, backendEKSAuth, "where credentials come from: eks-auth (EKS clusters) or web-identity (any cluster: STS AssumeRoleWithWebIdentity with the pod's token, associations from a ConfigMap)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "web-identity: kubeconfig file (default: in-cluster configuration)")
 	fs.StringVar(&f.nodeName, "node-name", "", "web-identity: this node's name; only its pods' tokens are accepted (empty: any pod) [env NODE_NAME]")
-	fs.StringVar(&f.associations, "associations-configmap", association.DefaultNamespace+"/"+association.DefaultName, "web-identity: <namespace>/<name> of the associations ConfigMap")
-	fs.BoolVar(&f.perPod, "per-pod-sessions", false, "web-identity: one STS session per pod (named after the pod) instead of one per service account and role")
+	fs.StringVar(&f.associations, flagname.AssociationsConfigMap, association.DefaultNamespace+"/"+association.DefaultName, "web-identity: <namespace>/<name> of the associations ConfigMap")
+	fs.BoolVar(&f.perPod, flagname.PerPodSessions, false, "web-identity: one STS session per pod (named after the pod) instead of one per service account and role")
 	fs.DurationVar(&f.syncTimeout, "sync-timeout", time.Minute, "web-identity: how long to wait at start for the cluster's keys, pods and associations")
 }
 

@@ -31,42 +31,7 @@ func TestServerCommandWebIdentityBackend(t *testing.T) {
 	env := envtest.Shared(t)
 	ctx := envtest.Context(t)
 	ns := env.Namespace(t)
-	rc := env.Client.Discovery().RESTClient()
-	disc, err := rc.Get().AbsPath(oidc.DiscoveryPath).DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := rc.Get().AbsPath(oidc.KubeJWKSPath).DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == oidc.DiscoveryPath {
-			_, _ = w.Write(disc)
-			return
-		}
-		_, _ = w.Write(jwks)
-	}))
-	defer issuer.Close()
-	fake, err := awsfake.Start(awsfake.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fake.Close()
-	fake.SetIssuerClient(awsfake.IssuerClient(issuer))
-	provider, err := fake.CreateOIDCProvider(awsfake.OIDCProvider{URL: env.Issuer, ClientIDs: []string{"sts.amazonaws.com", "pods.eks.amazonaws.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := oidc.TrustPolicy(oidc.TrustPolicyOptions{ProviderARN: provider, Issuer: env.Issuer, Namespace: ns, ServiceAccount: "app", Audience: "pods.eks.amazonaws.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roleARN, err := fake.CreateRole("agent-app", policy)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, roleARN := webIdentityAWS(t, env, ns, "app")
 	env.CreateServiceAccount(t, ns, "app")
 	env.CreateServiceAccount(t, ns, "none")
 	if _, err := association.NewStore(env.Client, association.Options{Namespace: ns}).Create(ctx, association.Association{Namespace: ns, ServiceAccount: "app", RoleARN: roleARN}); err != nil {
@@ -161,4 +126,50 @@ func TestServerCommandWebIdentityBackend(t *testing.T) {
 	if code, body = httpGet(t, url, token("none", "none-1")); code != 404 || !strings.Contains(body, `"NoAssociation"`) {
 		t.Fatalf("pod without association: %d %s", code, body)
 	}
+}
+
+// webIdentityAWS is the AWS side of the web identity backend for service account ns/sa: a local
+// STS and IAM (awsfake) that verify tokens against the test API server's published discovery
+// document and JWKS, an IAM OIDC provider with both client ids, and a role whose trust policy
+// (oidc.TrustPolicy) names the service account and the pod audience.
+func webIdentityAWS(t *testing.T, env *envtest.Environment, ns, sa string) (*awsfake.Set, string) {
+	t.Helper()
+	ctx := envtest.Context(t)
+	rc := env.Client.Discovery().RESTClient()
+	disc, err := rc.Get().AbsPath(oidc.DiscoveryPath).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := rc.Get().AbsPath(oidc.KubeJWKSPath).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == oidc.DiscoveryPath {
+			_, _ = w.Write(disc)
+			return
+		}
+		_, _ = w.Write(jwks)
+	}))
+	t.Cleanup(issuer.Close)
+	fake, err := awsfake.Start(awsfake.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	fake.SetIssuerClient(awsfake.IssuerClient(issuer))
+	provider, err := fake.CreateOIDCProvider(awsfake.OIDCProvider{URL: env.Issuer, ClientIDs: []string{"sts.amazonaws.com", "pods.eks.amazonaws.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := oidc.TrustPolicy(oidc.TrustPolicyOptions{ProviderARN: provider, Issuer: env.Issuer, Namespace: ns, ServiceAccount: sa, Audience: "pods.eks.amazonaws.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleARN, err := fake.CreateRole("agent-"+sa, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, roleARN
 }

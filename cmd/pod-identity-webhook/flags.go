@@ -31,6 +31,7 @@ type options struct {
 	composeRoleARN            bool
 	watchConfigMap            bool
 	identitiesFile            string
+	associations              string
 	lookupGracePeriod         time.Duration
 	lookup                    string
 	resyncPeriod              time.Duration
@@ -71,6 +72,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.watchConfigMap, flagname.WatchConfigMap, false, "Enables watching serviceaccounts that are configured through the pod-identity-webhook configmap (in --namespace) instead of using annotations")
 	fs.BoolVar(&o.composeRoleARN, "compose-role-arn", false, "Not supported yet: the role-arn annotation must be a full ARN")
 	fs.StringVar(&o.identitiesFile, "watch-container-credentials-config", "", "Absolute path to the container credential config file to watch for")
+	fs.StringVar(&o.associations, flagname.WatchPodIdentityAssociations, "", "(ekslink) <namespace>/<name> of the EKS Pod Identity associations ConfigMap (e.g. kube-system/ekslink-pod-identity-associations, written by \"ekslink pod-identity association create\"): its service accounts get container credentials too, beside --watch-container-credentials-config's. Empty: off")
 	fs.StringVar(&c.ContainerCredentials.Audience, "container-credentials-audience", webhook.DefaultContainerCredentialsAudience, "The audience for tokens used by the AWS Container Credentials method")
 	fs.StringVar(&c.ContainerCredentials.MountPath, "container-credentials-token-mount-path", webhook.DefaultContainerCredentialsMountPath, "The path to mount tokens used by the AWS Container Credentials method")
 	fs.StringVar(&c.ContainerCredentials.VolumeName, "container-credentials-token-volume-name", webhook.DefaultContainerCredentialsVolumeName, "The name of the projected volume containing the injected service account token. This is only used by the AWS Container Credentials method")
@@ -110,6 +112,11 @@ func (o *options) check() error {
 		}
 	} else if o.webhookConfigName != "" {
 		errs = append(errs, errors.New("--webhook-config-name needs --cert-secret: with --tls-cert/--tls-key the caBundle is not the webhook's to set"))
+	}
+	if o.associations != "" {
+		if ns, name, ok := strings.Cut(o.associations, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			errs = append(errs, fmt.Errorf("--%s %q: want <namespace>/<name> of a ConfigMap, e.g. kube-system/ekslink-pod-identity-associations", flagname.WatchPodIdentityAssociations, o.associations))
+		}
 	}
 	if o.lookup != lookupLive && o.lookup != lookupCacheFirst {
 		errs = append(errs, fmt.Errorf("--%s %q: want %s or %s", flagname.ServiceAccountLookup, o.lookup, lookupCacheFirst, lookupLive))

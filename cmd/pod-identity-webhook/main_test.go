@@ -240,6 +240,7 @@ func TestRefusesWhatItDoesNotDo(t *testing.T) {
 		{"--in-cluster=false", "--compose-role-arn"},
 		{"--in-cluster=false", "--tls-min-version=1.4"},
 		{"--in-cluster=false", "--tls-cipher-suites=NOPE"},
+		{"--in-cluster=false", "--watch-pod-identity-associations=kube-system"},
 	} {
 		root := newRootCommand()
 		root.SetArgs(args)

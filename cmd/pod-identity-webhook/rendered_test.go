@@ -17,6 +17,7 @@ import (
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/manifest"
+	"github.com/ekslink/ekslink/podidentity/association"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -29,11 +30,11 @@ import (
 func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 	env := envtest.Shared(t)
 	ctx := envtest.Context(t)
-	ns, appNS := env.Namespace(t), env.Namespace(t)
+	ns, appNS, assocNS := env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	port, metricsPort := freePort(t), freePort(t)
 	name := "piw-" + ns // cluster-scoped objects: unique per test
 	objs, err := manifest.RenderWebhook(manifest.WebhookOptions{
-		Namespace: ns, Name: name, WatchConfigMap: true,
+		Namespace: ns, Name: name, WatchConfigMap: true, PodIdentityAssociations: assocNS + "/assoc",
 		Port: int32(port), MetricsPort: int32(metricsPort), ServicePort: int32(port),
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: appNS}},
 	})
@@ -68,6 +69,7 @@ func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 	env.WaitAllowed(t, sa, "", "update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", name)
 	env.WaitAllowed(t, sa, ns, "watch", "", "configmaps", manifest.WebhookConfigMapName)
 	env.WaitAllowed(t, sa, "", "watch", "", "serviceaccounts", "")
+	env.WaitAllowed(t, sa, assocNS, "watch", "", "configmaps", "assoc")
 
 	token := env.Token(t, ns, name, nil, time.Hour)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
@@ -80,12 +82,14 @@ func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Service accounts: annotated, mapped through the ConfigMap, and one with an unusable ARN.
+	// Service accounts: annotated, mapped through the ConfigMap, associated (container
+	// credentials), and one with an unusable ARN.
 	role := "arn:aws:iam::111122223333:role/rendered"
 	for sa, ann := range map[string]map[string]string{
-		"annotated": {"eks.amazonaws.com/role-arn": role},
-		"mapped":    nil,
-		"invalid":   {"eks.amazonaws.com/role-arn": "not-an-arn"},
+		"annotated":  {"eks.amazonaws.com/role-arn": role},
+		"mapped":     nil,
+		"associated": nil,
+		"invalid":    {"eks.amazonaws.com/role-arn": "not-an-arn"},
 	} {
 		if _, err := env.Client.CoreV1().ServiceAccounts(appNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Annotations: ann}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -94,6 +98,11 @@ func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 	mappedRole := "arn:aws:iam::111122223333:role/mapped"
 	if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: manifest.WebhookConfigMapName},
 		Data: map[string]string{webhook.ConfigMapKey: `{"` + appNS + `/mapped":{"RoleARN":"` + mappedRole + `"}}`}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := association.NewStore(env.Client, association.Options{Namespace: assocNS, Name: "assoc"}).Create(ctx,
+		association.Association{Namespace: appNS, ServiceAccount: "associated", RoleARN: role}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -148,6 +157,23 @@ func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The associations ConfigMap (read through the Role in its own namespace): container
+	// credentials for the associated service account.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		p, err := env.Client.CoreV1().Pods(appNS).Create(ctx, pod("associated"), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Labels[webhook.PodIdentityLabel] == "enabled" && len(p.Spec.Containers[0].Env) > 0 &&
+			p.Spec.Containers[0].Env[0].Name == webhook.EnvContainerCredentialsURI {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a pod of the associated service account is not mutated: labels %v env %v", p.Labels, p.Spec.Containers[0].Env)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// An unusable annotation: the pod is admitted unmutated and an Event (create events) says why.
 	p, err := env.Client.CoreV1().Pods(appNS).Create(ctx, pod("invalid"), metav1.CreateOptions{})
 	if err != nil || roleOf(p) != "" {
@@ -190,6 +216,9 @@ func TestRenderedDeploymentRunsWithItsOwnRBAC(t *testing.T) {
 	forbidden["delete its Secret"] = c.CoreV1().Secrets(ns).Delete(ctx, manifest.WebhookCertSecretName(name), metav1.DeleteOptions{})
 	_, forbidden["get another ConfigMap"] = c.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
 	_, forbidden["list ConfigMaps"] = c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	_, forbidden["list ConfigMaps beside the associations"] = c.CoreV1().ConfigMaps(assocNS).List(ctx, metav1.ListOptions{})
+	_, forbidden["get a ConfigMap beside the associations"] = c.CoreV1().ConfigMaps(assocNS).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+	_, forbidden["update the associations"] = c.CoreV1().ConfigMaps(assocNS).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "assoc"}}, metav1.UpdateOptions{})
 	_, forbidden["get another webhook configuration"] = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "other", metav1.GetOptions{})
 	_, forbidden["list webhook configurations"] = c.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
 	forbidden["delete its webhook configuration"] = c.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})

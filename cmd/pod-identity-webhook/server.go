@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ekslink/ekslink/internal/cli"
+	"github.com/ekslink/ekslink/podidentity/association"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -69,6 +70,9 @@ func run(ctx context.Context, log logr.Logger, o *options) error {
 	opts := webhook.Options{Logger: log, Registerer: reg, LookupTimeout: o.lookupGracePeriod, LookupLive: o.lookup == lookupLive, ResyncPeriod: o.resyncPeriod, IdentitiesFile: o.identitiesFile}
 	if o.watchConfigMap {
 		opts.ConfigMapNamespace = o.namespace
+	}
+	if ns, name, ok := strings.Cut(o.associations, "/"); ok {
+		opts.Associations = &association.Options{Namespace: ns, Name: name}
 	}
 	h, err := webhook.NewHandler(client, o.cfg, opts)
 	if err != nil {

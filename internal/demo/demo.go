@@ -76,7 +76,9 @@ type Demo struct {
 	procs        []*process
 	proxy        *process
 	agent        *process
-	closers      []func() // loopback servers the steps started (the issuer), closed by Close
+	// webIdentityAgent is the agent of the PodIdentityAnywhere step (web identity backend).
+	webIdentityAgent *process
+	closers          []func() // loopback servers the steps started (the issuer), closed by Close
 
 	oidcKeys                []oidc.Key // the cluster's signing keys as the OIDC step read them
 	oidcDiscovery, oidcJWKS []byte     // the documents the OIDC step built from them
@@ -84,7 +86,7 @@ type Demo struct {
 }
 
 // Steps is the number of steps Run performs.
-const Steps = 11
+const Steps = 12
 
 // Run performs the whole demo and cleans up. It returns nil only if every step behaved as expected.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -110,6 +112,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.PodIdentity,
 		d.OIDC,
 		d.Webhook,
+		d.PodIdentityAnywhere,
 	} {
 		if err := step(ctx); err != nil {
 			return err

@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ekslink/ekslink/internal/demo"
 )
 
 // readmeSnippetHeader declares the free variables the README's Go block uses, so the block compiles
@@ -84,5 +87,28 @@ func TestREADMEGoSnippetCompiles(t *testing.T) {
 	}
 	if len(problems) > 0 || !strings.Contains(string(out), "declared and not used") {
 		t.Fatalf("the README's Go block does not compile:\n%s", out)
+	}
+}
+
+// TestREADMEListsEveryDemoStep: the README's "What make demo shows" has one numbered item per
+// step Run performs, so a new step cannot go undocumented.
+func TestREADMEListsEveryDemoStep(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## What `make demo` shows")
+	if !ok {
+		t.Fatal("README.md has no \"What `make demo` shows\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	items := regexp.MustCompile(`(?m)^(\d+)\. \*\*`).FindAllStringSubmatch(section, -1)
+	if len(items) != demo.Steps {
+		t.Fatalf("the README lists %d demo steps, Run performs %d", len(items), demo.Steps)
+	}
+	for i, m := range items {
+		if m[1] != strconv.Itoa(i+1) {
+			t.Errorf("README demo item %d is numbered %s", i+1, m[1])
+		}
 	}
 }

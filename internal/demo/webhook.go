@@ -26,6 +26,7 @@ import (
 
 	"github.com/ekslink/ekslink/envtest/awsfake"
 	"github.com/ekslink/ekslink/oidc"
+	"github.com/ekslink/ekslink/podidentity/association"
 	"github.com/ekslink/ekslink/webhook"
 )
 
@@ -182,6 +183,10 @@ func (d *Demo) startWebhook(ctx context.Context) (*process, error) {
 		ignoreExists(rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: webhookName}, RoleRef: ref("ClusterRole"), Subjects: subject}, metav1.CreateOptions{})),
 		ignoreExists(rbac.Roles(webhookNS).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: webhookName}, Rules: nsRules}, metav1.CreateOptions{})),
 		ignoreExists(rbac.RoleBindings(webhookNS).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: webhookName}, RoleRef: ref("Role"), Subjects: subject}, metav1.CreateOptions{})),
+		// The associations ConfigMap, by name, for --watch-pod-identity-associations (step 12).
+		ignoreExists(rbac.Roles(association.DefaultNamespace).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: webhookName}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{association.DefaultName}, Verbs: []string{"get", "list", "watch"}}}}, metav1.CreateOptions{})),
+		ignoreExists(rbac.RoleBindings(association.DefaultNamespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: webhookName}, RoleRef: ref("Role"), Subjects: subject}, metav1.CreateOptions{})),
 		ignoreExists(c.CoreV1().Services(webhookNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: webhookName},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"}}, metav1.CreateOptions{})),
 	} {
@@ -202,7 +207,7 @@ func (d *Demo) startWebhook(ctx context.Context) (*process, error) {
 	}); err != nil {
 		return nil, err
 	}
-	d.t.call("service account %s/%s: get/list/watch serviceaccounts, create events, its Secret and webhook configuration by name", webhookNS, webhookName)
+	d.t.call("service account %s/%s: get/list/watch serviceaccounts, create events, its Secret, webhook configuration and the Pod Identity associations ConfigMap by name", webhookNS, webhookName)
 
 	addr, err := freeAddr()
 	if err != nil {
@@ -252,7 +257,8 @@ func (d *Demo) startWebhook(ctx context.Context) (*process, error) {
 	args := []string{"--kubeconfig=" + kubeconfig, "--namespace=" + webhookNS, "--service-name=" + webhookName,
 		"--cert-secret=" + webhookNS + "/" + webhookSecret, "--webhook-config-name=" + webhookConfig,
 		"--port=" + port, "--metrics-port=" + metricsPort,
-		"--aws-default-region=" + d.AWS.Region(), "--sts-regional-endpoint"}
+		"--aws-default-region=" + d.AWS.Region(), "--sts-regional-endpoint",
+		"--watch-pod-identity-associations=" + association.DefaultNamespace + "/" + association.DefaultName}
 	d.t.call("pod-identity-webhook %s", strings.Join(redactArgs(args), " "))
 	p, err := startProcess(webhookName, d.bins[webhookName], d.dir, []string{"HOME=" + d.dir}, args...)
 	if err != nil {

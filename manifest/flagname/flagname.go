@@ -39,6 +39,11 @@ const (
 	ProbeAddr         = "probe-addr"
 	RotateCredentials = "rotate-credentials"
 	Addresses         = "addresses"
+	// Backend, AssociationsConfigMap and PerPodSessions select and configure the web identity
+	// backend (--backend=web-identity).
+	Backend               = "backend"
+	AssociationsConfigMap = "associations-configmap"
+	PerPodSessions        = "per-pod-sessions"
 )
 
 // Flags of cmd/pod-identity-webhook that the renderer writes: the upstream webhook's names
@@ -62,4 +67,6 @@ const (
 	FSGroup              = "fs-group"
 	ServiceAccountRegion = "service-account-region"
 	ServiceAccountLookup = "service-account-lookup"
+	// WatchPodIdentityAssociations names the associations ConfigMap (<namespace>/<name>).
+	WatchPodIdentityAssociations = "watch-pod-identity-associations"
 )

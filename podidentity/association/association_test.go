@@ -9,6 +9,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ekslink/ekslink/envtest"
 	"github.com/ekslink/ekslink/podidentity/association"
@@ -171,4 +172,37 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestIndexOnChange: OnChange gets the valid associations after every change, and an empty list
+// when the ConfigMap is deleted (the webhook derives its container-credentials set from it).
+func TestIndexOnChange(t *testing.T) {
+	env := envtest.Shared(t)
+	ctx := envtest.Context(t)
+	ns := env.Namespace(t)
+	opts := association.Options{Namespace: ns}
+	var mu sync.Mutex
+	var last []association.Association
+	calls := 0
+	ix := association.NewIndex(env.Client, association.IndexOptions{Options: opts, OnChange: func(as []association.Association) {
+		mu.Lock()
+		defer mu.Unlock()
+		last, calls = as, calls+1
+	}})
+	runIndex(t, ix)
+	seen := func(n int) bool { mu.Lock(); defer mu.Unlock(); return calls > 0 && len(last) == n }
+	a := association.Association{Namespace: "team-a", ServiceAccount: "app", RoleARN: role}
+	if _, err := association.NewStore(env.Client, opts).Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return seen(1) })
+	mu.Lock()
+	if last[0] != a {
+		t.Errorf("OnChange got %+v", last)
+	}
+	mu.Unlock()
+	if err := env.Client.CoreV1().ConfigMaps(ns).Delete(ctx, association.DefaultName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return seen(0) })
 }

@@ -25,6 +25,7 @@
 //
 // Store writes (Create, Delete) with the resourceVersion read, retrying on conflict, and is
 // idempotent: creating an existing association with the same role, or deleting a missing one, is
-// not an error and changes nothing. Index is the agent's read side: an informer on the ConfigMap
-// and a Lookup that never calls the API server.
+// not an error and changes nothing. Index is the read side of the agent and of the webhook
+// (webhook.Options.Associations): an informer on the ConfigMap, a Lookup that never calls the API
+// server, and IndexOptions.OnChange for a reader that derives its own table from every change.
 package association

@@ -23,6 +23,10 @@ type IndexOptions struct {
 	Logger logr.Logger
 	// ResyncPeriod of the informer (default 0: none; the watch delivers every change).
 	ResyncPeriod time.Duration
+	// OnChange, when set, is called with the valid associations (sorted by key) after every
+	// change of the table, from the informer's goroutine (one call at a time); an empty slice
+	// when the ConfigMap is deleted.
+	OnChange func(associations []Association)
 }
 
 // Index is the agent's read side: an informer on the ConfigMap (list and watch with a
@@ -64,6 +68,9 @@ func NewIndex(client kubernetes.Interface, opts IndexOptions) *Index {
 		DeleteFunc: func(any) {
 			empty := map[string]Association{}
 			ix.table.Store(&empty)
+			if opts.OnChange != nil {
+				opts.OnChange(nil)
+			}
 		},
 	})
 	return ix
@@ -83,6 +90,9 @@ func (ix *Index) set(obj any) {
 		t[a.Key()] = a
 	}
 	ix.table.Store(&t)
+	if ix.opts.OnChange != nil {
+		ix.opts.OnChange(as)
+	}
 }
 
 // Run runs the informer until ctx ends.

@@ -378,7 +378,13 @@ func (b *Backend) assume(ctx context.Context, a association.Association, session
 func mapSTSError(err error) error {
 	var api smithy.APIError
 	if !errors.As(err, &api) {
-		return err // transport error or timeout: the server answers 503 or 504
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return err // a timeout: the server answers 504
+		}
+		// A transport error: 503, with a message that names STS (the server's own text for an
+		// unknown error names EKS Auth, which this backend never calls).
+		return &podidentity.AuthError{Code: podidentity.AuthServiceUnavailableException, StatusCode: http.StatusServiceUnavailable,
+			Message: "STS could not be reached: " + err.Error(), ClientMessage: "STS could not be reached; retry later"}
 	}
 	status := 0
 	var re interface{ HTTPStatusCode() int }

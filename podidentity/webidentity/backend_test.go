@@ -477,8 +477,8 @@ func TestSTSOutage(t *testing.T) {
 	}
 	_, err = w.sdkCredentials(t, tOther)
 	var re interface{ HTTPStatusCode() int }
-	if err == nil || !strings.Contains(err.Error(), "UpstreamUnavailable") || !errors.As(err, &re) || re.HTTPStatusCode() != 503 {
-		t.Fatalf("nothing cached, STS down: %v, want 503 UpstreamUnavailable", err)
+	if err == nil || !strings.Contains(err.Error(), "UpstreamUnavailable") || !strings.Contains(err.Error(), "STS could not be reached") || !errors.As(err, &re) || re.HTTPStatusCode() != 503 {
+		t.Fatalf("nothing cached, STS down: %v, want 503 UpstreamUnavailable naming STS", err)
 	}
 	_, err = w.sdkCredentials(t, tNone)
 	assertAgentError(t, err, "NoAssociation")
