@@ -136,7 +136,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "webhook: an AdmissionReview must be POSTed", http.StatusMethodNotAllowed)
 		return
 	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONMediaType(ct) {
 		http.Error(w, fmt.Sprintf("webhook: Content-Type %q, want application/json (an AdmissionReview)", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
@@ -170,6 +170,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+// isJSONMediaType reports whether a Content-Type is application/json, with parameters or in
+// another case.
+func isJSONMediaType(contentType string) bool {
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && ct == "application/json"
 }
 
 // readBody reads the request body into a buffer of the announced length when there is one (the
