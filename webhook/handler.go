@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -76,7 +75,7 @@ type Handler struct {
 	metrics *metrics
 	events  *events // nil when disabled
 
-	saLister   atomic.Pointer[corelisters.ServiceAccountLister] // set once the cache has synced
+	saCache    atomic.Pointer[cache.Indexer] // of *cachedServiceAccount, set once the cache has synced
 	fresh      freshReads
 	mappings   atomic.Pointer[Mappings]
 	identities atomic.Pointer[Identities]
@@ -276,8 +275,8 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 		return nil, nil
 	}
 	if !h.opts.LookupLive {
-		if lister := h.saLister.Load(); lister != nil {
-			if cached, err := (*lister).ServiceAccounts(namespace).Get(name); err == nil {
+		if indexer := h.saCache.Load(); indexer != nil {
+			if cached, ok := cachedServiceAccountOf(*indexer, namespace, name); ok {
 				h.metrics.lookups.WithLabelValues("cache").Inc()
 				return cached, nil
 			}
@@ -293,8 +292,8 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 		h.metrics.missingSA.WithLabelValues().Inc()
 		return nil, nil
 	}
-	if lister := h.saLister.Load(); lister != nil {
-		if cached, cerr := (*lister).ServiceAccounts(namespace).Get(name); cerr == nil {
+	if indexer := h.saCache.Load(); indexer != nil {
+		if cached, ok := cachedServiceAccountOf(*indexer, namespace, name); ok {
 			h.log.Info("the API server did not answer for the service account; using the informer cache, which may be behind",
 				"namespace", namespace, "serviceAccount", name, "error", err.Error())
 			h.metrics.lookups.WithLabelValues("cache_fallback").Inc()

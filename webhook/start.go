@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"unique"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
@@ -43,7 +40,7 @@ func (h *Handler) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	lister := saInformer.Lister()
+	indexer := saInformer.Informer().GetIndexer()
 	synced := []cache.InformerSynced{saInformer.Informer().HasSynced}
 
 	if ns := h.opts.ConfigMapNamespace; ns != "" {
@@ -77,7 +74,7 @@ func (h *Handler) Start(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("webhook: caches not synced: %w", context.Cause(ctx))
 	}
-	h.saLister.Store(&lister)
+	h.saCache.Store(&indexer)
 	h.mu.Lock()
 	h.synced = synced
 	h.mu.Unlock()
@@ -149,30 +146,5 @@ func (h *Handler) watchIdentities(ctx context.Context) {
 		if err := h.loadIdentities(); err != nil {
 			h.log.Error(err, "identities file ignored; keeping the previous identities")
 		}
-	}
-}
-
-// stripServiceAccount keeps a service account's name, namespace, resource version and the
-// annotations under prefix.
-func stripServiceAccount(prefix string) cache.TransformFunc {
-	return func(obj any) (any, error) {
-		a, err := meta.Accessor(obj)
-		if err != nil {
-			return obj, nil // a tombstone: keep it as it is
-		}
-		var ann map[string]string
-		for k, v := range a.GetAnnotations() {
-			if strings.HasPrefix(k, prefix) {
-				if ann == nil {
-					ann = make(map[string]string, 1)
-				}
-				// Keys and namespaces repeat across service accounts: one copy each
-				// (unique.Make), not one per cached object.
-				ann[unique.Make(k).Value()] = v
-			}
-		}
-		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
-			Name: a.GetName(), Namespace: unique.Make(a.GetNamespace()).Value(), ResourceVersion: a.GetResourceVersion(), Annotations: ann,
-		}}, nil
 	}
 }
