@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ekslink/ekslink/internal/filewatch"
@@ -29,26 +32,35 @@ func (h *Handler) Start(ctx context.Context) error {
 	h.started = true
 	h.mu.Unlock()
 
-	factory := informers.NewSharedInformerFactory(h.client, h.opts.ResyncPeriod)
-	saInformer := factory.Core().V1().ServiceAccounts()
+	sas := h.client.CoreV1().ServiceAccounts(metav1.NamespaceAll)
+	saInformer := newInformer(h.client, sas.List, sas.Watch, &corev1.ServiceAccount{}, h.opts.ResyncPeriod,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	// Keep only what Mutate reads: the upstream's memory saving for large clusters (main.go
-	// stripDownServiceAccount).
+	// stripDownServiceAccount), further (sacache.go).
 	strip := stripServiceAccount(h.cfg.AnnotationPrefix + "/")
-	if err := saInformer.Informer().SetTransform(func(obj any) (any, error) {
+	if err := saInformer.SetTransform(func(obj any) (any, error) {
 		h.metrics.used.Set(1) // the upstream sets it for every service account its cache adds
 		return strip(obj)
 	}); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	indexer := saInformer.Informer().GetIndexer()
-	synced := []cache.InformerSynced{saInformer.Informer().HasSynced}
+	indexer := saInformer.GetIndexer()
+	synced := []cache.InformerSynced{saInformer.HasSynced}
 
 	if ns := h.opts.ConfigMapNamespace; ns != "" {
-		cmFactory := informers.NewSharedInformerFactoryWithOptions(h.client, h.opts.ResyncPeriod, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
-			}))
-		cm := cmFactory.Core().V1().ConfigMaps().Informer()
+		cms := h.client.CoreV1().ConfigMaps(ns)
+		byName := func(o metav1.ListOptions) metav1.ListOptions {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
+			return o
+		}
+		cm := newInformer(h.client,
+			func(ctx context.Context, o metav1.ListOptions) (*corev1.ConfigMapList, error) {
+				return cms.List(ctx, byName(o))
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return cms.Watch(ctx, byName(o))
+			},
+			&corev1.ConfigMap{}, h.opts.ResyncPeriod, cache.Indexers{})
 		if _, err := cm.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { h.loadConfigMap(obj) },
 			UpdateFunc: func(_, obj any) { h.loadConfigMap(obj) },
@@ -61,9 +73,9 @@ func (h *Handler) Start(ctx context.Context) error {
 			return fmt.Errorf("webhook: %w", err)
 		}
 		synced = append(synced, cm.HasSynced)
-		cmFactory.Start(ctx.Done())
+		go cm.RunWithContext(ctx)
 	}
-	factory.Start(ctx.Done())
+	go saInformer.RunWithContext(ctx)
 
 	if h.opts.IdentitiesFile != "" {
 		if err := h.loadIdentities(); err != nil {
@@ -147,4 +159,19 @@ func (h *Handler) watchIdentities(ctx context.Context) {
 			h.log.Error(err, "identities file ignored; keeping the previous identities")
 		}
 	}
+}
+
+// newInformer is a shared informer listing and watching one kind of object through the typed
+// client, as client-go's informers package builds it (NewFilteredServiceAccountInformer); the
+// webhook needs two, and that package's factory links the informers, listers and clients of
+// every API group into the binary.
+func newInformer[L runtime.Object](client kubernetes.Interface, list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), example runtime.Object, resync time.Duration, indexers cache.Indexers,
+) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
+		WatchFuncWithContext: watchFn,
+	}
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example,
+		cache.SharedIndexInformerOptions{ResyncPeriod: resync, Indexers: indexers})
 }
