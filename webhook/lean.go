@@ -326,7 +326,7 @@ func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
 		}
 		orig, restated := raws[op.Path]
 		if !restated {
-			b, err := json.Marshal(op)
+			b, err := appendOperationJSON(buf.AvailableBuffer(), op)
 			if err != nil {
 				return nil, err
 			}
@@ -338,8 +338,7 @@ func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
 			return nil, errLeanPatch
 		}
 		buf.WriteString(`{"op":"add","path":`)
-		path, _ := json.Marshal(op.Path)
-		buf.Write(path)
+		buf.Write(appendJSONString(buf.AvailableBuffer(), op.Path))
 		buf.WriteString(`,"value":[`)
 		for j := range orig {
 			if j > 0 {
@@ -403,18 +402,18 @@ func spliceContainer(raw []byte, env []corev1.EnvVar, mounts []corev1.VolumeMoun
 	}
 	var adds []insertion
 	if len(env) > 0 {
-		b, err := json.Marshal(env)
+		b, err := appendEnvJSON(nil, env)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, insertion{"env", b[1 : len(b)-1]})
+		adds = append(adds, insertion{"env", b})
 	}
 	if len(mounts) > 0 {
-		b, err := json.Marshal(mounts)
+		b, err := appendMountsJSON(nil, mounts)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, insertion{"volumeMounts", b[1 : len(b)-1]})
+		adds = append(adds, insertion{"volumeMounts", b})
 	}
 	out := make([]byte, 0, len(raw)+256)
 	pos := 0 // raw[:pos] is in out
