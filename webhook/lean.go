@@ -16,14 +16,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// The lean path: a pod CREATE review is decoded in one pass into only what Mutate reads, with each
-// container kept as the JSON the API server sent; the patch restates those containers by adding
-// the new env entries and mount into that JSON instead of re-encoding decoded containers. The API
-// server encodes the object with the same Go types and encoding/json as the upstream re-encodes
-// them, so for every container whose fields k8s.io/api knows the patch is byte for byte the one
-// Mutate and PatchJSON produce (TestLeanPathMatchesMutate checks it); fields this build does not
-// know are kept rather than dropped. Anything unexpected (another kind, a body that is not compact
-// JSON, a decoding error) falls back to the full decode.
+// The lean path: a pod CREATE review is read (leanjson.go: one validating pass, then straight to
+// the members Mutate reads, without reflection) into only what Mutate reads, with each container
+// kept as the JSON the API server sent; the patch restates those containers by adding the new env
+// entries and mount into that JSON instead of re-encoding decoded containers. The API server
+// encodes the object with the same Go types and encoding/json as the upstream re-encodes them, so
+// for every container whose fields k8s.io/api knows the patch is byte for byte the one Mutate and
+// PatchJSON produce (TestLeanPathMatchesMutate checks it); fields this build does not know are
+// kept rather than dropped. Anything unexpected (another kind, a body that is not compact JSON, a
+// member of another type or given twice) falls back to the full decode.
 
 // rawContainer is a container's JSON and the fields of it Mutate reads.
 type rawContainer struct {
