@@ -35,7 +35,7 @@ type span struct{ start, end int32 }
 // refuse some valid JSON (whitespace inside, nesting beyond maxLeanDepth, bodies of 2 GiB), never
 // accepts invalid JSON.
 func validCompact(data []byte) (*leanDoc, bool) {
-	d := &leanDoc{data: bytes.TrimSpace(data), spans: make([]span, 0, 256)}
+	d := &leanDoc{data: bytes.Trim(data, " \t\r\n"), spans: make([]span, 0, 256)} // JSON whitespace only
 	if len(d.data) >= math.MaxInt32 {
 		return nil, false
 	}

@@ -18,6 +18,7 @@ func TestValidCompactImpliesJSONValid(t *testing.T) {
 		want bool
 	}{
 		{`{}`, true}, {`[]`, true}, {` {"a":1}` + "\n", true}, {`{"a":[1,-0.5e+3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"]}`, true},
+		{"\u00a0{}", false}, {"{}\u0085", false}, {"\v{}", false}, // not JSON whitespace (bytes.TrimSpace would trim them)
 		{`"\u00E9"`, true}, {`0`, true}, {`-0`, true}, {`1E5`, true}, {`{"a":{"b":[[],{}]}}`, true}, {"\"\xff\"", true},
 		{`{"a": 1}`, false}, {`[1, 2]`, false}, // whitespace inside: refused (encoding/json accepts it; the full decode reads it)
 		{``, false}, {`{`, false}, {`{"a"}`, false}, {`{"a":}`, false}, {`{"a":1,}`, false}, {`[1,]`, false}, {`{a:1}`, false},
