@@ -172,3 +172,22 @@ func TestDecodeLeanReadsWhatEncodingJSONReads(t *testing.T) {
 		}
 	}
 }
+
+// Whatever review the lean path takes, the full decode takes too, and reads the same pod.
+func FuzzDecodeLean(f *testing.F) {
+	f.Add([]byte(leanReviewPrefix + `{"metadata":{"name":"app","labels":{"a":"b"}},"spec":{"serviceAccountName":"web","securityContext":{"runAsUser":1},"volumes":[{"name":"v"}],"containers":[{"name":"main","env":[{"name":"A","value":"x"}],"volumeMounts":[{"name":"d","mountPath":"/d"}],"securityContext":{"runAsNonRoot":true}}]}}}}`))
+	f.Add([]byte(leanReviewPrefix + `{"Metadata":{"NAME":"\u0061pp","annotations":null},"spec":{"containers":[{"name":"m\u00e9","Env":[]}],"initContainers":[{"name":"i"}]}}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, lean, _, ok := decodeLean(body)
+		if !ok {
+			return
+		}
+		_, full, err := decodeReview(body)
+		if err != nil || full == nil {
+			t.Fatalf("the lean path took %q, which the full decode refuses (%v)", body, err)
+		}
+		if got, want := leanView(lean), leanView(full); !reflect.DeepEqual(got, want) {
+			t.Fatalf("lean path read %q\n got %#v\nwant %#v", body, got, want)
+		}
+	})
+}
