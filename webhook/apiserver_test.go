@@ -250,7 +250,11 @@ func TestAPIServerLeavesUnconfiguredAndSkippedPodsAlone(t *testing.T) {
 		}
 		if len(found) == 1 {
 			ev := found[0]
-			if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "ServiceAccount" || ev.InvolvedObject.Name != "broken" ||
+			sa, err := env.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "broken", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type != corev1.EventTypeWarning || ev.InvolvedObject.Kind != "ServiceAccount" || ev.InvolvedObject.Name != "broken" || ev.InvolvedObject.UID != sa.UID ||
 				!strings.Contains(ev.Message, `eks.amazonaws.com/role-arn="not-an-arn"`) || !strings.Contains(ev.Message, "pod broken") {
 				t.Errorf("event = %+v", ev)
 			}

@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ekslink/ekslink/podidentity/association"
@@ -83,7 +82,7 @@ type Handler struct {
 	metrics *metrics
 	events  *events // nil when disabled
 
-	saLister   atomic.Pointer[corelisters.ServiceAccountLister] // set once the cache has synced
+	saCache    atomic.Pointer[cache.Indexer] // of *cachedServiceAccount, set once the cache has synced
 	fresh      freshReads
 	mappings   atomic.Pointer[Mappings]
 	identities atomic.Pointer[Identities] // the union of idSources
@@ -145,7 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "webhook: an AdmissionReview must be POSTed", http.StatusMethodNotAllowed)
 		return
 	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONMediaType(ct) {
 		http.Error(w, fmt.Sprintf("webhook: Content-Type %q, want application/json (an AdmissionReview)", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
 		return
 	}
@@ -179,6 +178,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
+}
+
+// isJSONMediaType reports whether a Content-Type is application/json, with parameters or in
+// another case.
+func isJSONMediaType(contentType string) bool {
+	ct, _, err := mime.ParseMediaType(contentType)
+	return err == nil && ct == "application/json"
 }
 
 // readBody reads the request body into a buffer of the announced length when there is one (the
@@ -278,8 +284,8 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 		return nil, nil
 	}
 	if !h.opts.LookupLive {
-		if lister := h.saLister.Load(); lister != nil {
-			if cached, err := (*lister).ServiceAccounts(namespace).Get(name); err == nil {
+		if indexer := h.saCache.Load(); indexer != nil {
+			if cached, ok := cachedServiceAccountOf(*indexer, namespace, name); ok {
 				h.metrics.lookups.WithLabelValues("cache").Inc()
 				return cached, nil
 			}
@@ -295,8 +301,8 @@ func (h *Handler) serviceAccount(ctx context.Context, namespace, name string) (*
 		h.metrics.missingSA.WithLabelValues().Inc()
 		return nil, nil
 	}
-	if lister := h.saLister.Load(); lister != nil {
-		if cached, cerr := (*lister).ServiceAccounts(namespace).Get(name); cerr == nil {
+	if indexer := h.saCache.Load(); indexer != nil {
+		if cached, ok := cachedServiceAccountOf(*indexer, namespace, name); ok {
 			h.log.Info("the API server did not answer for the service account; using the informer cache, which may be behind",
 				"namespace", namespace, "serviceAccount", name, "error", err.Error())
 			h.metrics.lookups.WithLabelValues("cache_fallback").Inc()

@@ -14,17 +14,17 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
-// The lean path: a pod CREATE review is decoded in one pass into only what Mutate reads, with each
-// container kept as the JSON the API server sent; the patch restates those containers by adding
-// the new env entries and mount into that JSON instead of re-encoding decoded containers. The API
-// server encodes the object with the same Go types and encoding/json as the upstream re-encodes
-// them, so for every container whose fields k8s.io/api knows the patch is byte for byte the one
-// Mutate and PatchJSON produce (TestLeanPathMatchesMutate checks it); fields this build does not
-// know are kept rather than dropped. Anything unexpected (another kind, a body that is not compact
-// JSON, a decoding error) falls back to the full decode.
+// The lean path: a pod CREATE review is read (leanjson.go: one validating pass, then straight to
+// the members Mutate reads, without reflection) into only what Mutate reads, with each container
+// kept as the JSON the API server sent; the patch restates those containers by adding the new env
+// entries and mount into that JSON instead of re-encoding decoded containers. The API server
+// encodes the object with the same Go types and encoding/json as the upstream re-encodes them, so
+// for every container whose fields k8s.io/api knows the patch is byte for byte the one Mutate and
+// PatchJSON produce (TestLeanPathMatchesMutate checks it); fields this build does not know are
+// kept rather than dropped. Anything unexpected (another kind, a body that is not compact JSON, a
+// member of another type or given twice) falls back to the full decode.
 
 // rawContainer is a container's JSON and the fields of it Mutate reads.
 type rawContainer struct {
@@ -32,128 +32,200 @@ type rawContainer struct {
 	lean corev1.Container
 }
 
-// parseContainer keeps a container's JSON and decodes its name, env, mounts and security context.
-func parseContainer(raw []byte) (rawContainer, error) {
+// parseContainer keeps a container's JSON (a part of the review's body, not copied) and reads its
+// name, the names of its env entries and volume mounts (all Mutate reads of them: the patch keeps
+// the entries as sent and appends the new ones), and the user settings of its securityContext.
+func (d *leanDoc) parseContainer(raw []byte) (rawContainer, bool) {
 	c := rawContainer{raw: raw}
-	if !compact(raw) {
-		return c, errLeanPatch
+	f, ok := d.fields(raw, "name", "env", "volumeMounts", "securityContext")
+	if !ok {
+		return c, false
 	}
-	members, err := objectMembers(raw)
-	if err != nil {
-		return c, err
+	if c.lean.Name, ok = leanString(f[0]); !ok {
+		return c, false
 	}
-	for _, m := range members {
-		v := raw[m.valueStart:m.valueEnd]
-		switch {
-		case strings.EqualFold(m.key, "name"):
-			c.lean.Name, err = unquote(v)
-		case strings.EqualFold(m.key, "env"):
-			c.lean.Env = nil
-			err = json.Unmarshal(v, &c.lean.Env)
-		case strings.EqualFold(m.key, "volumeMounts"):
-			c.lean.VolumeMounts = nil
-			err = json.Unmarshal(v, &c.lean.VolumeMounts)
-		case strings.EqualFold(m.key, "securityContext"):
-			c.lean.SecurityContext = nil
-			err = json.Unmarshal(v, &c.lean.SecurityContext)
-		}
-		if err != nil {
-			return c, err
+	env, ok := d.names(f[1])
+	if !ok {
+		return c, false
+	}
+	if env != nil {
+		c.lean.Env = make([]corev1.EnvVar, len(env))
+		for i, n := range env {
+			c.lean.Env[i].Name = n
 		}
 	}
-	return c, nil
+	mounts, ok := d.names(f[2])
+	if !ok {
+		return c, false
+	}
+	if mounts != nil {
+		c.lean.VolumeMounts = make([]corev1.VolumeMount, len(mounts))
+		for i, n := range mounts {
+			c.lean.VolumeMounts[i].Name = n
+		}
+	}
+	if f[3] != nil {
+		sc, ok := d.fields(f[3], "runAsUser", "runAsNonRoot")
+		if !ok {
+			return c, false
+		}
+		c.lean.SecurityContext = &corev1.SecurityContext{}
+		if c.lean.SecurityContext.RunAsUser, ok = leanInt64(sc[0]); !ok {
+			return c, false
+		}
+		if c.lean.SecurityContext.RunAsNonRoot, ok = leanBool(sc[1]); !ok {
+			return c, false
+		}
+	}
+	return c, true
 }
 
 // leanContainers are the raw containers of a lean pod, by patch path.
 type leanContainers map[string][]rawContainer
 
-// leanReview is an AdmissionReview with only the request fields the handler reads.
-type leanReview struct {
-	metav1.TypeMeta `json:",inline"`
-	Request         *struct {
-		UID         types.UID               `json:"uid"`
-		Kind        metav1.GroupVersionKind `json:"kind"`
-		SubResource string                  `json:"subResource"`
-		Namespace   string                  `json:"namespace"`
-		Operation   admissionv1.Operation   `json:"operation"`
-		DryRun      *bool                   `json:"dryRun"`
-		Object      *leanPodJSON            `json:"object"`
-	} `json:"request"`
+// parseContainers reads a JSON array of containers (nil for nil).
+func (d *leanDoc) parseContainers(v []byte) ([]rawContainer, bool) {
+	elems, ok := d.array(v)
+	if !ok || elems == nil {
+		return nil, ok
+	}
+	out := make([]rawContainer, len(elems))
+	for i, e := range elems {
+		if out[i], ok = d.parseContainer(e); !ok {
+			return nil, false
+		}
+	}
+	return out, true
 }
 
-// leanPodJSON is the part of a pod Mutate reads, containers kept as JSON.
-type leanPodJSON struct {
-	Metadata struct {
-		Name         string            `json:"name"`
-		GenerateName string            `json:"generateName"`
-		Namespace    string            `json:"namespace"`
-		Labels       map[string]string `json:"labels"`
-		Annotations  map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		ServiceAccountName string                     `json:"serviceAccountName"`
-		NodeSelector       map[string]string          `json:"nodeSelector"`
-		SecurityContext    *corev1.PodSecurityContext `json:"securityContext"`
-		Volumes            []struct {
-			Name string `json:"name"`
-		} `json:"volumes"`
-		InitContainers []rawContainer `json:"initContainers"`
-		Containers     []rawContainer `json:"containers"`
-	} `json:"spec"`
-}
-
-// UnmarshalJSON keeps the container's JSON and reads the members Mutate uses.
-func (c *rawContainer) UnmarshalJSON(b []byte) error {
-	var err error
-	*c, err = parseContainer(bytes.Clone(b))
-	return err
-}
-
-// decodeLean decodes a pod CREATE review in one pass of encoding/json into only what Mutate
-// reads; ok is false when the body is anything else (the caller then decodes it fully, with the
+// decodeLean reads a pod CREATE review, without reflection, into only what Mutate reads (the
+// pod's env entries and volume mounts by name only); ok is false when the body is anything else
+// or anything the readers of leanjson.go do not take (the caller then decodes it fully, with the
 // full decoder's checks and messages).
 func decodeLean(data []byte) (review *admissionv1.AdmissionReview, pod *corev1.Pod, raws leanContainers, ok bool) {
-	var lr leanReview
-	if err := json.Unmarshal(data, &lr); err != nil {
+	d, ok := validCompact(data)
+	if !ok {
 		return nil, nil, nil, false
 	}
-	req := lr.Request
-	if lr.Kind != "AdmissionReview" || (lr.APIVersion != "admission.k8s.io/v1" && lr.APIVersion != "admission.k8s.io/v1beta1") ||
-		req == nil || req.UID == "" || req.Object == nil || req.Object.Spec.Containers == nil ||
-		req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.SubResource != "" || req.Operation != admissionv1.Create {
+	top, ok := d.fields(d.data, "kind", "apiVersion", "request")
+	if !ok || top[2] == nil {
 		return nil, nil, nil, false
 	}
-	lp := req.Object
-	pod = &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: lp.Metadata.Name, GenerateName: lp.Metadata.GenerateName, Namespace: lp.Metadata.Namespace,
-			Labels: lp.Metadata.Labels, Annotations: lp.Metadata.Annotations},
-		Spec: corev1.PodSpec{ServiceAccountName: lp.Spec.ServiceAccountName, NodeSelector: lp.Spec.NodeSelector, SecurityContext: lp.Spec.SecurityContext},
+	kind, ok1 := leanString(top[0])
+	apiVersion, ok2 := leanString(top[1])
+	if !ok1 || !ok2 || kind != "AdmissionReview" || (apiVersion != "admission.k8s.io/v1" && apiVersion != "admission.k8s.io/v1beta1") {
+		return nil, nil, nil, false
+	}
+	rf, ok := d.fields(top[2], "uid", "kind", "subResource", "namespace", "operation", "dryRun", "object")
+	if !ok || rf[1] == nil || rf[6] == nil {
+		return nil, nil, nil, false
+	}
+	req := &admissionv1.AdmissionRequest{}
+	strs := []*string{(*string)(&req.UID), nil, &req.SubResource, &req.Namespace, (*string)(&req.Operation)}
+	for i, dst := range strs {
+		if dst != nil {
+			if *dst, ok = leanString(rf[i]); !ok {
+				return nil, nil, nil, false
+			}
+		}
+	}
+	gvk, ok := d.fields(rf[1], "group", "version", "kind")
+	if !ok {
+		return nil, nil, nil, false
+	}
+	for i, dst := range []*string{&req.Kind.Group, &req.Kind.Version, &req.Kind.Kind} {
+		if *dst, ok = leanString(gvk[i]); !ok {
+			return nil, nil, nil, false
+		}
+	}
+	if req.DryRun, ok = leanBool(rf[5]); !ok {
+		return nil, nil, nil, false
+	}
+	if req.UID == "" || req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.SubResource != "" || req.Operation != admissionv1.Create {
+		return nil, nil, nil, false
+	}
+	pod, raws, ok = d.decodeLeanPod(rf[6])
+	if !ok {
+		return nil, nil, nil, false
 	}
 	if req.Namespace != "" {
 		pod.Namespace = req.Namespace
 	}
-	if lp.Spec.Volumes != nil {
-		pod.Spec.Volumes = make([]corev1.Volume, len(lp.Spec.Volumes))
-		for i, v := range lp.Spec.Volumes {
-			pod.Spec.Volumes[i].Name = v.Name
-		}
-	}
-	pod.Spec.InitContainers = leanOf(lp.Spec.InitContainers)
-	pod.Spec.Containers = leanOf(lp.Spec.Containers)
-	review = &admissionv1.AdmissionReview{TypeMeta: lr.TypeMeta, Request: &admissionv1.AdmissionRequest{
-		UID: req.UID, Kind: req.Kind, Namespace: req.Namespace, Operation: req.Operation, DryRun: req.DryRun,
-	}}
-	return review, pod, leanContainers{"/spec/initContainers": lp.Spec.InitContainers, "/spec/containers": lp.Spec.Containers}, true
+	return &admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{Kind: kind, APIVersion: apiVersion}, Request: req}, pod, raws, true
 }
 
-// unquote decodes a JSON string.
-func unquote(v []byte) (string, error) {
-	if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
-		return string(v[1 : len(v)-1]), nil
+// decodeLeanPod reads the part of a pod Mutate reads, containers kept as JSON.
+func (d *leanDoc) decodeLeanPod(obj []byte) (*corev1.Pod, leanContainers, bool) {
+	of, ok := d.fields(obj, "metadata", "spec")
+	if !ok || of[1] == nil {
+		return nil, nil, false
 	}
-	var s string
-	err := json.Unmarshal(v, &s)
-	return s, err
+	pod := &corev1.Pod{}
+	if of[0] != nil {
+		md, ok := d.fields(of[0], "name", "generateName", "namespace", "labels", "annotations")
+		if !ok {
+			return nil, nil, false
+		}
+		for i, dst := range []*string{&pod.Name, &pod.GenerateName, &pod.Namespace} {
+			if *dst, ok = leanString(md[i]); !ok {
+				return nil, nil, false
+			}
+		}
+		if pod.Labels, ok = leanStringMap(md[3]); !ok {
+			return nil, nil, false
+		}
+		if pod.Annotations, ok = leanStringMap(md[4]); !ok {
+			return nil, nil, false
+		}
+	}
+	sf, ok := d.fields(of[1], "serviceAccountName", "nodeSelector", "securityContext", "volumes", "initContainers", "containers")
+	if !ok || sf[5] == nil {
+		return nil, nil, false
+	}
+	spec := &pod.Spec
+	if spec.ServiceAccountName, ok = leanString(sf[0]); !ok {
+		return nil, nil, false
+	}
+	if spec.NodeSelector, ok = leanStringMap(sf[1]); !ok {
+		return nil, nil, false
+	}
+	if sf[2] != nil {
+		sc, ok := d.fields(sf[2], "runAsUser", "runAsNonRoot", "fsGroup")
+		if !ok {
+			return nil, nil, false
+		}
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+		if spec.SecurityContext.RunAsUser, ok = leanInt64(sc[0]); !ok {
+			return nil, nil, false
+		}
+		if spec.SecurityContext.RunAsNonRoot, ok = leanBool(sc[1]); !ok {
+			return nil, nil, false
+		}
+		if spec.SecurityContext.FSGroup, ok = leanInt64(sc[2]); !ok {
+			return nil, nil, false
+		}
+	}
+	volumes, ok := d.names(sf[3])
+	if !ok {
+		return nil, nil, false
+	}
+	if volumes != nil {
+		spec.Volumes = make([]corev1.Volume, len(volumes))
+		for i, n := range volumes {
+			spec.Volumes[i].Name = n
+		}
+	}
+	initContainers, ok := d.parseContainers(sf[4])
+	if !ok {
+		return nil, nil, false
+	}
+	containers, ok := d.parseContainers(sf[5])
+	if !ok {
+		return nil, nil, false
+	}
+	spec.InitContainers = leanOf(initContainers)
+	spec.Containers = leanOf(containers)
+	return pod, leanContainers{"/spec/initContainers": initContainers, "/spec/containers": containers}, true
 }
 
 func leanOf(cs []rawContainer) []corev1.Container {
@@ -173,7 +245,7 @@ func encodeReview(tm metav1.TypeMeta, resp *admissionv1.AdmissionResponse) ([]by
 	if resp.Result != nil || len(resp.AuditAnnotations) > 0 || len(resp.Warnings) > 0 || (resp.PatchType != nil) != (resp.Patch != nil) {
 		return json.Marshal(admissionv1.AdmissionReview{TypeMeta: tm, Response: resp})
 	}
-	out := make([]byte, 0, 160+base64.StdEncoding.EncodedLen(len(resp.Patch)))
+	out := make([]byte, 0, 256+len(tm.Kind)+len(tm.APIVersion)+len(resp.UID)+base64.StdEncoding.EncodedLen(len(resp.Patch)))
 	quote := func(field, v string) {
 		out = append(out, '"')
 		out = append(out, field...)
@@ -255,7 +327,7 @@ func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
 		}
 		orig, restated := raws[op.Path]
 		if !restated {
-			b, err := json.Marshal(op)
+			b, err := appendOperationJSON(buf.AvailableBuffer(), op)
 			if err != nil {
 				return nil, err
 			}
@@ -267,8 +339,7 @@ func (raws leanContainers) patchJSON(m *Mutation) ([]byte, error) {
 			return nil, errLeanPatch
 		}
 		buf.WriteString(`{"op":"add","path":`)
-		path, _ := json.Marshal(op.Path)
-		buf.Write(path)
+		buf.Write(appendJSONString(buf.AvailableBuffer(), op.Path))
 		buf.WriteString(`,"value":[`)
 		for j := range orig {
 			if j > 0 {
@@ -332,18 +403,18 @@ func spliceContainer(raw []byte, env []corev1.EnvVar, mounts []corev1.VolumeMoun
 	}
 	var adds []insertion
 	if len(env) > 0 {
-		b, err := json.Marshal(env)
+		b, err := appendEnvJSON(nil, env)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, insertion{"env", b[1 : len(b)-1]})
+		adds = append(adds, insertion{"env", b})
 	}
 	if len(mounts) > 0 {
-		b, err := json.Marshal(mounts)
+		b, err := appendMountsJSON(nil, mounts)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, insertion{"volumeMounts", b[1 : len(b)-1]})
+		adds = append(adds, insertion{"volumeMounts", b})
 	}
 	out := make([]byte, 0, len(raw)+256)
 	pos := 0 // raw[:pos] is in out
@@ -422,11 +493,9 @@ func objectMembers(raw []byte) ([]member, error) {
 		if end >= len(raw) || raw[end] != ':' {
 			return nil, errLeanPatch
 		}
-		key := string(raw[keyStart+1 : end-1])
-		if bytes.IndexByte(raw[keyStart:end], '\\') >= 0 { // escaped: let encoding/json unquote it
-			if err := json.Unmarshal(raw[keyStart:end], &key); err != nil {
-				return nil, errLeanPatch
-			}
+		key, err := unquote(raw[keyStart:end])
+		if err != nil {
+			return nil, errLeanPatch
 		}
 		valueStart := end + 1
 		valueEnd, err := skipValue(raw, valueStart)
@@ -496,21 +565,4 @@ func skipValue(raw []byte, i int) (int, error) {
 		}
 		return 0, errLeanPatch
 	}
-}
-
-// compact reports whether raw has no whitespace outside strings.
-func compact(raw []byte) bool {
-	for i := 0; i < len(raw); i++ {
-		switch raw[i] {
-		case '"':
-			end, err := skipString(raw, i)
-			if err != nil {
-				return false
-			}
-			i = end - 1
-		case ' ', '\t', '\n', '\r':
-			return false
-		}
-	}
-	return true
 }

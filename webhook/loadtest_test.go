@@ -25,7 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -312,7 +312,7 @@ func TestLoadMemoryWith10000ServiceAccounts(t *testing.T) {
 	if err := h.Start(hctx); err != nil {
 		t.Fatal(err)
 	}
-	sas, err := (*h.saLister.Load()).ServiceAccounts(ns).List(labels.Everything())
+	sas, err := (*h.saCache.Load()).ByIndex(cache.NamespaceIndex, ns)
 	if err != nil || len(sas) != count {
 		t.Fatalf("the cache holds %d service accounts of %s (%v), want %d", len(sas), ns, err, count)
 	}

@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"unique"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ekslink/ekslink/internal/filewatch"
@@ -32,26 +32,35 @@ func (h *Handler) Start(ctx context.Context) error {
 	h.started = true
 	h.mu.Unlock()
 
-	factory := informers.NewSharedInformerFactory(h.client, h.opts.ResyncPeriod)
-	saInformer := factory.Core().V1().ServiceAccounts()
+	sas := h.client.CoreV1().ServiceAccounts(metav1.NamespaceAll)
+	saInformer := newInformer(h.client, sas.List, sas.Watch, &corev1.ServiceAccount{}, h.opts.ResyncPeriod,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	// Keep only what Mutate reads: the upstream's memory saving for large clusters (main.go
-	// stripDownServiceAccount).
+	// stripDownServiceAccount), further (sacache.go).
 	strip := stripServiceAccount(h.cfg.AnnotationPrefix + "/")
-	if err := saInformer.Informer().SetTransform(func(obj any) (any, error) {
+	if err := saInformer.SetTransform(func(obj any) (any, error) {
 		h.metrics.used.Set(1) // the upstream sets it for every service account its cache adds
 		return strip(obj)
 	}); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	lister := saInformer.Lister()
-	synced := []cache.InformerSynced{saInformer.Informer().HasSynced}
+	indexer := saInformer.GetIndexer()
+	synced := []cache.InformerSynced{saInformer.HasSynced}
 
 	if ns := h.opts.ConfigMapNamespace; ns != "" {
-		cmFactory := informers.NewSharedInformerFactoryWithOptions(h.client, h.opts.ResyncPeriod, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
-			}))
-		cm := cmFactory.Core().V1().ConfigMaps().Informer()
+		cms := h.client.CoreV1().ConfigMaps(ns)
+		byName := func(o metav1.ListOptions) metav1.ListOptions {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ConfigMapName).String()
+			return o
+		}
+		cm := newInformer(h.client,
+			func(ctx context.Context, o metav1.ListOptions) (*corev1.ConfigMapList, error) {
+				return cms.List(ctx, byName(o))
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return cms.Watch(ctx, byName(o))
+			},
+			&corev1.ConfigMap{}, h.opts.ResyncPeriod, cache.Indexers{})
 		if _, err := cm.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { h.loadConfigMap(obj) },
 			UpdateFunc: func(_, obj any) { h.loadConfigMap(obj) },
@@ -64,9 +73,9 @@ func (h *Handler) Start(ctx context.Context) error {
 			return fmt.Errorf("webhook: %w", err)
 		}
 		synced = append(synced, cm.HasSynced)
-		cmFactory.Start(ctx.Done())
+		go cm.RunWithContext(ctx)
 	}
-	factory.Start(ctx.Done())
+	go saInformer.RunWithContext(ctx)
 	if h.opts.Associations != nil {
 		synced = append(synced, h.startAssociations(ctx))
 	}
@@ -80,7 +89,7 @@ func (h *Handler) Start(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return fmt.Errorf("webhook: caches not synced: %w", context.Cause(ctx))
 	}
-	h.saLister.Store(&lister)
+	h.saCache.Store(&indexer)
 	h.mu.Lock()
 	h.synced = synced
 	h.mu.Unlock()
@@ -155,27 +164,17 @@ func (h *Handler) watchIdentities(ctx context.Context) {
 	}
 }
 
-// stripServiceAccount keeps a service account's name, namespace, resource version and the
-// annotations under prefix.
-func stripServiceAccount(prefix string) cache.TransformFunc {
-	return func(obj any) (any, error) {
-		a, err := meta.Accessor(obj)
-		if err != nil {
-			return obj, nil // a tombstone: keep it as it is
-		}
-		var ann map[string]string
-		for k, v := range a.GetAnnotations() {
-			if strings.HasPrefix(k, prefix) {
-				if ann == nil {
-					ann = make(map[string]string, 1)
-				}
-				// Keys and namespaces repeat across service accounts: one copy each
-				// (unique.Make), not one per cached object.
-				ann[unique.Make(k).Value()] = v
-			}
-		}
-		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
-			Name: a.GetName(), Namespace: unique.Make(a.GetNamespace()).Value(), ResourceVersion: a.GetResourceVersion(), Annotations: ann,
-		}}, nil
+// newInformer is a shared informer listing and watching one kind of object through the typed
+// client, as client-go's informers package builds it (NewFilteredServiceAccountInformer); the
+// webhook needs two, and that package's factory links the informers, listers and clients of
+// every API group into the binary.
+func newInformer[L runtime.Object](client kubernetes.Interface, list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), example runtime.Object, resync time.Duration, indexers cache.Indexers,
+) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc:  func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return list(ctx, o) },
+		WatchFuncWithContext: watchFn,
 	}
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example,
+		cache.SharedIndexInformerOptions{ResyncPeriod: resync, Indexers: indexers})
 }
