@@ -84,7 +84,7 @@ type Demo struct {
 }
 
 // Steps is the number of steps Run performs.
-const Steps = 11
+const Steps = 12
 
 // Run performs the whole demo and cleans up. It returns nil only if every step behaved as expected.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -110,6 +110,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.PodIdentity,
 		d.OIDC,
 		d.Webhook,
+		d.ConnectorLifecycle, // last: it deregisters what the connector steps use
 	} {
 		if err := step(ctx); err != nil {
 			return err
