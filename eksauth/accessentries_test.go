@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,7 @@ func TestAccessEntriesListAndRevoke(t *testing.T) {
 		must(t, ae.Grant(ctx, eksauth.AccessGrant{PrincipalARN: fmt.Sprintf("arn:aws:iam::111122223333:user/u%03d", i), Groups: []string{"readers"}}))
 	}
 	// A throttled list is retried by the SDK.
-	fake.FailEKS("ListAccessEntries", "ThrottlingException", 1)
+	fake.Fail("ListAccessEntries", 1, http.StatusTooManyRequests, "ThrottlingException", "Rate exceeded")
 	entries, err := ae.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func TestAccessEntriesListAndRevoke(t *testing.T) {
 		t.Fatalf("Revoke --policy = %+v, %v", res, err)
 	}
 	// Access denied is reported as EKS's typed error, and nothing is deleted.
-	fake.FailEKS("DeleteAccessEntry", "AccessDeniedException", 1)
+	fake.Fail("DeleteAccessEntry", 1, http.StatusForbidden, "AccessDeniedException", "User is not authorized to perform: eks:DeleteAccessEntry")
 	_, err = ae.Revoke(ctx, viewer, eksauth.AccessRevokeOptions{})
 	var denied *ekstypes.AccessDeniedException
 	if !errors.As(err, &denied) || !strings.Contains(err.Error(), viewer) {
@@ -116,7 +117,7 @@ func TestAccessEntriesListAndRevoke(t *testing.T) {
 	}
 	// An entry deleted by someone else between the calls: not found is what Revoke wants.
 	u0 := "arn:aws:iam::111122223333:user/u000"
-	fake.FailEKS("DeleteAccessEntry", "ResourceNotFoundException", 1)
+	fake.Fail("DeleteAccessEntry", 1, http.StatusNotFound, "ResourceNotFoundException", "The specified access entry resource is not found.")
 	if res, err := ae.Revoke(ctx, u0, eksauth.AccessRevokeOptions{}); err != nil || res.Deleted {
 		t.Fatalf("Revoke of a vanishing entry = %+v, %v", res, err)
 	}

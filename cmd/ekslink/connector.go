@@ -44,7 +44,7 @@ func newConnectorCommand() *cobra.Command {
 type connectorAWSFlags struct{ eksAWSFlags }
 
 func (f *connectorAWSFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.region, "region", "", "AWS region of the connected cluster; required, there is no default [env AWS_REGION, AWS_DEFAULT_REGION]")
+	fs.StringVar(&f.region, "region", "", "AWS region of the connected cluster "+regionDefault)
 	fs.StringVar(&f.profile, "profile", "", "shared config profile [env AWS_PROFILE]")
 	fs.StringVar(&f.roleARN, "assume-role-arn", "", "IAM role to assume for the AWS calls")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -26,6 +27,7 @@ func newConnectorRegisterCommand() *cobra.Command {
 		spec                       registration.ClusterSpec
 		mf                         connectorManifestFlags
 		activationFile, manifestTo string
+		helmValues                 string
 		show, apply                bool
 	)
 	cmd := &cobra.Command{
@@ -33,11 +35,12 @@ func newConnectorRegisterCommand() *cobra.Command {
 		Short: "Register the cluster with EKS and deliver its activation to a file, a manifest or the cluster",
 		Long: `Registers the cluster with EKS (RegisterCluster, as "aws eks register-cluster") unless EKS
 has it already with the same provider and role, in which case nothing is written. The
-activation code is a secret: it goes to --activation-file (JSON, mode 0600), into the activation
-Secret of the connector manifest written to --manifest-file (mode 0600), or straight into the
-cluster with --apply (the connector rendered and applied with server-side apply), and to the
-terminal only with --show-activation. It is never logged. One of them is required, since EKS
-returns the code only once.
+activation code is a secret: it goes to --activation-file (JSON, mode 0600), to --helm-values
+(the values activation.id, activation.code and region of charts/eks-connector, for "helm install
+-f", mode 0600), into the activation Secret of the connector manifest written to --manifest-file
+(mode 0600), or straight into the cluster with --apply (the connector rendered and applied with
+server-side apply), and to the terminal only with --show-activation. It is never logged. One of
+them is required, since EKS returns the code only once.
 
 When the cluster was registered before, the code cannot be fetched again: the file of the first
 run holds it, and --apply then leaves the activation Secret in the cluster as it is.`,
@@ -47,8 +50,8 @@ run holds it, and --apply then leaves the activation Secret in the cluster as it
 			if spec.Name == "" || spec.RoleARN == "" {
 				return errors.New("--name and --agent-role-arn are required")
 			}
-			if activationFile == "" && manifestTo == "" && !apply && !show {
-				return errors.New("the activation code would be lost: give --activation-file, --manifest-file, --apply or --show-activation")
+			if activationFile == "" && helmValues == "" && manifestTo == "" && !apply && !show {
+				return errors.New("the activation code would be lost: give --activation-file, --helm-values, --manifest-file, --apply or --show-activation")
 			}
 			cfg, err := awsf.config(ctx)
 			if err != nil {
@@ -69,6 +72,12 @@ run holds it, and --apply then leaves the activation Secret in the cluster as it
 					return err
 				}
 				fmt.Fprintf(out, "activation written to %s\n", activationFile)
+			}
+			if created && helmValues != "" {
+				if err := writeHelmValues(helmValues, reg); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "Helm values (activation.id, activation.code, region) written to %s\n", helmValues)
 			}
 			if show && created {
 				fmt.Fprintf(out, "activation id: %s\nactivation code: %s\n", reg.Activation.ID, reg.Activation.Code)
@@ -117,6 +126,7 @@ run holds it, and --apply then leaves the activation Secret in the cluster as it
 	fs.StringVar(&spec.RoleARN, "agent-role-arn", "", "the agent role SSM assumes (\"ekslink connector iam\" prints it)")
 	fs.StringToStringVar(&spec.Tags, "tag", nil, "tags of the EKS cluster resource, key=value")
 	fs.StringVar(&activationFile, "activation-file", "", "write the activation (id, code, expiry, region) here as JSON, mode 0600")
+	fs.StringVar(&helmValues, "helm-values", "", "write the values activation.id, activation.code and region of charts/eks-connector here (helm install -f), mode 0600")
 	fs.StringVar(&manifestTo, "manifest-file", "", "write the connector manifest, its activation Secret included, here (mode 0600)")
 	fs.BoolVar(&apply, "apply", false, "render the connector and apply it to the cluster of --kubeconfig/--context (server-side apply)")
 	fs.BoolVar(&show, "show-activation", false, "print the activation id and code on stdout")
@@ -127,4 +137,28 @@ run holds it, and --apply then leaves the activation Secret in the cluster as it
 	fs.StringVar(&mf.image, "image", "", "connector image (default: the renderer's)")
 	fs.StringSliceVar(&mf.grants, "grant", nil, "IAM ARNs the console may act as through the connector (impersonation RBAC)")
 	return cmd
+}
+
+// connectorHelmValues are the values of charts/eks-connector the registration decides.
+type connectorHelmValues struct {
+	Activation struct {
+		ID   string `json:"id"`
+		Code string `json:"code"`
+	} `json:"activation"`
+	Region string `json:"region"`
+}
+
+// writeHelmValues writes the chart's activation values as JSON (which Helm reads as YAML),
+// atomically with mode 0600: the code is a secret.
+func writeHelmValues(path string, reg *registration.ClusterRegistration) error {
+	var v connectorHelmValues
+	v.Activation.ID, v.Activation.Code, v.Region = reg.Activation.ID, reg.Activation.Code, reg.Region
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing the Helm values: %w", err)
+	}
+	return nil
 }

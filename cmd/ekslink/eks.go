@@ -39,6 +39,11 @@ func newEKSCommands() []*cobra.Command {
 
 func eksLogger(cmd *cobra.Command) logr.Logger { return cli.NewLogger(cmd.ErrOrStderr(), 0) }
 
+// regionDefault ends the help of every --region of the shared AWS flags (eksAWSFlags,
+// connectorAWSFlags): the flag, else the variables, else the profile's region, the order in which
+// the AWS CLI resolves it; the help's "[env ...]" is also the binding (internal/cli).
+const regionDefault = "(default: the region of the profile, --profile or AWS_PROFILE, in the shared config file, as the AWS CLI resolves it; there is no built-in default) [env AWS_REGION, AWS_DEFAULT_REGION]"
+
 // eksAWSFlags are the flags that pick AWS credentials and the STS endpoint.
 type eksAWSFlags struct {
 	region, profile, roleARN string
@@ -46,7 +51,7 @@ type eksAWSFlags struct {
 }
 
 func (f *eksAWSFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.region, "region", "", "AWS region of the cluster (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's region, as the AWS CLI resolves it; there is no built-in default)")
+	fs.StringVar(&f.region, "region", "", "AWS region of the cluster "+regionDefault)
 	fs.StringVar(&f.profile, "profile", "", "shared config profile [env AWS_PROFILE]")
 	fs.StringVar(&f.roleARN, "role-arn", "", "IAM role to assume before signing")
 	fs.BoolVar(&f.fips, "fips", false, "use the FIPS STS endpoint")

@@ -589,6 +589,6 @@ endpoints (private endpoints, tests).`,
 	c.Flags().BoolVar(&site.CreateBucket, "create-bucket", false, "create the bucket when missing")
 	c.Flags().BoolVar(&site.UnblockPublicPolicy, "unblock-public-policy", false, "turn off BlockPublicPolicy/RestrictPublicBuckets on the bucket if set")
 	c.Flags().BoolVar(&site.DryRun, "dry-run", false, "print the changes without making them")
-	c.Flags().StringVar(&region, "region", "", "AWS region (default: the region of an S3 issuer URL, else the AWS configuration)")
+	c.Flags().StringVar(&region, "region", "", "AWS region (default: the region of an S3 issuer URL, else AWS_REGION, AWS_DEFAULT_REGION or the region of the AWS_PROFILE profile, as the AWS CLI resolves it)")
 	return c
 }

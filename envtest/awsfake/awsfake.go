@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -51,14 +52,16 @@ type Set struct {
 	instances     []Instance
 	associations  map[string]Association // by cluster/namespace/serviceAccount
 	issued        map[string]issuedRole  // access key id -> the assumed role it stands for
-	web           *webIdentity           // IAM OIDC providers and roles for AssumeRoleWithWebIdentity
 	eksClusters   map[string]*eksCluster // AddCluster (eksaccess.go)
-	eksFaults     map[string]*injected   // FailEKS, by operation
 	authCalls     int
 	registerCalls int
-	roles         map[string]*Role
-	faults        map[string][]fault
-	calls         map[string]int
+	// IAM (iam.go, iam_oidc.go): the roles by name and the OIDC providers by ARN that the IAM
+	// endpoint serves and STS AssumeRoleWithWebIdentity evaluates (webidentity.go).
+	roles        map[string]*Role
+	providers    map[string]*OIDCProvider
+	issuerClient *http.Client       // how STS reaches issuers (SetIssuerClient)
+	faults       map[string][]fault // Fail, by operation (faults.go)
+	calls        map[string]int
 }
 
 // Instance is a managed instance registered through SSM RegisterManagedInstance.
@@ -116,8 +119,8 @@ func Start(opts Options) (*Set, error) {
 		associations: map[string]Association{},
 		issued:       map[string]issuedRole{},
 		eksClusters:  map[string]*eksCluster{},
-		eksFaults:    map[string]*injected{},
 		roles:        map[string]*Role{},
+		providers:    map[string]*OIDCProvider{},
 		faults:       map[string][]fault{},
 		calls:        map[string]int{},
 	}

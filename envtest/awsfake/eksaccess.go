@@ -44,11 +44,6 @@ type eksCluster struct {
 	entries map[string]*AccessEntry
 }
 
-type injected struct {
-	code string
-	n    int
-}
-
 // reservedPrefixes are the prefixes EKS refuses in an access entry's username and groups
 // ("Create access entries" in the Amazon EKS User Guide).
 var reservedPrefixes = []string{"system:", "eks:", "aws:", "amazon:", "iam:"}
@@ -88,16 +83,6 @@ func (s *Set) AccessEntries(cluster string) []AccessEntry {
 	return out
 }
 
-// FailEKS makes the next n calls of the EKS operation op (the API name, such as
-// "DeleteAccessEntry") answer with the error code instead: AccessDeniedException (403),
-// ThrottlingException (429), ResourceNotFoundException (404), ServerException (500), any other
-// code 400.
-func (s *Set) FailEKS(op, code string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.eksFaults[op] = &injected{code: code, n: n}
-}
-
 func (s *Set) registerEKSAccess() {
 	s.EKS.Handle("POST /clusters/{name}/access-entries", s.eksOp("CreateAccessEntry", s.createAccessEntry))
 	s.EKS.Handle("GET /clusters/{name}/access-entries", s.eksOp("ListAccessEntries", s.listAccessEntries))
@@ -108,27 +93,19 @@ func (s *Set) registerEKSAccess() {
 	s.EKS.Handle("DELETE /clusters/{name}/access-entries/{principal}/access-policies/{policy}", s.eksOp("DisassociateAccessPolicy", s.disassociateAccessPolicy))
 }
 
-// eksOp answers an injected fault, or finds the cluster (404 when missing) and runs h locked.
+// eksOp counts the call and answers a fault queued with Fail (s.op), or finds the cluster (404
+// when missing) and runs h locked.
 func (s *Set) eksOp(op string, h func(w http.ResponseWriter, r *http.Request, c *eksCluster)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return s.op(s.EKS, op, func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if f := s.eksFaults[op]; f != nil && f.n > 0 {
-			f.n--
-			status := map[string]int{"AccessDeniedException": 403, "ThrottlingException": 429, "ResourceNotFoundException": 404, "ServerException": 500}[f.code]
-			if status == 0 {
-				status = 400
-			}
-			awstest.WriteRESTJSONError(w, status, f.code, op+": injected "+f.code)
-			return
-		}
 		c, ok := s.eksClusters[r.PathValue("name")]
 		if !ok {
 			awstest.WriteRESTJSONError(w, 404, "ResourceNotFoundException", "No cluster found for name: "+r.PathValue("name")+".")
 			return
 		}
 		h(w, r, c)
-	}
+	})
 }
 
 func (c *eksCluster) accessEntriesAllowed(w http.ResponseWriter) bool {

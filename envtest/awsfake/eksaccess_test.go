@@ -3,6 +3,7 @@ package awsfake_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,7 +62,7 @@ func TestAccessEntryOperationsAnswerAsEKSDoes(t *testing.T) {
 	_, err = client.DeleteAccessEntry(ctx, &eks.DeleteAccessEntryInput{ClusterName: aws.String("api"), PrincipalArn: aws.String("arn:aws:iam::111122223333:role/none")})
 	require.ErrorAs(t, err, &notFound)
 
-	set.FailEKS("DeleteAccessEntry", "AccessDeniedException", 1)
+	set.Fail("DeleteAccessEntry", 1, http.StatusForbidden, "AccessDeniedException", "User is not authorized to perform: eks:DeleteAccessEntry")
 	_, err = client.DeleteAccessEntry(ctx, &eks.DeleteAccessEntryInput{ClusterName: aws.String("api"), PrincipalArn: aws.String(role)})
 	var denied *ekstypes.AccessDeniedException
 	require.ErrorAs(t, err, &denied)

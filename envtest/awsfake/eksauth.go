@@ -20,7 +20,7 @@ const PodIdentityAudience = "pods.eks.amazonaws.com"
 var podTokenAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.ES256, jose.ES384, jose.ES512}
 
 func (s *Set) registerEKSAuth() {
-	s.EKSAuth.Handle("POST /clusters/{cluster}/assume-role-for-pod-identity", s.assumeRoleForPodIdentity)
+	s.EKSAuth.Handle("POST /clusters/{cluster}/assume-role-for-pod-identity", s.op(s.EKSAuth, "AssumeRoleForPodIdentity", s.assumeRoleForPodIdentity))
 }
 
 type tokenError struct{ code, msg string }

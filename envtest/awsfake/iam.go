@@ -8,12 +8,15 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
-// Role is a stored IAM role.
+// Role is a stored IAM role. The roles made through the IAM endpoint (CreateRole), with
+// Set.CreateRole and with Set.PutRole are one set: STS AssumeRoleWithWebIdentity evaluates their
+// trust policies.
 type Role struct {
 	// Name, Path and ARN identify the role.
 	Name, Path, ARN string
@@ -25,6 +28,7 @@ type Role struct {
 	Tags map[string]string
 	// ServiceLinked is set for roles made by CreateServiceLinkedRole.
 	ServiceLinked bool
+	id            string // AROA..., the RoleId IAM returns and STS puts before the session name
 	created       time.Time
 }
 
@@ -36,6 +40,10 @@ var serviceLinkedRoleNames = map[string]string{
 }
 
 // roleNameRE is IAM's rule for role names.
+//
+// IAM answers a trust policy it cannot parse with MalformedPolicyDocument; this fake also refuses,
+// with the same code, a trust policy it could not evaluate (parseTrustPolicy), so that a role never
+// grants more here than in IAM.
 var roleNameRE = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 
 const iamNS = "https://iam.amazonaws.com/doc/2010-05-08/"
@@ -70,6 +78,7 @@ func (s *Set) registerIAM() {
 	s.IAM.HandleAction("PutRolePolicy", s.op(s.IAM, "PutRolePolicy", s.putRolePolicy))
 	s.IAM.HandleAction("TagRole", s.op(s.IAM, "TagRole", s.tagRole))
 	s.IAM.HandleAction("CreateServiceLinkedRole", s.op(s.IAM, "CreateServiceLinkedRole", s.createServiceLinkedRole))
+	s.registerIAMOIDC()
 }
 
 func form(r *http.Request) url.Values {
@@ -91,7 +100,7 @@ func formTags(f url.Values) map[string]string {
 }
 
 func (s *Set) roleXML(r *Role) iamRole {
-	out := iamRole{Path: r.Path, RoleName: r.Name, RoleID: "AROA" + fmt.Sprintf("%016X", len(r.Name)), Arn: r.ARN,
+	out := iamRole{Path: r.Path, RoleName: r.Name, RoleID: r.id, Arn: r.ARN,
 		CreateDate: r.created.UTC().Format(time.RFC3339), AssumeRolePolicyDocument: url.QueryEscape(r.TrustPolicy)}
 	for k, v := range r.Tags {
 		out.Tags = append(out.Tags, iamTag{k, v})
@@ -110,6 +119,35 @@ func validPolicy(w http.ResponseWriter, doc string) bool {
 		return false
 	}
 	return true
+}
+
+// validTrustPolicy refuses, as MalformedPolicyDocument, a trust policy that is not JSON or that
+// this fake could not evaluate for STS.
+func validTrustPolicy(w http.ResponseWriter, doc string) bool {
+	if !validPolicy(w, doc) {
+		return false
+	}
+	if _, err := parseTrustPolicy([]byte(doc)); err != nil {
+		awstest.WriteQueryError(w, http.StatusBadRequest, "MalformedPolicyDocument", err.Error())
+		return false
+	}
+	return true
+}
+
+func newRoleID() string { return "AROA" + strings.ToUpper(randomHex(8)) }
+
+// roleByARN finds the role an ARN names (role names are unique in an account whatever the path);
+// the caller holds s.mu.
+func (s *Set) roleByARN(arn string) *Role {
+	i := strings.LastIndex(arn, "/")
+	if i < 0 {
+		return nil
+	}
+	r := s.roles[arn[i+1:]]
+	if r == nil || r.ARN != arn {
+		return nil
+	}
+	return r
 }
 
 func (s *Set) getRole(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +175,7 @@ func (s *Set) createRole(w http.ResponseWriter, r *http.Request) {
 		awstest.WriteQueryError(w, http.StatusBadRequest, "ValidationError", "1 validation error detected: Value at 'roleName' failed to satisfy constraint")
 		return
 	}
-	if !validPolicy(w, f.Get("AssumeRolePolicyDocument")) {
+	if !validTrustPolicy(w, f.Get("AssumeRolePolicyDocument")) {
 		return
 	}
 	s.mu.Lock()
@@ -151,7 +189,7 @@ func (s *Set) createRole(w http.ResponseWriter, r *http.Request) {
 		path = "/"
 	}
 	role := &Role{Name: name, Path: path, ARN: "arn:aws:iam::" + s.opts.AccountID + ":role" + path + name,
-		TrustPolicy: f.Get("AssumeRolePolicyDocument"), Policies: map[string]string{}, Tags: formTags(f), created: s.opts.Now()}
+		TrustPolicy: f.Get("AssumeRolePolicyDocument"), Policies: map[string]string{}, Tags: formTags(f), id: newRoleID(), created: s.opts.Now()}
 	s.roles[name] = role
 	type resp struct {
 		XMLName xml.Name `xml:"CreateRoleResponse"`
@@ -169,7 +207,7 @@ func (s *Set) emptyIAMAnswer(w http.ResponseWriter, action string) {
 
 func (s *Set) updateAssumeRolePolicy(w http.ResponseWriter, r *http.Request) {
 	f := form(r)
-	if !validPolicy(w, f.Get("PolicyDocument")) {
+	if !validTrustPolicy(w, f.Get("PolicyDocument")) {
 		return
 	}
 	s.mu.Lock()
@@ -262,7 +300,7 @@ func (s *Set) createServiceLinkedRole(w http.ResponseWriter, r *http.Request) {
 	path := "/aws-service-role/" + svc + "/"
 	role := &Role{Name: name, Path: path, ARN: "arn:aws:iam::" + s.opts.AccountID + ":role" + path + name, ServiceLinked: true,
 		TrustPolicy: `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["` + svc + `"]},"Action":["sts:AssumeRole"]}]}`,
-		Policies:    map[string]string{}, Tags: map[string]string{}, created: s.opts.Now()}
+		Policies:    map[string]string{}, Tags: map[string]string{}, id: newRoleID(), created: s.opts.Now()}
 	s.roles[name] = role
 	type resp struct {
 		XMLName xml.Name `xml:"CreateServiceLinkedRoleResponse"`
@@ -289,8 +327,30 @@ func (s *Set) PutRole(r Role) {
 	if r.Tags == nil {
 		r.Tags = map[string]string{}
 	}
-	r.created = s.opts.Now()
+	r.id, r.created = newRoleID(), s.opts.Now()
 	s.roles[r.Name] = &r
+}
+
+// CreateRole creates a role with a trust policy (iam:CreateRole's AssumeRolePolicyDocument, the JSON
+// as a user writes it or oidc.TrustPolicy generates it) and returns its ARN, as the IAM endpoint's
+// CreateRole does: the same role is then in GetRole's answers and STS evaluates its trust policy. A
+// policy this fake cannot evaluate is refused as MalformedPolicyDocument.
+func (s *Set) CreateRole(name string, trustPolicy []byte) (string, error) {
+	if !roleNameRE.MatchString(name) {
+		return "", fmt.Errorf("awsfake: ValidationError: role name %q", name)
+	}
+	if _, err := parseTrustPolicy(trustPolicy); err != nil {
+		return "", fmt.Errorf("awsfake: role %s: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.roles[name] != nil {
+		return "", fmt.Errorf("awsfake: %w: role %s", errEntityAlreadyExists, name)
+	}
+	arn := "arn:aws:iam::" + s.opts.AccountID + ":role/" + name
+	s.roles[name] = &Role{Name: name, Path: "/", ARN: arn, TrustPolicy: string(trustPolicy), Policies: map[string]string{}, Tags: map[string]string{},
+		id: newRoleID(), created: s.opts.Now()}
+	return arn, nil
 }
 
 // Role returns a copy of a stored role.

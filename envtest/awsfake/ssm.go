@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Set) registerSSM() {
-	s.SSM.HandleTarget("AmazonSSM.RegisterManagedInstance", s.registerManagedInstance)
+	s.SSM.HandleTarget("AmazonSSM.RegisterManagedInstance", s.op(s.SSM, "RegisterManagedInstance", s.registerManagedInstance))
 }
 
 // registerManagedInstance checks the request the way SSM does for what the connector can observe:

@@ -9,10 +9,10 @@ import (
 )
 
 func (s *Set) registerSTS() {
-	s.STS.HandleAction("GetCallerIdentity", s.getCallerIdentity)
+	s.STS.HandleAction("GetCallerIdentity", s.op(s.STS, "GetCallerIdentity", s.getCallerIdentity))
 	// AssumeRoleWithWebIdentity is unsigned (the SDK resolves it to the anonymous auth scheme), so
 	// the endpoint accepts anonymous requests; GetCallerIdentity still insists on a signature.
-	s.STS.HandleAction("AssumeRoleWithWebIdentity", s.assumeRoleWithWebIdentity)
+	s.STS.HandleAction("AssumeRoleWithWebIdentity", s.op(s.STS, "AssumeRoleWithWebIdentity", s.assumeRoleWithWebIdentity))
 }
 
 // getCallerIdentity answers for the static credentials (an IAM user) and for credentials EKS Auth

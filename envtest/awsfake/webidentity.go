@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,29 +24,6 @@ import (
 	"github.com/ekslink/ekslink/oidc"
 )
 
-// OIDCProvider is an IAM OpenID Connect identity provider (iam:CreateOpenIDConnectProvider): the
-// issuers whose tokens STS AssumeRoleWithWebIdentity accepts.
-type OIDCProvider struct {
-	// URL is the issuer, https://host[/path], byte for byte the tokens' iss.
-	URL string
-	// ClientIDs are the audiences accepted (IAM's client id list, e.g. sts.amazonaws.com).
-	ClientIDs []string
-}
-
-// webIdentity is the IAM side STS consults: OIDC providers, roles and how to reach issuers.
-type webIdentity struct {
-	mu        sync.Mutex
-	providers map[string]OIDCProvider // by ARN
-	roles     map[string]*role        // by ARN
-	client    *http.Client
-	calls     int
-}
-
-type role struct {
-	name, id string
-	trust    *trustPolicy
-}
-
 const (
 	// The messages STS answers with (seen in its error responses; see the test for the sources).
 	msgNotAuthorized  = "Not authorized to perform sts:AssumeRoleWithWebIdentity"
@@ -57,78 +33,19 @@ const (
 	msgTokenExpiryFmt = "Token expired: current date/time %d must be before the expiration date/time %d"
 )
 
-var (
-	sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	roleNamePattern    = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
-)
-
-func (s *Set) webID() *webIdentity {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.web == nil {
-		s.web = &webIdentity{providers: map[string]OIDCProvider{}, roles: map[string]*role{}, client: http.DefaultClient}
-	}
-	return s.web
-}
-
-// CreateOIDCProvider registers an IAM OIDC provider and returns its ARN
-// (arn:aws:iam::<account>:oidc-provider/<host/path>), as iam:CreateOpenIDConnectProvider does.
-func (s *Set) CreateOIDCProvider(p OIDCProvider) (string, error) {
-	if len(p.ClientIDs) == 0 {
-		return "", errors.New("awsfake: an OIDC provider needs at least one client id (the token audience, e.g. sts.amazonaws.com)")
-	}
-	arn, err := oidc.ProviderARN("aws", s.opts.AccountID, p.URL)
-	if err != nil {
-		return "", err
-	}
-	w := s.webID()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.providers[arn]; ok {
-		return "", fmt.Errorf("awsfake: EntityAlreadyExists: provider %s", arn)
-	}
-	w.providers[arn] = OIDCProvider{URL: p.URL, ClientIDs: slices.Clone(p.ClientIDs)}
-	return arn, nil
-}
-
-// CreateRole creates a role with a trust policy (iam:CreateRole's AssumeRolePolicyDocument, the JSON
-// as a user writes it or oidc.TrustPolicy generates it) and returns its ARN. A policy this fake
-// cannot evaluate is refused as MalformedPolicyDocument.
-func (s *Set) CreateRole(name string, trustPolicy []byte) (string, error) {
-	if !roleNamePattern.MatchString(name) {
-		return "", fmt.Errorf("awsfake: ValidationError: role name %q", name)
-	}
-	tp, err := parseTrustPolicy(trustPolicy)
-	if err != nil {
-		return "", fmt.Errorf("awsfake: role %s: %w", name, err)
-	}
-	arn := "arn:aws:iam::" + s.opts.AccountID + ":role/" + name
-	w := s.webID()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if _, ok := w.roles[arn]; ok {
-		return "", fmt.Errorf("awsfake: EntityAlreadyExists: role %s", arn)
-	}
-	w.roles[arn] = &role{name: name, id: "AROA" + strings.ToUpper(randomHex(8)), trust: tp}
-	return arn, nil
-}
+var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 
 // SetIssuerClient sets the HTTP client STS fetches issuers' discovery documents and key sets with
 // (default http.DefaultClient); see IssuerClient for reaching a local issuer under its real name.
 func (s *Set) SetIssuerClient(c *http.Client) {
-	w := s.webID()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.client = c
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.issuerClient = c
 }
 
-// WebIdentityCalls is the number of AssumeRoleWithWebIdentity calls, successful or not.
-func (s *Set) WebIdentityCalls() int {
-	w := s.webID()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.calls
-}
+// WebIdentityCalls is the number of AssumeRoleWithWebIdentity calls, successful or not
+// (Calls("AssumeRoleWithWebIdentity")).
+func (s *Set) WebIdentityCalls() int { return s.Calls("AssumeRoleWithWebIdentity") }
 
 // IssuerClient returns an HTTP client that reaches srv (an httptest TLS server) for every https URL,
 // whatever its host name, and trusts srv's certificate: the loopback stand-in for the DNS and public
@@ -165,10 +82,6 @@ func (e *stsError) Error() string { return e.code + ": " + e.message }
 // unexpired; the role's trust policy must allow the provider for sts:AssumeRoleWithWebIdentity
 // with the <issuer host/path>:sub and :aud condition keys of this token.
 func (s *Set) assumeRoleWithWebIdentity(w http.ResponseWriter, r *http.Request) {
-	w2 := s.webID()
-	w2.mu.Lock()
-	w2.calls++
-	w2.mu.Unlock()
 	if err := r.ParseForm(); err != nil {
 		awstest.WriteQueryError(w, http.StatusBadRequest, "MalformedInput", err.Error())
 		return
@@ -242,13 +155,23 @@ func (s *Set) webIdentityCredentials(ctx context.Context, form url.Values) (*web
 	if err := parsed.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return nil, &stsError{http.StatusBadRequest, "InvalidIdentityToken", "The ID Token provided is not a valid JWT. (You may see this error if you sent an Access Token)"}
 	}
-	wi := s.webID()
+	// The provider and the role are the IAM endpoint's (iam_oidc.go, iam.go), read as they are now.
 	providerARN := "arn:aws:iam::" + s.opts.AccountID + ":oidc-provider/" + oidc.IssuerHostPath(unverified.Issuer)
-	wi.mu.Lock()
-	provider, ok := wi.providers[providerARN]
-	r := wi.roles[roleARN]
-	client := wi.client
-	wi.mu.Unlock()
+	s.mu.Lock()
+	var provider OIDCProvider
+	p, ok := s.providers[providerARN]
+	if ok {
+		provider = OIDCProvider{URL: p.URL, ClientIDs: slices.Clone(p.ClientIDs)}
+	}
+	var roleName, roleID, trustDoc string
+	if r := s.roleByARN(roleARN); r != nil {
+		roleName, roleID, trustDoc = r.Name, r.id, r.TrustPolicy
+	}
+	client := s.issuerClient
+	s.mu.Unlock()
+	if client == nil {
+		client = http.DefaultClient
+	}
 	if !ok || provider.URL != unverified.Issuer {
 		return nil, &stsError{http.StatusBadRequest, "InvalidIdentityToken", fmt.Sprintf(msgNoProviderFmt, unverified.Issuer)}
 	}
@@ -259,12 +182,19 @@ func (s *Set) webIdentityCredentials(ctx context.Context, form url.Values) (*web
 		// says it could not retrieve the verification key.
 		return nil, &stsError{http.StatusBadRequest, "InvalidIdentityToken", msgNoKey}
 	}
-	audience := provider.ClientIDs[0]
+	// A provider made through the IAM API may have no client id at all: then no audience matches.
+	audience := ""
+	if len(provider.ClientIDs) > 0 {
+		audience = provider.ClientIDs[0]
+	}
 	for _, a := range unverified.Audience {
 		if slices.Contains(provider.ClientIDs, a) {
 			audience = a
 			break
 		}
+	}
+	if audience == "" {
+		return nil, &stsError{http.StatusBadRequest, "InvalidIdentityToken", msgWrongAudience}
 	}
 	now := s.opts.Now()
 	claims, err := oidc.Verify(token, published.JWKS, oidc.Expect{Issuer: provider.URL, Audience: audience, Now: s.opts.Now})
@@ -288,7 +218,8 @@ func (s *Set) webIdentityCredentials(ctx context.Context, form url.Values) (*web
 		strings.ToLower(hp + ":sub"): {claims.Subject},
 		strings.ToLower(hp + ":aud"): {audience},
 	}
-	if r == nil || !r.trust.allows("federated", providerARN, "sts:AssumeRoleWithWebIdentity", keys) {
+	trust, err := parseTrustPolicy([]byte(trustDoc))
+	if roleName == "" || err != nil || !trust.allows("federated", providerARN, "sts:AssumeRoleWithWebIdentity", keys) {
 		// STS says the same whether the role is missing or its trust policy does not match.
 		return nil, &stsError{http.StatusForbidden, "AccessDenied", msgNotAuthorized}
 	}
@@ -300,8 +231,8 @@ func (s *Set) webIdentityCredentials(ctx context.Context, form url.Values) (*web
 		CanExpire:       true,
 		Expires:         now.Add(duration).UTC().Truncate(time.Second),
 	}
-	assumedARN := fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", s.opts.AccountID, r.name, session)
-	assumedID := r.id + ":" + session
+	assumedARN := fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", s.opts.AccountID, roleName, session)
+	assumedID := roleID + ":" + session
 	s.mu.Lock()
 	s.issued[creds.AccessKeyID] = issuedRole{arn: assumedARN, userID: assumedID}
 	s.mu.Unlock()

@@ -11,6 +11,6 @@
 // targets with HandleTarget, query actions with HandleAction, REST paths with Handle.
 //
 // Point SDK clients at it through aws.Config.BaseEndpoint (Config does that), never by patching
-// production code. Ready-made services built on it: envtest/awsfake (EKS, SSM, EKS Auth, STS) and
-// oidc/publish/publishtest (S3, IAM).
+// production code. Ready-made services built on it: envtest/awsfake (EKS, SSM, EKS Auth, STS, IAM) and
+// oidc/publish/publishtest (S3, and awsfake's IAM).
 package awstest

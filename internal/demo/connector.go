@@ -34,6 +34,7 @@ func (d *Demo) InstallConnector(ctx context.Context) error {
 		ActivationCode: d.registration.Activation.Code,
 		GrantedARNs:    []string{AliceARN, BobARN},
 		UserExtras:     d.opts.UserExtras,
+		Replicas:       1, // the demo runs one connector pod's processes, so one state Secret
 	})
 	if err != nil {
 		return err

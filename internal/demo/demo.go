@@ -86,7 +86,7 @@ type Demo struct {
 }
 
 // Steps is the number of steps Run performs.
-const Steps = 12
+const Steps = 13
 
 // Run performs the whole demo and cleans up. It returns nil only if every step behaved as expected.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -113,6 +113,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		d.OIDC,
 		d.Webhook,
 		d.PodIdentityAnywhere,
+		d.ConnectorLifecycle, // last: it deregisters what the connector steps use
 	} {
 		if err := step(ctx); err != nil {
 			return err

@@ -1,10 +1,12 @@
 package demo_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,12 +50,28 @@ func requireControlPlane(t *testing.T) {
 	}
 }
 
-// TestEndToEnd is `make demo` without the transcript: every step must behave as expected.
+// TestEndToEnd is `make demo`: every step must behave as expected, and the connector's lifecycle
+// runs last (step 12 of 12): registering again changes nothing, the status is "connected",
+// deregistration leaves no managed instance in SSM.
 func TestEndToEnd(t *testing.T) {
 	requireControlPlane(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir}))
+	var transcript bytes.Buffer
+	require.NoError(t, demo.Run(ctx, demo.Options{BinDir: binDir, Transcript: &transcript}))
+	out := transcript.String()
+	i := strings.Index(out, fmt.Sprintf("[%d/%d] Connector lifecycle", demo.Steps, demo.Steps))
+	require.GreaterOrEqual(t, i, 0, "the lifecycle is the last step:\n%s", out)
+	last := out[i:]
+	for _, want := range []string{
+		"no change, no RegisterCluster call",
+		`verdict "connected", EKS ACTIVE`,
+		"cluster deregistered: true",
+		"no managed instance left in SSM",
+		fmt.Sprintf("All %d steps behaved as expected", demo.Steps),
+	} {
+		require.Contains(t, last, want)
+	}
 }
 
 // TestConsoleAccessWithUserExtras runs the connector with user extras on: the RBAC rendered with

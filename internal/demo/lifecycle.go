@@ -13,16 +13,26 @@ import (
 	"github.com/ekslink/ekslink/registration"
 )
 
-// ConnectorLifecycle is the end of the connector's life, as "ekslink connector status" and
-// "ekslink connector deregister" do it: the status verdict from EKS, the state Secrets and SSM,
-// then deregistration of the cluster and of every managed instance, leaving no orphan in SSM; a
-// second deregistration finds nothing left. It must run last: it removes the registration the
-// other connector steps use. The SSM agent's heartbeat is not on the wire here, so the demo
-// records one with the fake's Ping in its place.
+// ConnectorLifecycle is the rest of the connector's life, as "ekslink connector register",
+// "status" and "deregister" do it: registering again changes nothing (EnsureCluster finds the
+// registration of step 3), the status verdict from EKS, the state Secrets and SSM is "connected",
+// then deregistration of the cluster and of every managed instance leaves no managed instance in
+// SSM, and a second deregistration finds nothing left. It must run last: it removes the
+// registration the other connector steps use. The SSM agent's heartbeat is not on the wire here,
+// so the demo records one with the fake's Ping in its place.
 func (d *Demo) ConnectorLifecycle(ctx context.Context) error {
-	d.t.heading("Connector status, deregistration, no orphan left (ekslink connector status / deregister)")
+	d.t.heading("Connector lifecycle: register again, status, deregister, no orphan left (ekslink connector)")
 	eksc := eks.NewFromConfig(d.AWS.Config(), func(o *eks.Options) { o.BaseEndpoint = aws.String(d.AWS.EKS.URL) })
 	ssmc := ssm.NewFromConfig(d.AWS.Config(), func(o *ssm.Options) { o.BaseEndpoint = aws.String(d.AWS.SSM.URL) })
+	d.t.call("eks:DescribeCluster %s (register again, idempotent)", ClusterName)
+	again, created, err := registration.EnsureCluster(ctx, eksc, registration.ClusterSpec{Name: ClusterName, Provider: "EKS_ANYWHERE", RoleARN: AgentRoleARN})
+	if err != nil {
+		return err
+	}
+	if created || again.Activation.ID != d.registration.Activation.ID {
+		return fmt.Errorf("registering again created %v, activation %s; want no change to %s", created, again.Activation.ID, d.registration.Activation.ID)
+	}
+	d.t.got("registered already (activation %s): no change, no RegisterCluster call", again.Activation.ID)
 	replicas, err := registration.LoadReplicas(ctx, d.Env.Client, connectorNS, statePrefix)
 	if err != nil {
 		return err
@@ -44,8 +54,8 @@ func (d *Demo) ConnectorLifecycle(ctx context.Context) error {
 	for _, r := range st.Reasons {
 		d.t.got("reason: %s", r)
 	}
-	if st.Verdict == registration.NotConnected || st.Replicas[0].PingStatus != "Online" {
-		return fmt.Errorf("status %q with replica 0 %s, want its instance Online", st.Verdict, st.Replicas[0].PingStatus)
+	if st.Verdict != registration.Connected {
+		return fmt.Errorf("status %q (%s), want %q", st.Verdict, strings.Join(st.Reasons, "; "), registration.Connected)
 	}
 	d.t.call("eks:DeregisterCluster %s, then ssm:DeregisterManagedInstance for every instance", ClusterName)
 	res, err := registration.Deregister(ctx, eksc, ssmc, ClusterName, replicas)
@@ -56,12 +66,12 @@ func (d *Demo) ConnectorLifecycle(ctx context.Context) error {
 	if left := d.AWS.Instances(); !res.ClusterDeregistered || len(left) != 0 {
 		return fmt.Errorf("after deregistration %d managed instance(s) are left in SSM", len(left))
 	}
-	again, err := registration.Deregister(ctx, eksc, ssmc, ClusterName, replicas)
+	second, err := registration.Deregister(ctx, eksc, ssmc, ClusterName, replicas)
 	if err != nil {
 		return err
 	}
-	if again.ClusterDeregistered || len(again.Deregistered) != 0 {
-		return fmt.Errorf("a second deregistration still found something: %+v", again)
+	if second.ClusterDeregistered || len(second.Deregistered) != 0 {
+		return fmt.Errorf("a second deregistration still found something: %+v", second)
 	}
 	d.t.ok("no managed instance left in SSM; a second run finds nothing to do")
 	return nil

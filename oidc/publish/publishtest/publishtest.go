@@ -8,12 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ekslink/ekslink/envtest/awsfake"
 	"github.com/ekslink/ekslink/envtest/awstest"
 )
 
@@ -158,11 +157,13 @@ func readBody(r *http.Request) []byte {
 	return b
 }
 
-// IAM is an in-memory IAM (awsQuery) holding OIDC providers.
+// IAM is the IAM endpoint (awsQuery) of an envtest/awsfake Set: the OIDC providers publish
+// creates there are the ones the Set's STS AssumeRoleWithWebIdentity trusts, beside the Set's
+// roles.
 type IAM struct {
 	*awstest.Server
-	mu        sync.Mutex
-	providers map[string]*Provider // by ARN
+	// Set is the running awsfake set whose IAM endpoint this is (its STS, roles, Fail and Calls).
+	Set *awsfake.Set
 }
 
 // Provider is a stored IAM OIDC provider.
@@ -176,117 +177,17 @@ type Provider struct {
 // AccountID is the account of every provider ARN.
 const AccountID = "123456789012"
 
-type memberList struct {
-	Member []string `xml:"member"`
-}
-
-// NewIAM starts an IAM endpoint, closed at test cleanup. IAM signs with us-east-1 in the aws
-// partition; a client whose endpoint is overridden signs with its own region, so tests pass that.
+// NewIAM starts an awsfake Set in account AccountID and returns its IAM endpoint; the Set is
+// closed at test cleanup. IAM signs with us-east-1 in the aws partition; a client whose endpoint
+// is overridden signs with its own region, so tests pass that.
 func NewIAM(t testing.TB, region string) *IAM {
-	srv := awstest.New(t, awstest.Options{Service: "iam", Region: region, Protocol: awstest.Query})
-	f := &IAM{Server: srv, providers: map[string]*Provider{}}
-	const ns = "https://iam.amazonaws.com/doc/2010-05-08/"
-	type meta struct {
-		RequestID string `xml:"RequestId"`
+	t.Helper()
+	set, err := awsfake.Start(awsfake.Options{Region: region, AccountID: AccountID})
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv.HandleAction("ListOpenIDConnectProviders", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		type entry struct {
-			Arn string `xml:"Arn"`
-		}
-		type resp struct {
-			XMLName xml.Name `xml:"ListOpenIDConnectProvidersResponse"`
-			Xmlns   string   `xml:"xmlns,attr"`
-			List    []entry  `xml:"ListOpenIDConnectProvidersResult>OpenIDConnectProviderList>member"`
-			Meta    meta     `xml:"ResponseMetadata"`
-		}
-		out := resp{Xmlns: ns, Meta: meta{"r"}}
-		for arn := range f.providers {
-			out.List = append(out.List, entry{arn})
-		}
-		awstest.WriteXML(w, out)
-	})
-	srv.HandleAction("GetOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		form := parseForm(r)
-		p := f.providers[form.Get("OpenIDConnectProviderArn")]
-		if p == nil {
-			awstest.WriteQueryError(w, http.StatusNotFound, "NoSuchEntity", "OpenIDConnect provider not found")
-			return
-		}
-		type resp struct {
-			XMLName     xml.Name   `xml:"GetOpenIDConnectProviderResponse"`
-			Xmlns       string     `xml:"xmlns,attr"`
-			Thumbprints memberList `xml:"GetOpenIDConnectProviderResult>ThumbprintList"`
-			CreateDate  string     `xml:"GetOpenIDConnectProviderResult>CreateDate"`
-			ClientIDs   memberList `xml:"GetOpenIDConnectProviderResult>ClientIDList"`
-			URL         string     `xml:"GetOpenIDConnectProviderResult>Url"`
-			Meta        meta       `xml:"ResponseMetadata"`
-		}
-		awstest.WriteXML(w, resp{Xmlns: ns, Thumbprints: memberList{p.Thumbprints}, CreateDate: "2026-11-23T12:00:00Z", ClientIDs: memberList{p.ClientIDs}, URL: p.URL, Meta: meta{"r"}})
-	})
-	srv.HandleAction("CreateOpenIDConnectProvider", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		form := parseForm(r)
-		u := strings.TrimPrefix(form.Get("Url"), "https://")
-		arn := "arn:aws:iam::" + AccountID + ":oidc-provider/" + u
-		if f.providers[arn] != nil {
-			awstest.WriteQueryError(w, http.StatusConflict, "EntityAlreadyExists", "Provider with url https://"+u+" already exists.")
-			return
-		}
-		f.providers[arn] = &Provider{URL: u, ClientIDs: members(form, "ClientIDList"), Thumbprints: members(form, "ThumbprintList")}
-		type resp struct {
-			XMLName xml.Name `xml:"CreateOpenIDConnectProviderResponse"`
-			Xmlns   string   `xml:"xmlns,attr"`
-			Arn     string   `xml:"CreateOpenIDConnectProviderResult>OpenIDConnectProviderArn"`
-			Meta    meta     `xml:"ResponseMetadata"`
-		}
-		awstest.WriteXML(w, resp{Xmlns: ns, Arn: arn, Meta: meta{"r"}})
-	})
-	empty := func(name string, apply func(p *Provider, form url.Values)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			form := parseForm(r)
-			p := f.providers[form.Get("OpenIDConnectProviderArn")]
-			if p == nil {
-				awstest.WriteQueryError(w, http.StatusNotFound, "NoSuchEntity", "OpenIDConnect provider not found")
-				return
-			}
-			apply(p, form)
-			w.Header().Set("Content-Type", "text/xml")
-			_, _ = w.Write([]byte(`<` + name + `Response xmlns="` + ns + `"><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></` + name + `Response>`))
-		}
-	}
-	srv.HandleAction("AddClientIDToOpenIDConnectProvider", empty("AddClientIDToOpenIDConnectProvider", func(p *Provider, form url.Values) {
-		if id := form.Get("ClientID"); !slices.Contains(p.ClientIDs, id) {
-			p.ClientIDs = append(p.ClientIDs, id)
-		}
-	}))
-	srv.HandleAction("UpdateOpenIDConnectProviderThumbprint", empty("UpdateOpenIDConnectProviderThumbprint", func(p *Provider, form url.Values) {
-		p.Thumbprints = members(form, "ThumbprintList")
-	}))
-	return f
-}
-
-func parseForm(r *http.Request) url.Values {
-	v, _ := url.ParseQuery(string(readBody(r)))
-	return v
-}
-
-// members reads an awsQuery list: Name.member.1, Name.member.2, ...
-func members(form url.Values, name string) []string {
-	var out []string
-	for i := 1; ; i++ {
-		v, ok := form[name+".member."+strconv.Itoa(i)]
-		if !ok {
-			return out
-		}
-		out = append(out, v[0])
-	}
+	t.Cleanup(set.Close)
+	return &IAM{Server: set.IAM, Set: set}
 }
 
 // Bucket returns a copy of a bucket.
@@ -322,20 +223,16 @@ func (f *S3) PutBucket(name string, b Bucket) {
 
 // Provider returns a copy of the provider with the ARN.
 func (f *IAM) Provider(arn string) (Provider, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p, ok := f.providers[arn]
+	p, ok := f.Set.OIDCProviderByARN(arn)
 	if !ok {
 		return Provider{}, false
 	}
-	return Provider{URL: p.URL, ClientIDs: slices.Clone(p.ClientIDs), Thumbprints: slices.Clone(p.Thumbprints)}, true
+	return Provider{URL: strings.TrimPrefix(p.URL, "https://"), ClientIDs: p.ClientIDs, Thumbprints: p.Thumbprints}, true
 }
 
-// PutProvider stores a provider.
+// PutProvider stores a provider as if made elsewhere.
 func (f *IAM) PutProvider(arn string, p Provider) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.providers[arn] = &p
+	f.Set.PutOIDCProvider(arn, awsfake.OIDCProvider{URL: "https://" + p.URL, ClientIDs: p.ClientIDs, Thumbprints: p.Thumbprints})
 }
 
 // Writes lists the mutating requests the endpoints have seen (S3: anything but GET and HEAD; IAM:
