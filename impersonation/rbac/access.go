@@ -242,23 +242,17 @@ func revokeClusterRoleBindings(ctx context.Context, client kubernetes.Interface,
 	}
 	for i := range list.Items {
 		b := &list.Items[i]
-		rest := withoutUser(b.Subjects, arn)
-		if len(rest) == len(b.Subjects) {
-			continue
-		}
 		ref := BindingRef{Kind: "ClusterRoleBinding", Name: b.Name, RoleRef: b.RoleRef.Kind + "/" + b.RoleRef.Name}
-		if len(rest) == 0 {
-			if err := api.Delete(ctx, b.Name, deleteOptions(b.UID, b.ResourceVersion, dry)); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("rbac: deleting %s: %w", ref, err)
-			}
-			res.Deleted = append(res.Deleted, ref)
-			continue
+		err := revokeFromBinding(arn, ref, b.Subjects, res,
+			func() error { return api.Delete(ctx, b.Name, deleteOptions(b.UID, b.ResourceVersion, dry)) },
+			func(rest []rbacv1.Subject) error {
+				b.Subjects = rest
+				_, err := api.Update(ctx, b, metav1.UpdateOptions{DryRun: dry})
+				return err
+			})
+		if err != nil {
+			return err
 		}
-		b.Subjects = rest
-		if _, err := api.Update(ctx, b, metav1.UpdateOptions{DryRun: dry}); err != nil {
-			return fmt.Errorf("rbac: removing %s from %s: %w (re-run to retry)", arn, ref, err)
-		}
-		res.Trimmed = append(res.Trimmed, ref)
 	}
 	return nil
 }
@@ -271,23 +265,40 @@ func revokeRoleBindings(ctx context.Context, client kubernetes.Interface, arn st
 	for i := range list.Items {
 		b := &list.Items[i]
 		api := client.RbacV1().RoleBindings(b.Namespace)
-		rest := withoutUser(b.Subjects, arn)
-		if len(rest) == len(b.Subjects) {
-			continue
-		}
 		ref := BindingRef{Kind: "RoleBinding", Namespace: b.Namespace, Name: b.Name, RoleRef: b.RoleRef.Kind + "/" + b.RoleRef.Name}
-		if len(rest) == 0 {
-			if err := api.Delete(ctx, b.Name, deleteOptions(b.UID, b.ResourceVersion, dry)); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("rbac: deleting %s: %w", ref, err)
-			}
-			res.Deleted = append(res.Deleted, ref)
-			continue
+		err := revokeFromBinding(arn, ref, b.Subjects, res,
+			func() error { return api.Delete(ctx, b.Name, deleteOptions(b.UID, b.ResourceVersion, dry)) },
+			func(rest []rbacv1.Subject) error {
+				b.Subjects = rest
+				_, err := api.Update(ctx, b, metav1.UpdateOptions{DryRun: dry})
+				return err
+			})
+		if err != nil {
+			return err
 		}
-		b.Subjects = rest
-		if _, err := api.Update(ctx, b, metav1.UpdateOptions{DryRun: dry}); err != nil {
-			return fmt.Errorf("rbac: removing %s from %s: %w (re-run to retry)", arn, ref, err)
-		}
-		res.Trimmed = append(res.Trimmed, ref)
 	}
+	return nil
+}
+
+// revokeFromBinding takes arn out of one binding's subjects: a binding that names nobody else is
+// deleted (with its UID and resourceVersion as preconditions), any other is updated without it,
+// and one that does not name arn is left alone. ClusterRoleBindings and RoleBindings differ only
+// in their clients, which del and update close over.
+func revokeFromBinding(arn string, ref BindingRef, subjects []rbacv1.Subject, res *RevokeResult, del func() error, update func(rest []rbacv1.Subject) error) error {
+	rest := withoutUser(subjects, arn)
+	if len(rest) == len(subjects) {
+		return nil
+	}
+	if len(rest) == 0 {
+		if err := del(); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("rbac: deleting %s: %w", ref, err)
+		}
+		res.Deleted = append(res.Deleted, ref)
+		return nil
+	}
+	if err := update(rest); err != nil {
+		return fmt.Errorf("rbac: removing %s from %s: %w (re-run to retry)", arn, ref, err)
+	}
+	res.Trimmed = append(res.Trimmed, ref)
 	return nil
 }
