@@ -152,20 +152,15 @@ func (s *Set) roleByARN(arn string) *Role {
 
 func (s *Set) getRole(w http.ResponseWriter, r *http.Request) {
 	f := form(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	role := s.roles[f.Get("RoleName")]
-	if role == nil {
-		s.noSuchRole(w, f.Get("RoleName"))
-		return
-	}
-	type resp struct {
-		XMLName xml.Name `xml:"GetRoleResponse"`
-		Xmlns   string   `xml:"xmlns,attr"`
-		Role    iamRole  `xml:"GetRoleResult>Role"`
-		Meta    iamMeta  `xml:"ResponseMetadata"`
-	}
-	awstest.WriteXML(w, resp{Xmlns: iamNS, Role: s.roleXML(role), Meta: iamMeta{"r"}})
+	s.withRole(w, f.Get("RoleName"), func(role *Role) {
+		type resp struct {
+			XMLName xml.Name `xml:"GetRoleResponse"`
+			Xmlns   string   `xml:"xmlns,attr"`
+			Role    iamRole  `xml:"GetRoleResult>Role"`
+			Meta    iamMeta  `xml:"ResponseMetadata"`
+		}
+		awstest.WriteXML(w, resp{Xmlns: iamNS, Role: s.roleXML(role), Meta: iamMeta{"r"}})
+	})
 }
 
 func (s *Set) createRole(w http.ResponseWriter, r *http.Request) {
@@ -210,44 +205,34 @@ func (s *Set) updateAssumeRolePolicy(w http.ResponseWriter, r *http.Request) {
 	if !validTrustPolicy(w, f.Get("PolicyDocument")) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	role := s.roles[f.Get("RoleName")]
-	if role == nil {
-		s.noSuchRole(w, f.Get("RoleName"))
-		return
-	}
-	if role.ServiceLinked {
-		awstest.WriteQueryError(w, http.StatusBadRequest, "UnmodifiableEntity", "Cannot perform the operation on the protected role '"+role.Name+"' - this role is only modifiable by AWS")
-		return
-	}
-	role.TrustPolicy = f.Get("PolicyDocument")
-	s.emptyIAMAnswer(w, "UpdateAssumeRolePolicy")
+	s.withRole(w, f.Get("RoleName"), func(role *Role) {
+		if role.ServiceLinked {
+			awstest.WriteQueryError(w, http.StatusBadRequest, "UnmodifiableEntity", "Cannot perform the operation on the protected role '"+role.Name+"' - this role is only modifiable by AWS")
+			return
+		}
+		role.TrustPolicy = f.Get("PolicyDocument")
+		s.emptyIAMAnswer(w, "UpdateAssumeRolePolicy")
+	})
 }
 
 func (s *Set) getRolePolicy(w http.ResponseWriter, r *http.Request) {
 	f := form(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	role := s.roles[f.Get("RoleName")]
-	if role == nil {
-		s.noSuchRole(w, f.Get("RoleName"))
-		return
-	}
-	doc, ok := role.Policies[f.Get("PolicyName")]
-	if !ok {
-		awstest.WriteQueryError(w, http.StatusNotFound, "NoSuchEntity", "The role policy with name "+f.Get("PolicyName")+" cannot be found.")
-		return
-	}
-	type resp struct {
-		XMLName        xml.Name `xml:"GetRolePolicyResponse"`
-		Xmlns          string   `xml:"xmlns,attr"`
-		RoleName       string   `xml:"GetRolePolicyResult>RoleName"`
-		PolicyName     string   `xml:"GetRolePolicyResult>PolicyName"`
-		PolicyDocument string   `xml:"GetRolePolicyResult>PolicyDocument"`
-		Meta           iamMeta  `xml:"ResponseMetadata"`
-	}
-	awstest.WriteXML(w, resp{Xmlns: iamNS, RoleName: role.Name, PolicyName: f.Get("PolicyName"), PolicyDocument: url.QueryEscape(doc), Meta: iamMeta{"r"}})
+	s.withRole(w, f.Get("RoleName"), func(role *Role) {
+		doc, ok := role.Policies[f.Get("PolicyName")]
+		if !ok {
+			awstest.WriteQueryError(w, http.StatusNotFound, "NoSuchEntity", "The role policy with name "+f.Get("PolicyName")+" cannot be found.")
+			return
+		}
+		type resp struct {
+			XMLName        xml.Name `xml:"GetRolePolicyResponse"`
+			Xmlns          string   `xml:"xmlns,attr"`
+			RoleName       string   `xml:"GetRolePolicyResult>RoleName"`
+			PolicyName     string   `xml:"GetRolePolicyResult>PolicyName"`
+			PolicyDocument string   `xml:"GetRolePolicyResult>PolicyDocument"`
+			Meta           iamMeta  `xml:"ResponseMetadata"`
+		}
+		awstest.WriteXML(w, resp{Xmlns: iamNS, RoleName: role.Name, PolicyName: f.Get("PolicyName"), PolicyDocument: url.QueryEscape(doc), Meta: iamMeta{"r"}})
+	})
 }
 
 func (s *Set) putRolePolicy(w http.ResponseWriter, r *http.Request) {
@@ -255,30 +240,20 @@ func (s *Set) putRolePolicy(w http.ResponseWriter, r *http.Request) {
 	if !validPolicy(w, f.Get("PolicyDocument")) {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	role := s.roles[f.Get("RoleName")]
-	if role == nil {
-		s.noSuchRole(w, f.Get("RoleName"))
-		return
-	}
-	role.Policies[f.Get("PolicyName")] = f.Get("PolicyDocument")
-	s.emptyIAMAnswer(w, "PutRolePolicy")
+	s.withRole(w, f.Get("RoleName"), func(role *Role) {
+		role.Policies[f.Get("PolicyName")] = f.Get("PolicyDocument")
+		s.emptyIAMAnswer(w, "PutRolePolicy")
+	})
 }
 
 func (s *Set) tagRole(w http.ResponseWriter, r *http.Request) {
 	f := form(r)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	role := s.roles[f.Get("RoleName")]
-	if role == nil {
-		s.noSuchRole(w, f.Get("RoleName"))
-		return
-	}
-	for k, v := range formTags(f) {
-		role.Tags[k] = v
-	}
-	s.emptyIAMAnswer(w, "TagRole")
+	s.withRole(w, f.Get("RoleName"), func(role *Role) {
+		for k, v := range formTags(f) {
+			role.Tags[k] = v
+		}
+		s.emptyIAMAnswer(w, "TagRole")
+	})
 }
 
 // createServiceLinkedRole answers a role that exists as IAM does: InvalidInput, "Service role name
@@ -371,4 +346,17 @@ func (s *Set) Role(name string) (Role, bool) {
 		c.Tags[k] = v
 	}
 	return c, true
+}
+
+// withRole runs fn with the named role while holding the Set's lock, or answers IAM's
+// NoSuchEntity when there is no such role.
+func (s *Set) withRole(w http.ResponseWriter, name string, fn func(*Role)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	role := s.roles[name]
+	if role == nil {
+		s.noSuchRole(w, name)
+		return
+	}
+	fn(role)
 }
