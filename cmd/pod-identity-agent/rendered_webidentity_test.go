@@ -112,48 +112,11 @@ func TestRenderedWebIdentityAgentRunsWithItsOwnRBAC(t *testing.T) {
 			t.Fatalf("rendered env %s: not resolvable here", e.Name)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	cmd := newRootCommand()
-	cmd.SetArgs(append(server.Args, "--kubeconfig="+kubeconfig))
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}()
-
-	podToken := func(sa, pod string) string {
-		p, err := env.Client.CoreV1().Pods(appNS).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod},
-			Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: "node-1", Containers: []corev1.Container{{Name: "c", Image: "app"}}}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := env.Client.CoreV1().ServiceAccounts(appNS).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences:      []string{"pods.eks.amazonaws.com"},
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: p.Name, UID: p.UID},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Status.Token
-	}
+	done, stop := runAgent(t, append(server.Args, "--kubeconfig="+kubeconfig)...)
+	defer stop()
+	podToken := func(sa, pod string) string { return boundPodToken(t, env, appNS, sa, pod) }
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", port)
-	appToken := podToken("app", "app-1")
-	var code int
-	var body string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, body = httpGet(t, url, appToken); code != -1 || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the agent exited with its rendered arguments and RBAC: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	code, body := firstAnswer(t, port, podToken("app", "app-1"), done)
 	if code != 200 || !strings.Contains(body, `"AccessKeyId":"ASIA`) {
 		t.Fatalf("associated pod: %d %s", code, body)
 	}

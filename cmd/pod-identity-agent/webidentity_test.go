@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,11 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -74,48 +69,11 @@ func TestServerCommandWebIdentityBackend(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	cmd := newRootCommand()
-	cmd.SetArgs([]string{"server"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(runCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	}()
-
-	token := func(sa, pod string) string {
-		p, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod},
-			Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: "node-1", Containers: []corev1.Container{{Name: "c", Image: "app"}}}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-			Audiences:      []string{"pods.eks.amazonaws.com"},
-			BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: p.Name, UID: p.UID},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr.Status.Token
-	}
+	done, stop := runAgent(t, "server")
+	defer stop()
+	token := func(sa, pod string) string { return boundPodToken(t, env, ns, sa, pod) }
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/credentials", port)
-	appToken := token("app", "app-1")
-	var code int
-	var body string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if code, body = httpGet(t, url, appToken); code != -1 || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("server exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	code, body := firstAnswer(t, port, token("app", "app-1"), done)
 	var creds struct{ AccessKeyId, AccountId string }
 	if code != 200 || json.Unmarshal([]byte(body), &creds) != nil || !strings.HasPrefix(creds.AccessKeyId, "ASIA") || creds.AccountId != fake.AccountID() {
 		t.Fatalf("app pod: %d %s", code, body)
