@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/go-logr/logr"
@@ -127,8 +128,19 @@ func NewFromConfig(cfg aws.Config, kube kubernetes.Interface, assoc *association
 	if cfg.Region == "" {
 		return nil, errors.New("webidentity: no AWS region: set AWS_REGION (STS is called in the node's region)")
 	}
-	return newBackend(sts.NewFromConfig(cfg, o.STSOptions...), kube, assoc, o)
+	// The pod waits while STS is retried, within the server's UpstreamTimeout (5 s by default):
+	// the SDK's standard backoff (up to 20 s) would turn an STS outage into a timeout, so each
+	// backoff is capped at MaxRetryBackoff. Options.STSOptions run after this and may change it.
+	stsOpts := append([]func(*sts.Options){func(so *sts.Options) {
+		if so.Retryer != nil {
+			so.Retryer = retry.AddWithMaxBackoffDelay(so.Retryer, MaxRetryBackoff)
+		}
+	}}, o.STSOptions...)
+	return newBackend(sts.NewFromConfig(cfg, stsOpts...), kube, assoc, o)
 }
+
+// MaxRetryBackoff caps each backoff between the STS client's retries (see NewFromConfig).
+const MaxRetryBackoff = time.Second
 
 func newBackend(api STSAPI, kube kubernetes.Interface, assoc *association.Index, o Options) (*Backend, error) {
 	if o.Audience == "" {
