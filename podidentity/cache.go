@@ -259,7 +259,7 @@ func (c *cache) fetch(k key, token string, claims tokenClaims, fl *call, kind fe
 	}
 	outcome := "success"
 	if err != nil {
-		_, outcome = classify(err)
+		_, outcome = s.classify(err)
 	}
 	s.metrics.upstreamCalls.WithLabelValues(string(kind), outcome).Inc()
 	s.metrics.upstreamLatency.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
@@ -297,7 +297,7 @@ func (c *cache) finish(k key, token string, claims tokenClaims, fl *call, kind f
 	var outcome string
 	if err != nil {
 		if !errors.As(err, &perr) {
-			perr, outcome = classify(err)
+			perr, outcome = s.classify(err)
 		}
 	}
 	c.mu.Lock()

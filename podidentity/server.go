@@ -71,6 +71,13 @@ type Upstream interface {
 	AssumeRoleForPodIdentity(ctx context.Context, clusterName, token string) (*AssumeRoleForPodIdentityOutput, error)
 }
 
+// UpstreamNamer is implemented by an Upstream that is not EKS Auth (the web identity backend
+// calls STS): the server names it in the answers it writes itself, a timeout or an unreachable
+// upstream, so that a pod's SDK error says which service did not answer.
+type UpstreamNamer interface {
+	UpstreamName() string
+}
+
 // ServerOptions configure a Server. ClusterName is required; every other zero value means the
 // documented default. The upstream, the one dependency a Server cannot work without, is an
 // argument of NewServer.
@@ -155,13 +162,16 @@ type ServerOptions struct {
 type Server struct {
 	opts     ServerOptions
 	upstream Upstream
-	log      logr.Logger
-	now      func() time.Time
-	metrics  *metrics
-	budget   *bucket
-	sources  *sourceBudgets
-	hosts    atomic.Pointer[map[string]struct{}]
-	hostsMu  sync.Mutex
+	// upstreamName names the upstream in answers that do not come from it (a timeout, a
+	// transport error): "EKS Auth", or what the upstream's UpstreamName says.
+	upstreamName string
+	log          logr.Logger
+	now          func() time.Time
+	metrics      *metrics
+	budget       *bucket
+	sources      *sourceBudgets
+	hosts        atomic.Pointer[map[string]struct{}]
+	hostsMu      sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -230,6 +240,10 @@ func NewServer(upstream Upstream, opts ServerOptions) (*Server, error) {
 		opts.Logger = logr.Discard()
 	}
 	s := &Server{opts: opts, upstream: upstream, log: opts.Logger, now: opts.Now, budget: newBucket(opts.Rate, opts.Burst, time.Now()), sources: newSourceBudgets(opts.SourceRate, opts.SourceBurst)}
+	s.upstreamName = "EKS Auth"
+	if n, ok := upstream.(UpstreamNamer); ok && n.UpstreamName() != "" {
+		s.upstreamName = n.UpstreamName()
+	}
 	s.metrics = newMetrics(opts.Registerer)
 	s.cache = newCache(s)
 	hosts := map[string]struct{}{}
@@ -361,7 +375,7 @@ func (e *StaleCredentialsError) Error() string {
 }
 
 // classify maps an upstream error to the client's answer and a metrics outcome.
-func classify(err error) (*Error, string) {
+func (s *Server) classify(err error) (*Error, string) {
 	var ae *AuthError
 	var te *AuthAttemptTimeoutError
 	var se *StaleCredentialsError
@@ -377,9 +391,9 @@ func classify(err error) (*Error, string) {
 		}
 		return e, outcome
 	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
-		return &Error{Status: 504, Code: CodeUpstreamTimeout, Message: "EKS Auth did not answer in time", Err: err}, "timeout"
+		return &Error{Status: 504, Code: CodeUpstreamTimeout, Message: s.upstreamName + " did not answer in time", Err: err}, "timeout"
 	default:
-		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: "EKS Auth could not be reached", Err: err}, "unavailable"
+		return &Error{Status: 503, Code: CodeUpstreamUnavailable, Message: s.upstreamName + " could not be reached", Err: err}, "unavailable"
 	}
 }
 
@@ -435,7 +449,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) int {
 				// The client hung up; the fetch goes on and fills the cache. Nobody reads an answer.
 				return statusClientClosed
 			}
-			e, _ = classify(err)
+			e, _ = s.classify(err)
 		}
 		return writeError(w, e)
 	}

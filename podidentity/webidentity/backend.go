@@ -139,6 +139,10 @@ func NewFromConfig(cfg aws.Config, kube kubernetes.Interface, assoc *association
 	return newBackend(sts.NewFromConfig(cfg, stsOpts...), kube, assoc, o)
 }
 
+// UpstreamName names STS in the answers the agent's server writes itself (a timeout, an
+// unreachable upstream): this backend never calls EKS Auth (podidentity.UpstreamNamer).
+func (b *Backend) UpstreamName() string { return "STS" }
+
 // MaxRetryBackoff caps each backoff between the STS client's retries (see NewFromConfig).
 const MaxRetryBackoff = time.Second
 
