@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -14,7 +13,8 @@ import (
 // newAccessListCommand is "ekslink access list": who reaches the cluster through the connector.
 func newAccessListCommand() *cobra.Command {
 	var kf eksKubeFlags
-	var role, output string
+	var role string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the IAM ARNs the connector may impersonate and the bindings that give them rights",
@@ -26,11 +26,8 @@ reported as unrestricted.`,
 	}
 	kf.register(cmd.Flags())
 	cmd.Flags().StringVar(&role, "impersonation-role", rbac.DefaultImpersonationName, `impersonation ClusterRole (seed 001's YAML names it "eks-connector-service")`)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd.Flags(), &output)
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		if output != "text" && output != "json" {
-			return fmt.Errorf("--output %q: want text or json", output)
-		}
 		client, _, err := kf.client(c.Context())
 		if err != nil {
 			return err
@@ -40,9 +37,7 @@ reported as unrestricted.`,
 			return err
 		}
 		if output == "json" {
-			enc := json.NewEncoder(c.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(list)
+			return writeJSON(c.OutOrStdout(), list)
 		}
 		return printAccessList(c.OutOrStdout(), list)
 	}

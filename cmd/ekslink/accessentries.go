@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,7 +39,8 @@ func eksAccessEntries(ctx context.Context, f *eksAWSFlags, name string) (*eksaut
 func newAccessEntriesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "entries", Short: "List and revoke EKS access entries (clusters in API or API_AND_CONFIG_MAP mode)"}
 	var aws eksAWSFlags
-	var cluster, output, policy string
+	var cluster, policy string
+	var output outputFormat
 	var force bool
 	aws.register(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&cluster, "cluster-name", "", "EKS cluster name")
@@ -49,9 +49,6 @@ func newAccessEntriesCommand() *cobra.Command {
 		Short: "List the access entries with their type, username, groups and associated policies",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
-			}
 			ae, _, err := eksAccessEntries(c.Context(), &aws, cluster)
 			if err != nil {
 				return err
@@ -62,9 +59,7 @@ func newAccessEntriesCommand() *cobra.Command {
 			}
 			w := c.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return writeJSON(w, entries)
 			}
 			for _, e := range entries {
 				var pols []string
@@ -80,7 +75,7 @@ func newAccessEntriesCommand() *cobra.Command {
 			return nil
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(list.Flags(), &output)
 	revoke := &cobra.Command{
 		Use:   "revoke PRINCIPAL_ARN",
 		Short: "Disassociate the principal's access policies and delete its access entry (--policy: only that policy)",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -53,7 +52,7 @@ func newConnectorIAMCommand() *cobra.Command {
 	var (
 		awsf    connectorAWSFlags
 		spec    registration.IAMSpec
-		output  string
+		output  outputFormat
 		tags    map[string]string
 		skipSLR bool
 	)
@@ -69,9 +68,6 @@ are kept. --dry-run makes only the reads and prints each write with its exact do
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			cfg, err := awsf.config(ctx)
 			if err != nil {
 				return err
@@ -95,7 +91,7 @@ are kept. --dry-run makes only the reads and prints each write with its exact do
 	fs.StringToStringVar(&tags, "tag", nil, "tags of the agent role, key=value (repeat or separate with commas)")
 	fs.BoolVar(&skipSLR, "skip-service-linked-role", false, "leave the service-linked role alone (managed elsewhere)")
 	fs.BoolVar(&spec.DryRun, "dry-run", false, "read IAM and print the writes it would make, with their documents; change nothing")
-	fs.StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(fs, &output)
 	return cmd
 }
 
@@ -121,10 +117,4 @@ func printIAMResult(w io.Writer, res *registration.IAMResult, dryRun bool) {
 	if !dryRun {
 		fmt.Fprintf(w, "agent role %s\n", res.AgentRoleARN)
 	}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

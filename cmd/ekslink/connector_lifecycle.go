@@ -71,7 +71,7 @@ func (f *connectorClusterFlags) clients(ctx context.Context) (*eks.Client, *ssm.
 func newConnectorStatusCommand() *cobra.Command {
 	var (
 		f      connectorClusterFlags
-		output string
+		output outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -85,9 +85,6 @@ It reads EKS DescribeCluster, the replicas' state Secrets and SSM DescribeInstan
 verdict; use -o json for scripts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			ctx := cmd.Context()
 			eksc, ssmc, replicas, _, err := f.clients(ctx)
 			if err != nil {
@@ -105,7 +102,7 @@ verdict; use -o json for scripts.`,
 		},
 	}
 	f.register(cmd.Flags(), "do not read the state Secrets (no access to the cluster): judge from the managed instances of the activation alone")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }
 
@@ -135,7 +132,7 @@ func newConnectorDeregisterCommand() *cobra.Command {
 	var (
 		f              connectorClusterFlags
 		deleteInCluser bool
-		output         string
+		output         outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "deregister",
@@ -150,9 +147,6 @@ objects (as the renderer makes them for --namespace) and its state Secrets are d
 namespace itself is kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			ctx := cmd.Context()
 			if f.skipCluster && deleteInCluser {
 				return errors.New("--delete-in-cluster needs the cluster: drop --skip-cluster")
@@ -189,7 +183,7 @@ namespace itself is kept.`,
 	}
 	f.register(cmd.Flags(), "do not read the state Secrets (no access to the cluster): deregister the instances of the activation alone")
 	cmd.Flags().BoolVar(&deleteInCluser, "delete-in-cluster", false, "also delete the connector's objects and state Secrets in the cluster")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }
 
@@ -242,7 +236,7 @@ func printInstances(w io.Writer, res *registration.LifecycleResult) {
 func newConnectorCleanupCommand() *cobra.Command {
 	var (
 		f      connectorClusterFlags
-		output string
+		output outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "cleanup",
@@ -254,9 +248,6 @@ never touched. It says what it deregistered and removes those orphans from the s
 so a second run finds nothing to do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: want text or json", output)
-			}
 			ctx := cmd.Context()
 			eksc, ssmc, replicas, _, err := f.clients(ctx)
 			if err != nil {
@@ -274,6 +265,6 @@ so a second run finds nothing to do.`,
 		},
 	}
 	f.register(cmd.Flags(), "")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"text/tabwriter"
@@ -105,9 +104,7 @@ pods.eks.amazonaws.com") and the IAM OIDC provider must list pods.eks.amazonaws.
 				if as == nil {
 					as = []association.Association{}
 				}
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(as)
+				return writeJSON(c.OutOrStdout(), as)
 			case "table":
 				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAMESPACE\tSERVICE ACCOUNT\tROLE ARN")
